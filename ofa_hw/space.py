@@ -272,14 +272,16 @@ class SearchSpace:
     def active_mask(self, genes: np.ndarray) -> np.ndarray:
         """Boolean ``(N, n_blocks)``: which blocks exist for each encoded arch (vectorised)."""
         genes = np.atleast_2d(genes)
-        nb, md = self.n_blocks, self.max_depth
-        depths = np.asarray(self.depth_list)[genes[:, 2 * nb : 2 * nb + self.n_stages - 1]]  # (N, 5)
-        pos_in_stage = np.arange(nb - 1) % md  # (20,)
-        stage_of = np.arange(nb - 1) // md
-        mask = np.empty((genes.shape[0], nb), dtype=bool)
-        mask[:, : nb - 1] = pos_in_stage[None, :] < depths[:, stage_of]
-        mask[:, nb - 1] = True
+        nb, ns = self.n_blocks, self.n_stages - 1
+        # depth_index → number of blocks; compare each elastic position with its stage's depth.
+        depth_of = np.asarray(self.depth_list, dtype=np.int8)[genes[:, 2 * nb : 2 * nb + ns]]  # (N, 5)
+        mask = np.ones((genes.shape[0], nb), dtype=bool)
+        mask[:, : nb - 1] = np.repeat(depth_of, self.max_depth, axis=1) > self._pos_in_stage
         return mask
+
+    @property
+    def _pos_in_stage(self) -> np.ndarray:
+        return np.tile(np.arange(self.max_depth, dtype=np.int8), self.n_stages - 1)
 
 
 _MOBILE_05 = {
