@@ -1,0 +1,101 @@
+"""Static PyTorch modules for OFA subnets, built layer-for-layer from a netspec.
+
+The module mirrors the netspec exactly (``model.layers[name]`` is the netspec layer of that name), so
+exporters, the simulator's tracer and the supernet weight extraction can all rely on one mapping.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ofa_hw.netspec import Layer, NetSpec, build_netspec
+from ofa_hw.space import Arch, SearchSpace
+
+
+class ConvBNAct(nn.Module):
+    """Conv (no bias) + BatchNorm + optional ReLU6: one netspec conv/dwconv layer."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            layer.in_c,
+            layer.out_c,
+            layer.kernel,
+            stride=layer.stride,
+            padding=layer.kernel // 2,
+            groups=layer.groups,
+            bias=False,
+        )
+        self.bn = nn.BatchNorm2d(layer.out_c)
+        self.act = nn.ReLU6(inplace=True) if layer.act == "relu6" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class OFASubnet(nn.Module):
+    """A static subnet: stem, MBConv blocks with OFA's identity shortcuts, feature mix, pool, classifier.
+
+    Attributes:
+        netspec: The netspec the module was built from.
+        layers: ``nn.ModuleDict`` keyed by netspec layer name (``conv_1`` … ``fc_1``; the global pool
+            has no parameters and is applied in :meth:`forward`).
+    """
+
+    def __init__(self, netspec: NetSpec) -> None:
+        super().__init__()
+        self.netspec = netspec
+        modules: dict[str, nn.Module] = {}
+        for layer in netspec.layers:
+            if layer.kind in ("conv", "dwconv"):
+                modules[layer.name] = ConvBNAct(layer)
+            elif layer.kind == "fc":
+                modules[layer.name] = nn.Linear(layer.in_c, layer.out_c)
+        self.layers = nn.ModuleDict(modules)
+        self._blocks = [[netspec.layers[i] for i in block.layers] for block in netspec.blocks]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self._blocks:
+            shortcut = x
+            for layer in block:
+                if layer.kind == "gap":
+                    x = torch.flatten(x.mean(dim=(2, 3), keepdim=True), 1)
+                    continue
+                x = self.layers[layer.name](x)
+                if layer.residual:
+                    x = x + shortcut
+        return x
+
+
+def build_model(space: SearchSpace, arch: Arch, name: str = "net") -> OFASubnet:
+    """A randomly initialised static module for ``arch`` (call ``.eval()`` before exporting)."""
+    return OFASubnet(build_netspec(space, arch, name))
+
+
+def count_macs(model: nn.Module, input_hw: int, input_c: int = 3) -> int:
+    """MACs of conv and linear layers, counted with forward hooks on a real forward pass."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() // output.shape[0] * (module.in_channels // module.groups) * k
+
+    def linear_hook(module: nn.Linear, _inputs, _output) -> None:
+        nonlocal total
+        total += module.in_features * module.out_features
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, input_c, input_hw, input_hw))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
