@@ -1,0 +1,1 @@
+"""Exporters of subnets to the formats the Vitis-AI toolchains read (ONNX, Caffe, xmodel scripts)."""
