@@ -1,0 +1,295 @@
+"""DPU configuration: the DPUCZDX8G architecture, clock, features and the timing model's constants.
+
+A :class:`DPUConfig` fully describes one simulated (or real) DPU: the hardware as ``dexplorer -w``
+reports it plus the handful of physical constants of :mod:`ofa_hw.dpu.timing`. Presets live as Hydra
+configs in ``ofa_hw/conf/dpu/<name>.yaml`` (and ``<workspace>/conf/dpu/`` for calibrated ones), so a
+preset, a command-line override (``dpu.freq_mhz=200``) and :meth:`DPUConfig.replace` all describe
+the same object. :meth:`DPUConfig.fingerprint` hashes every field that changes latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ofa_hw.dpu.errors import ParseError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dpu"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Parallelism of one DPUCZDX8G size (PG338): peak ops/cycle = 2·PP·ICP·OCP."""
+
+    pp: int
+    icp: int
+    ocp: int
+
+    @property
+    def ops_per_cycle(self) -> int:
+        return 2 * self.pp * self.icp * self.ocp
+
+
+ARCHS: dict[str, ArchSpec] = {
+    "B512": ArchSpec(4, 8, 8),
+    "B800": ArchSpec(4, 10, 10),
+    "B1024": ArchSpec(8, 8, 8),
+    "B1152": ArchSpec(4, 12, 12),
+    "B1600": ArchSpec(8, 10, 10),
+    "B2304": ArchSpec(8, 12, 12),
+    "B3136": ArchSpec(8, 14, 14),
+    "B4096": ArchSpec(8, 16, 16),
+}
+
+#: Depth (words) of one on-chip bank; VAI_C's weight limit ``k_w·k_h·ceil(Cin/ICP) ≤ depth`` comes from it.
+BANK_DEPTH = 2048
+
+#: Fields that describe the config but do not change latency (excluded from the fingerprint).
+NON_LATENCY_FIELDS = ("name", "calibrated_on")
+
+
+@dataclass(frozen=True)
+class DPUConfig:
+    """One DPU configuration (DPUCZDX8G) and the constants of its timing model.
+
+    Hardware (what ``dexplorer -w`` shows):
+        name: Preset name (``zcu102_b4096``); not part of the fingerprint.
+        arch: ``B512`` … ``B4096`` (sets PP/ICP/OCP).
+        target_version: DPU target version (``v1.4.0``).
+        freq_mhz: DPU clock.
+        cores: DPU cores on the board (one task runs on one core).
+        ram_usage: ``low`` | ``high``; high doubles the feature-map bank depth (fewer spatial tiles).
+        depthwise_conv, depthwise_relu6, conv_relu6, conv_leakyrelu, channel_augmentation, avg_pool,
+        softmax: Optional features; an operator whose feature is off runs on the CPU.
+
+    Timing-model constants (fitted by ``ofa-hw task=calibrate``; see ``experiments/calibration``):
+        ddr_bw_gbps: Effective DDR bandwidth of one core for feature maps, weights and code (GB/s).
+        node_overhead_us: Fixed cost of one DPU node: instruction fetch, DDR latency, sync (µs).
+        tile_overhead_cycles: Pipeline fill/drain and weight-load handshake per output-channel tile (cycles).
+        dw_row_cycles: Pipeline latency per depthwise output row and channel group (cycles).
+        mem_overlap: Fraction of the shorter of compute and DDR time hidden under the longer (0..1).
+        engine_overlap: Fraction of the shorter engine's time hidden when a node uses several engines.
+        task_overhead_us: Per-task cost outside profile mode (dpuRunTask call, cache flush, IRQ) (µs).
+        cpu_gops: Throughput of the ARM cores for operators that fall back to the CPU (GOPS).
+        jitter: Relative run-to-run standard deviation of one node's runtime.
+        calibrated_on: Provenance of the constants (profiles they were fitted to); not fingerprinted.
+    """
+
+    name: str = "custom"
+    arch: str = "B4096"
+    target_version: str = "v1.4.0"
+    freq_mhz: float = 300.0
+    cores: int = 1
+    ram_usage: str = "low"
+    depthwise_conv: bool = True
+    depthwise_relu6: bool = True
+    conv_relu6: bool = True
+    conv_leakyrelu: bool = True
+    channel_augmentation: bool = True
+    avg_pool: bool = True
+    softmax: bool = False
+    ddr_bw_gbps: float = 6.0
+    node_overhead_us: float = 18.0
+    tile_overhead_cycles: float = 480.0
+    dw_row_cycles: float = 10.0
+    mem_overlap: float = 0.95
+    engine_overlap: float = 0.5
+    task_overhead_us: float = 250.0
+    cpu_gops: float = 2.0
+    jitter: float = 0.01
+    calibrated_on: str = ""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"DPUConfig.arch: unknown DPU arch {self.arch!r}; choose one of {sorted(ARCHS)}")
+        if self.ram_usage not in ("low", "high"):
+            raise ValueError(f"DPUConfig.ram_usage: {self.ram_usage!r} is not 'low' or 'high'")
+        for f in ("freq_mhz", "ddr_bw_gbps", "cpu_gops"):
+            if not getattr(self, f) > 0:
+                raise ValueError(f"DPUConfig.{f}: must be > 0, got {getattr(self, f)!r}")
+        if self.cores < 1:
+            raise ValueError(f"DPUConfig.cores: must be >= 1, got {self.cores!r}")
+        for f in ("node_overhead_us", "tile_overhead_cycles", "dw_row_cycles", "task_overhead_us", "jitter"):
+            if getattr(self, f) < 0:
+                raise ValueError(f"DPUConfig.{f}: must be >= 0, got {getattr(self, f)!r}")
+        for f in ("mem_overlap", "engine_overlap"):
+            if not 0.0 <= getattr(self, f) <= 1.0:
+                raise ValueError(f"DPUConfig.{f}: must be within [0, 1], got {getattr(self, f)!r}")
+
+    # -- derived hardware figures -------------------------------------------------------------
+    @property
+    def spec(self) -> ArchSpec:
+        return ARCHS[self.arch]
+
+    @property
+    def pp(self) -> int:
+        return self.spec.pp
+
+    @property
+    def icp(self) -> int:
+        return self.spec.icp
+
+    @property
+    def ocp(self) -> int:
+        return self.spec.ocp
+
+    @property
+    def peak_gops(self) -> float:
+        """Peak of one core as DNNDK computes it (the Utilization column's denominator)."""
+        return self.freq_mhz * self.spec.ops_per_cycle / 1000.0
+
+    @property
+    def dw_pp(self) -> int:
+        """Pixel parallelism of the depthwise engine: half the conv engine's (PG338)."""
+        return max(1, self.pp // 2)
+
+    @property
+    def bank_depth(self) -> int:
+        return BANK_DEPTH
+
+    @property
+    def fm_buffer_bytes(self) -> int:
+        """On-chip feature-map memory: 2 bank groups × PP banks × ICP bytes × depth (×2 for high RAM)."""
+        return 2 * self.pp * self.icp * BANK_DEPTH * (2 if self.ram_usage == "high" else 1)
+
+    # -- construction -------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> DPUConfig:
+        """A copy with ``changes`` applied (unknown field names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, as in the YAML presets and the ``dpu`` config group."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DPUConfig:
+        """Build from a dict of fields (a composed ``dpu`` config); unknown keys are an error."""
+        d = {k: v for k, v in dict(d).items() if k not in ("defaults", "_target_")}
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"DPUConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        casts = {"float": float, "int": int, "bool": bool, "str": str}
+        out = {}
+        for k, v in d.items():
+            cast = casts.get(str(known[k].type))
+            if v is not None and cast is not None:
+                if cast is bool and not isinstance(v, bool):
+                    raise ValueError(f"DPUConfig.{k}: expected a bool, got {v!r}")
+                try:
+                    v = cast(v)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"DPUConfig.{k}: cannot convert {v!r} to {cast.__name__}") from exc
+            out[k] = v
+        return cls(**out)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> DPUConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of DPUConfig fields")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def from_preset(cls, name: str, search_dirs: Iterable[str | Path] | None = None) -> DPUConfig:
+        """Load preset ``name`` from ``search_dirs``, ``$OFA_HW_WORKSPACE/conf/dpu`` and the shipped presets."""
+        for d in preset_dirs(search_dirs):
+            path = Path(d) / f"{name}.yaml"
+            if path.is_file():
+                return cls.from_yaml(path)
+        raise KeyError(f"unknown DPU preset {name!r}; available: {list_presets(search_dirs)}")
+
+    @classmethod
+    def from_dexplorer(cls, text: str, name: str = "dexplorer", base: DPUConfig | None = None) -> DPUConfig:
+        """The DPU that ``dexplorer -w`` describes (model constants taken from ``base``, default: the defaults).
+
+        Only enabled cores count; all of them must share one configuration (the simulator models one).
+        """
+        from ofa_hw.dpu.parsers import parse_dexplorer
+
+        info = parse_dexplorer(text)
+        cores = [c for c in info["cores"] if c.get("DPU Enabled", "Yes").lower() == "yes"]
+        if not cores:
+            raise ParseError("no enabled DPU core", source="dexplorer")
+        first = cores[0]
+        for c in cores[1:]:
+            diff = sorted(k for k in set(first) | set(c) if k != "DPU Core" and first.get(k) != c.get(k))
+            if diff:
+                raise ParseError(f"DPU cores differ in {diff}; the simulator models identical cores", source="dexplorer")
+        enabled = lambda key, default=False: first.get(key, "Enabled" if default else "Disabled").lower() in (  # noqa: E731
+            "enabled",
+            "yes",
+        )
+        freq = re.match(r"\s*([\d.]+)\s*MHz", first.get("DPU Freqency", first.get("DPU Frequency", "")))
+        if freq is None:
+            raise ParseError("missing or malformed 'DPU Freqency'", source="dexplorer")
+        base = base or cls()
+        return base.replace(
+            name=name,
+            arch=first.get("DPU Arch", "").strip(),
+            target_version=first.get("DPU Target Version", base.target_version).strip(),
+            freq_mhz=float(freq.group(1)),
+            cores=len(cores),
+            ram_usage=first.get("Ram Usage", "Low").strip().lower(),
+            depthwise_conv=enabled("DepthwiseConv"),
+            depthwise_relu6=enabled("DepthwiseConv+Relu6"),
+            conv_relu6=enabled("Conv+Relu6"),
+            conv_leakyrelu=enabled("Conv+Leakyrelu"),
+            channel_augmentation=enabled("Channel Augmentation"),
+            avg_pool=enabled("Average Pool"),
+            softmax=info["extensions"].get("Softmax", False),
+        )
+
+    # -- identity ------------------------------------------------------------------------------
+    def latency_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k not in NON_LATENCY_FIELDS}
+
+    def fingerprint(self) -> str:
+        """12 hex chars hashing every latency-relevant field (stable across runs and platforms)."""
+        canon = {k: (round(float(v), 9) if isinstance(v, float) else v) for k, v in self.latency_fields().items()}
+        blob = json.dumps(canon, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def to_yaml(self, header: str | None = None) -> str:
+        """Preset YAML (with the ``dpu_schema`` defaults list) that ``dpu=<name>`` can select."""
+        lines = [f"# {line}" for line in (header or "").splitlines()]
+        lines += ["defaults:", "  - dpu_schema", "  - _self_"]
+        body = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False, width=200)
+        return "\n".join(lines) + "\n" + body
+
+
+def preset_dirs(search_dirs: Iterable[str | Path] | None = None) -> list[Path]:
+    """Where presets are looked up, first match wins: ``search_dirs``, the workspace's ``conf/dpu``, shipped."""
+    dirs = [Path(d) for d in (search_dirs or [])]
+    ws = os.environ.get("OFA_HW_WORKSPACE")
+    if ws:
+        dirs.append(Path(ws) / "conf" / "dpu")
+    dirs.append(CONF_DIR)
+    return dirs
+
+
+def list_presets(search_dirs: Iterable[str | Path] | None = None) -> list[str]:
+    names: set[str] = set()
+    for d in preset_dirs(search_dirs):
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)

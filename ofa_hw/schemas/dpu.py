@@ -1,0 +1,38 @@
+"""Schema of the ``dpu`` group: every field of :class:`ofa_hw.dpu.DPUConfig`, so that a YAML preset
+fully describes a DPU and any field can be overridden on the command line (``dpu.freq_mhz=200``).
+
+Field meanings are documented on :class:`ofa_hw.dpu.config.DPUConfig`; a test keeps the two in sync.
+"""
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+
+@dataclass
+class DpuConfig:
+    """Attributes: see :class:`ofa_hw.dpu.config.DPUConfig` (same names, types and defaults)."""
+
+    name: str = MISSING
+    arch: str = "B4096"
+    target_version: str = "v1.4.0"
+    freq_mhz: float = 300.0
+    cores: int = 1
+    ram_usage: str = "low"
+    depthwise_conv: bool = True
+    depthwise_relu6: bool = True
+    conv_relu6: bool = True
+    conv_leakyrelu: bool = True
+    channel_augmentation: bool = True
+    avg_pool: bool = True
+    softmax: bool = False
+    ddr_bw_gbps: float = 6.0
+    node_overhead_us: float = 18.0
+    tile_overhead_cycles: float = 480.0
+    dw_row_cycles: float = 10.0
+    mem_overlap: float = 0.95
+    engine_overlap: float = 0.5
+    task_overhead_us: float = 250.0
+    cpu_gops: float = 2.0
+    jitter: float = 0.01
+    calibrated_on: str = ""
