@@ -1,0 +1,66 @@
+"""The simulator backend: profiles subnets with the embedded DPU model (:func:`ofa_hw.dpu.simulate`).
+
+Its raw text is the DNNDK profile the simulator prints, so the store keeps the same kind of record as
+for a board. A compile error (e.g. a depthwise layer too wide for the DPU) is a failed outcome, not an
+exception, so a batch goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Iterable, Iterator
+
+from ofa_hw.backends.base import ProfileJob, ProfileOutcome
+from ofa_hw.dpu import CompileError, DPUConfig, simulate
+from ofa_hw.netspec import build_netspec
+
+
+def _package_version() -> str:
+    try:
+        return version("ofa_hw")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from ofa_hw import __version__
+
+        return __version__
+
+
+class SimBackend:
+    """Profiles on the simulated DPU ``dpu``; sequential (one core's worth of work per job).
+
+    Attributes:
+        name: ``sim``.
+        toolchain: ``sim-<ofa_hw version>``: simulator numbers change only with the package.
+        dpu: The simulated DPU configuration.
+    """
+
+    name = "sim"
+
+    def __init__(self, dpu: DPUConfig) -> None:
+        self.dpu = dpu
+        self.toolchain = f"sim-{_package_version()}"
+
+    @classmethod
+    def from_config(cls, cfg: Any, dpu: DPUConfig) -> SimBackend:
+        """Build from a ``backend`` config node (the simulator needs nothing beyond the DPU)."""
+        return cls(dpu)
+
+    def profile(self, job: ProfileJob) -> ProfileOutcome:
+        start = time.perf_counter()
+        netspec = build_netspec(job.get_space(), job.arch, name=job.net_name)
+        try:
+            prof = simulate(netspec, dpu=self.dpu, runs=job.runs, seed=job.seed, name=job.net_name)
+        except CompileError as exc:
+            return ProfileOutcome(
+                job, "failed", error=f"compile error: {exc}", timings={"total_s": time.perf_counter() - start}
+            )
+        return ProfileOutcome(
+            job, "ok", profile=prof, raw_text=prof.to_dnndk_text(), timings={"total_s": time.perf_counter() - start}
+        )
+
+    def profile_many(self, jobs: Iterable[ProfileJob]) -> Iterator[ProfileOutcome]:
+        for job in jobs:
+            yield self.profile(job)
+
+    def __repr__(self) -> str:
+        return f"SimBackend(dpu={getattr(self.dpu, 'name', '?')}, toolchain={self.toolchain})"

@@ -1,0 +1,275 @@
+"""Probe planning: the fewest profiled subnets that measure every key of a space at least r times.
+
+At one resolution a block position's key depends only on its own (kernel, expand) choice, and every
+position exists in a max-depth subnet. So max-depth probes with a *balanced* assignment — position p
+of probe j takes choice ``perm_p[j mod n_p]`` of its ``n_p`` compilable choices — cover every key of
+every position ``floor(n / n_p)`` times with ``n`` probes. The first block of each stage has a shape of
+its own, so its ``|ks|·|expand|`` keys (9 in the default space) need 9 probes per resolution for r = 1:
+the plan is minimal. The per-position permutations mix the choices so that probes differ in more
+than one position, which keeps the context of each measured block varied.
+
+Keys the DPU compiler rejects (wide depthwise convs) are left out of every probe and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ofa_hw.blocktable import space_blocks
+from ofa_hw.netspec import Block, NetSpec, build_netspec
+from ofa_hw.space import Arch, SearchSpace
+
+#: ``compilable(block, netspec) -> bool``: can the DPU run this block (in this network)?
+CompileCheck = Callable[[Block, NetSpec], bool]
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """The subnets to profile for a LUT.
+
+    Attributes:
+        space: The search space.
+        resolutions: Resolutions covered.
+        coverage: Target number of measurements per key.
+        probes: Max-depth probe archs (canonical dicts).
+        validation: Random archs whose whole-network times check the LUT sums.
+        keys: Compilable keys the probes must cover (sorted).
+        uncompilable: Keys the DPU cannot compile (sorted); no probe holds one.
+    """
+
+    space: SearchSpace
+    resolutions: tuple[int, ...]
+    coverage: int
+    probes: tuple[Arch, ...]
+    validation: tuple[Arch, ...]
+    keys: tuple[str, ...]
+    uncompilable: tuple[str, ...] = field(default=())
+
+    def probe_names(self) -> list[str]:
+        """Net names of the probes: ``probe_r<res>_<j>`` (``j`` counts within a resolution)."""
+        names, seen = [], {}
+        for arch in self.probes:
+            j = seen.get(arch["r"], 0)
+            seen[arch["r"]] = j + 1
+            names.append(f"probe_r{arch['r']}_{j}")
+        return names
+
+    def validation_names(self) -> list[str]:
+        return [f"val_{i}" for i in range(len(self.validation))]
+
+    def planned_counts(self) -> dict[str, int]:
+        """How many block measurements the probes give each key (occurrences over all probes)."""
+        return key_counts(self.space, self.probes)
+
+    def coverage_frame(self, measured: dict[str, int] | None = None) -> pd.DataFrame:
+        """:func:`coverage_frame` of this plan (``planned`` = occurrences over the probes)."""
+        return coverage_frame(self.space, self.resolutions, self.uncompilable, self.planned_counts(), measured)
+
+
+def coverage_frame(
+    space: SearchSpace,
+    resolutions: Iterable[int],
+    uncompilable: Iterable[str],
+    planned: dict[str, int] | None = None,
+    measured: dict[str, int] | None = None,
+) -> pd.DataFrame:
+    """One row per key of ``space`` at ``resolutions``: where it sits and how often it is measured.
+
+    Columns: ``key, kind, resolution, position`` (``Conv``, ``expanded_conv`` for the first block,
+    ``b0``…``b20``, ``Conv_1``, ``Logits``), ``compilable``, then ``planned`` and/or ``measured`` counts.
+    """
+    bad = set(uncompilable)
+    rows = [
+        {"key": key, "kind": key.split("-", 1)[0], "resolution": r, "position": pos, "compilable": key not in bad}
+        for key, (r, pos) in _key_places(space, resolutions).items()
+    ]
+    frame = pd.DataFrame(rows)
+    frame["order"] = [_position_order(p) for p in frame["position"]]
+    frame = frame.sort_values(["resolution", "order", "key"], ignore_index=True).drop(columns="order")
+    if planned is not None:
+        frame["planned"] = [planned.get(k, 0) for k in frame["key"]]
+    if measured is not None:
+        frame["measured"] = [measured.get(k, 0) for k in frame["key"]]
+    return frame
+
+
+def _position_order(label: str) -> int:
+    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "Logits": 101}
+    return fixed[label] if label in fixed else int(label[1:])
+
+
+def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT coverage") -> Path:
+    """Heat map resolution × block position of the fewest measurements of any key there.
+
+    Cells whose every key is uncompilable are grey with an ``x``; a red cell is a compilable key
+    that was not measured. Uses the ``measured`` column when present, else ``planned``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column = "measured" if "measured" in frame.columns else "planned"
+    positions = sorted(frame["position"].unique(), key=_position_order)
+    resolutions = sorted(frame["resolution"].unique())
+    counts = np.full((len(resolutions), len(positions)), np.nan)
+    all_bad = np.zeros_like(counts, dtype=bool)
+    for (r, pos), group in frame.groupby(["resolution", "position"]):
+        i, j = resolutions.index(r), positions.index(pos)
+        ok = group[group["compilable"]]
+        all_bad[i, j] = ok.empty
+        if not ok.empty:
+            counts[i, j] = ok[column].min()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(positions) + 2), max(3.0, 0.28 * len(resolutions) + 1.5)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_under("tab:red")
+    cmap.set_bad("lightgrey")
+    vmax = max(1.0, np.nanmax(counts) if np.isfinite(counts).any() else 1.0)
+    im = ax.imshow(counts, aspect="auto", cmap=cmap, vmin=0.5, vmax=vmax, origin="lower")
+    for i, j in zip(*np.nonzero(all_bad)):
+        ax.text(j, i, "x", ha="center", va="center", fontsize=7, color="black")
+    ax.set_xticks(range(len(positions)), [p.replace("expanded_conv", "blk0") for p in positions], rotation=90, fontsize=7)
+    ax.set_yticks(range(len(resolutions)), [str(r) for r in resolutions], fontsize=7)
+    ax.set_xlabel("block position")
+    ax.set_ylabel("resolution")
+    covered = int(((frame[column] > 0) & frame["compilable"]).sum())
+    total = int(frame["compilable"].sum())
+    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; red = 0, x = uncompilable)", fontsize=8)
+    fig.colorbar(im, ax=ax, label=f"min {column} count")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def key_counts(space: SearchSpace, archs: Iterable[Arch]) -> dict[str, int]:
+    """Occurrences of every key over the netspecs of ``archs``."""
+    counts: dict[str, int] = {}
+    for arch in archs:
+        for key in build_netspec(space, arch).keys:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _position_label(block: Block) -> str:
+    return f"b{block.space_block}" if block.space_block >= 0 else block.kind
+
+
+def _key_places(space: SearchSpace, resolutions: Iterable[int]) -> dict[str, tuple[int, str]]:
+    """Each key of the space at ``resolutions`` → (resolution, first block position holding it)."""
+    sb = space_blocks(space)
+    places: dict[str, tuple[int, str]] = {}
+    for r in resolutions:
+        ri = space.resolutions.index(r)
+        for by_k in sb.nets[ri]:
+            for ns in by_k:
+                for block in ns.blocks:
+                    places.setdefault(block.key, (r, _position_label(block)))
+    return places
+
+
+def uncompilable_cells(
+    space: SearchSpace, resolutions: Iterable[int], compilable: CompileCheck
+) -> tuple[dict[tuple[int, int, int, int], str], set[str]]:
+    """Cells ``(r, position, k_idx, e_idx)`` and fixed-block keys the DPU cannot compile.
+
+    Returns:
+        ``(cells, fixed_keys)``: bad elastic cells mapped to their key, and bad fixed-block keys
+        (stem, first block, head) — a resolution with one of those cannot be profiled at all.
+    """
+    sb = space_blocks(space)
+    cells: dict[tuple[int, int, int, int], str] = {}
+    fixed: set[str] = set()
+    for r in resolutions:
+        ri = space.resolutions.index(r)
+        for block, ns in sb.fixed(ri):
+            if not compilable(block, ns):
+                fixed.add(block.key)
+        for pos in range(space.n_blocks):
+            for ki in range(len(space.ks_list)):
+                for ei in range(len(space.expand_list)):
+                    block, ns = sb.cell(ri, pos, ki, ei)
+                    if not compilable(block, ns):
+                        cells[(r, pos, ki, ei)] = block.key
+    return cells, fixed
+
+
+def plan_probes(
+    space: SearchSpace,
+    compilable: CompileCheck,
+    resolutions: Iterable[int] | None = None,
+    coverage: int = 1,
+    validation_subnets: int = 20,
+    seed: int = 0,
+) -> ProbePlan:
+    """Plan max-depth probes covering every compilable key ``coverage`` times, plus validation subnets.
+
+    Args:
+        space: The search space.
+        compilable: Per-block compile check (see :func:`ofa_hw.lut.dpu_compile_check`).
+        resolutions: Resolutions to cover (default: all of the space's).
+        coverage: Minimum measurements per key (r).
+        validation_subnets: Random compilable subnets at those resolutions (any depth).
+        seed: Seed of the assignment permutations and of the validation sample.
+
+    Raises:
+        ValueError: a resolution outside the space, ``coverage < 1``, or a resolution whose fixed blocks
+            (stem/head) cannot compile.
+    """
+    res = tuple(sorted(set(int(r) for r in (resolutions if resolutions is not None else space.resolutions))))
+    bad = [r for r in res if r not in space.resolutions]
+    if bad:
+        raise ValueError(f"resolutions {bad} are not resolutions of space '{space.name}'")
+    if coverage < 1:
+        raise ValueError(f"coverage must be >= 1, got {coverage}")
+    cells, fixed_bad = uncompilable_cells(space, res, compilable)
+    if fixed_bad:
+        raise ValueError(f"space '{space.name}': fixed blocks cannot compile on this DPU: {sorted(fixed_bad)}")
+    rng = np.random.default_rng(seed)
+    depth = [space.max_depth] * (space.n_stages - 1) + [1]
+    nk, ne = len(space.ks_list), len(space.expand_list)
+    probes: list[Arch] = []
+    for r in res:
+        choices = [
+            [(ki, ei) for ki in range(nk) for ei in range(ne) if (r, pos, ki, ei) not in cells]
+            for pos in range(space.n_blocks)
+        ]
+        empty = [pos for pos, c in enumerate(choices) if not c]
+        if empty:
+            raise ValueError(f"space '{space.name}' at r={r}: no (kernel, expand) compiles at block(s) {empty}")
+        n_probes = coverage * max(len(c) for c in choices)
+        perms = [rng.permutation(len(c)) for c in choices]
+        for j in range(n_probes):
+            ks, es = [], []
+            for pos, c in enumerate(choices):
+                ki, ei = c[perms[pos][j % len(c)]]
+                ks.append(space.ks_list[ki])
+                es.append(space.expand_list[ei])
+            probes.append({"ks": ks, "e": es, "d": list(depth), "r": r})
+    bad_keys = set(cells.values())
+    validation = _validation_archs(space, res, bad_keys, validation_subnets, rng)
+    keys = sorted(set(_key_places(space, res)) - bad_keys)
+    return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys)))
+
+
+def _validation_archs(
+    space: SearchSpace, resolutions: tuple[int, ...], bad_keys: set[str], n: int, rng: np.random.Generator
+) -> list[Arch]:
+    """``n`` uniformly random archs at ``resolutions`` holding no uncompilable key (rejection sampling)."""
+    out: list[Arch] = []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 1000 * max(n, 1):
+            raise ValueError(f"space '{space.name}': cannot sample compilable validation subnets")
+        arch = space.sample(rng)
+        arch["r"] = int(rng.choice(resolutions))
+        if not bad_keys.intersection(build_netspec(space, arch).keys):
+            out.append(space.validate(arch))
+    return out
