@@ -1,0 +1,146 @@
+"""Multi-objective mode: the accuracy-vs-latency Pareto front in one run (NSGA-II style).
+
+The population evolves with OFA's operators (mutants and crossovers, in OFA's proportions), but parents
+are picked by binary tournament on (non-domination rank, crowding distance) and the next population is
+the best ``population`` of parents ∪ children by the same order — NSGA-II's elitist selection. The two
+objectives are the accuracy score (maximised) and the predicted mean latency (minimised); an optional
+budget constrains ``mean + k·σ`` exactly as in the single-objective finder. The reported front is the
+non-dominated set of *every* subnet scored during the run, duplicates removed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ofa_hw.search.evolution import Candidate, Evaluated, FinderBase, candidates
+from ofa_hw.space import SearchSpace
+
+
+def front_mask(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point dominates (higher-or-equal accuracy at lower-or-equal
+    latency, strictly better in one). Equal points are all kept."""
+    order = np.lexsort((-accuracy, latency))  # latency ascending, ties: best accuracy first
+    acc, lat = accuracy[order], latency[order]
+    faster_best = np.concatenate([[-np.inf], np.maximum.accumulate(acc)[:-1]])
+    keep = acc > faster_best  # more accurate than every point sorted before it
+    # an exact duplicate of a kept point (adjacent after the sort) is not dominated either
+    for i in np.flatnonzero((lat[1:] == lat[:-1]) & (acc[1:] == acc[:-1])) + 1:
+        keep[i] = keep[i - 1]
+    mask = np.zeros(order.size, dtype=bool)
+    mask[order] = keep
+    return mask
+
+
+def nondominated_ranks(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """NSGA-II ranks (0 = first front) by peeling fronts."""
+    ranks = np.full(accuracy.shape[0], -1, dtype=np.int64)
+    left = np.arange(accuracy.shape[0])
+    rank = 0
+    while left.size:
+        on_front = front_mask(accuracy[left], latency[left])
+        ranks[left[on_front]] = rank
+        left = left[~on_front]
+        rank += 1
+    return ranks
+
+
+def crowding_distances(accuracy: np.ndarray, latency: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance within each front (boundary points get ``inf``)."""
+    dist = np.zeros(accuracy.shape[0])
+    for objective in (accuracy, latency):
+        span = objective.max() - objective.min()
+        span = span if span > 0 else 1.0
+        order = np.lexsort((objective, ranks))  # grouped by front, sorted by the objective
+        r, v = ranks[order], objective[order]
+        first = np.concatenate([[True], r[1:] != r[:-1]])
+        last = np.concatenate([r[1:] != r[:-1], [True]])
+        gap = np.zeros(order.size)
+        inner = ~(first | last)
+        idx = np.flatnonzero(inner)
+        gap[idx] = (v[idx + 1] - v[idx - 1]) / span
+        gap[first | last] = np.inf
+        dist[order] += gap
+    return dist
+
+
+@dataclass(frozen=True)
+class ParetoResult:
+    """Outcome of a multi-objective run.
+
+    Attributes:
+        front: Non-dominated evaluated subnets, sorted by latency.
+        budget_ms: Constraint on ``mean + k·σ`` (``inf`` = none).
+        k_sigma: Safety factor on σ.
+        evaluations: Latency-predictor evaluations.
+        accuracy_evaluations: Accuracy-model evaluations.
+        elapsed_s: Wall time.
+    """
+
+    front: Evaluated
+    budget_ms: float
+    k_sigma: float
+    evaluations: int
+    accuracy_evaluations: int
+    elapsed_s: float
+    space: SearchSpace = field(repr=False)
+
+    def candidates(self) -> list[Candidate]:
+        return candidates(self.space, self.front)
+
+
+class ParetoFinder(FinderBase):
+    """NSGA-II over OFA's operators: accuracy (max) vs predicted latency (min)."""
+
+    def _order(self, pop: Evaluated) -> tuple[np.ndarray, np.ndarray]:
+        ranks = nondominated_ranks(pop.accuracy, pop.mean_ms)
+        return ranks, crowding_distances(pop.accuracy, pop.mean_ms, ranks)
+
+    def _tournament(self, ranks: np.ndarray, crowd: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        a, b = rng.integers(ranks.size, size=n), rng.integers(ranks.size, size=n)
+        a_wins = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (crowd[a] >= crowd[b]))
+        return np.where(a_wins, a, b)
+
+    def run(self, budget_ms: float | None = None, progress: bool = False) -> ParetoResult:
+        """Evolve the front; with ``budget_ms`` every member satisfies ``mean + k·σ ≤ budget_ms``.
+
+        Raises:
+            InfeasibleBudgetError: at once, when a budget is given and nothing can meet it.
+        """
+        limit = np.inf if budget_ms is None else float(budget_ms)
+        seed_genes = self.constraint.check_budget(limit).genes if budget_ms is not None else None
+        start = time.perf_counter()
+        self._reset_counters()
+        rng = np.random.default_rng(self.seed)
+        p = self.params
+        n, n_mut = p.population, p.n_mutants
+        pop = self._initial(rng, limit, seed_genes)
+        seen = [pop]
+        gens = range(p.generations)
+        if progress:
+            from tqdm import tqdm
+
+            gens = tqdm(gens, desc="pareto search", leave=False)
+        for _ in gens:
+            ranks, crowd = self._order(pop)
+            pa = self._tournament(ranks, crowd, n, rng)
+            pb = self._tournament(ranks, crowd, n, rng)
+            children = self._score(*self._redraw(lambda slots: self._children(pop.genes, pa, pb, slots, n_mut, rng),
+                                                 pop.take(pa), limit))
+            seen.append(children)
+            both = Evaluated.concat([pop, children])
+            unique = self.ops.unique_first(both.genes)  # duplicates would crowd the front out
+            both = both.take(unique)
+            ranks, crowd = self._order(both)
+            keep = np.lexsort((-crowd, ranks))[:n]
+            pop = both.take(keep)
+        everything = Evaluated.concat(seen)
+        everything = everything.take(self.ops.unique_first(everything.genes))
+        front = everything.take(np.flatnonzero(front_mask(everything.accuracy, everything.mean_ms)))
+        front = front.take(np.argsort(front.mean_ms, kind="stable"))
+        return ParetoResult(
+            front=front, budget_ms=limit, k_sigma=self.constraint.k_sigma, evaluations=self._n_lat,
+            accuracy_evaluations=self._n_acc, elapsed_s=time.perf_counter() - start, space=self.space,
+        )
