@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ofa_hw.blocktable import space_blocks
-from ofa_hw.netspec import Block, NetSpec, build_netspec
+from ofa_hw.dpu.compiler import layer_violation
+from ofa_hw.dpu.config import DPUConfig
+from ofa_hw.netspec import Block, NetSpec, build_netspec, space_keys
 from ofa_hw.space import Arch, SearchSpace
 
 #: ``compilable(block, netspec) -> bool``: can the DPU run this block (in this network)?
@@ -78,19 +80,32 @@ def coverage_frame(
     planned: dict[str, int] | None = None,
     measured: dict[str, int] | None = None,
 ) -> pd.DataFrame:
-    """One row per key of ``space`` at ``resolutions``: where it sits and how often it is measured.
+    """One row per cell of the space at ``resolutions`` — (resolution, position, kernel, expand) — with its key.
 
-    Columns: ``key, kind, resolution, position`` (``Conv``, ``expanded_conv`` for the first block,
-    ``b0``…``b20``, ``Conv_1``, ``Logits``), ``compilable``, then ``planned`` and/or ``measured`` counts.
+    Positions are ``Conv`` (stem), ``expanded_conv`` (first block), ``b0``…``b20``, ``Conv_1``, ``Logits``
+    (``kernel``/``expand`` are 0 for the fixed ones). A key shared by several cells (e.g. the 2nd…4th
+    block of a stage) appears on each, with the key's counts.
+
+    Columns: ``resolution, position, kernel, expand, key, kind, compilable`` then ``planned`` and/or
+    ``measured`` counts.
     """
     bad = set(uncompilable)
-    rows = [
-        {"key": key, "kind": key.split("-", 1)[0], "resolution": r, "position": pos, "compilable": key not in bad}
-        for key, (r, pos) in _key_places(space, resolutions).items()
-    ]
-    frame = pd.DataFrame(rows)
+    sb = space_blocks(space)
+    rows = []
+    for r in resolutions:
+        ri = space.resolutions.index(r)
+        for block, _ in sb.fixed(ri):
+            rows.append((r, _position_label(block), 0, 0, block.key))
+        for pos in range(space.n_blocks):
+            for ki, k in enumerate(space.ks_list):
+                for ei, e in enumerate(space.expand_list):
+                    block, _ = sb.cell(ri, pos, ki, ei)
+                    rows.append((r, _position_label(block), k, e, block.key))
+    frame = pd.DataFrame(rows, columns=["resolution", "position", "kernel", "expand", "key"])
+    frame["kind"] = frame["key"].str.split("-", n=1).str[0]
+    frame["compilable"] = ~frame["key"].isin(bad)
     frame["order"] = [_position_order(p) for p in frame["position"]]
-    frame = frame.sort_values(["resolution", "order", "key"], ignore_index=True).drop(columns="order")
+    frame = frame.sort_values(["resolution", "order", "kernel", "expand"], ignore_index=True).drop(columns="order")
     if planned is not None:
         frame["planned"] = [planned.get(k, 0) for k in frame["key"]]
     if measured is not None:
@@ -106,8 +121,10 @@ def _position_order(label: str) -> int:
 def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT coverage") -> Path:
     """Heat map resolution × block position of the fewest measurements of any key there.
 
-    Cells whose every key is uncompilable are grey with an ``x``; a red cell is a compilable key
-    that was not measured. Uses the ``measured`` column when present, else ``planned``.
+    One cell per (resolution, position): the minimum over its compilable (kernel, expand) choices.
+    An ``x`` marks a cell where some choices cannot compile (skipped on purpose), grey one where none
+    can; a red cell holds a compilable key that was not measured. Uses the ``measured`` column when
+    present, else ``planned``.
     """
     import matplotlib
 
@@ -118,34 +135,46 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     positions = sorted(frame["position"].unique(), key=_position_order)
     resolutions = sorted(frame["resolution"].unique())
     counts = np.full((len(resolutions), len(positions)), np.nan)
-    all_bad = np.zeros_like(counts, dtype=bool)
+    some_bad = np.zeros_like(counts, dtype=bool)
     for (r, pos), group in frame.groupby(["resolution", "position"]):
         i, j = resolutions.index(r), positions.index(pos)
         ok = group[group["compilable"]]
-        all_bad[i, j] = ok.empty
+        some_bad[i, j] = len(ok) < len(group)
         if not ok.empty:
-            counts[i, j] = ok[column].min()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(positions) + 2), max(3.0, 0.28 * len(resolutions) + 1.5)))
+            counts[i, j] = max(ok[column].min(), 0.5)  # 0 falls below vmin: drawn red
+    from matplotlib.colors import LogNorm
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(positions) + 2.5), max(3.0, 0.22 * len(resolutions) + 1.6)))
     cmap = plt.get_cmap("viridis").copy()
     cmap.set_under("tab:red")
     cmap.set_bad("lightgrey")
-    vmax = max(1.0, np.nanmax(counts) if np.isfinite(counts).any() else 1.0)
-    im = ax.imshow(counts, aspect="auto", cmap=cmap, vmin=0.5, vmax=vmax, origin="lower")
-    for i, j in zip(*np.nonzero(all_bad)):
+    vmax = max(2.0, np.nanmax(counts) if np.isfinite(counts).any() else 2.0)
+    im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=1, vmax=vmax), origin="lower")
+    for i, j in zip(*np.nonzero(some_bad)):
         ax.text(j, i, "x", ha="center", va="center", fontsize=7, color="black")
     ax.set_xticks(range(len(positions)), [p.replace("expanded_conv", "blk0") for p in positions], rotation=90, fontsize=7)
     ax.set_yticks(range(len(resolutions)), [str(r) for r in resolutions], fontsize=7)
     ax.set_xlabel("block position")
     ax.set_ylabel("resolution")
-    covered = int(((frame[column] > 0) & frame["compilable"]).sum())
-    total = int(frame["compilable"].sum())
-    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; red = 0, x = uncompilable)", fontsize=8)
+    keys = frame.drop_duplicates("key")
+    covered = int(((keys[column] > 0) & keys["compilable"]).sum())
+    total = int(keys["compilable"].sum())
+    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; red = 0, x = some choices uncompilable)", fontsize=8)
     fig.colorbar(im, ax=ax, label=f"min {column} count")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def dpu_compile_check(dpu: DPUConfig) -> CompileCheck:
+    """A block compiles on ``dpu`` when none of its layers violates a VAI_C limit (the simulator's check)."""
+
+    def compilable(block: Block, netspec: NetSpec) -> bool:
+        return all(layer_violation(netspec.layers[i], dpu) is None for i in block.layers)
+
+    return compilable
 
 
 def key_counts(space: SearchSpace, archs: Iterable[Arch]) -> dict[str, int]:
@@ -159,19 +188,6 @@ def key_counts(space: SearchSpace, archs: Iterable[Arch]) -> dict[str, int]:
 
 def _position_label(block: Block) -> str:
     return f"b{block.space_block}" if block.space_block >= 0 else block.kind
-
-
-def _key_places(space: SearchSpace, resolutions: Iterable[int]) -> dict[str, tuple[int, str]]:
-    """Each key of the space at ``resolutions`` → (resolution, first block position holding it)."""
-    sb = space_blocks(space)
-    places: dict[str, tuple[int, str]] = {}
-    for r in resolutions:
-        ri = space.resolutions.index(r)
-        for by_k in sb.nets[ri]:
-            for ns in by_k:
-                for block in ns.blocks:
-                    places.setdefault(block.key, (r, _position_label(block)))
-    return places
 
 
 def uncompilable_cells(
@@ -254,7 +270,7 @@ def plan_probes(
             probes.append({"ks": ks, "e": es, "d": list(depth), "r": r})
     bad_keys = set(cells.values())
     validation = _validation_archs(space, res, bad_keys, validation_subnets, rng)
-    keys = sorted(set(_key_places(space, res)) - bad_keys)
+    keys = sorted(set(space_keys(space, res)) - bad_keys)
     return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys)))
 
 
