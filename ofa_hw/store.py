@@ -524,7 +524,7 @@ def profile_jobs(
     if todo:
         n_failed = 0
         by_job = {id(job): key for key, job in todo.items()}
-        with tqdm(total=len(todo), desc=desc, unit="net", disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), desc=desc, unit="net", disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
             for outcome in backend.profile_many(list(todo.values())):
                 store.record(outcome, backend)
                 key = by_job.get(id(outcome.job)) or job_key(outcome.job, backend)

@@ -40,6 +40,12 @@ class SimBackend:
         self.dpu = dpu
         self.toolchain = f"sim-{_package_version()}"
 
+    @property
+    def provenance(self) -> str:
+        """Where the numbers come from, for LUT metadata (the DPU's calibration source when known)."""
+        source = getattr(self.dpu, "calibrated_on", "")
+        return "calibrated simulator" + (f" (constants fitted on {source})" if source else "")
+
     @classmethod
     def from_config(cls, cfg: Any, dpu: DPUConfig) -> SimBackend:
         """Build from a ``backend`` config node (the simulator needs nothing beyond the DPU)."""
