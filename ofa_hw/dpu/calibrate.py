@@ -140,3 +140,42 @@ def calibrate(
         table=pd.DataFrame(rows),
         before={"node_mape": float(np.mean(np.abs(rel0))), "total_error": float(np.mean(tot0))},
     )
+
+
+def _single(op_kwargs: dict, dpu: DPUConfig):
+    from ofa_hw.dpu.compiler import Op, compile_ops
+
+    op = Op(index=0, name="conv_1", inputs=(-1,), **op_kwargs)
+    return compile_ops([op], dpu, "probe", (op.in_c, op.in_h, op.in_w))
+
+
+def sanity_figures(dpu: DPUConfig) -> dict[str, float]:
+    """Utilisation / bandwidth of ordinary layers the model was *not* fitted on (plausibility checks).
+
+    * ``conv3x3_c64_56_util``: 3×3 conv 64→64 at 56² (observed on ZCU102: ~92 %).
+    * ``conv3x3_c128_28_util``, ``conv3x3_c256_14_util``: the same at 28² / 14² (observed ~80 %).
+    * ``stem_3ch_util``: first layer 3×3 s2 3→32 at 224² (observed 16–19 %).
+    * ``fc_1280x1000_gbs``, ``fc_4096x4096_gbs``: weight bytes / runtime of FC layers (observed 5–7 GB/s).
+    """
+    def conv(c_in, c_out, hw, k=3, s=1):
+        out = -(-hw // s)
+        return dict(kind="conv", in_h=hw, in_w=hw, in_c=c_in, out_h=out, out_w=out, out_c=c_out, kh=k, kw=k, stride=s, act="relu")
+
+    def fc(c_in, c_out):
+        return dict(kind="fc", in_h=1, in_w=1, in_c=c_in, out_h=1, out_w=1, out_c=c_out)
+
+    out = {}
+    for key, kw in {
+        "conv3x3_c64_56_util": conv(64, 64, 56),
+        "conv3x3_c128_28_util": conv(128, 128, 28),
+        "conv3x3_c256_14_util": conv(256, 256, 14),
+        "stem_3ch_util": conv(3, 32, 224, s=2),
+    }.items():
+        cn = _single(kw, dpu)
+        t = float(node_times_ms(cn, dpu)[0])
+        out[key] = cn.nodes[0].workload_mop / t / dpu.peak_gops
+    for key, kw in {"fc_1280x1000_gbs": fc(1280, 1000), "fc_4096x4096_gbs": fc(4096, 4096)}.items():
+        cn = _single(kw, dpu)
+        t = float(node_times_ms(cn, dpu)[0])
+        out[key] = cn.ops[0].weights / (t * 1e6)
+    return out

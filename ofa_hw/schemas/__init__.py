@@ -15,6 +15,7 @@ from omegaconf import MISSING
 from ofa_hw.schemas.accuracy import AccuracyConfig
 from ofa_hw.schemas.backend import BackendConfig
 from ofa_hw.schemas.bench import BenchConfig
+from ofa_hw.schemas.calibrate import CalibrateConfig
 from ofa_hw.schemas.dpu import DpuConfig
 from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.schemas.predictor import PredictorConfig
@@ -34,6 +35,7 @@ GROUPS: dict[str, type] = {
     "search": SearchConfig,
     "accuracy": AccuracyConfig,
     "bench": BenchConfig,
+    "calibrate": CalibrateConfig,
 }
 
 
@@ -51,6 +53,8 @@ class Config:
     search: SearchConfig = MISSING
     accuracy: AccuracyConfig = MISSING
     bench: BenchConfig = MISSING
+    #: Knobs of ``task=calibrate`` (defaults fit the shipped seed profile; no config file needed).
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     #: Seed of every random choice of the run (sampling, jitter, search, model init).
     seed: int = 0
     #: Directory holding the measurement store, cached artefacts and user configs (``conf/``).
