@@ -146,7 +146,7 @@ class SupernetWeights:
             if tuple(value.shape) != layout[canon]:
                 raise CheckpointError(
                     f"{source}: key '{key}' has shape {tuple(value.shape)}, the layout of space "
-                    f"'{space.name}' needs {layout[canon]}"
+                    f"'{space.name}' (width {space.width_mult}) needs {layout[canon]}"
                 )
             tensors[canon] = value.detach().to("cpu")
             origin[canon] = key
