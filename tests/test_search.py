@@ -234,3 +234,17 @@ def test_pareto_front_is_non_dominated(table, accuracy) -> None:
     best = finder(table, accuracy, params=EvolutionParams(generations=80)).run(4.0).best
     assert f.accuracy.max() >= best.accuracy - 1.0
     assert f.mean_ms.min() < table_floor(table, 1.0).bound_ms * 1.1
+
+
+def test_ceiling_is_the_slowest_compilable_subnet(table, accuracy) -> None:
+    from ofa_hw.search.floor import table_ceiling
+
+    blocks = table.blocks.copy()
+    blocks[:, 12:, SPACE.ks_list.index(7), :] = np.inf
+    limited = BlockTable(SPACE, table.fixed, blocks, table.var_fixed, table.var_blocks)
+    for t in (table, limited):
+        top = table_ceiling(t)
+        sample = GeneOps(SPACE).sample(np.random.default_rng(0), 20000)
+        mean = t.evaluate(sample)
+        assert np.isfinite(top.mean_ms) and top.mean_ms >= mean[np.isfinite(mean)].max()
+        assert t.evaluate(top.genes[None, :])[0] == pytest.approx(top.mean_ms)

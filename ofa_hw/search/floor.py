@@ -41,11 +41,12 @@ def _linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray
     """Gene row minimising ``w_mean·mean + w_var·variance`` over the space (separable per block)."""
     space = table.space
     nr, nb, nk, ne = table.blocks.shape
-    cost = w_mean * np.where(np.isnan(table.blocks), np.inf, table.blocks)
+    # cells without a finite value cannot be chosen, whatever the sign of the weights
+    cost = np.where(np.isfinite(table.blocks), w_mean * np.nan_to_num(table.blocks, posinf=0.0, neginf=0.0), np.inf)
     fixed = w_mean * table.fixed
     if w_var and table.var_blocks is not None:
         # inf/nan variances only occur on cells that are already unusable; keep them from making nan
-        cost = cost + w_var * np.nan_to_num(table.var_blocks, nan=0.0, posinf=0.0)
+        cost = cost + w_var * np.nan_to_num(table.var_blocks, nan=0.0, posinf=0.0)  # inf cost stays inf
         fixed = fixed + w_var * table.var_fixed
     flat = cost.reshape(nr, nb, nk * ne)
     cell = np.argmin(flat, axis=2)  # (R, nb): best (k, e) of every block position
@@ -101,3 +102,10 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
         vertices[c.tobytes()] = c
         stack.extend([(a, c), (c, b)])
     return min((result(g) for g in vertices.values()), key=lambda f: f.bound_ms)
+
+
+def table_ceiling(table: BlockTable) -> Floor:
+    """The slowest compilable subnet by predicted mean (the top of the space's latency range)."""
+    genes = _linear_argmin(table, -1.0, 0.0)
+    mean, std = table.evaluate_with_std(genes[None, :])
+    return Floor(float(mean[0]), float(mean[0]), float(std[0]), genes)

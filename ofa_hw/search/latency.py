@@ -4,7 +4,8 @@ The finder is duck-typed against the latency predictor: anything with
 ``predict_encoded(genes) -> (mean_ms, std_ms)`` works; ``inf`` means "does not compile on this DPU"
 (compiled predictor tables mark such blocks ``inf``). To state the smallest reachable latency exactly,
 the predictor exposes its compiled :class:`~ofa_hw.blocktable.BlockTable` (attribute ``block_table``
-or ``table``) — or, failing that, a ``min_latency_ms()`` of its own.
+or ``table``, or a ``compile()`` method returning it, as :class:`ofa_hw.predictor.LatencyPredictor`
+has) — or, failing that, a ``latency_floor(k_sigma) -> Floor`` or ``min_latency_ms()`` of its own.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def block_table_of(model: Any) -> BlockTable | None:
         table = getattr(model, attr, None)
         if isinstance(table, BlockTable):
             return table
+    compile_fn = getattr(model, "compile", None)
+    if callable(compile_fn):
+        table = compile_fn()
+        if isinstance(table, BlockTable):
+            return table
     return None
 
 
@@ -104,6 +110,9 @@ class LatencyConstraint:
         return self._floor
 
     def _compute_floor(self) -> Floor:
+        own_floor = getattr(self.model, "latency_floor", None)
+        if callable(own_floor):
+            return own_floor(k_sigma=self.k_sigma)
         table = block_table_of(self.model)
         if table is not None:
             return table_floor(table, self.k_sigma)

@@ -1,0 +1,82 @@
+"""Our models behind the interfaces of OFA's own ``EvolutionFinder`` (for side-by-side benchmarks).
+
+OFA's finder (``ofa.nas.search_algorithm.EvolutionFinder``) calls
+``efficiency_predictor.get_efficiency(arch_dict)`` once per candidate and
+``accuracy_predictor.predict_acc(list_of_arch_dicts)``; it draws, mutates and crosses archs through
+``accuracy_predictor.arch_encoder`` (``random_sample_arch``, ``mutate_resolution``, ``mutate_arch``)
+using Python's global ``random`` module. OFA's own encoder imports torchvision, so this module
+provides an equivalent manager over a :class:`~ofa_hw.space.SearchSpace` (same draws, same per-block
+mutation of kernel and expand together) and an accuracy wrapper around any accuracy model.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from ofa_hw.space import Arch, SearchSpace
+
+
+class OFAArchManager:
+    """OFA's ``MobileNetArchEncoder`` sampling/mutation interface for a ProxylessNAS space (``mbv2``).
+
+    Arch dicts carry ``image_size`` and six depths, as OFA's own manager produces them; the last
+    stage's depth is drawn too but has no effect (that stage always holds one block).
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.n_stage = space.n_stages
+
+    def random_sample_arch(self) -> Arch:
+        sp = self.space
+        return {
+            "ks": random.choices(sp.ks_list, k=sp.n_blocks),
+            "e": random.choices(sp.expand_list, k=sp.n_blocks),
+            "d": random.choices(sp.depth_list, k=self.n_stage),
+            "image_size": random.choice(sp.resolutions),
+        }
+
+    def mutate_resolution(self, arch: Arch, mutate_prob: float) -> Arch:
+        if random.random() < mutate_prob:
+            arch["image_size"] = random.choice(self.space.resolutions)
+        return arch
+
+    def mutate_arch(self, arch: Arch, mutate_prob: float) -> Arch:
+        sp = self.space
+        for i in range(sp.n_blocks):
+            if random.random() < mutate_prob:
+                arch["ks"][i] = random.choice(sp.ks_list)
+                arch["e"][i] = random.choice(sp.expand_list)
+        for i in range(self.n_stage):
+            if random.random() < mutate_prob:
+                arch["d"][i] = random.choice(sp.depth_list)
+        return arch
+
+
+class OFAAccuracyAdapter:
+    """``predict_acc(list_of_arch_dicts)`` + ``arch_encoder`` around one of our accuracy models."""
+
+    def __init__(self, model: Any, space: SearchSpace) -> None:
+        self.model = model
+        self.space = space
+        self.arch_encoder = OFAArchManager(space)
+
+    def predict_acc(self, archs: list[Arch]) -> np.ndarray:
+        return np.asarray(self.model.predict_encoded(self.space.encode(archs)), dtype=np.float64)
+
+
+class OFAEfficiencyFallback:
+    """``get_efficiency(arch_dict) = mean + k·σ`` of a latency model, one arch per call.
+
+    Used only until the predictor package provides its own ``OFAEfficiencyAdapter``.
+    """
+
+    def __init__(self, latency: Any, space: SearchSpace, k_sigma: float = 0.0) -> None:
+        self.latency, self.space, self.k_sigma = latency, space, float(k_sigma)
+
+    def get_efficiency(self, arch: Arch) -> float:
+        mean, std = self.latency.predict_encoded(self.space.encode([arch]))
+        return float(mean[0] + self.k_sigma * std[0])

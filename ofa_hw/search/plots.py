@@ -1,0 +1,99 @@
+"""Plots of the search: the accuracy-latency front with the budget line, predicted vs measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: tasks run on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_pareto(
+    path: Path,
+    front_ms: np.ndarray,
+    front_acc: np.ndarray,
+    budget_ms: float,
+    accuracy_label: str,
+    candidates_ms: Sequence[float] = (),
+    candidates_acc: Sequence[float] = (),
+    measured_ms: Sequence[float | None] = (),
+    title: str = "",
+) -> Path:
+    """Front (predicted mean latency vs accuracy score), the budget line and the searched candidates
+    (predicted, and measured where available)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.plot(front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", label="Pareto front (predicted)")
+    if len(candidates_ms):
+        ax.scatter(candidates_ms, candidates_acc, s=18, color="tab:orange", zorder=3, label="top-K (predicted)")
+        meas = [(m, a) for m, a in zip(measured_ms, candidates_acc) if m is not None and np.isfinite(m)]
+        if meas:
+            mx, my = zip(*meas)
+            ax.scatter(mx, my, s=18, marker="x", color="tab:red", zorder=4, label="top-K (measured)")
+    ax.axvline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel(accuracy_label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_predicted_vs_measured(
+    path: Path, predicted_ms: Sequence[float], measured_ms: Sequence[float], budget_ms: float,
+    std_ms: Sequence[float] | None = None, title: str = "",
+) -> Path:
+    """Measured against predicted latency of the deployed candidates, with the budget lines."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
+    ax.errorbar(p, m, xerr=None if std_ms is None else np.asarray(std_ms, float), fmt="o", ms=3.5, lw=0.8)
+    lo, hi = float(np.nanmin(np.r_[p, m, budget_ms])), float(np.nanmax(np.r_[p, m, budget_ms]))
+    pad = 0.03 * (hi - lo or hi)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, label="measured = predicted")
+    ax.axhline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
+    ax.axvline(budget_ms, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("measured latency (ms)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path:
+    """Best measured latency and hit rate against the budget (the budget-sweep benchmark)."""
+    b = np.array([r["budget_ms"] for r in rows], float)
+    meas = np.array([np.nan if r["best_measured_ms"] is None else r["best_measured_ms"] for r in rows], float)
+    pred = np.array([np.nan if r["best_predicted_ms"] is None else r["best_predicted_ms"] for r in rows], float)
+    hit = np.array([r["hit_rate"] for r in rows], float)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    ax.fill_between(b, 0.97 * b, b, color="tab:green", alpha=0.15, label="within 3 % below budget")
+    ax.plot(b, b, "k--", lw=1, label="budget")
+    ax.plot(b, pred, "o-", ms=3, lw=1, label="best: predicted")
+    ax.plot(b, meas, "s-", ms=3, lw=1, label="best: measured")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax2.bar(b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue")
+    ax2.axhline(0.95, color="k", ls="--", lw=1)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("hit rate")
+    ax2.set_xlabel("budget (ms)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

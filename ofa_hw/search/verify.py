@@ -1,0 +1,262 @@
+"""Deploy and measure the searched candidates; refine the search with what was measured.
+
+:func:`search_and_verify` runs the constrained search, deploys the top-K distinct candidates on the
+configured backend (through the store, so nothing is measured twice), and compares predicted with
+measured latency: hit rate (share of candidates whose *measured* latency meets the budget) and slack
+(``(budget − measured) / budget``). With refinement rounds, the measurements correct the predictor and
+the search runs again, until the best measured candidate meets the budget within ``target_slack`` (and
+the round's hit rate reaches ``target_hit_rate``) or the rounds run out.
+
+The correction (:class:`MeasuredCorrection`) is what the measured candidates say about the predictor
+*where the search operates*: a scale ``s`` (median measured / predicted) for the bias the predictor has
+on subnets near the budget, and a relative spread ``τ`` of the remaining error (shrunk towards the
+predictor's own relative σ with a small pseudo-count, so a handful of measurements cannot make it
+overconfident). The corrected model predicts ``s·mean`` with σ ``τ·s·mean`` — so its constraint
+``s·mean·(1 + k·τ) ≤ budget`` is a rescaling of the original table, and its floor stays exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ofa_hw.search.evolution import Candidate, EvolutionFinder, EvolutionParams, SearchResult
+from ofa_hw.search.floor import Floor, table_floor
+from ofa_hw.search.latency import InfeasibleBudgetError, LatencyConstraint, block_table_of
+from ofa_hw.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One deployed candidate.
+
+    Attributes:
+        candidate: The searched subnet and its predictions (of the model used in that round).
+        round: Refinement round that produced it (0 = first search).
+        net_name: Name it was compiled and profiled under.
+        measured_ms: Measured latency (``None`` when deployment failed).
+        error: Why deployment failed.
+    """
+
+    candidate: Candidate
+    round: int
+    net_name: str
+    measured_ms: float | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.measured_ms is not None and np.isfinite(self.measured_ms)
+
+    def meets(self, budget_ms: float) -> bool:
+        return self.ok and self.measured_ms <= budget_ms
+
+
+def net_name_for(arch_id: str, prefix: str = "srch") -> str:
+    """A stable kernel-safe name per network (DNNDK kernel names must not contain underscores)."""
+    return prefix + hashlib.sha1(arch_id.encode()).hexdigest()[:10]
+
+
+class BackendMeasurer:
+    """Measures candidates on a backend through the store (``profile_jobs``: resumable, no repeats).
+
+    Args:
+        space: The search space.
+        backend: A :class:`~ofa_hw.backends.Backend`.
+        store: The measurement store.
+        runs: Profile-mode runs per candidate.
+        seed: Seed of the runs (simulator jitter).
+        target: ``profile`` (sum of DPU nodes, DNNDK's "All") or ``e2e`` — what the predictor predicts.
+        progress: Show a progress bar.
+    """
+
+    def __init__(self, space: SearchSpace, backend: Any, store: Any, runs: int = 10, seed: int = 0,
+                 target: str = "profile", progress: bool = True) -> None:
+        if target not in ("profile", "e2e"):
+            raise ValueError(f"measurement target must be 'profile' or 'e2e', got {target!r}")
+        self.space, self.backend, self.store = space, backend, store
+        self.runs, self.seed, self.target, self.progress = int(runs), int(seed), target, progress
+
+    def __call__(self, candidates: Sequence[Candidate], round_: int) -> list[Measurement]:
+        from ofa_hw.backends import ProfileJob
+        from ofa_hw.store import profile_jobs
+
+        names = [net_name_for(c.arch_id) for c in candidates]
+        jobs = [ProfileJob.create(self.space, c.arch, n, runs=self.runs, seed=self.seed) for c, n in zip(candidates, names)]
+        outcomes = profile_jobs(self.backend, self.store, jobs, desc=f"deploy top-{len(jobs)} (round {round_})",
+                                progress=self.progress)
+        out = []
+        for cand, name, outcome in zip(candidates, names, outcomes):
+            value = None
+            if outcome.ok:
+                value = outcome.profile.total_ms if self.target == "profile" else outcome.profile.e2e_ms
+            error = outcome.error if not outcome.ok else (None if value is not None else f"backend reports no {self.target} latency")
+            out.append(Measurement(cand, round_, name, None if value is None else float(value), error))
+        return out
+
+
+@dataclass(frozen=True)
+class MeasuredCorrection:
+    """``measured ≈ scale · predicted`` with relative residual spread ``rel_sigma`` (see module docstring).
+
+    Attributes:
+        scale: Median of measured / predicted.
+        rel_sigma: Relative σ of the corrected prediction.
+        n: Measurements it rests on.
+    """
+
+    scale: float
+    rel_sigma: float
+    n: int
+
+    @classmethod
+    def fit(cls, predicted: np.ndarray, measured: np.ndarray, prior_rel_sigma: float, prior_n: float = 2.0) -> MeasuredCorrection:
+        predicted, measured = np.asarray(predicted, float), np.asarray(measured, float)
+        ok = np.isfinite(predicted) & np.isfinite(measured) & (predicted > 0) & (measured > 0)
+        if not ok.any():
+            return cls(1.0, float(prior_rel_sigma), 0)
+        ratio = measured[ok] / predicted[ok]
+        scale = float(np.median(ratio))
+        resid = np.log(ratio / scale)
+        dof = max(ok.sum() - 1, 0)  # one degree of freedom went into the scale
+        rel = np.sqrt((prior_n * prior_rel_sigma**2 + float(np.sum(resid**2))) / (prior_n + dof))
+        return cls(scale, float(rel), int(ok.sum()))
+
+
+class CorrectedLatency:
+    """A latency model rescaled by a :class:`MeasuredCorrection`: mean ``s·m``, σ ``τ·s·m``."""
+
+    def __init__(self, base: Any, correction: MeasuredCorrection) -> None:
+        self.base = base
+        self.correction = correction
+        self.name = f"{getattr(base, 'name', 'predictor')}+measured"
+
+    def predict_encoded(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, _ = self.base.predict_encoded(genes)
+        mean = self.correction.scale * np.asarray(mean, float)
+        return mean, self.correction.rel_sigma * mean
+
+    def latency_floor(self, k_sigma: float = 0.0) -> Floor:
+        """Exact: the bound is a positive multiple of the base mean, so it is minimal where the base
+        mean is (the base's ``k = 0`` floor)."""
+        table = block_table_of(self.base)
+        if table is None:
+            raise TypeError(f"cannot correct {type(self.base).__name__}: it exposes no compiled BlockTable")
+        base = table_floor(table, 0.0)
+        mean = self.correction.scale * base.mean_ms
+        std = self.correction.rel_sigma * mean
+        return Floor(mean + k_sigma * std, mean, std, base.genes)
+
+
+@dataclass(frozen=True)
+class VerifyRound:
+    """One search + deployment round."""
+
+    round: int
+    result: SearchResult
+    measurements: tuple[Measurement, ...]
+    correction: MeasuredCorrection | None  # the correction the round's search used (None = raw predictor)
+
+    def hit_rate(self, budget_ms: float) -> float:
+        return float(np.mean([m.meets(budget_ms) for m in self.measurements])) if self.measurements else float("nan")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Outcome of :func:`search_and_verify`.
+
+    Attributes:
+        budget_ms: The budget.
+        rounds: Every round, in order.
+        best: The most accurate measured candidate meeting the budget over all rounds (else the
+            fastest measured one; ``None`` when nothing was measured).
+        stop_reason: Why the rounds ended (``target met``, ``round limit``, ``not measured``, or the
+            corrected predictor's infeasibility message).
+    """
+
+    budget_ms: float
+    rounds: tuple[VerifyRound, ...]
+    best: Measurement | None
+    stop_reason: str
+    final: VerifyRound = field(repr=False)
+
+    @property
+    def hit_rate(self) -> float:
+        """Hit rate of the final round's candidates."""
+        return self.final.hit_rate(self.budget_ms)
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        return [m for r in self.rounds for m in r.measurements]
+
+
+def pick_best(measurements: Sequence[Measurement], budget_ms: float) -> Measurement | None:
+    """The most accurate measurement meeting the budget; failing that the fastest measured one."""
+    meeting = [m for m in measurements if m.meets(budget_ms)]
+    if meeting:
+        return max(meeting, key=lambda m: (m.candidate.accuracy, -m.measured_ms))
+    measured = [m for m in measurements if m.ok]
+    return min(measured, key=lambda m: m.measured_ms) if measured else None
+
+
+def search_and_verify(
+    space: SearchSpace,
+    latency: Any,
+    accuracy: Any,
+    budget_ms: float,
+    measure: Callable[[Sequence[Candidate], int], list[Measurement]] | None,
+    params: EvolutionParams | None = None,
+    k_sigma: float = 1.0,
+    seed: int = 0,
+    top_k: int = 10,
+    refine_rounds: int = 0,
+    target_slack: float = 0.03,
+    target_hit_rate: float = 0.95,
+    where: str = "this DPU",
+    progress: bool = False,
+) -> Verified:
+    """Search under ``budget_ms``, deploy the top-K, refine (see the module docstring).
+
+    Args:
+        measure: ``measure(candidates, round) -> measurements`` (e.g. a :class:`BackendMeasurer`);
+            ``None`` skips deployment (predicted figures only).
+
+    Raises:
+        InfeasibleBudgetError: when the (raw) predictor says nothing can meet the budget.
+    """
+    rounds: list[VerifyRound] = []
+    model: Any = latency
+    correction: MeasuredCorrection | None = None
+    reason = "not measured" if measure is None else "round limit"
+    for rnd in range(1 + (refine_rounds if measure is not None else 0)):
+        finder = EvolutionFinder(space, LatencyConstraint(model, k_sigma, where), accuracy, params=params, seed=seed + rnd)
+        try:
+            result = finder.run(budget_ms, progress=progress)
+        except InfeasibleBudgetError as err:
+            if rnd == 0:
+                raise
+            reason = f"measurements make the budget infeasible: {err}"
+            break
+        top = result.top(top_k)
+        measured = tuple(measure(top, rnd)) if measure is not None else ()
+        rounds.append(VerifyRound(rnd, result, measured, correction))
+        if measure is None:
+            break
+        all_meas = [m for r in rounds for m in r.measurements if m.ok]
+        best = pick_best(all_meas, budget_ms)
+        close = best is not None and best.meets(budget_ms) and (budget_ms - best.measured_ms) / budget_ms <= target_slack
+        if close and rounds[-1].hit_rate(budget_ms) >= target_hit_rate:
+            reason = "target met"
+            break
+        if rnd == refine_rounds or not all_meas:
+            break
+        # correct the *raw* predictor with every measurement so far (predictions of the raw model)
+        raw_mean, raw_std = latency.predict_encoded(np.stack([m.candidate.genes for m in all_meas]))
+        prior = float(np.median(np.asarray(raw_std) / np.asarray(raw_mean)))
+        correction = MeasuredCorrection.fit(raw_mean, np.array([m.measured_ms for m in all_meas]), prior)
+        model = CorrectedLatency(latency, correction)
+    all_measured = [m for r in rounds for m in r.measurements]
+    return Verified(budget_ms, tuple(rounds), pick_best(all_measured, budget_ms), reason, rounds[-1])
