@@ -243,7 +243,7 @@ def test_table_model_state_dict_and_round_trip(trained, space, tmp_path):
     loaded = TableAccuracyModel.load(tmp_path / "m", space)
     genes = space.encode(space.sample(np.random.default_rng(9), 100))
     np.testing.assert_allclose(loaded.predict_encoded(genes), model.predict_encoded(genes), rtol=1e-6)
-    # numpy inference equals the torch module
+    # population scoring equals the module applied to OFA features
     with torch.no_grad():
         torch_pred = model.net(torch.from_numpy(model.encoder.features(genes))).numpy() * 100
     np.testing.assert_allclose(model.predict_encoded(genes), torch_pred, rtol=1e-5)
@@ -258,7 +258,7 @@ def test_table_model_is_fast(trained, space):
     start = time.perf_counter()
     for _ in range(500):
         model.predict_encoded(genes)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 1.5
 
 
 def test_table_training_is_reproducible(tmp_path, space):
