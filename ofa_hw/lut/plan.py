@@ -145,9 +145,7 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     from matplotlib.colors import LogNorm
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(positions) + 2.5), max(3.0, 0.22 * len(resolutions) + 1.6)))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_under("tab:red")
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(under="tab:red", bad="lightgrey")
     vmax = max(2.0, np.nanmax(counts) if np.isfinite(counts).any() else 2.0)
     im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=1, vmax=vmax), origin="lower")
     for i, j in zip(*np.nonzero(some_bad)):
