@@ -1,0 +1,167 @@
+"""Parsers: the seed's files, round trips, multi-run logs, and every malformed case."""
+
+from __future__ import annotations
+
+import pytest
+
+from ofa_hw.dpu import (
+    ParseError,
+    parse_dexplorer,
+    parse_dnndk_profile,
+    parse_kernel_info,
+    parse_vaitrace_summary,
+    simulate,
+)
+
+
+@pytest.fixture(scope="module")
+def seed_text(seed_dir):
+    return (seed_dir / "dnndk_profile_proxylessmobile05.txt").read_text()
+
+
+def test_seed_profile_parses(seed_text):
+    p = parse_dnndk_profile(seed_text)
+    assert p.kernel == "proxylessmobile05" and p.tasks == ("proxylessmobile05-0",)
+    assert len(p.nodes) == 42 and p.nodes["id"].tolist() == list(range(1, 43))
+    assert p.total_ms == pytest.approx(3.279)
+    assert p.nodes["runtime_ms"].sum() == pytest.approx(3.279)
+    row = p.nodes.iloc[0]
+    assert (row["name"], row["workload_mop"], row["mem_mb"], row["runtime_ms"]) == ("proxylessmobile05_conv_1", 14.451, 0.34, 0.134)
+    assert row["utilization"] == pytest.approx(0.088)
+    assert p.totals.iloc[0]["workload_mop"] == 207.171
+
+
+def test_seed_profile_round_trips_byte_for_byte(seed_text):
+    p = parse_dnndk_profile(seed_text)
+    assert p.to_dnndk_text() == seed_text
+    assert parse_dnndk_profile(p.to_dnndk_text()) == p
+
+
+def test_multi_run_log_with_program_output(seed_text):
+    second = seed_text.replace("       0.134      107.8", "       0.140      103.2")
+    log = "run 1 of 2\n" + seed_text + "\nrun 2 of 2\n" + second + "done\n"
+    p = parse_dnndk_profile(log)
+    assert p.n_runs == 2
+    assert p.runs[1].iloc[0]["runtime_ms"] == 0.140
+    assert p.nodes.iloc[0]["runtime_ms"] == pytest.approx(0.137)
+    assert p.node_std_ms()[0] > 0 and p.node_std_ms()[1] == 0
+    q = parse_dnndk_profile(p.to_dnndk_text())
+    assert q == p
+
+
+def test_ragged_spacing_and_crlf(seed_text):
+    ragged = "\r\n".join(" ".join(line.split()) if line.strip().startswith(("1 ", "2 ")) else line for line in seed_text.split("\n"))
+    p = parse_dnndk_profile(ragged)
+    assert p == parse_dnndk_profile(seed_text)
+
+
+def test_simulated_profile_round_trips():
+    from ofa_hw.netspec import build_netspec
+    from ofa_hw.space import get_space
+
+    s = get_space("proxyless_w05")
+    p = simulate(build_netspec(s, s.named_arch("proxyless_mobile_05"), "proxylessmobile05"), runs=3, seed=1)
+    assert parse_dnndk_profile(p.to_dnndk_text()) == p
+
+
+def _lines(text):
+    return text.split("\n")
+
+
+MALFORMED = {
+    "empty": lambda t: "",
+    "whitespace": lambda t: "\n \n",
+    "binary junk": lambda t: t[:400] + "\x00\x01\xff junk" + t[400:],
+    "truncated table": lambda t: "\n".join(_lines(t)[:20]) + "\n",
+    "truncated before All": lambda t: "\n".join(_lines(t)[:47]) + "\n",
+    "missing header": lambda t: "\n".join(_lines(t)[:3] + _lines(t)[4:]),
+    "missing title": lambda t: "\n".join(_lines(t)[3:]),
+    "non-numeric field": lambda t: t.replace("   0.134  ", "   0.1x4  ", 1),
+    "missing percent": lambda t: t.replace("8.8%", "8.8 ", 1),
+    "duplicate id": lambda t: t.replace("   3       proxylessmobile05_conv_4", "   2       proxylessmobile05_conv_4"),
+    "missing field": lambda t: t.replace("        14.451    0.34", "        14.451", 1),
+    "bad All row": lambda t: t.replace("All       207.171", "Al1       207.171"),
+    "no closing rule": lambda t: t.rstrip("\n").rsplit("\n", 1)[0] + "\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_profiles_raise_with_line(seed_text, case):
+    bad = MALFORMED[case](seed_text)
+    with pytest.raises(ParseError) as e:
+        parse_dnndk_profile(bad, source="board.log")
+    assert "board.log" in str(e.value)
+    if case not in ("whitespace",):
+        assert e.value.line is not None and e.value.line >= 1
+
+
+def test_error_line_numbers_point_at_the_fault(seed_text):
+    with pytest.raises(ParseError) as e:
+        parse_dnndk_profile(MALFORMED["non-numeric field"](seed_text))
+    assert e.value.line == 5
+    with pytest.raises(ParseError) as e:
+        parse_dnndk_profile(MALFORMED["duplicate id"](seed_text))
+    assert e.value.line == 7
+    with pytest.raises(ParseError) as e:
+        parse_dnndk_profile(seed_text.encode() + b"\xff\xfe")
+    assert e.value.line == 51  # the junk follows the last newline
+
+
+def test_runs_of_different_nets_rejected(seed_text):
+    other = seed_text.replace("proxylessmobile05_fc_1", "proxylessmobile05_fc_9")
+    with pytest.raises(ParseError, match="node list"):
+        parse_dnndk_profile(seed_text + other)
+
+
+def test_kernel_info_seed_and_simulated(seed_dir):
+    from ofa_hw.dpu import compile_net, kernel_info_text
+    from ofa_hw.dpu.config import DPUConfig
+    from ofa_hw.netspec import build_netspec
+    from ofa_hw.space import get_space
+
+    seed = parse_kernel_info((seed_dir / "vai_c_kernel_info_proxylessmobile05.txt").read_text())
+    assert seed.network == "proxylessmobile05" and len(seed.kernels) == 1
+    k = seed.kernels[0]
+    assert k.kernel_type == "DPUKernel" and k.get("Total Node Count") == "42" and k.get("Workload MACs") == "207.17MOPS"
+    assert k.input_nodes == (("proxylessmobile05_conv_1(0)", "224*224*3"),)
+    s = get_space("proxyless_w05")
+    cn = compile_net(build_netspec(s, s.named_arch("proxyless_mobile_05"), "proxylessmobile05"), DPUConfig.from_preset("zcu102_b4096"))
+    sim = parse_kernel_info(kernel_info_text(cn))
+    for key in ("Kernel Type", "Workload MACs", "IO Memory Space", "Mean Value", "Total Tensor Count", "Total Node Count"):
+        assert sim.kernels[0].get(key) == k.get(key), key
+    assert (sim.kernels[0].input_tensors, sim.kernels[0].output_nodes) == (k.input_tensors, k.output_nodes)
+    with pytest.raises(ParseError) as e:
+        parse_kernel_info(kernel_info_text(cn).replace("224*224*3", "224*224"))
+    assert e.value.line is not None
+
+
+def test_dexplorer(seed_dir):
+    d = parse_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text())
+    assert len(d["cores"]) == 3 and d["extensions"] == {"Softmax": True}
+    assert d["cores"][2]["DPU Arch"] == "B4096"
+    with pytest.raises(ParseError, match="Core Count"):
+        parse_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text().replace("Core Count           : 3", "Core Count           : 4"))
+
+
+VAITRACE = """\
+DPU Summary:
+DPU Id | Bat | SubGraph | WL(GOP) | RT(ms) | Perf(GOP/s) | LdWB | LdFM | StFM | AvgBw
+-------+-----+----------+---------+--------+-------------+------+------+------+------
+DPU_0  | 1   | subgraph_conv_1 | 0.207 | 3.612 | 57.3 | 2.06 | 1.82 | 1.44 | 1456.2
+DPU_1  | 1   | subgraph_conv_1 | 0.207 | 3.598 | 57.5 | 2.06 | 1.82 | 1.44 | 1461.9
+
+Notes: values are averages
+"""
+
+
+def test_vaitrace_summary():
+    df = parse_vaitrace_summary(VAITRACE)
+    assert df["dpu_id"].tolist() == ["DPU_0", "DPU_1"]
+    assert df["runtime_ms"].tolist() == [3.612, 3.598] and df["batch"].tolist() == [1, 1]
+    with pytest.raises(ParseError) as e:
+        parse_vaitrace_summary(VAITRACE.replace("3.598", "n/a"))
+    assert e.value.line == 5
+    with pytest.raises(ParseError):
+        parse_vaitrace_summary(VAITRACE.replace("| 1456.2", ""))
+    with pytest.raises(ParseError):
+        parse_vaitrace_summary("nothing here\n")
