@@ -359,6 +359,9 @@ def test_results_cache_resumes_and_exports_ofa_dataset(space, checkpoint, image_
     assert sorted(s.top1 for s in ds.samples) == sorted(scores)
     with pytest.raises(AssertionError, match="re-evaluated"):  # other settings: the cache does not apply
         SupernetAccuracyModel(space, weights, folder, **{**kwargs, "max_images": 8}).predict(archs[:1])
+    other = SupernetWeights.from_state_dict(ofa_proxyless_checkpoint(seed=9), space, source=weights.source)
+    with pytest.raises(AssertionError, match="re-evaluated"):  # same file name, other weights
+        SupernetAccuracyModel(space, other, folder, **kwargs).predict(archs[:1])
 
 
 # --------------------------------------------------------------------------- image folder

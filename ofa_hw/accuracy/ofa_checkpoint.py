@@ -25,7 +25,9 @@ largest kernel down (``7 → 5 → 3``); BN parameters and statistics are sliced
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,15 @@ class SupernetWeights:
     space: SearchSpace
     tensors: dict[str, torch.Tensor]
     source: str
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 over key names and tensor bytes: identifies the weights whatever the file is called."""
+        digest = hashlib.sha256()
+        for key in sorted(self.tensors):
+            digest.update(key.encode())
+            digest.update(self.tensors[key].contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     @classmethod
     def from_state_dict(cls, state: Any, space: SearchSpace, source: str = "<state dict>") -> SupernetWeights:

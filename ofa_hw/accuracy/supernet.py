@@ -179,6 +179,7 @@ class SupernetAccuracyModel:
         """Everything an evaluation depends on; cached results are reused only under equal settings."""
         return {
             "checkpoint": self.weights.source,
+            "weights_sha256": self.weights.fingerprint,
             "space": self.space.name,
             "val_dir": str(self.val.root),
             "n_val": len(self._val_items),
