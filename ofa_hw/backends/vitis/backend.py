@@ -1,0 +1,294 @@
+"""The Vitis-AI backends (``vitis_dnndk``, ``vitis_vart``): compile on the host, profile on a board farm.
+
+Same interface as the simulator (:class:`~ofa_hw.backends.base.Backend`): ``profile(job)`` and
+``profile_many(jobs)`` return :class:`~ofa_hw.backends.base.ProfileOutcome` objects whose profiles come
+from the simulator's own parsers, so nothing downstream can tell the two apart. Any failure of a job —
+compile error, unreachable board, timeout, unparsable output — becomes a ``failed`` outcome carrying
+the cause; the batch goes on.
+
+The farm (``profile_many``) is two pools and no scheduler: a thread pool compiles ``compile_jobs``
+networks at a time on the host, and one worker thread per board takes compiled networks from a queue,
+one at a time. A board that becomes unreachable fails the job it held and leaves the farm; the other
+boards take the remaining jobs (when none is left, they fail with a clear message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import queue
+import re
+import shlex
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from ofa_hw.backends.base import ProfileJob, ProfileOutcome
+from ofa_hw.backends.vitis.board import Board, BoardClient, BoardError, BoardUnreachable, board_lock, quote_cmd
+from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, XmodelFlow
+from ofa_hw.backends.vitis.toolchain import ToolRunner
+from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
+from ofa_hw.dpu.profile import make_table, quantize, run_totals
+from ofa_hw.schemas.vitis import VitisConfig
+
+log = logging.getLogger(__name__)
+
+BOARD_FILES = files("ofa_hw.backends.vitis") / "board"
+DONE_MARK = "#ofa_hw done"
+_E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.M)
+
+
+def vitis_settings(node: Any) -> VitisConfig:
+    """The ``backend.vitis`` node validated against :class:`VitisConfig` (typos and types fail here)."""
+    base = OmegaConf.structured(VitisConfig)
+    merged = OmegaConf.merge(base, node if node is not None else {})
+    settings = OmegaConf.to_object(merged)
+    if settings.flow not in FLOWS:
+        raise ValueError(f"backend.vitis.flow: {settings.flow!r} is not one of {sorted(FLOWS)}")
+    if not settings.boards:
+        raise ValueError("backend.vitis.boards: no board configured (add at least one host)")
+    names = [b.name for b in settings.boards]
+    if len(set(names)) != len(names):
+        raise ValueError(f"backend.vitis.boards: duplicate board names {names}")
+    return settings
+
+
+def _e2e_ms(output: str) -> float | None:
+    values = [float(v) for v in _E2E_RE.findall(output)]
+    return float(np.mean(values)) / 1000.0 if values else None
+
+
+class DnndkProfiler:
+    """Board side of the DNNDK flow: ELF → ``libdpumodel<kernel>.so``, build + run the N2Cube profiler."""
+
+    source = "ofa_hw_dpu_profile.c"
+
+    async def run(self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str) -> str:
+        board, kernel = client.board, compiled.kernel
+        elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
+        await client.put(compiled.artifact, f"{tmp}/{elf}", "upload ELF")
+        await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload profiler")
+        env = list(board.env)
+        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, env), "ELF to shared library")
+        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, env), "build profiler")
+        # LD_LIBRARY_PATH keeps the system's value after our directory: N2Cube dlopen()s libdpumodel<kernel>.so.
+        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)], None, env)
+        ld = f"LD_LIBRARY_PATH={shlex.quote(tmp)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
+        result = await client.run(f"cd {shlex.quote(tmp)} && {ld} {command}", "profile")
+        return result.stdout
+
+    def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
+        if DONE_MARK not in output:
+            raise ParseError(f"profiler output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output")
+        prof = parse_dnndk_profile(output, source="board output")
+        if prof.kernel != compiled.kernel:
+            raise ParseError(f"profile of kernel {prof.kernel!r}, expected {compiled.kernel!r}", source="board output")
+        if prof.n_runs != runs:
+            raise ParseError(f"{prof.n_runs} profile tables for {runs} runs", source="board output")
+        return dataclasses.replace(prof, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info)
+
+
+class VartProfiler:
+    """Board side of the VART flow: run the xmodel under ``vaitrace --txt --fine_grained``."""
+
+    source = "ofa_hw_vart_profile.py"
+
+    async def run(self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str) -> str:
+        board = client.board
+        xmodel = f"{compiled.kernel}.xmodel"
+        await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
+        await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
+        argv = [settings.vaitrace, "--txt", "--fine_grained", "-o", "vaitrace.txt", board.python, self.source, xmodel, str(runs), str(warmup)]
+        result = await client.run(quote_cmd(argv, tmp, list(board.env)), "profile")
+        report = await client.read(f"{tmp}/vaitrace.txt", "fetch vaitrace report")
+        return result.stdout + ("\n" + report if report else "")
+
+    def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
+        if DONE_MARK not in output:
+            raise ParseError(f"runner output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output")
+        summary = parse_vaitrace_summary(output, source="vaitrace output")
+        return profile_from_vaitrace(summary, compiled.kernel, dpu, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info)
+
+
+def profile_from_vaitrace(summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = "") -> Profile:
+    """A :class:`Profile` (one run, one node per fine-grained subgraph) from vaitrace's DPU summary.
+
+    Rows of the same subgraph on several DPU cores are averaged. Mem is the sum of the loaded weights,
+    loaded and stored feature maps; utilization is Perf over one core's peak, as DNNDK computes it.
+    """
+    grouped = summary.groupby("subgraph", sort=False).mean(numeric_only=True)
+    names = list(grouped.index)
+    raw = {
+        "workload_mop": grouped["workload_gop"].to_numpy() * 1000.0,
+        "mem_mb": (grouped["load_weight_mb"] + grouped["load_fm_mb"] + grouped["store_fm_mb"]).to_numpy(),
+        "runtime_ms": grouped["runtime_ms"].to_numpy(),
+        "perf_gops": grouped["perf_gops"].to_numpy(),
+        "utilization": grouped["perf_gops"].to_numpy() / dpu.peak_gops,
+        "mb_s": grouped["avg_bw_mbs"].to_numpy(),
+    }
+    table = make_table(range(1, len(names) + 1), names, quantize(raw))
+    return Profile.from_runs(kernel, [table], [run_totals(table, dpu.peak_gops)], e2e_ms=e2e_ms, kernel_info=kernel_info)
+
+
+#: flow name -> (host flow, board profiler)
+FLOWS: dict[str, tuple[type, type]] = {"dnndk": (CaffeFlow, DnndkProfiler), "vart": (XmodelFlow, VartProfiler)}
+
+
+class VitisBackend:
+    """Vitis-AI export/quantize/compile on the host (or container) + profiling on SSH boards.
+
+    Attributes:
+        name: ``vitis_dnndk`` or ``vitis_vart`` (from the config).
+        toolchain: The configured toolchain label (``vitis-ai-1.0/dnndk-3.1``).
+        dpu: The DPU configuration of the boards.
+        boards: The farm.
+    """
+
+    def __init__(self, name: str, dpu: DPUConfig, settings: VitisConfig, timeout_s: float = 3600.0) -> None:
+        self.name = name
+        self.dpu = dpu
+        self.settings = settings
+        self.toolchain = settings.toolchain
+        self.timeout_s = timeout_s
+        self.workdir = Path(settings.workdir).expanduser().resolve()
+        runner = ToolRunner(container=settings.container, docker=settings.docker, conda=settings.conda, conda_env=settings.conda_env)
+        flow_cls, profiler_cls = FLOWS[settings.flow]
+        self.flow = flow_cls(settings, runner, self.workdir, dpu.name)
+        self.profiler = profiler_cls()
+        self.boards = [Board.from_config(b) for b in settings.boards]
+
+    @classmethod
+    def from_config(cls, cfg: Any, dpu: DPUConfig) -> VitisBackend:
+        """Build from a ``backend`` config node (``name``, ``timeout_s`` and the ``vitis`` settings)."""
+        return cls(str(cfg.get("name")), dpu, vitis_settings(cfg.get("vitis")), float(cfg.get("timeout_s", 3600.0)))
+
+    # ----------------------------------------------------------------------- steps
+    def compile(self, job: ProfileJob) -> Compiled | ProfileOutcome:
+        """Export + quantize + compile ``job``; a failure is returned as a failed outcome."""
+        start = time.monotonic()
+        try:
+            return self.flow.build(job)
+        except (CompileFailed, ValueError) as exc:
+            log.warning("%s: compile failed: %s", job.net_name, str(exc).splitlines()[0])
+            error = f"compile error: {exc}"
+        except Exception as exc:  # an exporter bug must fail this job, not the batch
+            log.exception("%s: export/compile crashed", job.net_name)
+            error = f"compile error (internal): {exc!r}"
+        return ProfileOutcome(job, "failed", raw_text=error, error=error, timings={"compile_s": time.monotonic() - start})
+
+    def run_on(self, board: Board, compiled: Compiled) -> ProfileOutcome:
+        """Profile a compiled network on ``board`` (holding the board's lock)."""
+        job, s = compiled.job, self.settings
+        timings = dict(compiled.timings)
+        start = time.monotonic()
+        output = ""
+        try:
+            with board_lock(board, s.lock_dir, s.lock_timeout_s):
+                timings["lock_wait_s"] = time.monotonic() - start
+                start = time.monotonic()
+                output = asyncio.run(asyncio.wait_for(self._session(board, compiled), self.timeout_s))
+            timings["board_s"] = time.monotonic() - start
+            profile = self.profiler.parse(output, compiled, job.runs, self.dpu)
+        except BoardUnreachable:
+            raise
+        except asyncio.TimeoutError:
+            return self._failed(job, board, f"board {board.name}: job timed out after {self.timeout_s:g} s", output, timings)
+        except BoardError as exc:
+            return self._failed(job, board, str(exc), output, timings)
+        except ParseError as exc:
+            return self._failed(job, board, f"board {board.name}: unreadable profiler output: {exc}", output, timings)
+        return ProfileOutcome(job, "ok", profile=profile, raw_text=output, timings=timings)
+
+    def _failed(self, job: ProfileJob, board: Board, error: str, output: str, timings: dict) -> ProfileOutcome:
+        log.warning("%s on %s failed: %s", job.net_name, board.name, error.splitlines()[0])
+        return ProfileOutcome(job, "failed", raw_text=output, error=error, timings=timings)
+
+    async def _session(self, board: Board, compiled: Compiled) -> str:
+        s = self.settings
+        client = BoardClient(board, s.connect_timeout_s, s.step_timeout_s, s.retries, s.backoff_s)
+        async with client:
+            tmp = await client.mkdtemp()
+            try:
+                return await self.profiler.run(client, compiled, compiled.job.runs, s.warmup, s, tmp)
+            finally:
+                await self._cleanup(client, tmp)
+
+    async def _cleanup(self, client: BoardClient, tmp: str) -> None:
+        """Remove the job's directory; after a lost connection, reconnect once to do it."""
+        try:
+            await client.rmtree(tmp)
+            return
+        except BoardUnreachable:
+            pass
+        except BoardError as exc:
+            log.warning("%s", exc)
+            return
+        try:
+            retry = BoardClient(client.board, client.connect_timeout_s, 30.0, retries=0)
+            async with retry:
+                await retry.rmtree(tmp)
+        except BoardError as exc:
+            log.warning("board %s: could not remove %s: %s", client.board.name, tmp, exc)
+
+    # ------------------------------------------------------------------- interface
+    def profile(self, job: ProfileJob) -> ProfileOutcome:
+        (outcome,) = list(self.profile_many([job]))
+        return outcome
+
+    def profile_many(self, jobs: Iterable[ProfileJob]) -> Iterator[ProfileOutcome]:
+        """Compile in parallel on the host, profile one job per board at a time; yield as they finish."""
+        jobs = list(jobs)
+        if not jobs:
+            return
+        results: queue.Queue[ProfileOutcome] = queue.Queue()
+        compiled_q: queue.Queue[Compiled | None] = queue.Queue()
+        alive = [len(self.boards)]
+        lock = threading.Lock()
+
+        def compiled_done(future) -> None:
+            item = future.result()
+            (results if isinstance(item, ProfileOutcome) else compiled_q).put(item)
+
+        def worker(board: Board) -> None:
+            dead = False
+            while (item := compiled_q.get()) is not None:
+                if dead:
+                    results.put(ProfileOutcome(item.job, "failed", error="no board left: every board of the farm became unreachable", timings=dict(item.timings)))
+                    continue
+                try:
+                    results.put(self.run_on(board, item))
+                except BoardUnreachable as exc:
+                    results.put(self._failed(item.job, board, str(exc), "", dict(item.timings)))
+                    with lock:
+                        alive[0] -= 1
+                        last = alive[0] == 0
+                    log.error("%s; it leaves the farm", exc)
+                    if not last:
+                        return  # the other boards take the remaining jobs
+                    dead = True  # the last board drains the queue, failing each job clearly
+                except Exception as exc:  # a bug must not hang the farm: report it as the job's failure
+                    log.exception("board %s: unexpected error", board.name)
+                    results.put(self._failed(item.job, board, f"board {board.name}: internal error: {exc!r}", "", dict(item.timings)))
+
+        threads = [threading.Thread(target=worker, args=(b,), name=f"board-{b.name}", daemon=True) for b in self.boards]
+        for t in threads:
+            t.start()
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile") as pool:
+                for future in [pool.submit(self.compile, job) for job in jobs]:
+                    future.add_done_callback(compiled_done)
+                for _ in jobs:
+                    yield results.get()
+        finally:
+            for _ in threads:
+                compiled_q.put(None)  # also when the caller stops early: no worker is left waiting
+
+    def __repr__(self) -> str:
+        return f"VitisBackend({self.name}, flow={self.settings.flow}, boards={[b.name for b in self.boards]}, toolchain={self.toolchain})"

@@ -1,0 +1,232 @@
+"""Host side of the Vitis-AI backends: export a subnet, quantize it, compile it for the DPU.
+
+Two flows, one interface (``build(job) -> Compiled``):
+
+* :class:`CaffeFlow` (Vitis-AI 1.0–1.2, DNNDK): Caffe export with an ``ImageData`` calibration input →
+  ``vai_q_caffe quantize`` → redundant input removed from ``deploy.prototxt`` → ``vai_c_caffe`` in
+  debug mode (per-node profiling needs it) → ``dpu_<kernel>.elf`` + the kernel list.
+* :class:`XmodelFlow` (Vitis-AI >= 1.3, VART): generated ``vai_q_pytorch`` script (calib, then test
+  mode with ``export_xmodel``) → ``vai_c_xir`` → ``<kernel>.xmodel``.
+
+Each job works in its own directory under ``workdir`` (named after the net and its arch id), keeps
+every tool log there, and is skipped when its compiled file is already present (resumable batches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ofa_hw.backends.base import ProfileJob
+from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
+from ofa_hw.dpu import ParseError, parse_kernel_info
+from ofa_hw.export.caffe import remove_redundant_input, save_caffe, to_caffe, with_image_data
+from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, write_quantize_script
+from ofa_hw.netspec import build_netspec
+from ofa_hw.schemas.vitis import VitisConfig
+from ofa_hw.torchnet import build_model
+
+#: VAI_C's option for per-node profiling (DNNDK prints node tables only for debug-mode kernels).
+DEBUG_MODE = "{'mode': 'debug'}"
+
+
+class CompileFailed(RuntimeError):
+    """Export, quantization or compilation failed; the message carries the tool's own words."""
+
+
+def kernel_name(net_name: str) -> str:
+    """The DPU kernel name of a net: N2Cube's ``libdpumodel<name>.so`` names must not contain ``_``."""
+    name = net_name.replace("_", "")
+    if not re.fullmatch(r"[A-Za-z0-9]+", name):
+        raise ValueError(f"net name {net_name!r} gives no valid DPU kernel name (alphanumeric, no '_')")
+    return name
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A network compiled for the DPU, ready for a board.
+
+    Attributes:
+        job: The profiling job it was built for.
+        kernel: DPU kernel name (``-n`` / ``--net_name``).
+        artifact: The file the board runs: ``dpu_<kernel>.elf`` (DNNDK) or ``<kernel>.xmodel`` (VART).
+        kernel_info: The compiler's kernel list (DNNDK) or summary output (xir).
+        log: The tools' outputs, concatenated (kept with the measurement).
+        timings: Wall times of the host steps in seconds.
+    """
+
+    job: ProfileJob
+    kernel: str
+    artifact: Path
+    kernel_info: str
+    log: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def job_dir(workdir: Path, job: ProfileJob) -> Path:
+    """The job's directory: net name + a digest of (space, arch id, seed), stable across runs."""
+    digest = hashlib.sha1(f"{job.space_name}|{job.arch_id}|{job.seed}".encode()).hexdigest()[:12]
+    return workdir / f"{job.net_name}-{digest}"
+
+
+def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, object]:
+    """The job's subnet with seeded random weights (latency does not depend on weight values)."""
+    space = job.get_space()
+    torch.manual_seed(job.seed)
+    model = build_model(space, job.arch, name).eval()
+    return model, build_netspec(space, job.arch, name)
+
+
+def synthetic_calibration(outdir: Path, n: int, hw: int, seed: int, list_name: str = "calibration.txt") -> Path:
+    """Write ``n`` random RGB PNG images and their list file (``name 0`` lines); returns the directory."""
+    from PIL import Image
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = []
+    for i in range(n):
+        name = f"calib_{i:04d}.png"
+        Image.fromarray(rng.integers(0, 256, (hw, hw, 3), dtype=np.uint8)).save(outdir / name)
+        names.append(f"{name} 0")
+    (outdir / list_name).write_text("\n".join(names) + "\n")
+    return outdir
+
+
+def _arch_json(template: str, dpu_name: str) -> str:
+    """The arch file for this DPU: ``{board}`` in the template becomes the preset's board (``ZCU102``)."""
+    return template.replace("{board}", dpu_name.split("_")[0].upper())
+
+
+class _Flow:
+    def __init__(self, cfg: VitisConfig, runner: ToolRunner, workdir: Path, dpu_name: str) -> None:
+        self.cfg = cfg
+        self.runner = runner
+        self.workdir = Path(workdir)
+        self.arch_json = _arch_json(cfg.arch_json, dpu_name)
+
+    def _run(self, argv: list[str], cwd: Path, timeout_s: float, log: Path) -> str:
+        try:
+            return self.runner.run(argv, cwd, timeout_s, log).output
+        except ToolError as exc:
+            raise CompileFailed(str(exc)) from exc
+
+    def _calibration(self, root: Path, hw: int, seed: int) -> tuple[str, str]:
+        if self.cfg.calib_dir:
+            return str(Path(self.cfg.calib_dir).expanduser().resolve()), self.cfg.calib_list
+        calib = synthetic_calibration(root / "calib", self.cfg.calib_images, hw, seed)
+        return str(calib), "calibration.txt"
+
+
+class CaffeFlow(_Flow):
+    """Caffe export → vai_q_caffe → vai_c_caffe (DNNDK)."""
+
+    def build(self, job: ProfileJob) -> Compiled:
+        kernel = kernel_name(job.net_name)
+        root = job_dir(self.workdir, job)
+        elf = root / "compiled" / f"dpu_{kernel}.elf"
+        info_file = root / "compiled" / "kernel_info.txt"
+        if elf.exists() and info_file.exists():
+            return Compiled(job, kernel, elf, info_file.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0})
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        model, netspec = _model(job, kernel)
+        net = to_caffe(model, name=kernel, bn=self.cfg.bn)
+        calib_dir, calib_list = self._calibration(root, netspec.input_hw, job.seed)
+        float_net = with_image_data(net, str(Path(calib_dir) / calib_list), calib_dir + "/")
+        proto, weights = save_caffe(float_net, root / "float" / f"{kernel}.prototxt", root / "float" / f"{kernel}.caffemodel")
+        timings["export_s"] = time.monotonic() - start
+
+        qdir = root / "quantize_results"
+        start = time.monotonic()
+        argv = ["vai_q_caffe", "quantize", "--model", str(proto), "--weights", str(weights)]
+        argv += ["--calib_iter", str(self.cfg.calib_iter), "--output_dir", str(qdir), *self.cfg.quantize_args]
+        q_out = self._run(argv, root, self.cfg.quantize_timeout_s, root / "logs" / "vai_q_caffe.log")
+        timings["quantize_s"] = time.monotonic() - start
+        deploy = qdir / "deploy.prototxt"
+        if not deploy.exists() or not (qdir / "deploy.caffemodel").exists():
+            raise CompileFailed(f"vai_q_caffe: no deploy.prototxt/deploy.caffemodel in {qdir}\n{q_out[-2000:]}")
+        removed = remove_redundant_input(deploy)
+
+        start = time.monotonic()
+        cdir = root / "compiled"
+        argv = ["vai_c_caffe", "-p", str(deploy), "-c", str(qdir / "deploy.caffemodel"), "-a", self.arch_json]
+        argv += ["-e", DEBUG_MODE, "--output_dir", str(cdir), "-n", kernel]
+        c_out = self._run(argv, root, self.cfg.compile_timeout_s, root / "logs" / "vai_c_caffe.log")
+        timings["compile_s"] = time.monotonic() - start
+        info = _kernel_list(c_out, kernel)
+        if not elf.exists():
+            raise CompileFailed(f"vai_c_caffe: {elf.name} was not written to {cdir}")
+        log = f"# vai_q_caffe\n{q_out}\n# removed from deploy.prototxt: {removed}\n# vai_c_caffe\n{c_out}"
+        (root / "logs.txt").write_text(log)
+        info_file.write_text(info)  # written last: its presence marks a complete build
+        return Compiled(job, kernel, elf, info, log, timings)
+
+
+def _kernel_list(output: str, kernel: str) -> str:
+    """The kernel list in VAI_C's output; a network split into several DPU kernels is refused.
+
+    Per-node profiles of a split network are not additive (CPU subgraphs between the DPU kernels), and
+    the board-side profiler runs one kernel.
+    """
+    start = output.find("kernel list info for network")
+    if start < 0:
+        raise CompileFailed(f"vai_c_caffe printed no kernel list\n{output[-2000:]}")
+    text = output[start:]
+    try:
+        kernels = parse_kernel_info(text, source="vai_c_caffe output")
+    except ParseError as exc:
+        raise CompileFailed(f"vai_c_caffe kernel list unreadable: {exc}") from exc
+    dpu = [k.name for k in kernels.dpu_kernels]
+    if dpu != [kernel]:
+        cpu = [k.name for k in kernels.kernels if k.kernel_type != "DPUKernel"]
+        raise CompileFailed(f"{kernel}: compiled into DPU kernels {dpu} and CPU kernels {cpu}; expected the single DPU kernel {kernel!r}")
+    return text
+
+
+class XmodelFlow(_Flow):
+    """Generated vai_q_pytorch script (calib, test) → vai_c_xir (VART)."""
+
+    def build(self, job: ProfileJob) -> Compiled:
+        kernel = kernel_name(job.net_name)
+        root = job_dir(self.workdir, job)
+        cdir = root / "compiled"
+        xmodel = cdir / f"{kernel}.xmodel"
+        done = cdir / "vai_c_xir.txt"
+        if xmodel.exists() and done.exists():
+            return Compiled(job, kernel, xmodel, done.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0})
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        model, netspec = _model(job, kernel)
+        script, weights = write_quantize_script(netspec, model, root / "quantize", self.cfg.calib_iter, job.seed)
+        calib_dir, calib_list = (str(Path(self.cfg.calib_dir).expanduser().resolve()), self.cfg.calib_list) if self.cfg.calib_dir else ("", "")
+        qdir = root / "quantize_result"
+        timings["export_s"] = time.monotonic() - start
+        outputs = []
+        start = time.monotonic()
+        for mode in ("calib", "test"):
+            argv = quantize_argv("python", script, weights, mode, qdir, calib_dir, calib_list, self.cfg.calib_iter)
+            outputs.append(self._run(argv + list(self.cfg.quantize_args), root, self.cfg.quantize_timeout_s, root / "logs" / f"vai_q_pytorch_{mode}.log"))
+        timings["quantize_s"] = time.monotonic() - start
+        if not (qdir / QUANTIZED_XMODEL).exists():
+            raise CompileFailed(f"vai_q_pytorch: {QUANTIZED_XMODEL} was not written to {qdir}\n{outputs[-1][-2000:]}")
+        start = time.monotonic()
+        c_out = self._run(compile_argv(qdir / QUANTIZED_XMODEL, self.arch_json, kernel, cdir), root, self.cfg.compile_timeout_s, root / "logs" / "vai_c_xir.log")
+        timings["compile_s"] = time.monotonic() - start
+        if not xmodel.exists():
+            raise CompileFailed(f"vai_c_xir: {xmodel.name} was not written to {cdir}\n{c_out[-2000:]}")
+        log = f"# vai_q_pytorch calib\n{outputs[0]}\n# vai_q_pytorch test\n{outputs[1]}\n# vai_c_xir\n{c_out}"
+        (root / "logs.txt").write_text(log)
+        done.write_text(c_out)
+        return Compiled(job, kernel, xmodel, c_out, log, timings)
+
+
+def describe(job: ProfileJob) -> str:
+    """One line naming a job in messages."""
+    return f"{job.net_name} ({job.space_name}, {json.dumps(job.arch, sort_keys=True)[:80]}…)"
