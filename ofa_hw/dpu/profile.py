@@ -49,10 +49,10 @@ def quantize(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for col, vals in values.items():
         vals = np.asarray(vals, dtype=float)
         if col == "utilization":
-            out[col] = np.array([float("%.1f" % (v * 100.0)) / 100.0 for v in vals])
+            out[col] = np.round(vals * 100.0, 1) / 100.0
         else:
-            fmt = "%%.%df" % DECIMALS[col]
-            out[col] = np.array([float(fmt % v) for v in vals])
+            # rint(x·10^d)/10^d is the double nearest to the printed decimal, so parse(format(v)) == v.
+            out[col] = np.round(vals, DECIMALS[col])
     return out
 
 
@@ -112,7 +112,7 @@ class Profile:
         """Assemble a profile from per-run tables (printed values) and their "All" rows."""
         if not runs:
             raise ValueError("a profile needs at least one run")
-        runs = tuple(r[COLUMNS].reset_index(drop=True) for r in runs)
+        runs = tuple(r if list(r.columns) == COLUMNS and isinstance(r.index, pd.RangeIndex) else r[COLUMNS].reset_index(drop=True) for r in runs)
         names = runs[0]["name"].tolist()
         for i, r in enumerate(runs[1:], start=2):
             if r["name"].tolist() != names:
@@ -169,11 +169,11 @@ class Profile:
 
 
 def make_table(ids, names, values: dict) -> pd.DataFrame:
-    """A run table with canonical dtypes (int64 ids, str names, float64 figures)."""
-    df = pd.DataFrame({"id": pd.Series(list(ids), dtype="int64"), "name": pd.Series(list(names), dtype=object).astype(str)})
+    """A run table with canonical dtypes (int64 ids, string names, float64 figures)."""
+    data = {"id": np.asarray(ids, dtype=np.int64), "name": pd.array(list(names), dtype="str")}
     for c in COLUMNS[2:]:
-        df[c] = pd.Series(values[c], dtype="float64").to_numpy()
-    return df
+        data[c] = np.asarray(values[c], dtype=np.float64)
+    return pd.DataFrame(data, copy=False)
 
 
 def _aggregate(runs: tuple[pd.DataFrame, ...]) -> pd.DataFrame:

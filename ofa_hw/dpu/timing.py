@@ -188,15 +188,21 @@ def op_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
 
 
 def layer_times_ms(ns: Any, dpu: DPUConfig) -> np.ndarray:
-    """One analytic time per netspec layer (ms; timing model without node overhead).
+    """One analytic time per netspec layer (ms): the noise-free node time minus the node overhead,
+    shared among the node's layers in proportion to their standalone times.
 
-    Use it to split a fused node that spans two OFA blocks (e.g. stem + first depthwise)
-    proportionally between them.
+    The layers of a node therefore sum to ``node time - node_overhead_us``; use the shares to split a
+    fused node that spans two OFA blocks (e.g. stem + first depthwise) between them.
     """
     from ofa_hw.dpu.compiler import compile_net
 
     cn = compile_net(ns, dpu)
     per_op = op_times_ms(cn, dpu)
+    nodes = node_times_ms(cn, dpu) - dpu.node_overhead_us * 1e-3
+    for node, t_node in zip(cn.nodes, nodes):
+        idx = list(node.ops)
+        own = per_op[idx]
+        per_op[idx] = t_node * (own / own.sum() if own.sum() > 0 else np.full(len(idx), 1.0 / len(idx)))
     out = np.zeros(len(ns.layers))
     for o, t in zip(cn.ops, per_op):
         for layer in o.layers:
