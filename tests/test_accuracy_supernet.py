@@ -31,6 +31,7 @@ from ofa_hw.accuracy.imagefolder import (
 from ofa_hw.accuracy.ofa_checkpoint import CheckpointError, SupernetWeights
 from ofa_hw.accuracy.ofa_dataset import load_ofa_accuracy_dataset
 from ofa_hw.accuracy.supernet import SupernetAccuracyModel, recalibrate_bn
+from ofa_hw.accuracy.threads import torch_threads
 from ofa_hw.space import get_space
 from ofa_hw.torchnet import build_model
 
@@ -146,6 +147,13 @@ def ref_forward(sd, arch, x, calib=None):
             x = h + x if s == 1 and h.shape[1] == cin else h
     x = act(bn(F.conv2d(x, sd["feature_mix_layer.conv.weight"]), "feature_mix_layer.bn"))
     return F.linear(x.mean((2, 3)), sd["classifier.linear.weight"], sd["classifier.linear.bias"])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small convs on a shared 2-core machine run ~10x faster on one torch thread than on two."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ofa_hw.accuracy.imagefolder import ImageFolder, batches, eval_crop, load_crops, train_crop
 from ofa_hw.accuracy.ofa_checkpoint import OFA_BN_EPS, OFA_BN_MOMENTUM, SupernetWeights
 from ofa_hw.accuracy.ofa_dataset import write_ofa_accuracy_dataset
+from ofa_hw.accuracy.threads import torch_threads
 from ofa_hw.netspec import build_netspec
 from ofa_hw.space import Arch, SearchSpace
 from ofa_hw.torchnet import OFASubnet, build_model
@@ -127,6 +128,7 @@ class SupernetAccuracyModel:
         results_file: Optional JSON cache of finished evaluations (resumable runs).
         seed: Subset and augmentation seed.
         workers: Image-decoding threads.
+        threads: Torch threads while evaluating (None = torch's default; 1 on a busy shared machine).
     """
 
     name = "supernet"
@@ -147,6 +149,7 @@ class SupernetAccuracyModel:
         results_file: str | Path | None = None,
         seed: int = 0,
         workers: int = 2,
+        threads: int | None = None,
     ) -> None:
         if weights.space != space:
             raise ValueError(f"supernet weights belong to space '{weights.space.name}', not '{space.name}'")
@@ -159,6 +162,7 @@ class SupernetAccuracyModel:
         self.cache_bytes = cache_mb * 2**20
         self.seed = seed
         self.workers = workers
+        self.threads = threads
         rng = np.random.default_rng(seed)
         self._val_items = self._subset(val, max_images, rng)
         self._calib_items = self._subset(self.calib, calib_images, rng)
@@ -261,9 +265,10 @@ class SupernetAccuracyModel:
         key = self.space.arch_id(arch)
         if key not in self._results:
             start = time.perf_counter()
-            model = self.subnet(arch)
-            recalibrate_bn(model, self._data("calib", arch["r"]))
-            result = evaluate_model(model, self._data("val", arch["r"]))
+            with torch_threads(self.threads):
+                model = self.subnet(arch)
+                recalibrate_bn(model, self._data("calib", arch["r"]))
+                result = evaluate_model(model, self._data("val", arch["r"]))
             log.info("subnet %s: top-1 %.2f %%, top-5 %.2f %% (%.1f s)", key, result.top1, result.top5,
                      time.perf_counter() - start)
             self._results[key] = result
@@ -308,4 +313,6 @@ def from_config(cfg: Any, space: SearchSpace) -> SupernetAccuracyModel:
         cache_mb=opts.cache_mb,
         results_file=opts.results_file,
         seed=opts.seed,
+        workers=opts.workers,
+        threads=opts.threads,
     )

@@ -12,12 +12,10 @@ batch of features on one thread, so scoring a 100-arch population costs about a 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from tqdm import tqdm
 
 from ofa_hw.accuracy.encoding import RESOLUTION_ENCODINGS, ArchEncoder, resolution_basis
 from ofa_hw.accuracy.ofa_dataset import AccuracyDataset, load_ofa_accuracy_dataset
+from ofa_hw.accuracy.threads import torch_threads
 from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class TableAccuracyModel:
     def predict_encoded(self, genes: np.ndarray) -> np.ndarray:
         """Predicted top-1 (%) of an encoded population ``(N, n_genes)`` → ``(N,)`` float64."""
         x = torch.from_numpy(self.encoder.features(genes))
-        with _one_thread(), torch.inference_mode():
+        with torch_threads(1), torch.inference_mode():
             return self.net(x).numpy().astype(np.float64) * 100.0
 
     def predict(self, archs: list[Arch]) -> np.ndarray:
@@ -193,20 +192,8 @@ def train_table_model(
     The split is by subnet config (``val_fraction`` of them held out); the weights with the best
     validation RMSE are kept (the last ones when nothing is held out).
     """
-    with _one_thread():
+    with torch_threads(1):
         return _train(dataset, space, options, progress)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Train on one thread: an MLP this small gains nothing from more, and on a shared 2-core machine
-    intra-op threads contend badly (10x slower steps under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(dataset: AccuracyDataset, space: SearchSpace, options: TrainOptions, progress: bool) -> TableAccuracyModel:

@@ -63,6 +63,9 @@ class SupernetAccuracyConfig:
     cache_mb: Keep decoded validation crops of one resolution in memory up to this size.
     results_file: JSON file of evaluated subnets (arch id → top-1/top-5), reused across runs.
     seed: Subset selection and augmentation seed.
+    workers: Image-decoding threads.
+    threads: Torch threads while evaluating (None = torch's default; 1 avoids thread contention on a
+        busy shared machine).
     """
 
     checkpoint: Optional[str] = None
@@ -75,6 +78,8 @@ class SupernetAccuracyConfig:
     cache_mb: int = 2048
     results_file: Optional[str] = None
     seed: int = 0
+    workers: int = 2
+    threads: Optional[int] = None
 
 
 @dataclass
