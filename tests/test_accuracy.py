@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import compose
-from ofa_hw.accuracy import AccuracyModel, make_accuracy_model
+from ofa_hw.accuracy import AccuracyModel, accuracy_info, make_accuracy_model
 from ofa_hw.accuracy.encoding import ArchEncoder, resolution_basis
 from ofa_hw.accuracy.flops import FlopsProxy
 from ofa_hw.accuracy.ofa_dataset import DatasetError, load_ofa_accuracy_dataset, write_ofa_accuracy_dataset
@@ -277,6 +277,7 @@ def test_factory_flops_default(workspace, space):
     assert cfg.accuracy.name == "flops"
     model = make_accuracy_model(cfg, space)
     assert model.name == "flops" and model.is_proxy
+    assert accuracy_info(model) == {"model": "flops", "is_proxy": True, "label": "FLOPs proxy (not ImageNet accuracy)"}
     assert make_accuracy_model(cfg.accuracy, space).name == "flops"
 
 
@@ -290,6 +291,8 @@ def test_factory_table_trains_caches_and_retrains(tmp_path, workspace, space):
     assert model_dir.is_relative_to(workspace)
     first = make_accuracy_model(cfg, space)
     assert first.name == "table" and (model_dir / "state_dict.pt").is_file()
+    info = accuracy_info(first)
+    assert info["is_proxy"] is False and info["metrics"]["val"]["n"] > 0
     stamp = (model_dir / "meta.json").stat().st_mtime_ns
     again = make_accuracy_model(cfg, space)  # loaded, not retrained
     assert (model_dir / "meta.json").stat().st_mtime_ns == stamp

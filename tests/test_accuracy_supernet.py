@@ -409,3 +409,19 @@ def test_random_resized_box_bounds_and_determinism(tmp_path):
     a = train_crop(tmp_path / "a.png", 64, np.random.default_rng([7, 64, 3]))
     b = train_crop(tmp_path / "a.png", 64, np.random.default_rng([7, 64, 3]))
     assert a.shape == (64, 64, 3) and np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- factory via Hydra
+def test_factory_builds_supernet_model(space, checkpoint, image_dir, workspace):
+    from conftest import compose
+
+    from ofa_hw.accuracy import make_accuracy_model
+
+    path, _ = checkpoint
+    cfg = compose(["accuracy=supernet", f"accuracy.supernet.checkpoint={path}", f"accuracy.supernet.val_dir={image_dir}",
+                   "accuracy.supernet.calib_images=4", "accuracy.supernet.threads=1"], workspace=workspace)
+    model = make_accuracy_model(cfg, space)
+    assert isinstance(model, SupernetAccuracyModel) and model.threads == 1
+    assert model.results_file == workspace / "accuracy" / "supernet_results.json"
+    with pytest.raises(ValueError, match="accuracy.supernet.checkpoint"):
+        make_accuracy_model(compose(["accuracy=supernet"], workspace=workspace), space)

@@ -58,4 +58,17 @@ def make_accuracy_model(cfg: Any, space: SearchSpace) -> AccuracyModel:
     return get_method(node._target_)(node, space)
 
 
-__all__ = ["AccuracyModel", "make_accuracy_model"]
+def accuracy_info(model: AccuracyModel) -> dict[str, Any]:
+    """What a report must say about the accuracy column: name, proxy flag, label (+ metrics if any).
+
+    Put it under ``accuracy`` in ``results.json`` and use ``label`` as the axis/column title, so a proxy
+    is never shown as ImageNet accuracy.
+    """
+    info: dict[str, Any] = {"model": model.name, "is_proxy": bool(model.is_proxy), "label": model.label}
+    metrics = getattr(model, "metrics", None)
+    if metrics:
+        info["metrics"] = metrics
+    return info
+
+
+__all__ = ["AccuracyModel", "accuracy_info", "make_accuracy_model"]
