@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -436,40 +437,82 @@ class Store:
 
     def profile(self, run_id: int) -> Profile:
         """Rebuild the :class:`~ofa_hw.dpu.Profile` of an ok run from its stored node rows."""
+        return self.profiles([run_id])[int(run_id)]
+
+    def profiles(self, run_ids: Iterable[int]) -> dict[int, Profile]:
+        """Rebuild the profiles of several ok runs with two queries (by run id).
+
+        Raises:
+            StoreError: a run id is unknown or names a failed run.
+        """
         from ofa_hw.dpu import Profile  # the store sits above the dpu layer; imported lazily
 
-        with self._errors("read profile"), self._lock:
-            row = self._conn.execute(
-                "SELECT status, kernel, kernel_info, e2e_ms, tasks, totals FROM runs WHERE id = ?", (int(run_id),)
-            ).fetchone()
-        if row is None:
-            raise StoreError(f"store {self.path} has no run with id {run_id}")
-        if row[0] != "ok":
-            raise StoreError(f"store {self.path}: run {run_id} failed; it has no profile")
-        per_run = self.nodes([run_id], per_run=True)
-        cols = list(NODE_COLUMNS)
-        runs = [frame[cols].reset_index(drop=True) for _, frame in per_run.groupby("run", sort=True)]
-        return Profile.from_runs(
-            kernel=row[1] or "",
-            runs=runs,
-            totals=json.loads(row[5]),
-            tasks=json.loads(row[4]),
-            e2e_ms=row[3],
-            kernel_info=row[2] or "",
-        )
+        ids = list(dict.fromkeys(int(i) for i in run_ids))
+        meta: dict[int, tuple] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self._errors("read profiles"), self._lock:
+                rows = self._conn.execute(
+                    f"SELECT id, status, kernel, kernel_info, e2e_ms, tasks, totals FROM runs WHERE id IN ({marks})", chunk
+                ).fetchall()
+            meta.update((r[0], r[1:]) for r in rows)
+        for run_id in ids:
+            if run_id not in meta:
+                raise StoreError(f"store {self.path} has no run with id {run_id}")
+            if meta[run_id][0] != "ok":
+                raise StoreError(f"store {self.path}: run {run_id} failed; it has no profile")
+        nodes = self.nodes(ids, per_run=True)
+        # Slice the (run_id, run)-sorted rows into per-run tables with numpy: pandas grouping per run is
+        # the slow part when a task reloads hundreds of profiles.
+        columns = {c: nodes[c].to_numpy() for c in ("run_id", "run", *NODE_COLUMNS)}
+        tag = columns["run_id"].astype(np.int64) * 1_000_000 + columns["run"].astype(np.int64)
+        cuts = np.flatnonzero(np.diff(tag)) + 1
+        tables: dict[int, list[pd.DataFrame]] = {i: [] for i in ids}
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(tag)]):
+            if hi > lo:
+                tables[int(columns["run_id"][lo])].append(
+                    pd.DataFrame({c: columns[c][lo:hi] for c in NODE_COLUMNS})
+                )
+        out = {}
+        for run_id in ids:
+            _, kernel, kernel_info, e2e_ms, tasks, totals = meta[run_id]
+            out[run_id] = Profile.from_runs(
+                kernel=kernel or "",
+                runs=tables[run_id],
+                totals=json.loads(totals),
+                tasks=json.loads(tasks),
+                e2e_ms=e2e_ms,
+                kernel_info=kernel_info or "",
+            )
+        return out
 
     def outcome(self, run: StoredRun, job: ProfileJob | None = None) -> ProfileOutcome:
         """Rebuild the :class:`ProfileOutcome` of a stored run (``job`` defaults to one rebuilt from the row)."""
-        if job is None:
-            job = ProfileJob(run.space, run.arch, run.net_name, run.runs, run.seed)
-        return ProfileOutcome(
-            job=job,
-            status=run.status,
-            profile=self.profile(run.id) if run.status == "ok" else None,
-            raw_text=self.raw_text(run.id),
-            error=run.error,
-            timings=run.timings,
-        )
+        return self.outcomes([run], [job])[0]
+
+    def outcomes(self, runs: Sequence[StoredRun], jobs: Sequence[ProfileJob | None] | None = None) -> list[ProfileOutcome]:
+        """Rebuild the outcomes of stored runs in bulk (``jobs[i]`` defaults to one rebuilt from the row)."""
+        jobs = list(jobs) if jobs is not None else [None] * len(runs)
+        profiles = self.profiles([r.id for r in runs if r.status == "ok"])
+        raw: dict[int, str] = {}
+        ids = [r.id for r in runs]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self._errors("read raw text"), self._lock:
+                raw.update(self._conn.execute(f"SELECT id, raw_text FROM runs WHERE id IN ({marks})", chunk).fetchall())
+        return [
+            ProfileOutcome(
+                job=job if job is not None else ProfileJob(run.space, run.arch, run.net_name, run.runs, run.seed),
+                status=run.status,
+                profile=profiles.get(run.id),
+                raw_text=raw[run.id],
+                error=run.error,
+                timings=run.timings,
+            )
+            for run, job in zip(runs, jobs)
+        ]
 
     def count(self, **filters: Any) -> int:
         return len(self.runs(**filters))
@@ -533,10 +576,11 @@ def profile_jobs(
                 bar.update(1)
                 if n_failed:
                     bar.set_postfix(failed=n_failed)
+    reloaded = iter(store.outcomes([stored[k] for k in keys if k not in fresh], [j for k, j in zip(keys, jobs) if k not in fresh]))
     out = []
     for key, job in zip(keys, jobs):
         if key in fresh:
             out.append(fresh[key] if fresh[key].job is job else dataclasses.replace(fresh[key], job=job))
         else:
-            out.append(store.outcome(stored[key], job))
+            out.append(next(reloaded))
     return out
