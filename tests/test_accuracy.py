@@ -198,6 +198,8 @@ def test_dataset_entry_errors_name_file_and_entry(tmp_path, space, edit, message
 def test_write_dataset_round_trip_and_extension(tmp_path, space):
     archs = space.sample(np.random.default_rng(5), 6)
     write_ofa_accuracy_dataset(tmp_path, [(a, 70.0 + i) for i, a in enumerate(archs[:4])])
+    ids = json.loads((tmp_path / "net_id.dict").read_text())
+    (tmp_path / "net_id.dict").write_text(json.dumps([json.loads(i) for i in ids]))  # objects, not strings
     write_ofa_accuracy_dataset(tmp_path, [(a, 70.0 + i) for i, a in enumerate(archs[4:], start=4)])
     ds = load_ofa_accuracy_dataset(tmp_path, space)
     got = {space.arch_id(s.arch): s.top1 for s in ds.samples}

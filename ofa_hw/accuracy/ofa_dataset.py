@@ -203,7 +203,11 @@ def write_ofa_accuracy_dataset(root: str | Path, entries: Iterable[tuple[Arch, f
     root = Path(root)
     (root / SRC_DIR).mkdir(parents=True, exist_ok=True)
     net_id_path = root / NET_ID_FILE
-    net_ids: list[str] = _read_json(net_id_path) if net_id_path.is_file() else []
+    existing = _read_json(net_id_path) if net_id_path.is_file() else []
+    if not isinstance(existing, list):
+        raise DatasetError(f"{net_id_path}: expected a JSON list of subnet configs, got {type(existing).__name__}")
+    # OFA writes JSON strings; objects written by hand are kept, as strings
+    net_ids = [e if isinstance(e, str) else json.dumps(e) for e in existing]
     known = set(net_ids)
     by_res: dict[int, dict[str, float]] = {}
     for arch, top1 in entries:
