@@ -527,14 +527,18 @@ def open_store(cfg: Any, workspace: str | Path | None = None) -> Store:
 
 def _node_rows(prof: Profile) -> list[tuple]:
     """``(run, seq, *NODE_COLUMNS)`` rows: the aggregate table as run -1, then each run's table."""
-    rows = []
-    tables = [(-1, prof.nodes)] + list(enumerate(prof.runs))
-    for run, frame in tables:
+    rows: list[tuple] = []
+    for run, frame in [(-1, prof.nodes)] + list(enumerate(prof.runs)):
         missing = [c for c in NODE_COLUMNS if c not in frame.columns]
         if missing:
             raise StoreError(f"profile of kernel {prof.kernel!r} lacks node columns {missing}")
-        for seq, rec in enumerate(frame[list(NODE_COLUMNS)].itertuples(index=False)):
-            rows.append((run, seq, int(rec[0]), str(rec[1]), *(None if pd.isna(v) else float(v) for v in rec[2:])))
+        ids = [int(v) for v in frame["id"]]
+        names = [str(v) for v in frame["name"]]
+        # NaN -> NULL; tolist() gives plain Python floats, which sqlite3 binds fastest.
+        values = [
+            [None if v != v else v for v in frame[c].to_numpy(dtype=float).tolist()] for c in NODE_COLUMNS[2:]
+        ]
+        rows.extend((run, seq, ids[seq], names[seq], *(col[seq] for col in values)) for seq in range(len(ids)))
     return rows
 
 
