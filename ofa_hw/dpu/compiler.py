@@ -237,8 +237,7 @@ def layer_violation(layer: Any, dpu: DPUConfig) -> str | None:
 
 def _netspec_layer_op(layer: Any) -> Op:
     k = layer.kernel if layer.kind in ("conv", "dwconv") else 1
-    kind = layer.kind if layer.kind != "gap" else "gap"
-    return Op(layer.index, layer.name, kind, layer.in_hw, layer.in_hw, layer.in_c, layer.out_hw, layer.out_hw,
+    return Op(layer.index, layer.name, layer.kind, layer.in_hw, layer.in_hw, layer.in_c, layer.out_hw, layer.out_hw,
               layer.out_c, k, k, layer.stride, layer.groups)
 
 

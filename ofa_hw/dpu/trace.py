@@ -53,7 +53,6 @@ class _Tracer:
         self.ops: list[Op] = []
         self.of: dict[fx.Node, int] = {}  # fx node -> op index (-1: network input)
         self.counts: dict[str, int] = {}
-        self.users: dict[int, int] = {}
 
     def name(self, family: str) -> str:
         self.counts[family] = self.counts.get(family, 0) + 1
@@ -63,13 +62,12 @@ class _Tracer:
         return [self.of[a] for a in node.all_input_nodes if a in self.of]
 
     def add(self, node: fx.Node, family: str, kind: str, inputs: list[int], **kw) -> None:
-        ins = [i for i in inputs]
         first = node.all_input_nodes[0]
         c_in, h_in, w_in = _shape(first)
         c, h, w = _shape(node)
         fields = dict(in_h=h_in, in_w=w_in, in_c=c_in, out_h=h, out_w=w, out_c=c)
         fields.update(kw)
-        op = Op(index=len(self.ops), name=self.name(family), kind=kind, inputs=tuple(ins), **fields)
+        op = Op(index=len(self.ops), name=self.name(family), kind=kind, inputs=tuple(inputs), **fields)
         self.ops.append(op)
         self.of[node] = op.index
 
