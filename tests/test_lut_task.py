@@ -103,9 +103,11 @@ def test_task_reuses_the_shipped_lut(run_task, workspace):
 
 
 def test_multirun_over_two_dpus_shares_one_store(tmp_path):
+    """Two DPU configs profiled at once by the joblib launcher's worker processes, into one store."""
     ws = tmp_path / "ws"
     cmd = [
         sys.executable, "-m", "ofa_hw.cli", "-m", "task=lut", "dpu=zcu102_b4096,zcu104_b4096",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
         f"workspace={ws}", "lut.resolutions=[224]", "lut.validation_subnets=2", "backend.runs=1",
         f"lut.shipped_dir={tmp_path / 'none'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
     ]
