@@ -1,0 +1,273 @@
+"""Fake Vitis-AI host tools: ``docker``, ``conda``, ``vai_q_caffe``, ``vai_c_caffe``, ``vai_c_xir``.
+
+Each checks its arguments and inputs the way the real tool would (files exist and parse, options are
+known, ``deploy.prototxt`` has a single input), prints the recorded real output where one exists
+(``ofa_hw/data/zcu102_b4096/vai_c_kernel_info_proxylessmobile05.txt``) and writes plausible output
+files. The "DPU binary" a fake compiler writes is a real relocatable ELF (built with ``gcc -c``) holding
+the DNNDK profile the fake board's N2Cube will print: the recorded seed profile by default, or the file
+named by ``FAKE_DPU_PROFILE``.
+
+Failure injection (environment): ``FAKE_VAI_C_ERROR=<message>`` makes the compiler fail with it,
+``FAKE_VAI_Q_ERROR=<message>`` the quantizer.
+
+:func:`install` writes one wrapper script per tool into a bin directory for ``PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FAKES_DIR = Path(__file__).resolve().parent
+TOOLS = ("docker", "conda", "vai_q_caffe", "vai_c_caffe", "vai_c_xir", "python")
+SEED_KERNEL = "proxylessmobile05"
+
+
+def _fail(tool: str, message: str, code: int = 1) -> int:
+    print(f"[{tool}][Error] {message}", file=sys.stderr)
+    return code
+
+
+def seed_profile_text(kernel: str = SEED_KERNEL) -> str:
+    from ofa_hw.data import SEED_DIR
+
+    return (SEED_DIR / "dnndk_profile_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel)
+
+
+def replay_profile(kernel: str) -> str:
+    """The DNNDK table the fake DPU will print for ``kernel``."""
+    path = os.environ.get("FAKE_DPU_PROFILE")
+    text = Path(path).read_text() if path else seed_profile_text()
+    return text.replace(SEED_KERNEL, kernel)
+
+
+def write_fake_elf(path: Path, profile: str) -> None:
+    """A relocatable ELF whose data symbol ``ofa_hw_fake_profile`` holds ``profile`` (C string)."""
+    literal = json.dumps(profile)  # JSON string escapes are valid C string escapes for ASCII text
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "dpu.c"
+        src.write_text(f"const char ofa_hw_fake_profile[] = {literal};\n")
+        subprocess.run(["gcc", "-c", "-fPIC", "-o", str(path), str(src)], check=True)
+
+
+# --------------------------------------------------------------------------- docker / conda
+def docker(argv: list[str]) -> int:
+    if not argv or argv[0] != "exec":
+        return _fail("docker", f"fake docker supports only 'exec', got {argv[:1]}")
+    parser = argparse.ArgumentParser(prog="docker exec")
+    parser.add_argument("-w", "--workdir")
+    parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("container")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv[1:])
+    running = os.environ.get("FAKE_DOCKER_CONTAINERS", "").split(",")
+    if args.container not in running:
+        print(f"Error: No such container: {args.container}", file=sys.stderr)
+        return 1
+    if not args.cmd:
+        return _fail("docker", "no command given")
+    # The container mounts the host's work tree at the same path, so -w must exist on the host.
+    if args.workdir and not Path(args.workdir).is_dir():
+        print(f"OCI runtime exec failed: chdir to cwd (\"{args.workdir}\") failed: no such file or directory", file=sys.stderr)
+        return 126
+    env = dict(os.environ)
+    env.update(e.split("=", 1) for e in args.env)
+    return subprocess.run(args.cmd, cwd=args.workdir, env=env).returncode
+
+
+def conda(argv: list[str]) -> int:
+    if len(argv) < 4 or argv[0] != "run" or argv[1] != "-n":
+        return _fail("conda", f"fake conda supports only 'run -n ENV CMD…', got {argv}")
+    name, cmd = argv[2], argv[3:]
+    if name not in os.environ.get("FAKE_CONDA_ENVS", "").split(","):
+        print(f"EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/{name}", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    if name == "vitis-ai-pytorch":
+        env["PYTHONPATH"] = os.pathsep.join([str(FAKES_DIR / "pylib"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sys.stdout.write(proc.stdout.decode(errors="replace"))  # conda run prints the output at the end
+    return proc.returncode
+
+
+def python(argv: list[str]) -> int:
+    """``python`` of the container's conda environment."""
+    return subprocess.run([sys.executable, *argv]).returncode
+
+
+# --------------------------------------------------------------------------- vai_q_caffe
+def vai_q_caffe(argv: list[str]) -> int:
+    from ofa_hw.export.caffe import read_prototxt
+    from ofa_hw.export.caffe_pb import pb
+
+    if not argv or argv[0] != "quantize":
+        return _fail("vai_q_caffe", "usage: vai_q_caffe quantize --model M --weights W [--calib_iter N] [--output_dir D]")
+    parser = argparse.ArgumentParser(prog="vai_q_caffe quantize")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--calib_iter", type=int, default=100)
+    parser.add_argument("--output_dir", default="./quantize_results")
+    parser.add_argument("--gpu", default="0")
+    args = parser.parse_args(argv[1:])
+    if os.environ.get("FAKE_VAI_Q_ERROR"):
+        return _fail("vai_q_caffe", os.environ["FAKE_VAI_Q_ERROR"])
+    if args.calib_iter < 1:
+        return _fail("vai_q_caffe", f"calib_iter must be positive, got {args.calib_iter}")
+    try:
+        net = read_prototxt(args.model)
+        weights = pb.NetParameter.FromString(Path(args.weights).read_bytes())
+    except (OSError, ValueError) as exc:
+        return _fail("vai_q_caffe", f"cannot read model: {exc}")
+    data = [layer for layer in net.layer if layer.type == "ImageData"]
+    if len(data) != 1:
+        return _fail("vai_q_caffe", "calibration needs exactly one ImageData layer in the float model")
+    p = data[0].image_data_param
+    listing = Path(p.source)
+    if not listing.is_file():
+        return _fail("vai_q_caffe", f"Could not open file {p.source}")
+    images = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+    missing = [name for name in images if not (Path(p.root_folder) / name).is_file()]
+    if not images or missing:
+        return _fail("vai_q_caffe", f"Could not open or find file {Path(p.root_folder) / (missing or ['<none>'])[0]}")
+    blobs = {layer.name for layer in weights.layer if len(layer.blobs)}
+    needs = {layer.name for layer in net.layer if layer.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")}
+    if needs - blobs:
+        return _fail("vai_q_caffe", f"weights missing for layers {sorted(needs - blobs)[:3]}")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # deploy.prototxt: an Input layer instead of ImageData — plus the redundant legacy input declaration
+    # the real quantizer is known to leave behind (the seed guide's "redundant input layer").
+    deploy = pb.NetParameter()
+    deploy.CopyFrom(net)
+    del deploy.layer[:]
+    for layer in net.layer:
+        if layer.type == "ImageData":
+            new = deploy.layer.add(name=layer.name, type="Input", top=[layer.top[0]])
+            new.input_param.shape.add().dim.extend([1, 3 if p.is_color else 1, p.new_height, p.new_width])
+        else:
+            deploy.layer.add().CopyFrom(layer)
+    from google.protobuf import text_format
+
+    text = text_format.MessageToString(deploy)
+    redundant = f'input: "{data[0].top[0]}"\ninput_shape {{\n  dim: 1\n  dim: 3\n  dim: {p.new_height}\n  dim: {p.new_width}\n}}\n'
+    (out / "deploy.prototxt").write_text(text.replace("layer {", redundant + "layer {", 1))
+    (out / "deploy.caffemodel").write_bytes(weights.SerializeToString())
+    (out / "quantize_train_test.prototxt").write_text(text_format.MessageToString(net))
+    (out / "quantize_train_test.caffemodel").write_bytes(weights.SerializeToString())
+    print(f"I1124 vai_q_caffe.cpp:251] Start Calibration")
+    for i in range(1, args.calib_iter + 1):
+        print(f"I1124 net_test.cpp:381] Calibration iter: {i}/{args.calib_iter} ,loss: 0")
+    print("I1124 vai_q_caffe.cpp:275] Calibration Done!")
+    print("I1124 vai_q_caffe.cpp:300] Start Deploy")
+    print(f"I1124 vai_q_caffe.cpp:308] Deploy Done!\nOutput Deploy Weights: \"{out / 'deploy.caffemodel'}\"\nOutput Deploy Model:   \"{out / 'deploy.prototxt'}\"")
+    return 0
+
+
+# --------------------------------------------------------------------------- vai_c_caffe
+def _arch(path: str, tool: str, keys: tuple[str, ...]) -> str | None:
+    try:
+        arch = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return f"cannot read arch file {path}: {exc}"
+    missing = [k for k in keys if k not in arch]
+    return f"arch file {path} lacks {missing}" if missing else None
+
+
+def vai_c_caffe(argv: list[str]) -> int:
+    from ofa_hw.export.caffe import read_prototxt
+    from ofa_hw.export.caffe_pb import pb
+
+    parser = argparse.ArgumentParser(prog="vai_c_caffe")
+    parser.add_argument("-p", "--prototxt", required=True)
+    parser.add_argument("-c", "--caffemodel", required=True)
+    parser.add_argument("-a", "--arch", required=True)
+    parser.add_argument("-o", "--output_dir", required=True)
+    parser.add_argument("-n", "--net_name", required=True)
+    parser.add_argument("-e", "--options", default="{}")
+    args = parser.parse_args(argv)
+    if os.environ.get("FAKE_VAI_C_ERROR"):
+        return _fail("VAI_C", os.environ["FAKE_VAI_C_ERROR"])
+    try:
+        options = ast.literal_eval(args.options)
+    except (ValueError, SyntaxError):
+        return _fail("VAI_C", f"-e must be a Python dict literal, got {args.options!r}")
+    if not isinstance(options, dict) or set(options) - {"mode", "save_kernel", "dump"} or options.get("mode", "normal") not in ("normal", "debug"):
+        return _fail("VAI_C", f"invalid options {args.options!r}")
+    problem = _arch(args.arch, "VAI_C", ("target", "dcf"))
+    if problem:
+        return _fail("VAI_C", problem)
+    if not re.fullmatch(r"[A-Za-z0-9_]+", args.net_name):
+        return _fail("VAI_C", f"invalid net name {args.net_name!r}")
+    try:
+        net = read_prototxt(args.prototxt)
+        pb.NetParameter.FromString(Path(args.caffemodel).read_bytes())
+    except (OSError, ValueError) as exc:
+        return _fail("VAI_C", f"cannot read model: {exc}")
+    inputs = len(net.input) + sum(1 for layer in net.layer if layer.type in ("Input", "ImageData", "Data"))
+    if inputs != 1:
+        return _fail("VAI_C", f"Duplicate input declarations ({inputs}) in {args.prototxt}: remove the redundant input layer")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kernel = args.net_name
+    write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel))
+    from ofa_hw.data import SEED_DIR
+
+    print((SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel), end="")
+    return 0
+
+
+# --------------------------------------------------------------------------- vai_c_xir
+def vai_c_xir(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vai_c_xir")
+    parser.add_argument("-x", "--xmodel", required=True)
+    parser.add_argument("-a", "--arch", required=True)
+    parser.add_argument("-o", "--output_dir", required=True)
+    parser.add_argument("-n", "--net_name", required=True)
+    parser.add_argument("-e", "--options", default="")
+    args = parser.parse_args(argv)
+    if os.environ.get("FAKE_VAI_C_ERROR"):
+        return _fail("VAI_C", os.environ["FAKE_VAI_C_ERROR"])
+    problem = _arch(args.arch, "VAI_C", ("target",))
+    if problem:
+        return _fail("VAI_C", problem)
+    try:
+        quantized = json.loads(Path(args.xmodel).read_text())
+    except (OSError, ValueError) as exc:
+        return _fail("VAI_C", f"cannot deserialize xmodel {args.xmodel}: {exc}")
+    if quantized.get("format") != "fake-quantized-xmodel":
+        return _fail("VAI_C", f"{args.xmodel} is not a quantized xmodel")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    compiled = {"format": "fake-compiled-xmodel", "kernel": args.net_name, "source": quantized, "profile": replay_profile(args.net_name)}
+    (out / f"{args.net_name}.xmodel").write_text(json.dumps(compiled))
+    (out / "meta.json").write_text(json.dumps({"lib": "libvart-dpu-runner.so", "filename": f"{args.net_name}.xmodel", "kernel": ["subgraph_0"]}))
+    print("[UNILOG][INFO] Compile mode: dpu")
+    print("[UNILOG][INFO] Debug mode: function")
+    print(f"[UNILOG][INFO] Target architecture: {json.loads(Path(args.arch).read_text())['target']}")
+    print("[UNILOG][INFO] Graph name: OFASubnet, with op num: 250")
+    print("[UNILOG][INFO] Begin to compile...")
+    print("[UNILOG][INFO] Total device subgraph number 3, DPU subgraph number 1")
+    print(f"[UNILOG][INFO] Compile done.\n[UNILOG][INFO] The compiled xmodel is saved to \"{out / (args.net_name + '.xmodel')}\"")
+    return 0
+
+
+def main() -> int:
+    tool = Path(sys.argv[0]).name
+    return {"docker": docker, "conda": conda, "python": python, "vai_q_caffe": vai_q_caffe, "vai_c_caffe": vai_c_caffe, "vai_c_xir": vai_c_xir}[tool](sys.argv[1:])
+
+
+def install(bindir: Path) -> Path:
+    """Write the fake tools as executables into ``bindir`` (run with this interpreter)."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    for tool in TOOLS:
+        path = bindir / tool
+        path.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\nfrom fakes.tools import main\nsys.exit(main())\n")
+        path.chmod(0o755)
+    return bindir
