@@ -176,15 +176,20 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot open ({exc})") from exc
-        with self._errors("open"):
-            self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            self._set_wal()
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
-            self._init_schema()
-            problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise StoreError(f"store {self.path} is corrupt: {'; '.join(problems[:3])}")
+        try:
+            with self._errors("open"):
+                self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+                self._set_wal()
+                self._conn.execute("PRAGMA foreign_keys = ON")
+                # WAL + NORMAL: a killed process loses nothing committed; only a power cut may drop the last commits.
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._init_schema()
+                problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    raise StoreError(f"store {self.path} is corrupt: {'; '.join(problems[:3])}")
+        except BaseException:
+            self._conn.close()
+            raise
 
     @classmethod
     def for_workspace(cls, workspace: str | Path, timeout_s: float = 60.0) -> Store:
