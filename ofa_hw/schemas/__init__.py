@@ -15,6 +15,7 @@ from omegaconf import MISSING
 from ofa_hw.schemas.accuracy import AccuracyConfig
 from ofa_hw.schemas.backend import BackendConfig
 from ofa_hw.schemas.bench import BenchConfig
+from ofa_hw.schemas.deploy import DeployTaskConfig
 from ofa_hw.schemas.calibrate import CalibrateConfig
 from ofa_hw.schemas.dpu import DpuConfig
 from ofa_hw.schemas.lut import LutConfig
@@ -69,3 +70,5 @@ def register() -> None:
     cs.store(name="config_schema", node=Config)
     for group, schema in GROUPS.items():
         cs.store(group=group, name=f"{group}_schema", node=schema)
+    # Tasks with settings of their own extend TaskConfig (Config.task accepts the subclass).
+    cs.store(group="task", name="deploy_schema", node=DeployTaskConfig)

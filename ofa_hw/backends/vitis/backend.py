@@ -47,8 +47,9 @@ _E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.M)
 
 def vitis_settings(node: Any) -> VitisConfig:
     """The ``backend.vitis`` node validated against :class:`VitisConfig` (typos and types fail here)."""
-    base = OmegaConf.structured(VitisConfig)
-    merged = OmegaConf.merge(base, node if node is not None else {})
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)  # resolves ${workspace} against the root config
+    merged = OmegaConf.merge(OmegaConf.structured(VitisConfig), node if node is not None else {})
     settings = OmegaConf.to_object(merged)
     if settings.flow not in FLOWS:
         raise ValueError(f"backend.vitis.flow: {settings.flow!r} is not one of {sorted(FLOWS)}")

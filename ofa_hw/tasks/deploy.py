@@ -1,0 +1,79 @@
+"""``ofa-hw task=deploy``: deploy one subnet on the configured backend, profile it, record it.
+
+Works with every backend (``sim``, ``vitis_dnndk``, ``vitis_vart``): the job goes through the store's
+runner, so a measurement already stored is reused and a new one is recorded the moment it arrives.
+Writes into Hydra's run directory: ``profile_<net>.txt`` (the tool's raw output), ``nodes_<net>.csv``
+(per-node table) and ``results.json`` with ``deploy.*`` (status, total_ms, e2e_ms, nodes …), ``dpu.*``
+and ``timings_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from ofa_hw.backends import ProfileJob
+from ofa_hw.backends import make_backend as build_backend
+from ofa_hw.space import SearchSpace
+from ofa_hw.store import profile_jobs
+from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, write_results
+
+log = logging.getLogger(__name__)
+
+
+def resolve_arch(space: SearchSpace, task: Any, seed: int) -> tuple[dict, str]:
+    """The arch to deploy and its default net name, from ``task.arch`` / ``task.named_arch`` / sampling."""
+    arch = task.get("arch")
+    if arch is not None:
+        if isinstance(arch, str):
+            try:
+                arch = json.loads(arch)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"task.arch: not a JSON arch dict ({exc})") from None
+        elif OmegaConf.is_config(arch):
+            arch = OmegaConf.to_container(arch, resolve=True)
+        return space.validate(arch), f"subnet{seed}"
+    if task.get("named_arch"):
+        return space.named_arch(task.named_arch), task.named_arch.replace("_", "")
+    return space.sample(np.random.default_rng(seed)), f"subnet{seed}"
+
+
+def run(cfg: DictConfig) -> dict:
+    space, dpu = make_space(cfg), make_dpu(cfg)
+    arch, default_name = resolve_arch(space, cfg.task, int(cfg.seed))
+    net_name = cfg.task.get("net_name") or default_name
+    runs = int(cfg.task.get("runs") or cfg.backend.runs)
+    job = ProfileJob.create(space, arch, net_name, runs=runs, seed=int(cfg.seed))
+    backend = build_backend(cfg.backend, dpu)
+    outdir = output_dir()
+    with open_store(cfg) as store:
+        (outcome,) = profile_jobs(backend, store, [job], desc="deploy", retry_failed=bool(cfg.task.get("retry_failed", True)))
+    (outdir / f"profile_{net_name}.txt").write_text(outcome.raw_text)
+    deploy: dict[str, Any] = {
+        "status": outcome.status,
+        "net_name": net_name,
+        "arch": arch,
+        "arch_id": job.arch_id,
+        "backend": backend.name,
+        "toolchain": backend.toolchain,
+        "runs": runs,
+        "error": outcome.error,
+    }
+    if outcome.ok:
+        prof = outcome.profile
+        prof.nodes.to_csv(outdir / f"nodes_{net_name}.csv", index=False)
+        deploy.update(kernel=prof.kernel, total_ms=prof.total_ms, e2e_ms=prof.e2e_ms, nodes=len(prof.nodes))
+        print(f"{net_name} on {backend.name} ({dpu.name}): {prof.total_ms:.3f} ms over {len(prof.nodes)} DPU nodes, {runs} runs")
+    else:
+        print(f"{net_name} on {backend.name}: FAILED: {outcome.error}")
+    results = {
+        "deploy": deploy,
+        "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
+        "timings_s": dict(outcome.timings),
+    }
+    write_results(results, outdir)
+    return results
