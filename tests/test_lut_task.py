@@ -120,3 +120,21 @@ def test_multirun_over_two_dpus_shares_one_store(tmp_path):
     fps = {r["dpu"]["fingerprint"] for r in results}
     assert {run.dpu_fingerprint for run in store.runs()} == fps
     assert store.count() == 2 * (9 + 2)
+
+
+def test_luts_of_other_backends_are_kept_apart(tmp_path):
+    """A board LUT of the same DPU configuration is neither reused for the simulator nor overwritten by it."""
+    from ofa_hw.lut.manage import find_luts
+    from ofa_hw.lut.table import lut_filename
+
+    space, dpu = get_space("ofa_proxyless_w13"), DPUConfig.from_preset("zcu102_b4096")
+    fp = dpu.fingerprint()
+    sim_stem = lut_filename(space.name, dpu.name, fp)
+    board_stem = lut_filename(space.name, dpu.name, fp, "vitis_dnndk")
+    assert board_stem == f"ofa_proxyless_w13-zcu102_b4096.vitis_dnndk-{fp}" and sim_stem != board_stem
+    for stem in (sim_stem, board_stem, lut_filename(space.name, dpu.name, "0123456789ab", "vitis_dnndk")):
+        (tmp_path / f"{stem}.csv").write_text("")
+    assert find_luts(space, dpu, [tmp_path]) == ([tmp_path / f"{sim_stem}.csv"], [])
+    matching, stale = find_luts(space, dpu, [tmp_path], "vitis_dnndk")
+    assert matching == [tmp_path / f"{board_stem}.csv"]
+    assert [p.name for p in stale] == ["ofa_proxyless_w13-zcu102_b4096.vitis_dnndk-0123456789ab.csv"]

@@ -23,7 +23,7 @@ from ofa_hw.backends.base import Backend, ProfileJob
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut.build import build_lut, validate_lut
 from ofa_hw.lut.plan import ProbePlan, coverage_frame, dpu_compile_check, plan_probes, plot_coverage
-from ofa_hw.lut.table import LatencyTable, LutError, lut_filename
+from ofa_hw.lut.table import LatencyTable, LutError, dpu_label
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import Store, profile_jobs
 
@@ -80,15 +80,26 @@ class LutResult:
         }
 
 
-def find_luts(space: SearchSpace, dpu: DPUConfig, dirs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """LUT CSVs in ``dirs`` for ``space``: ``(matching fingerprint, same preset but other fingerprint)``."""
+def find_luts(
+    space: SearchSpace, dpu: DPUConfig, dirs: Sequence[Path], backend: str = "sim"
+) -> tuple[list[Path], list[Path]]:
+    """LUT CSVs in ``dirs`` for ``space`` and ``backend``: ``(matching fingerprint, same preset but other fingerprint)``.
+
+    A matching LUT may carry another preset name (a renamed copy of the same configuration).
+    """
     fp = dpu.fingerprint()
+
+    def same_backend(path: Path) -> bool:
+        label = path.stem[len(space.name) + 1 : path.stem.rindex("-")]
+        return label.endswith(f".{backend}") if backend != "sim" else "." not in label
+
     matching, stale = [], []
     for d in dirs:
         if not d.is_dir():
             continue
-        matching.extend(sorted(d.glob(f"{space.name}-*-{fp}.csv")))
-        stale.extend(p for p in sorted(d.glob(f"{space.name}-{dpu.name}-*.csv")) if not p.stem.endswith(fp))
+        matching.extend(p for p in sorted(d.glob(f"{space.name}-*-{fp}.csv")) if same_backend(p))
+        label = dpu_label(dpu.name, backend)
+        stale.extend(p for p in sorted(d.glob(f"{space.name}-{label}-*.csv")) if not p.stem.endswith(fp))
     return matching, stale
 
 
@@ -107,6 +118,7 @@ def ensure_lut(
     store: Callable[[], Store],
     runs: int,
     rundir: Path | None = None,
+    backend_name: str = "sim",
 ) -> LutResult:
     """The LUT of ``space`` on ``dpu``: given, reused or (re)built, per the ``lut`` config.
 
@@ -118,6 +130,7 @@ def ensure_lut(
         store: Factory of the measurement store (called only when a build is needed).
         runs: Profile-mode runs per probe.
         rundir: When given, the coverage CSV/PNG, validation CSV, OFA YAML and a copy of the LUT go here.
+        backend_name: Name of the backend (``backend.name``): only LUTs measured on it are reused.
 
     Raises:
         LutError: a given LUT does not fit the space or DPU.
@@ -129,12 +142,14 @@ def ensure_lut(
     if lut_cfg.path:
         path = Path(str(lut_cfg.path)).expanduser()
         table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
+        if table.meta.backend != backend_name:
+            log.warning("LUT %s was measured on backend %s, the configured backend is %s", path, table.meta.backend, backend_name)
         result = _reused(table, path, "given", space, resolutions)
         return _finish(result, rundir, t0, space, resolutions)
 
     out_dir = Path(str(lut_cfg.dir)).expanduser()
     shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
-    matching, stale = find_luts(space, dpu, [out_dir, shipped])
+    matching, stale = find_luts(space, dpu, [out_dir, shipped], backend_name)
     if lut_cfg.reuse:
         for path in matching:
             table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)

@@ -40,9 +40,18 @@ class LutKeyError(KeyError):
         return str(self.args[0])
 
 
-def lut_filename(space_name: str, dpu_name: str, fingerprint: str) -> str:
-    """Stem of a LUT's files: ``<space>-<dpu>-<fingerprint>``."""
-    return f"{space_name}-{dpu_name}-{fingerprint}"
+def lut_filename(space_name: str, dpu_name: str, fingerprint: str, backend: str = "sim") -> str:
+    """Stem of a LUT's files: ``<space>-<dpu>-<fingerprint>``.
+
+    A board's numbers differ from the simulator's for the same DPU configuration (same fingerprint),
+    so LUTs of other backends carry the backend in the DPU part: ``<space>-<dpu>.<backend>-<fingerprint>``.
+    """
+    return f"{space_name}-{dpu_label(dpu_name, backend)}-{fingerprint}"
+
+
+def dpu_label(dpu_name: str, backend: str = "sim") -> str:
+    """The DPU part of a LUT file name: the preset name, plus ``.<backend>`` unless simulated."""
+    return dpu_name if backend == "sim" else f"{dpu_name}.{backend}"
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,7 @@ class LatencyTable:
 
     @property
     def stem(self) -> str:
-        return lut_filename(self.meta.space, self.meta.dpu_name, self.meta.dpu_fingerprint)
+        return lut_filename(self.meta.space, self.meta.dpu_name, self.meta.dpu_fingerprint, self.meta.backend)
 
     def lookup(self, key: str) -> dict[str, float]:
         """Statistics of one key: ``{'count', 'mean_ms', 'std_ms', 'min_ms', 'median_ms'}``.

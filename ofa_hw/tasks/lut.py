@@ -29,6 +29,7 @@ def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
         rundir=rundir,
+        backend_name=str(cfg.backend.name),
     )
 
 
