@@ -270,3 +270,15 @@ def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path):
                                      [block.out_hw, block.out_hw, block.out_c])
     assert total == pytest.approx(table.predict(SPACE, arch), rel=1e-6)
     assert not math.isnan(total)
+
+
+def test_simulator_lut_predicts_the_real_board(seed_dir, dpu):
+    """A LUT from 9 simulated probes predicts the seed's measured ProxylessNAS-Mobile 0.5 (3.279 ms on the ZCU102)."""
+    space = get_space("proxyless_w05")
+    plan = plan_probes(space, dpu_compile_check(dpu), resolutions=[224], validation_subnets=0)
+    sim = SimBackend(dpu)
+    probes = [sim.profile(ProfileJob.create(space, a, n, runs=2)) for a, n in zip(plan.probes, plan.probe_names())]
+    table = build_lut(space, sim, probes, plan.resolutions, plan.uncompilable)
+    measured = parse_dnndk_profile((seed_dir / "dnndk_profile_proxylessmobile05.txt").read_text()).total_ms
+    assert len(plan.probes) == 9 and table.coverage(space)["fraction"] == 1.0
+    assert table.predict(space, space.named_arch("proxyless_mobile_05")) == pytest.approx(measured, rel=0.05)
