@@ -48,7 +48,7 @@ class ConvBNAct(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(layer["in_c"], layer["out_c"], layer["kernel"], stride=layer["stride"],
                               padding=layer["kernel"] // 2, groups=layer["groups"], bias=False)
-        self.bn = nn.BatchNorm2d(layer["out_c"])
+        self.bn = nn.BatchNorm2d(layer["out_c"], eps=layer["bn_eps"])
         self.act = nn.ReLU6(inplace=True) if layer["act"] == "relu6" else nn.Identity()
 
     def forward(self, x):
@@ -135,10 +135,18 @@ if __name__ == "__main__":
 '''
 
 
-def netspec_json(netspec: NetSpec) -> str:
-    """The layer list the generated script rebuilds the module from."""
+def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
+    """The layer list the generated script rebuilds the module from (BN eps taken from ``model``)."""
     fields = ("name", "kind", "in_c", "out_c", "kernel", "stride", "groups", "act", "residual")
-    blocks = [[{f: getattr(netspec.layers[i], f) for f in fields} for i in block.layers] for block in netspec.blocks]
+    blocks = []
+    for block in netspec.blocks:
+        layers = []
+        for i in block.layers:
+            layer = {f: getattr(netspec.layers[i], f) for f in fields}
+            if layer["kind"] in ("conv", "dwconv"):
+                layer["bn_eps"] = float(model.layers[layer["name"]].bn.eps)  # not in the state dict
+            layers.append(layer)
+        blocks.append(layers)
     return json.dumps({"name": netspec.name, "input_hw": netspec.input_hw, "blocks": blocks}, separators=(",", ":"))
 
 
@@ -170,7 +178,7 @@ def write_quantize_script(
             name=netspec.name,
             script=script.name,
             weights=weights.name,
-            spec=netspec_json(netspec),
+            spec=netspec_json(netspec, model),
             cls=MODULE_CLASS,
             calib_iter=int(calib_iter),
             seed=int(seed),

@@ -30,6 +30,17 @@ TOOLS = ("docker", "conda", "vai_q_caffe", "vai_c_caffe", "vai_c_xir", "python")
 SEED_KERNEL = "proxylessmobile05"
 
 
+def read_prototxt(path: str):
+    """Parse a prototxt with the project's caffe.proto (no torch import: the fakes start fast)."""
+    from google.protobuf import text_format
+
+    from ofa_hw.export.caffe_pb import pb
+
+    net = pb.NetParameter()
+    text_format.Parse(Path(path).read_text(), net)
+    return net
+
+
 def _fail(tool: str, message: str, code: int = 1) -> int:
     print(f"[{tool}][Error] {message}", file=sys.stderr)
     return code
@@ -104,7 +115,6 @@ def python(argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------- vai_q_caffe
 def vai_q_caffe(argv: list[str]) -> int:
-    from ofa_hw.export.caffe import read_prototxt
     from ofa_hw.export.caffe_pb import pb
 
     if not argv or argv[0] != "quantize":
@@ -123,7 +133,7 @@ def vai_q_caffe(argv: list[str]) -> int:
     try:
         net = read_prototxt(args.model)
         weights = pb.NetParameter.FromString(Path(args.weights).read_bytes())
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # protobuf's ParseError / DecodeError, missing files
         return _fail("vai_q_caffe", f"cannot read model: {exc}")
     data = [layer for layer in net.layer if layer.type == "ImageData"]
     if len(data) != 1:
@@ -161,7 +171,7 @@ def vai_q_caffe(argv: list[str]) -> int:
     (out / "deploy.caffemodel").write_bytes(weights.SerializeToString())
     (out / "quantize_train_test.prototxt").write_text(text_format.MessageToString(net))
     (out / "quantize_train_test.caffemodel").write_bytes(weights.SerializeToString())
-    print(f"I1124 vai_q_caffe.cpp:251] Start Calibration")
+    print("I1124 vai_q_caffe.cpp:251] Start Calibration")
     for i in range(1, args.calib_iter + 1):
         print(f"I1124 net_test.cpp:381] Calibration iter: {i}/{args.calib_iter} ,loss: 0")
     print("I1124 vai_q_caffe.cpp:275] Calibration Done!")
@@ -181,7 +191,6 @@ def _arch(path: str, tool: str, keys: tuple[str, ...]) -> str | None:
 
 
 def vai_c_caffe(argv: list[str]) -> int:
-    from ofa_hw.export.caffe import read_prototxt
     from ofa_hw.export.caffe_pb import pb
 
     parser = argparse.ArgumentParser(prog="vai_c_caffe")
@@ -208,7 +217,7 @@ def vai_c_caffe(argv: list[str]) -> int:
     try:
         net = read_prototxt(args.prototxt)
         pb.NetParameter.FromString(Path(args.caffemodel).read_bytes())
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # protobuf's ParseError / DecodeError, missing files
         return _fail("VAI_C", f"cannot read model: {exc}")
     inputs = len(net.input) + sum(1 for layer in net.layer if layer.type in ("Input", "ImageData", "Data"))
     if inputs != 1:
