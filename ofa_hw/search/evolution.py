@@ -200,6 +200,7 @@ class FinderBase:
         self.seed = int(seed)
         self._n_lat = 0
         self._n_acc = 0
+        self._accept = 1.0
 
     # ------------------------------------------------------------------ scoring
     def _latency(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -218,15 +219,19 @@ class FinderBase:
         """Children ``make(slots)`` for every slot, redrawn until ``bound <= limit`` (bounded).
 
         ``make`` gets an array of slot indices (repeats allowed) and returns one fresh child per entry.
-        Round ``j`` draws ``2**j`` tries per still-infeasible slot at once and keeps each slot's first
+        Each round draws several tries per still-infeasible slot at once and keeps each slot's first
         feasible try — the same distribution as OFA's one-at-a-time rejection loop, in a few vectorised
-        calls. After ``max_rounds`` tries in total a slot keeps its fallback row (a feasible parent).
-        Returns genes, mean, std, bound of the children.
+        calls. The first round draws enough tries for ~90 % of the slots to succeed at the acceptance
+        rate seen so far; each further round doubles. After ``max_rounds`` tries in total a slot keeps
+        its fallback row (a feasible parent). Returns genes, mean, std, bound of the children.
         """
         genes = fallback.genes.copy()
         mean, std, bound = fallback.mean_ms.copy(), fallback.std_ms.copy(), fallback.bound_ms.copy()
         pending = np.arange(genes.shape[0])
-        tries, reps = 0, 1
+        tries = 0
+        accept = min(max(self._accept, 1e-3), 1.0 - 1e-9)
+        reps = int(np.clip(np.ceil(np.log(0.1) / np.log1p(-accept)), 1, 16))
+        first = True
         while pending.size and tries < self.params.max_rounds:
             reps = min(reps, self.params.max_rounds - tries)
             slots = np.repeat(pending, reps)
@@ -236,6 +241,9 @@ class FinderBase:
             # first feasible try of each slot: rows are grouped by slot, reps rows per slot
             ok_by_slot = ok.reshape(pending.size, reps)
             hit = ok_by_slot.any(axis=1)
+            if first:  # running estimate of the per-try acceptance rate, for the next call's first round
+                self._accept = 0.7 * self._accept + 0.3 * float(ok.mean())
+                first = False
             rows = np.flatnonzero(hit) * reps + np.argmax(ok_by_slot[hit], axis=1)
             done = pending[hit]
             genes[done], mean[done], std[done], bound[done] = cand[rows], m[rows], s[rows], b[rows]
@@ -289,6 +297,7 @@ class FinderBase:
     def _reset_counters(self) -> None:
         self._n_lat = 0
         self._n_acc = 0
+        self._accept = 1.0
 
 
 class EvolutionFinder(FinderBase):

@@ -1,0 +1,237 @@
+"""The search stage of a run: budget → search (+ Pareto front) → deploy and measure → files + figures.
+
+:func:`run_search_stage` is what ``ofa-hw task=search`` and the main pipeline call. It takes built
+objects (space, predictor, accuracy model, a measurer) and the ``search`` config node, writes
+``candidates.csv``, ``pareto.csv``, ``pareto.png`` and ``pred_vs_measured.png`` into ``outdir`` and
+returns the ``search`` section of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ofa_hw.errors import UserError
+from ofa_hw.search.evolution import Candidate, EvolutionParams
+from ofa_hw.search.floor import Floor, table_ceiling
+from ofa_hw.search.latency import LatencyConstraint, block_table_of
+from ofa_hw.search.pareto import ParetoFinder, ParetoResult
+from ofa_hw.search.plots import plot_pareto, plot_predicted_vs_measured
+from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify
+from ofa_hw.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+def evolution_params(node: Any, generations: int | None = None) -> EvolutionParams:
+    """:class:`EvolutionParams` from a ``search`` config node."""
+    return EvolutionParams(
+        population=int(node.population),
+        parent_ratio=float(node.parent_ratio),
+        mutation_ratio=float(node.mutation_ratio),
+        mutate_prob=float(node.mutate_prob),
+        resolution_mutate_prob=float(node.resolution_mutate_prob),
+        generations=int(node.generations if generations is None else generations),
+        max_rounds=int(node.max_rounds),
+        sample_batch=int(node.sample_batch),
+    )
+
+
+@dataclass(frozen=True)
+class LatencyRange:
+    """Predicted latency range of the compilable space: fastest (with ``k·σ``) and slowest subnet."""
+
+    floor: Floor
+    ceiling_ms: float
+
+    def budget_at(self, fraction: float) -> float:
+        """The budget ``fraction`` of the way from the floor's mean to the slowest subnet, never below
+        the floor's ``mean + k·σ`` (so it is always feasible)."""
+        budget = self.floor.mean_ms + fraction * (self.ceiling_ms - self.floor.mean_ms)
+        return float(max(budget, self.floor.bound_ms))
+
+
+def latency_range(latency: Any, k_sigma: float) -> LatencyRange:
+    """The exact range of the predictor's table (needs a compiled table)."""
+    table = block_table_of(latency)
+    if table is None:
+        raise UserError("the latency predictor exposes no compiled table: set search.budget_ms explicitly")
+    return LatencyRange(LatencyConstraint(latency, k_sigma).floor(), table_ceiling(table).mean_ms)
+
+
+def resolve_budget(node: Any, rng: LatencyRange) -> tuple[float, str]:
+    """The budget and where it came from (``config`` or ``auto``)."""
+    if node.budget_ms is not None:
+        return float(node.budget_ms), "config"
+    return rng.budget_at(float(node.auto_budget_fraction)), "auto"
+
+
+def _slack(budget_ms: float, measured: float | None) -> float | None:
+    return None if measured is None else (budget_ms - measured) / budget_ms
+
+
+def measurement_row(m: Measurement, rank: int, budget_ms: float) -> dict[str, Any]:
+    c = m.candidate
+    return {
+        "round": m.round, "rank": rank, "arch_id": c.arch_id, "net_name": m.net_name,
+        "accuracy": c.accuracy, "predicted_ms": c.predicted_ms, "std_ms": c.std_ms, "bound_ms": c.bound_ms,
+        "measured_ms": m.measured_ms, "meets_budget": m.meets(budget_ms), "slack": _slack(budget_ms, m.measured_ms),
+        "error": m.error or "", "resolution": c.arch["r"], "arch": json.dumps(c.arch, separators=(",", ":")),
+    }
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """A CSV of dict rows (columns from the first row)."""
+    with open(path, "w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def best_section(m: Measurement | None, fallback: Candidate | None, budget_ms: float) -> dict[str, Any]:
+    """``search.best`` of results.json."""
+    cand = m.candidate if m is not None else fallback
+    if cand is None:
+        return {}
+    measured = m.measured_ms if m is not None else None
+    return {
+        "arch": cand.arch, "arch_id": cand.arch_id, "net_name": m.net_name if m is not None else net_name_for(cand.arch_id),
+        "accuracy": cand.accuracy, "predicted_ms": cand.predicted_ms, "std_ms": cand.std_ms,
+        "bound_ms": cand.bound_ms, "measured_ms": measured, "slack": _slack(budget_ms, measured),
+        "meets_budget": bool(m.meets(budget_ms)) if m is not None else None,
+        "round": m.round if m is not None else 0,
+    }
+
+
+def run_search_stage(
+    node: Any,
+    space: SearchSpace,
+    latency: Any,
+    accuracy: Any,
+    measure: Callable[[Sequence[Candidate], int], list[Measurement]] | None,
+    outdir: Path,
+    seed: int = 0,
+    where: str = "this DPU",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the search stage configured by ``node`` (a ``search`` config node) and write its files.
+
+    Args:
+        measure: Deploys and measures candidates (``None``, or ``node.measure`` false, skips it).
+        seed: Run seed, used when ``node.seed`` is ``None``.
+        where: Names the DPU in messages.
+
+    Returns:
+        The ``search`` section of results.json.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    k = float(node.k_sigma)
+    seed = int(seed if node.seed is None else node.seed)
+    lat_range = latency_range(latency, k)
+    budget, source = resolve_budget(node, lat_range)
+    params = evolution_params(node)
+    measure = measure if node.measure else None
+
+    start = time.perf_counter()
+    verified: Verified = search_and_verify(
+        space, latency, accuracy, budget, measure, params=params, k_sigma=k, seed=seed, top_k=int(node.top_k),
+        refine_rounds=int(node.refine_rounds), target_slack=float(node.target_slack), where=where, progress=progress,
+    )
+    verify_s = time.perf_counter() - start
+    first = verified.rounds[0].result
+    final = verified.final
+
+    rows = []
+    for r in verified.rounds:
+        rows += [measurement_row(m, i, budget) for i, m in enumerate(r.measurements)]
+    if not rows:  # not measured: list the predicted top-K
+        rows = [measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
+                for i, c in enumerate(first.top(int(node.top_k)))]
+    write_csv(outdir / "candidates.csv", rows)
+    files = {"candidates_csv": "candidates.csv"}
+
+    final_meas = [m for m in final.measurements if m.ok]
+    section: dict[str, Any] = {
+        "budget_ms": budget,
+        "budget_source": source,
+        "k_sigma": k,
+        "floor_ms": lat_range.floor.bound_ms,
+        "ceiling_ms": lat_range.ceiling_ms,
+        "predictor": str(getattr(latency, "name", type(latency).__name__)),
+        "accuracy_model": {"name": getattr(accuracy, "name", type(accuracy).__name__),
+                           "label": getattr(accuracy, "label", "accuracy"),
+                           "is_proxy": bool(getattr(accuracy, "is_proxy", False))},
+        "generations": params.generations,
+        "population": params.population,
+        "evaluations": first.evaluations,
+        "search_s": first.elapsed_s,
+        "seed": seed,
+        "top_k": int(node.top_k),
+        "best": best_section(verified.best, first.best, budget),
+        "hit_rate": verified.hit_rate if measure is not None else None,
+        "measured": len([m for m in verified.measurements if m.ok]),
+        "failed": len([m for m in verified.measurements if not m.ok]),
+        "slack": {
+            "mean": float(np.mean([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
+            "min": float(np.min([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
+            "max": float(np.max([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
+        },
+        "rounds": [
+            {
+                "round": r.round,
+                "hit_rate": r.hit_rate(budget) if r.measurements else None,
+                "best_predicted_ms": r.result.best.predicted_ms,
+                "best_measured_ms": (lambda b: b.measured_ms if b else None)(
+                    max((m for m in r.measurements if m.meets(budget)), key=lambda m: m.candidate.accuracy, default=None)),
+                "correction_scale": r.correction.scale if r.correction else None,
+                "correction_rel_sigma": r.correction.rel_sigma if r.correction else None,
+                "search_s": r.result.elapsed_s,
+            }
+            for r in verified.rounds
+        ],
+        "stop_reason": verified.stop_reason,
+        "verify_s": verify_s,
+    }
+
+    if node.pareto:
+        pareto: ParetoResult = ParetoFinder(
+            space, LatencyConstraint(latency, k, where), accuracy,
+            params=evolution_params(node, int(node.pareto_generations)), seed=seed,
+        ).run(None, progress=progress)
+        f = pareto.front
+        write_csv(outdir / "pareto.csv", [
+            {"arch_id": c.arch_id, "accuracy": c.accuracy, "predicted_ms": c.predicted_ms, "std_ms": c.std_ms,
+             "bound_ms": c.bound_ms, "within_budget": c.bound_ms <= budget,
+             "arch": json.dumps(c.arch, separators=(",", ":"))}
+            for c in pareto.candidates()
+        ])
+        top = [m for m in final.measurements] or [Measurement(c, 0, "", None) for c in first.top(int(node.top_k))]
+        plot_pareto(
+            outdir / "pareto.png", f.mean_ms, f.accuracy, budget, getattr(accuracy, "label", "accuracy"),
+            [m.candidate.predicted_ms for m in top], [m.candidate.accuracy for m in top],
+            [m.measured_ms for m in top], title=f"{space.name} on {where}",
+        )
+        files.update(pareto_csv="pareto.csv", pareto_png="pareto.png")
+        section["pareto"] = {"points": len(f), "search_s": pareto.elapsed_s, "evaluations": pareto.evaluations,
+                             "generations": int(node.pareto_generations)}
+
+    measured = [m for m in verified.measurements if m.ok]
+    if measured:
+        plot_predicted_vs_measured(
+            outdir / "pred_vs_measured.png", [m.candidate.predicted_ms for m in measured],
+            [m.measured_ms for m in measured], budget, [m.candidate.std_ms for m in measured],
+            title=f"top-{node.top_k} per round, {where}",
+        )
+        files["pred_vs_measured_png"] = "pred_vs_measured.png"
+    section["files"] = files
+    return section
