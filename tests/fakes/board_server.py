@@ -73,7 +73,8 @@ class FakeBoard:
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         client = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key = keys / "id_board"
-        client.write_private_key(self.client_key, passphrase=passphrase)
+        # PKCS#8 (PBKDF2 + AES) encrypts without bcrypt, which OpenSSH-format encryption would need.
+        client.write_private_key(self.client_key, format_name="pkcs8-pem", passphrase=passphrase, cipher_name="aes256-cbc")
         self.client_key.chmod(0o600)
         client.write_public_key(keys / "authorized_keys")
         self.known_hosts = keys / "known_hosts"
