@@ -22,11 +22,13 @@ class SearchConfig:
     pareto_generations: Generations of the multi-objective run.
     top_k: Distinct best candidates deployed and measured.
     measure: Deploy and measure the top-K on the configured backend.
-    runs: Profile-mode runs per measured candidate.
+    runs: Profile-mode runs per measured candidate (``None`` = ``backend.runs``).
     refine_rounds: Extra search rounds after the first measurement: the measurements correct the
         predictor and the search runs again, until the measured best meets the budget within
-        ``target_slack`` or the rounds run out (0 = measure once).
-    target_slack: Refinement stops when the best measured latency is within this fraction below the budget.
+        ``target_slack`` with a round hit rate of at least ``target_hit_rate``, or the rounds run out
+        (0 = measure once).
+    target_slack: Largest accepted ``(budget − best measured) / budget``.
+    target_hit_rate: Smallest accepted share of a round's top-K whose measured latency meets the budget.
     seed: Seed of the search (``None`` = the run's ``seed``).
     """
 
@@ -46,7 +48,8 @@ class SearchConfig:
     pareto_generations: int = 300
     top_k: int = 10
     measure: bool = True
-    runs: int = 10
+    runs: Optional[int] = None
     refine_rounds: int = 2
     target_slack: float = 0.03
+    target_hit_rate: float = 0.95
     seed: Optional[int] = None

@@ -145,7 +145,8 @@ def run_search_stage(
     start = time.perf_counter()
     verified: Verified = search_and_verify(
         space, latency, accuracy, budget, measure, params=params, k_sigma=k, seed=seed, top_k=int(node.top_k),
-        refine_rounds=int(node.refine_rounds), target_slack=float(node.target_slack), where=where, progress=progress,
+        refine_rounds=int(node.refine_rounds), target_slack=float(node.target_slack),
+        target_hit_rate=float(node.target_hit_rate), where=where, progress=progress,
     )
     verify_s = time.perf_counter() - start
     first = verified.rounds[0].result

@@ -1,0 +1,288 @@
+"""``ofa-hw task=search`` and ``ofa-hw task=bench bench=search``.
+
+``task=search``: the latency-constrained search on the configured DPU — predictor (from the store's
+LUT), accuracy model, search under ``search.budget_ms`` (+ the Pareto front), deployment and measurement
+of the top-K on the configured backend, refinement rounds. Writes ``results.json`` (``search.*``,
+``dpu.*``, ``timings_s``), ``candidates.csv``, ``pareto.csv``, ``pareto.png``, ``pred_vs_measured.png``.
+
+``bench=search``: the speed of the default 100 × 500 run (and of OFA's own ``EvolutionFinder`` with the
+same predictor and accuracy model, through OFA's interfaces) and a budget sweep over the space's
+latency range with deployed verification (``rows``: ``budget_ms``, ``best_predicted_ms``,
+``best_measured_ms``, ``hit_rate``, ...). See ``experiments/search_benchmark`` and
+``experiments/budget_sweep``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from ofa_hw.search.evolution import EvolutionFinder
+from ofa_hw.search.latency import LatencyConstraint
+from ofa_hw.search.plots import plot_budget_sweep
+from ofa_hw.search.stage import evolution_params, latency_range, run_search_stage, write_csv
+from ofa_hw.search.verify import BackendMeasurer, search_and_verify
+from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchContext:
+    """Everything the search needs, built from the config."""
+
+    space: Any
+    dpu: Any
+    predictor: Any
+    accuracy: Any
+    timings_s: dict[str, float]
+
+    @property
+    def where(self) -> str:
+        return f"{self.dpu.name} (predictor {getattr(self.predictor, 'name', '?')})"
+
+
+def fitted_predictor(cfg: DictConfig, space: Any, dpu: Any) -> Any:
+    """The fitted latency predictor of ``cfg``'s space and DPU.
+
+    Uses the train task's ``predictor_for_config`` (store → LUT → fit, cached) when it exists; otherwise
+    fits ``cfg.predictor`` on the LUT the ``lut`` task finds or builds.
+    """
+    try:
+        from ofa_hw.tasks.train import predictor_for_config
+    except ImportError:
+        predictor_for_config = None
+    if predictor_for_config is not None:
+        return predictor_for_config(cfg)
+    from ofa_hw.predictor import TrainingSet, make_predictor
+    from ofa_hw.tasks.lut import lut_for_config
+
+    lut = lut_for_config(cfg)
+    if OmegaConf.is_missing(cfg, "predictor"):  # no predictor group selected: the LUT itself
+        from ofa_hw.predictor import LatencyPredictor, make_model
+
+        predictor = LatencyPredictor(make_model("lut"), space, dpu)
+    else:
+        predictor = make_predictor(cfg.predictor, space, dpu)
+    return predictor.fit(TrainingSet.from_lut(lut.table, space))
+
+
+def build_context(cfg: DictConfig) -> SearchContext:
+    from ofa_hw.accuracy import make_accuracy_model
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    space, dpu = make_space(cfg), make_dpu(cfg)
+    predictor = fitted_predictor(cfg, space, dpu)
+    timings["predictor_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    accuracy = make_accuracy_model(cfg, space)
+    timings["accuracy_s"] = time.perf_counter() - t0
+    return SearchContext(space, dpu, predictor, accuracy, timings)
+
+
+def _measurer(cfg: DictConfig, ctx: SearchContext, store: Any, progress: bool = True) -> BackendMeasurer:
+    runs = cfg.search.runs if cfg.search.runs is not None else cfg.backend.runs
+    return BackendMeasurer(ctx.space, make_backend(cfg, ctx.dpu), store, runs=int(runs), seed=int(cfg.seed),
+                           target=getattr(ctx.predictor, "target", "profile"), progress=progress)
+
+
+def _dpu_section(dpu: Any) -> dict[str, Any]:
+    return {"preset": dpu.name, "fingerprint": dpu.fingerprint()}
+
+
+def run(cfg: DictConfig) -> dict:
+    """``ofa-hw task=search``."""
+    outdir = output_dir()
+    ctx = build_context(cfg)
+    t0 = time.perf_counter()
+    with open_store(cfg) as store:
+        section = run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, _measurer(cfg, ctx, store),
+                                   outdir, seed=int(cfg.seed), where=ctx.where)
+    timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
+    results = {"search": section, "dpu": _dpu_section(ctx.dpu), "timings_s": timings}
+    write_results(results, outdir)
+    print(summary(section))
+    return results
+
+
+def summary(section: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    best = section["best"]
+    acc = section["accuracy_model"]
+    lines = [
+        f"search: budget {section['budget_ms']:.3f} ms ({section['budget_source']}), k_sigma {section['k_sigma']:g}, "
+        f"space range {section['floor_ms']:.3f}..{section['ceiling_ms']:.3f} ms; "
+        f"{section['evaluations']} evaluations in {section['search_s']:.2f} s",
+        f"  best: {acc['label']} {best['accuracy']:.2f}, predicted {best['predicted_ms']:.3f} ± {best['std_ms']:.3f} ms"
+        + (f", measured {best['measured_ms']:.3f} ms (slack {best['slack']:.1%})" if best.get("measured_ms") is not None else ""),
+    ]
+    if section.get("hit_rate") is not None:
+        lines.append(f"  hit rate {section['hit_rate']:.0%} of top-{section['top_k']} "
+                     f"({len(section['rounds'])} round(s): {section['stop_reason'][:80]})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- benchmark
+def _ofa_run(ctx: SearchContext, budget_ms: float, k_sigma: float, generations: int, seed: int) -> dict[str, Any]:
+    """OFA's own EvolutionFinder with the same predictor and accuracy model (through OFA's interfaces)."""
+    try:
+        from ofa.nas.search_algorithm import EvolutionFinder as OFAEvolutionFinder
+    except ImportError as exc:
+        return {"available": False, "reason": f"ofa not importable: {exc}"}
+    from ofa_hw.search.ofa_compat import OFAAccuracyAdapter
+
+    try:
+        from ofa_hw.predictor import OFAEfficiencyAdapter
+
+        efficiency = OFAEfficiencyAdapter(ctx.predictor, ctx.space, k_sigma=k_sigma)
+        adapter = "ofa_hw.predictor.OFAEfficiencyAdapter"
+    except ImportError:
+        from ofa_hw.search.ofa_compat import OFAEfficiencyFallback
+
+        efficiency = OFAEfficiencyFallback(ctx.predictor, ctx.space, k_sigma)
+        adapter = "ofa_hw.search.ofa_compat.OFAEfficiencyFallback"
+    calls = [0]
+
+    class Counting:  # counts OFA's predictor calls whatever the adapter
+        def get_efficiency(self, arch: dict) -> float:
+            calls[0] += 1
+            return efficiency.get_efficiency(arch)
+
+    random.seed(seed)  # OFA's finder draws from the global generators
+    np.random.seed(seed)
+    finder = OFAEvolutionFinder(Counting(), OFAAccuracyAdapter(ctx.accuracy, ctx.space), max_time_budget=generations)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # OFA prints every 100 generations
+        _, best = finder.run_evolution_search(budget_ms)
+    elapsed = time.perf_counter() - start
+    return {"available": True, "adapter": adapter, "s": elapsed, "evaluations": calls[0], "generations": generations,
+            "best_accuracy": float(best[0]), "best_bound_ms": float(best[2])}
+
+
+def bench(cfg: DictConfig) -> dict:
+    """``ofa-hw task=bench bench=search`` (knobs in ``bench.params``, see ``conf/bench/search.yaml``)."""
+    outdir = output_dir()
+    p = cfg.bench.params
+    ctx = build_context(cfg)
+    node = cfg.search
+    k = float(node.k_sigma)
+    seed = int(cfg.seed if node.seed is None else node.seed)
+    rng = latency_range(ctx.predictor, k)
+    budget = float(node.budget_ms) if node.budget_ms is not None else rng.budget_at(float(node.auto_budget_fraction))
+    params = evolution_params(node)
+
+    # 1. speed of the default run (median of a few repeats; every repeat is the identical seeded run)
+    finder = EvolutionFinder(ctx.space, LatencyConstraint(ctx.predictor, k, ctx.where), ctx.accuracy,
+                             params=params, seed=seed)
+    finder.run(budget)  # warm-up: table compilation, caches
+    runs = [finder.run(budget) for _ in range(int(p.timing_repeats))]
+    search_s = statistics.median(r.elapsed_s for r in runs)
+    ours = runs[0]
+    log.info("default run: %.3f s, %d evaluations", search_s, ours.evaluations)
+
+    # 2. OFA's finder, same predictor, same budget
+    ofa = _ofa_run(ctx, budget, k, int(p.ofa_generations), seed) if p.ofa else {"available": False, "reason": "disabled"}
+    if ofa.get("available"):
+        log.info("OFA EvolutionFinder: %.2f s, %d evaluations", ofa["s"], ofa["evaluations"])
+
+    # 3. budget sweep with deployed verification
+    fractions = np.linspace(float(p.sweep_lo), float(p.sweep_hi), int(p.sweep_budgets))
+    rows = []
+    sweep_params = evolution_params(node)
+    with open_store(cfg) as store:
+        measure = _measurer(cfg, ctx, store, progress=False)
+        from tqdm import tqdm
+
+        for frac in tqdm(fractions, desc="budget sweep", dynamic_ncols=True):
+            b = rng.budget_at(float(frac))
+            v = search_and_verify(ctx.space, ctx.predictor, ctx.accuracy, b, measure, params=sweep_params, k_sigma=k,
+                                  seed=seed, top_k=int(node.top_k), refine_rounds=int(node.refine_rounds),
+                                  target_slack=float(node.target_slack),
+                                  target_hit_rate=float(node.target_hit_rate), where=ctx.where)
+            best = v.best
+            final = v.final.measurements
+            rows.append({
+                "budget_ms": b,
+                "range_fraction": float(frac),
+                "best_predicted_ms": best.candidate.predicted_ms if best else None,
+                "best_raw_predicted_ms": float(ctx.predictor.predict_encoded(best.candidate.genes[None, :])[0][0]) if best else None,
+                "best_measured_ms": best.measured_ms if best else None,
+                "best_meets_budget": bool(best.meets(b)) if best else False,
+                "best_slack": (b - best.measured_ms) / b if best and best.ok else None,
+                "best_accuracy": best.candidate.accuracy if best else None,
+                "hit_rate": v.hit_rate,
+                "hits": sum(m.meets(b) for m in final),
+                "candidates": len(final),
+                "rounds": len(v.rounds),
+                "stop_reason": v.stop_reason[:120],
+                "best_arch": json.dumps(best.candidate.arch, separators=(",", ":")) if best else "",
+            })
+    write_csv(outdir / "budget_sweep.csv", rows)
+    title = f"{ctx.space.name} on {ctx.dpu.name}, predictor {getattr(ctx.predictor, 'name', '?')}, k={k:g}"
+    plot_budget_sweep(outdir / "budget_sweep.png", rows, title=title)
+
+    hits = sum(r["hits"] for r in rows)
+    total = sum(r["candidates"] for r in rows)
+    slacks = [r["best_slack"] for r in rows if r["best_slack"] is not None]
+    results = {
+        "search_s": search_s,
+        "search_s_runs": [r.elapsed_s for r in runs],
+        "evaluations": ours.evaluations,
+        "accuracy_evaluations": ours.accuracy_evaluations,
+        "generations": params.generations,
+        "population": params.population,
+        "budget_ms": budget,
+        "best_accuracy": ours.best.accuracy,
+        "ofa_s": ofa.get("s"),
+        "ofa_evaluations": ofa.get("evaluations"),
+        "speedup": ofa["s"] / search_s if ofa.get("available") else None,
+        "ofa": ofa,
+        "k_sigma": k,
+        "floor_ms": rng.floor.bound_ms,
+        "ceiling_ms": rng.ceiling_ms,
+        "rows": rows,
+        "sweep": {
+            "budgets": len(rows),
+            "hit_rate": hits / total if total else None,
+            "hit_rate_min": min(r["hit_rate"] for r in rows) if rows else None,
+            "best_within_3pct": sum(1 for s in slacks if 0 <= s <= 0.03),
+            "best_slack_max": max(slacks) if slacks else None,
+            "best_slack_mean": float(np.mean(slacks)) if slacks else None,
+            "all_best_meet_budget": all(r["best_meets_budget"] for r in rows),
+        },
+        "predictor": str(getattr(ctx.predictor, "name", "?")),
+        "accuracy_model": getattr(ctx.accuracy, "label", "?"),
+        "dpu": _dpu_section(ctx.dpu),
+        "timings_s": ctx.timings_s,
+    }
+    write_results(results, outdir)
+    if p.experiment_dir:
+        _export(outdir, Path(str(p.experiment_dir)))
+    print(
+        f"search bench: default run {search_s:.3f} s ({ours.evaluations} evaluations)"
+        + (f"; OFA EvolutionFinder {ofa['s']:.1f} s → speedup {results['speedup']:.0f}x" if ofa.get("available") else "")
+        + f"\n  sweep over {len(rows)} budgets {rows[0]['budget_ms']:.2f}..{rows[-1]['budget_ms']:.2f} ms: hit rate "
+        f"{results['sweep']['hit_rate']:.1%}, best within 3 % of the budget in {results['sweep']['best_within_3pct']}/{len(rows)}"
+    )
+    return results
+
+
+def _export(outdir: Path, target: Path) -> None:
+    """Copy the small result files into an experiment directory (for committing)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("results.json", "budget_sweep.csv", "budget_sweep.png"):
+        if (outdir / name).exists():
+            shutil.copy2(outdir / name, target / name)
