@@ -1,0 +1,109 @@
+"""End to end: ``ofa-hw task=deploy backend=vitis_dnndk|vitis_vart`` against the fake tools and the
+loopback board give the same profiles and store rows as the simulator backend replaying the same
+recorded output (the seed's ProxylessNAS-Mobile 0.5 profile: 3.279 ms)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import ofa_hw.backends.sim as sim_module
+from ofa_hw.dpu import parse_dnndk_profile
+from ofa_hw.store import Store
+from ofa_hw.tasks import deploy
+
+from conftest import compose
+from fakes.fixtures import *  # noqa: F401,F403
+from fakes.fixtures import needs_gcc
+from fakes.tools import seed_profile_text
+
+pytestmark = needs_gcc
+RUNS = 2
+SEED_NET = ["predictor=predictor_schema", "space=proxyless_w05", "task=deploy", "task.named_arch=proxyless_mobile_05", f"backend.runs={RUNS}"]
+
+
+def _board_overrides(fake_tools, board, tmp_path, flow: str) -> list[str]:
+    arch = fake_tools.dnndk_arch if flow == "dnndk" else fake_tools.xir_arch
+    spec = (
+        f"{{name: loop, host: 127.0.0.1, port: {board.port}, key_file: '{board.client_key}', "
+        f"known_hosts: '{board.known_hosts}', remote_tmp: '{board.root / 'tmp'}'}}"
+    )
+    return [
+        f"backend=vitis_{flow}",
+        f"backend.vitis.arch_json='{arch}'",
+        f"backend.vitis.workdir='{tmp_path / 'vitis'}'",
+        f"backend.vitis.lock_dir='{tmp_path / 'locks'}'",
+        "backend.vitis.calib_images=2",
+        "backend.vitis.calib_iter=2",
+        "backend.vitis.retries=0",
+        f"backend.vitis.boards=[{spec}]",
+    ]
+
+
+def _replay(monkeypatch) -> None:
+    """The simulator backend, made to 'simulate' exactly the recorded board output."""
+    monkeypatch.setattr(sim_module, "simulate", lambda *a, runs=1, **k: parse_dnndk_profile(seed_profile_text() * runs))
+
+
+IDENTITY = ["backend", "toolchain", "job_key", "raw_text", "timings", "e2e_ms", "kernel_info", "created", "updated", "id"]
+
+
+def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _replay(monkeypatch)
+    ws = tmp_path / "ws"
+    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
+    assert results["deploy"]["backend"] == "vitis_dnndk" and results["deploy"]["kernel"] == "proxylessmobile05"
+    assert results["deploy"]["total_ms"] == pytest.approx(3.279)
+    written = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())
+    assert written["deploy"]["nodes"] == 42
+    sim = deploy.run(compose(SEED_NET, workspace=ws))
+    assert sim["deploy"]["backend"] == "sim" and sim["deploy"]["total_ms"] == results["deploy"]["total_ms"]
+
+    with Store(ws / "store.sqlite") as store:
+        vitis_run, sim_run = store.runs(backend="vitis_dnndk")[0], store.runs(backend="sim")[0]
+        assert store.profile(vitis_run.id) == store.profile(sim_run.id) == parse_dnndk_profile(seed_profile_text() * RUNS)
+        a, b = store.runs_frame(backend="vitis_dnndk"), store.runs_frame(backend="sim")
+        pd.testing.assert_frame_equal(a.drop(columns=IDENTITY, errors="ignore"), b.drop(columns=IDENTITY, errors="ignore"))
+        na = store.nodes([vitis_run.id], per_run=True).drop(columns="run_id")
+        nb = store.nodes([sim_run.id], per_run=True).drop(columns="run_id")
+        pd.testing.assert_frame_equal(na.reset_index(drop=True), nb.reset_index(drop=True))
+        assert "#ofa_hw done" in store.raw_text(vitis_run.id)
+        assert vitis_run.e2e_ms is not None
+
+    # a second deploy of the same job reuses the stored measurement (no board work)
+    n_cmds = len(fake_board.commands)
+    again = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    assert again["deploy"]["total_ms"] == results["deploy"]["total_ms"] and len(fake_board.commands) == n_cmds
+
+
+def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ws = tmp_path / "ws"
+    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart"), workspace=ws))
+    assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
+    assert results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == "vitis-ai-1.3/vart"
+    assert results["deploy"]["total_ms"] == pytest.approx(3.279)
+    assert any("vaitrace --txt --fine_grained" in c for c in fake_board.commands)
+    replay = parse_dnndk_profile(seed_profile_text())
+    with Store(ws / "store.sqlite") as store:
+        (run,) = store.runs(backend="vitis_vart")
+        prof = store.profile(run.id)
+    cols = ["id", "name", "workload_mop", "runtime_ms", "perf_gops", "mem_mb", "mb_s"]
+    pd.testing.assert_frame_equal(prof.nodes[cols], replay.nodes[cols])
+    assert prof.totals["runtime_ms"].iloc[0] == pytest.approx(3.279)
+
+
+def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAKE_VAI_C_ERROR", "[VAI_C][Error] Depthwise conv proxylessmobile05_conv_59: kernel 7x7, 1664 channels exceed the weight bank")
+    ws = tmp_path / "ws"
+    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    assert results["deploy"]["status"] == "failed" and "exceed the weight bank" in results["deploy"]["error"]
+    with Store(ws / "store.sqlite") as store:
+        (run,) = store.runs(status="failed")
+        assert run.backend == "vitis_dnndk" and "compile error" in run.error
+    assert fake_board.commands == []  # nothing reached the board
