@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Optional
+
+from ofa_hw.schemas.vitis import VitisConfig
 
 
 @dataclass
@@ -22,4 +24,4 @@ class BackendConfig:
     name: str = "sim"
     runs: int = 10
     timeout_s: float = 600.0
-    vitis: Any = None
+    vitis: Optional[VitisConfig] = None
