@@ -35,7 +35,7 @@ class SearchConfig:
     name: str = MISSING
     budget_ms: Optional[float] = None
     auto_budget_fraction: float = 0.5
-    k_sigma: float = 1.0
+    k_sigma: float = 2.0
     population: int = 100
     parent_ratio: float = 0.25
     mutation_ratio: float = 0.5
