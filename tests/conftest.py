@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from omegaconf import DictConfig
 
 from ofa_hw.data import SEED_DIR
 from ofa_hw.schemas import register
+
+# Two test processes (or a test and a benchmark) on a 2-core machine: torch's thread pool only adds
+# contention for the small tensors tests use.
+torch.set_num_threads(1)
 
 
 def compose(overrides: list[str] | None = None, workspace: Path | str | None = None) -> DictConfig:
