@@ -59,7 +59,7 @@ def test_proto_parser_errors_name_the_line():
 
 @pytest.mark.parametrize(
     "space_name,seed,bn,r",
-    [("proxyless_w05", 0, "scale", None), ("proxyless_w05", 1, "fold", 160), ("ofa_proxyless_w13", 2, "scale", 128), ("ofa_proxyless_w13", 3, "fold", None)],
+    [("proxyless_w05", 0, "scale", 160), ("proxyless_w05", 1, "fold", 128), ("ofa_proxyless_w13", 2, "scale", 128), ("ofa_proxyless_w13", 3, "fold", 224)],
 )
 def test_exported_files_run_like_torch(tmp_path, space_name, seed, bn, r):
     model, arch = random_subnet(get_space(space_name), seed, r=r, name="t")

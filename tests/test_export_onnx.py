@@ -49,6 +49,7 @@ def test_named_seed_net_outputs(tmp_path):
     assert run_onnx(path, x).shape == (1, 1000)
 
 
+@pytest.mark.slow
 def test_dynamo_exporter(tmp_path):
     """The torch.export-based exporter gives the same numbers (kept working for future torch)."""
     space = get_space("proxyless_w05")

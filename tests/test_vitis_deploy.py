@@ -88,6 +88,11 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
     assert results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == "vitis-ai-1.3/vart"
     assert results["deploy"]["total_ms"] == pytest.approx(3.279)
     assert any("vaitrace --txt --fine_grained" in c for c in fake_board.commands)
+    # the xmodel flow ran the generated script through the (fake) quantizer: calib, then test + export
+    (xmodel,) = (tmp_path / "vitis").glob("*/compiled/proxylessmobile05.xmodel")
+    source = json.loads(xmodel.read_text())["source"]
+    assert source["graph"] == "OFASubnet" and source["convs"] == 61  # ProxylessNAS-Mobile 0.5
+    assert json.loads((xmodel.parent.parent / "quantize_result" / "quant_info.json").read_text())["calib_batches"] == 2
     replay = parse_dnndk_profile(seed_profile_text())
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(backend="vitis_vart")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends.vitis import VitisBackend, vitis_settings
-from ofa_hw.backends.vitis.flows import CaffeFlow, CompileFailed, XmodelFlow, kernel_name
+from ofa_hw.backends.vitis.flows import CaffeFlow, CompileFailed, kernel_name
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.export.caffe import read_prototxt
@@ -111,19 +110,6 @@ def test_missing_container_and_hostile_config_values(fake_tools, tmp_path):
     out = ToolRunner(container="vitis", conda_env="vitis-ai-caffe").run(["python", "-c", "import os; print(os.getcwd())"], workdir, 60)
     assert out.output.strip() == str(workdir)
     assert not marker.exists()
-
-
-@needs_gcc
-def test_xmodel_flow(fake_tools, tmp_path):
-    settings = make_settings(fake_tools, [], tmp_path / "work", flow="vart")
-    flow = XmodelFlow(settings, ToolRunner(container="vitis", conda_env="vitis-ai-pytorch"), tmp_path / "work", "zcu102_b4096")
-    compiled = flow.build(_job(r=128))
-    assert compiled.artifact.name == "proxylessmobile05.xmodel"
-    data = json.loads(compiled.artifact.read_text())
-    # the fake quantizer saw the generated module: 61 convs of ProxylessNAS-Mobile 0.5, calibrated first
-    assert data["source"]["convs"] == sum(1 for layer in build_model(SPACE, _job().arch).netspec.layers if layer.kind in ("conv", "dwconv"))
-    assert "DPU subgraph number 1" in compiled.kernel_info
-    assert json.loads((compiled.artifact.parent.parent / "quantize_result" / "quant_info.json").read_text())["calib_batches"] == 2
 
 
 def test_generated_quantize_script_rebuilds_the_subnet(tmp_path):

@@ -15,7 +15,6 @@ every tool log there, and is skipped when its compiled file is already present (
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -226,7 +225,3 @@ class XmodelFlow(_Flow):
         done.write_text(c_out)
         return Compiled(job, kernel, xmodel, c_out, log, timings)
 
-
-def describe(job: ProfileJob) -> str:
-    """One line naming a job in messages."""
-    return f"{job.net_name} ({job.space_name}, {json.dumps(job.arch, sort_keys=True)[:80]}…)"
