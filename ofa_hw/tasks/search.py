@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.search.evolution import EvolutionFinder
 from ofa_hw.search.latency import LatencyConstraint
-from ofa_hw.search.plots import plot_budget_sweep
+from ofa_hw.search.plots import plot_budget_sweep, plot_convergence
 from ofa_hw.search.stage import evolution_params, latency_range, run_search_stage, write_csv
 from ofa_hw.search.verify import BackendMeasurer, search_and_verify
 from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
@@ -166,10 +166,11 @@ def _ofa_run(ctx: SearchContext, budget_ms: float, k_sigma: float, generations: 
     finder = OFAEvolutionFinder(Counting(), OFAAccuracyAdapter(ctx.accuracy, ctx.space), max_time_budget=generations)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # OFA prints every 100 generations
-        _, best = finder.run_evolution_search(budget_ms)
+        best_valids, best = finder.run_evolution_search(budget_ms)
     elapsed = time.perf_counter() - start
     return {"available": True, "adapter": adapter, "s": elapsed, "evaluations": calls[0], "generations": generations,
-            "best_accuracy": float(best[0]), "best_bound_ms": float(best[2])}
+            "best_accuracy": float(best[0]), "best_bound_ms": float(best[2]),
+            "history": [float(x) for x in best_valids[1:]]}
 
 
 def bench(cfg: DictConfig) -> dict:
@@ -268,9 +269,12 @@ def bench(cfg: DictConfig) -> dict:
         "dpu": _dpu_section(ctx.dpu),
         "timings_s": ctx.timings_s,
     }
+    plot_convergence(outdir / "search_convergence.png", ours.best_history, ofa.get("history"), search_s, ofa.get("s"),
+                     getattr(ctx.accuracy, "label", "accuracy"), title=f"{title}, budget {budget:.2f} ms")
+    ofa.pop("history", None)
     write_results(results, outdir)
     if p.experiment_dir:
-        _export(outdir, Path(str(p.experiment_dir)))
+        _export(outdir, Path(str(p.experiment_dir)), results)
     print(
         f"search bench: default run {search_s:.3f} s ({ours.evaluations} evaluations)"
         + (f"; OFA EvolutionFinder {ofa['s']:.1f} s → speedup {results['speedup']:.0f}x" if ofa.get("available") else "")
@@ -280,9 +284,20 @@ def bench(cfg: DictConfig) -> dict:
     return results
 
 
-def _export(outdir: Path, target: Path) -> None:
-    """Copy the small result files into an experiment directory (for committing)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("results.json", "budget_sweep.csv", "budget_sweep.png"):
-        if (outdir / name).exists():
-            shutil.copy2(outdir / name, target / name)
+#: results.json keys of the speed benchmark (experiments/search_benchmark); the rest is the sweep's.
+SPEED_KEYS = ("search_s", "search_s_runs", "evaluations", "accuracy_evaluations", "generations", "population",
+              "budget_ms", "best_accuracy", "ofa_s", "ofa_evaluations", "speedup", "ofa", "k_sigma", "predictor",
+              "accuracy_model", "dpu")
+
+
+def _export(outdir: Path, root: Path, results: dict[str, Any]) -> None:
+    """Write the committed experiment files: ``<root>/search_benchmark`` (speed vs OFA) and
+    ``<root>/budget_sweep`` (sweep rows, CSV, plot)."""
+    speed, sweep = root / "search_benchmark", root / "budget_sweep"
+    speed.mkdir(parents=True, exist_ok=True)
+    sweep.mkdir(parents=True, exist_ok=True)
+    write_results({k: results[k] for k in SPEED_KEYS if k in results}, speed)
+    shutil.copy2(outdir / "search_convergence.png", speed / "search_convergence.png")
+    write_results({k: v for k, v in results.items() if k not in SPEED_KEYS or k in ("k_sigma", "predictor", "dpu")}, sweep)
+    for name in ("budget_sweep.csv", "budget_sweep.png"):
+        shutil.copy2(outdir / name, sweep / name)
