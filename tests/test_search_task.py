@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import compose
 
+from ofa_hw.search.evolution import Candidate
 from ofa_hw.search.verify import BackendMeasurer
 from ofa_hw.space import get_space
 
@@ -27,12 +28,10 @@ def test_search_config_group_composes() -> None:
 
 
 def test_backend_measurer_goes_through_the_store(workspace) -> None:
-    from ofa_hw.tasks import make_backend, make_dpu, open_store
+    from ofa_hw.tasks import make_backend, open_store
 
     cfg = compose(["~predictor"], workspace=workspace)
     space = get_space("ofa_proxyless_w13")
-    from ofa_hw.search.evolution import Candidate
-
     arch = space.sample(np.random.default_rng(0))
     arch["ks"] = [3] * 21  # small kernels: compiles on the DPU
     arch = space.validate(arch)

@@ -8,7 +8,7 @@ constraint). Differences, all deliberate:
 * Whole generations are produced, checked and scored at once on gene matrices (one table gather per
   check instead of one predictor call per child), so the default run takes a fraction of a second.
 * OFA rejection-samples forever; here every rejection loop is bounded. A child that stays infeasible
-  after ``max_rounds`` redraws is replaced by its (feasible) parent; an initial population that random
+  after ``max_rounds`` tries is replaced by its (feasible) parent; an initial population that random
   sampling cannot fill is completed from mutants of the space's fastest arch, which is feasible whenever
   the budget is (:meth:`LatencyConstraint.check_budget` raises otherwise, before any search).
 * One ``numpy.random.Generator`` drives everything: a seed reproduces a run exactly.
@@ -38,7 +38,7 @@ class EvolutionParams:
         mutate_prob: Per-block (kernel + expand) and per-stage (depth) mutation probability.
         resolution_mutate_prob: Resolution mutation probability.
         generations: Number of generations.
-        max_rounds: Bound on the redraws of any rejection-sampling loop.
+        max_rounds: Bound on the tries per child (and on the sampling rounds of the first population).
         sample_batch: Random archs drawn per round when seeding the population.
     """
 
@@ -315,7 +315,6 @@ class EvolutionFinder(FinderBase):
         rng = np.random.default_rng(self.seed)
         p = self.params
         n_par, n_mut = p.n_parents, p.n_mutants
-        n_cross = p.population - n_mut
         pop = self._initial(rng, budget_ms, floor.genes)
         seen = [pop]
         history = np.empty(p.generations)
