@@ -93,10 +93,11 @@ def build_context(cfg: DictConfig) -> SearchContext:
     return SearchContext(space, dpu, predictor, accuracy, timings)
 
 
-def _measurer(cfg: DictConfig, ctx: SearchContext, store: Any, progress: bool = True) -> BackendMeasurer:
+def make_measurer(cfg: DictConfig, space: Any, dpu: Any, predictor: Any, store: Any, progress: bool = True) -> BackendMeasurer:
+    """Deploys candidates on ``cfg``'s backend through ``store``, measuring what ``predictor`` predicts."""
     runs = cfg.search.runs if cfg.search.runs is not None else cfg.backend.runs
-    return BackendMeasurer(ctx.space, make_backend(cfg, ctx.dpu), store, runs=int(runs), seed=int(cfg.seed),
-                           target=getattr(ctx.predictor, "target", "profile"), progress=progress)
+    return BackendMeasurer(space, make_backend(cfg, dpu), store, runs=int(runs), seed=int(cfg.seed),
+                           target=getattr(predictor, "target", "profile"), progress=progress)
 
 
 def _dpu_section(dpu: Any) -> dict[str, Any]:
@@ -109,8 +110,9 @@ def run(cfg: DictConfig) -> dict:
     ctx = build_context(cfg)
     t0 = time.perf_counter()
     with open_store(cfg) as store:
-        section = run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, _measurer(cfg, ctx, store),
-                                   outdir, seed=int(cfg.seed), where=ctx.where)
+        measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
+        section = run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, measure, outdir,
+                                   seed=int(cfg.seed), where=ctx.where)
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
     results = {"search": section, "dpu": _dpu_section(ctx.dpu), "timings_s": timings}
     write_results(results, outdir)
@@ -204,7 +206,7 @@ def bench(cfg: DictConfig) -> dict:
     rows = []
     sweep_params = evolution_params(node)
     with open_store(cfg) as store:
-        measure = _measurer(cfg, ctx, store, progress=False)
+        measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store, progress=False)
         from tqdm import tqdm
 
         for frac in tqdm(fractions, desc="budget sweep", dynamic_ncols=True):
