@@ -239,12 +239,48 @@ def test_board_lock_one_job_at_a_time(fake_tools, fake_board, tmp_path, elf):
     assert s2 >= e1 - 0.05  # the second job started only after the first released the board
 
 
+def test_compiles_in_parallel_and_profiles_on_every_board(fake_tools, board_root, tmp_path, elf):
+    boards = [FakeBoard(board_root, tmp_path / f"k{i}").start() for i in range(2)]
+    active, peak = [0], [0]
+    guard = threading.Lock()
+
+    class SlowFlow(PrecompiledFlow):
+        def build(self, job: ProfileJob) -> Compiled:
+            with guard:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.3)
+            with guard:
+                active[0] -= 1
+            return super().build(job)
+
+    try:
+        backend = _backend(fake_tools, boards, tmp_path, elf, compile_jobs=2)
+        backend.flow = SlowFlow(elf)
+        outcomes = list(backend.profile_many([_job(i, runs=1) for i in range(4)]))
+    finally:
+        for b in boards:
+            b.stop()
+    assert all(o.ok for o in outcomes) and sorted(o.job.seed for o in outcomes) == [0, 1, 2, 3]
+    assert peak[0] == 2  # two compile jobs at a time on the host
+    assert all(any("ofa_hw_dpu_profile" in c for c in b.commands) for b in boards)  # both boards worked
+
+
 def test_no_secrets_in_logs(fake_tools, board_root, tmp_path, elf, caplog, monkeypatch):
     secret = "correct horse battery staple"
     fb = FakeBoard(board_root, tmp_path / "keys", passphrase=secret).start()
     try:
         monkeypatch.setenv("OFA_HW_TEST_PASSPHRASE", secret)
-        board = {"name": "locked", "host": "127.0.0.1", "port": fb.port, "key_file": str(fb.client_key), "known_hosts": str(fb.known_hosts), "remote_tmp": str(fb.root / "tmp"), "passphrase_env": "OFA_HW_TEST_PASSPHRASE"}
+        board = {
+            "name": "locked",
+            "host": "127.0.0.1",
+            "port": fb.port,
+            "key_file": str(fb.client_key),
+            "known_hosts": str(fb.known_hosts),
+            "remote_tmp": str(fb.root / "tmp"),
+            "passphrase_env": "OFA_HW_TEST_PASSPHRASE",
+            "env": {"DPU_TOKEN": "tok-7f3a9"},  # board env values never appear on a (logged) command line
+        }
         backend = _backend(fake_tools, [board], tmp_path, elf)
         with caplog.at_level(logging.DEBUG):
             ok = backend.profile(_job())
@@ -256,3 +292,12 @@ def test_no_secrets_in_logs(fake_tools, board_root, tmp_path, elf, caplog, monke
     assert bad.status == "failed" and "cannot load key" in bad.error
     for text in (caplog.text, bad.error, bad.raw_text, ok.raw_text, repr(backend.settings), repr(backend.boards)):
         assert secret not in text
+    assert "asyncssh" in caplog.text and "tok-7f3a9" not in caplog.text
+
+
+def test_board_env_reaches_the_profiler(fake_tools, fake_board, tmp_path, elf):
+    """``env`` of a board config is exported for the board-side commands (via a sourced file)."""
+    board = {"name": "envb", "host": "127.0.0.1", "port": fake_board.port, "key_file": str(fake_board.client_key), "known_hosts": str(fake_board.known_hosts), "remote_tmp": str(fake_board.root / "tmp"), "env": {"FAKE_N2CUBE_FAIL": "load"}}
+    outcome = _backend(fake_tools, [board], tmp_path, elf).profile(_job())
+    assert outcome.status == "failed" and "dpuLoadKernel(proxylessmobile05) failed" in outcome.error
+    assert not any("FAKE_N2CUBE_FAIL" in c for c in fake_board.commands)

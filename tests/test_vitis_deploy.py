@@ -5,6 +5,8 @@ recorded output (the seed's ProxylessNAS-Mobile 0.5 profile: 3.279 ms)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -51,15 +53,20 @@ IDENTITY = ["backend", "toolchain", "job_key", "raw_text", "timings", "e2e_ms", 
 
 
 def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
+    """The real console command, in a subprocess, against the fakes on PATH and the loopback board."""
     monkeypatch.chdir(tmp_path)
     _replay(monkeypatch)
     ws = tmp_path / "ws"
-    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk")
+    cli = [sys.executable, "-c", "from ofa_hw.cli import main; main()", *overrides, f"workspace={ws}", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "proxylessmobile05 on vitis_dnndk (zcu102_b4096): 3.279 ms over 42 DPU nodes" in proc.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
     assert results["deploy"]["backend"] == "vitis_dnndk" and results["deploy"]["kernel"] == "proxylessmobile05"
-    assert results["deploy"]["total_ms"] == pytest.approx(3.279)
-    written = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())
-    assert written["deploy"]["nodes"] == 42
+    assert results["deploy"]["total_ms"] == pytest.approx(3.279) and results["deploy"]["nodes"] == 42
+    assert "#ofa_hw done" in (tmp_path / "run" / "profile_proxylessmobile05.txt").read_text()
     sim = deploy.run(compose(SEED_NET, workspace=ws))
     assert sim["deploy"]["backend"] == "sim" and sim["deploy"]["total_ms"] == results["deploy"]["total_ms"]
 

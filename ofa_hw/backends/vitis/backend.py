@@ -31,7 +31,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
-from ofa_hw.backends.vitis.board import Board, BoardClient, BoardError, BoardUnreachable, board_lock, quote_cmd
+from ofa_hw.backends.vitis.board import ENV_FILE, Board, BoardClient, BoardError, BoardUnreachable, board_lock, env_script, quote_cmd
 from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, XmodelFlow
 from ofa_hw.backends.vitis.toolchain import ToolRunner
 from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
@@ -76,13 +76,12 @@ class DnndkProfiler:
         elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
         await client.put(compiled.artifact, f"{tmp}/{elf}", "upload ELF")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload profiler")
-        env = list(board.env)
-        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, env), "ELF to shared library")
-        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, env), "build profiler")
+        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, True), "ELF to shared library")
+        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, True), "build profiler")
         # LD_LIBRARY_PATH keeps the system's value after our directory: N2Cube dlopen()s libdpumodel<kernel>.so.
-        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)], None, env)
+        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)], None, False)
         ld = f"LD_LIBRARY_PATH={shlex.quote(tmp)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
-        result = await client.run(f"cd {shlex.quote(tmp)} && {ld} {command}", "profile")
+        result = await client.run(f"cd {shlex.quote(tmp)} && . ./{ENV_FILE} && {ld} {command}", "profile")
         return result.stdout
 
     def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
@@ -107,7 +106,7 @@ class VartProfiler:
         await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
         argv = [settings.vaitrace, "--txt", "--fine_grained", "-o", "vaitrace.txt", board.python, self.source, xmodel, str(runs), str(warmup)]
-        result = await client.run(quote_cmd(argv, tmp, list(board.env)), "profile")
+        result = await client.run(quote_cmd(argv, tmp, True), "profile")
         report = await client.read(f"{tmp}/vaitrace.txt", "fetch vaitrace report")
         return result.stdout + ("\n" + report if report else "")
 
@@ -217,6 +216,7 @@ class VitisBackend:
         async with client:
             tmp = await client.mkdtemp()
             try:
+                await client.write_text(f"{tmp}/{ENV_FILE}", env_script(board.env), "upload environment")
                 return await self.profiler.run(client, compiled, compiled.job.runs, s.warmup, s, tmp)
             finally:
                 await self._cleanup(client, tmp)

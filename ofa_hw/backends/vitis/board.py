@@ -97,11 +97,22 @@ class Board:
         return f"{self.user}@{self.host}:{self.port}"
 
 
-def quote_cmd(argv: Sequence[str], cwd: str | None = None, env: Sequence[tuple[str, str]] = ()) -> str:
-    """A POSIX shell command line running ``argv`` (in ``cwd``, with ``env``), every word quoted."""
-    words = [f"{k}={shlex.quote(v)}" for k, v in env] + [shlex.quote(a) for a in argv]
-    line = " ".join(words)
+#: File in a job's directory exporting the board's ``env`` (sourced, so values never appear on a
+#: command line, which SSH libraries and servers log).
+ENV_FILE = "ofa_hw_env.sh"
+
+
+def quote_cmd(argv: Sequence[str], cwd: str | None = None, source_env: bool = False) -> str:
+    """A POSIX shell command line running ``argv`` (in ``cwd``, after sourcing :data:`ENV_FILE`), quoted."""
+    line = " ".join(shlex.quote(a) for a in argv)
+    if source_env:
+        line = f". ./{ENV_FILE} && {line}"
     return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
+
+
+def env_script(env: Sequence[tuple[str, str]]) -> str:
+    """The text of :data:`ENV_FILE`: one quoted ``export`` per variable."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env)
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,21 @@ class BoardClient:
             raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
         except asyncssh.SFTPError as exc:
             raise BoardError(self.board.name, step, f"upload of {local.name} failed: {exc.reason}") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
+
+    async def write_text(self, remote: str, text: str, step: str) -> None:
+        """Create the file ``remote`` (mode 0600) holding ``text``, over SFTP."""
+        conn = self._need(step)
+        try:
+            async with conn.start_sftp_client() as sftp:
+                attrs = asyncssh.SFTPAttrs(permissions=0o600)
+                async with sftp.open(remote, "w", attrs) as f:
+                    await asyncio.wait_for(f.write(text), self.step_timeout_s)
+        except asyncio.TimeoutError:
+            raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
+        except asyncssh.SFTPError as exc:
+            raise BoardError(self.board.name, step, f"writing {remote} failed: {exc.reason}") from None
         except (OSError, asyncssh.Error) as exc:
             raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
 
