@@ -19,34 +19,33 @@ from ofa_hw.predictor.persist import PredictorFileError, load_predictor, save_pr
 from ofa_hw.predictor.predictor import LatencyPredictor, PredictorError, make_model
 
 
-def make_predictor(cfg: Any = None, space: Any = None, dpu: Any = None, **fields: Any) -> LatencyPredictor:
-    """The predictor a ``predictor`` config node describes (unfitted, or loaded from ``file``).
+def make_predictor(cfg: Any, space: Any, dpu: Any = None) -> LatencyPredictor:
+    """The predictor a ``predictor`` config node describes: unfitted, or loaded from ``cfg.file``.
 
-    Call it as ``make_predictor(cfg.predictor, space, dpu)``, or let Hydra do it:
-    ``hydra.utils.instantiate(cfg.predictor, space=space, dpu=dpu)`` (the node's ``_target_`` is this
-    function and its ``model`` node's ``_target_`` the block estimator class, instantiated first).
+    The block estimator is built with ``hydra.utils.instantiate(cfg.model)`` (its ``_target_`` is a
+    class of :mod:`ofa_hw.predictor.models`, the other keys its parameters), so a new model is a new
+    class plus a YAML file. Space and DPU are passed as objects, not through Hydra.
 
     Args:
-        cfg: The ``predictor`` node; ``None`` when Hydra passes its fields as keywords.
+        cfg: The ``predictor`` node (or the root config holding one).
         space: The search space.
-        dpu: The DPU configuration.
-        **fields: The node's fields (``model``, ``target``, ``file``, train-task knobs, ...).
+        dpu: The DPU configuration (``None``: B4096 defaults, no compile check).
     """
-    if cfg is not None:
-        from hydra.utils import instantiate
+    from hydra.utils import instantiate
 
-        return instantiate(cfg, space=space, dpu=dpu)
-    if space is None:
-        raise PredictorError("make_predictor needs the search space")
-    model, target, file = fields.get("model"), fields.get("target", "profile"), fields.get("file")
-    if file:
-        pred = load_predictor(file, space, dpu)
-        if model is not None and pred.name != model.name:
-            raise PredictorError(f"predictor file {file} holds a '{pred.name}' model, config asks for '{model.name}'")
+    if "model" not in cfg and "predictor" in cfg:
+        cfg = cfg["predictor"]
+    if cfg.get("file"):
+        pred = load_predictor(str(cfg["file"]), space, dpu)
+        if pred.name != cfg.get("name", pred.name):
+            raise PredictorError(f"predictor file {cfg['file']} holds a '{pred.name}' model, config asks for '{cfg['name']}'")
         return pred
+    if not cfg.get("model") or "_target_" not in cfg["model"]:
+        raise PredictorError("predictor config: 'model' needs a _target_ (a class of ofa_hw.predictor.models)")
+    model = instantiate(cfg["model"])
     if not isinstance(model, BlockModel):
-        raise PredictorError(f"predictor config: 'model' must instantiate a block model, got {type(model).__name__}")
-    return LatencyPredictor(model, space, dpu, target=target)
+        raise PredictorError(f"predictor.model._target_ = {cfg['model']['_target_']} is not a block model")
+    return LatencyPredictor(model, space, dpu, target=str(cfg.get("target", "profile")))
 
 
 __all__ = [
