@@ -23,7 +23,7 @@ from fakes.tools import seed_profile_text
 
 pytestmark = needs_gcc
 RUNS = 2
-SEED_NET = ["predictor=predictor_schema", "space=proxyless_w05", "task=deploy", "task.named_arch=proxyless_mobile_05", f"backend.runs={RUNS}"]
+SEED_NET = ["space=proxyless_w05", "task=deploy", "task.named_arch=proxyless_mobile_05", f"backend.runs={RUNS}"]
 
 
 def _board_overrides(fake_tools, board, tmp_path, flow: str) -> list[str]:
