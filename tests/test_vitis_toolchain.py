@@ -12,7 +12,7 @@ import torch
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends.vitis import VitisBackend, vitis_settings
-from ofa_hw.backends.vitis.flows import CaffeFlow, CompileFailed, kernel_name
+from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, kernel_name
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.export.caffe import read_prototxt
@@ -151,3 +151,46 @@ def test_flow_refuses_a_split_network():
         _kernel_list(text, "other")
     with pytest.raises(CompileFailed, match="no kernel list"):
         _kernel_list("[VAI_C] done", "x")
+
+
+def _compiled(tmp_path) -> Compiled:
+    return Compiled(_job(), "proxylessmobile05", tmp_path / "x.elf", "info", "log")
+
+
+def test_board_output_checks(tmp_path):
+    from fakes.tools import seed_profile_text
+
+    from ofa_hw.backends.vitis.backend import DnndkProfiler
+    from ofa_hw.dpu import ParseError
+
+    dpu = DPUConfig.from_preset("zcu102_b4096")
+    table = seed_profile_text()
+    good = "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw profile_run 0\n" + table + "#ofa_hw profile_run 1\n" + table + "#ofa_hw done\n"
+    prof = DnndkProfiler().parse(good, _compiled(tmp_path), 2, dpu)
+    assert prof.n_runs == 2 and prof.e2e_ms == pytest.approx(3.6) and prof.kernel_info == "info"
+    with pytest.raises(ParseError, match="incomplete"):
+        DnndkProfiler().parse(good.replace("#ofa_hw done\n", ""), _compiled(tmp_path), 2, dpu)
+    with pytest.raises(ParseError, match="1 profile tables for 2 runs"):
+        DnndkProfiler().parse(table + "#ofa_hw done\n", _compiled(tmp_path), 2, dpu)
+    with pytest.raises(ParseError, match="expected 'proxylessmobile05'"):
+        DnndkProfiler().parse(table.replace("proxylessmobile05", "other") + "#ofa_hw done\n", _compiled(tmp_path), 1, dpu)
+
+
+def test_vaitrace_summary_to_profile():
+    import pandas as pd
+
+    from ofa_hw.backends.vitis import profile_from_vaitrace
+
+    dpu = DPUConfig.from_preset("zcu102_b4096")
+    rows = [
+        ("DPUCZDX8G_1", 1, "net_conv_1", 0.014451, 0.134, 107.8, 0.30, 0.02, 0.02, 2550.7),
+        ("DPUCZDX8G_2", 1, "net_conv_1", 0.014451, 0.136, 106.2, 0.30, 0.02, 0.02, 2500.0),
+        ("DPUCZDX8G_1", 1, "net_fc_1", 0.002560, 0.235, 10.9, 1.24, 0.0, 0.0, 5278.4),
+    ]
+    cols = ["dpu_id", "batch", "subgraph", "workload_gop", "runtime_ms", "perf_gops", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"]
+    prof = profile_from_vaitrace(pd.DataFrame(rows, columns=cols), "net", dpu, e2e_ms=0.5)
+    assert prof.nodes["name"].tolist() == ["net_conv_1", "net_fc_1"]
+    assert prof.nodes["runtime_ms"].tolist() == [0.135, 0.235]  # cores averaged
+    assert prof.nodes["workload_mop"].tolist() == [14.451, 2.56]
+    assert prof.nodes["mem_mb"].tolist() == [0.34, 1.24]
+    assert prof.total_ms == pytest.approx(0.37) and prof.e2e_ms == 0.5

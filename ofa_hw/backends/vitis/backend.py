@@ -76,10 +76,10 @@ class DnndkProfiler:
         elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
         await client.put(compiled.artifact, f"{tmp}/{elf}", "upload ELF")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload profiler")
-        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, True), "ELF to shared library")
-        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, True), "build profiler")
+        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, source_env=True), "ELF to shared library")
+        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, source_env=True), "build profiler")
         # LD_LIBRARY_PATH keeps the system's value after our directory: N2Cube dlopen()s libdpumodel<kernel>.so.
-        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)], None, False)
+        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)])
         ld = f"LD_LIBRARY_PATH={shlex.quote(tmp)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
         result = await client.run(f"cd {shlex.quote(tmp)} && . ./{ENV_FILE} && {ld} {command}", "profile")
         return result.stdout
@@ -106,7 +106,7 @@ class VartProfiler:
         await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
         argv = [settings.vaitrace, "--txt", "--fine_grained", "-o", "vaitrace.txt", board.python, self.source, xmodel, str(runs), str(warmup)]
-        result = await client.run(quote_cmd(argv, tmp, True), "profile")
+        result = await client.run(quote_cmd(argv, tmp, source_env=True), "profile")
         report = await client.read(f"{tmp}/vaitrace.txt", "fetch vaitrace report")
         return result.stdout + ("\n" + report if report else "")
 
