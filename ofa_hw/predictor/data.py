@@ -257,3 +257,33 @@ def cell_layout(space: SearchSpace) -> tuple[np.ndarray, int]:
     r_of = np.concatenate([np.full(len(sb.fixed(ri)), ri) for ri in range(len(space.resolutions))])
     return r_of, len(r_of)
 
+
+
+def sample_compilable(
+    space: SearchSpace,
+    rng: np.random.Generator,
+    n: int,
+    compilable: Any = None,
+    resolutions: Sequence[int] | None = None,
+    max_tries: int = 1000,
+) -> list[Arch]:
+    """``n`` uniformly random archs at random ``resolutions`` whose every block compiles (rejection sampling).
+
+    Args:
+        compilable: ``(block, netspec) -> bool`` (e.g. :func:`ofa_hw.lut.dpu_compile_check`); ``None`` = all.
+        resolutions: Allowed resolutions (default: all of the space's).
+        max_tries: Give up after ``max_tries * n`` draws (a DPU on which almost nothing compiles).
+    """
+    res = list(resolutions) if resolutions is not None else list(space.resolutions)
+    out: list[Arch] = []
+    for _ in range(max_tries * max(n, 1)):
+        if len(out) == n:
+            break
+        arch = space.sample(rng)
+        arch["r"] = int(rng.choice(res))
+        ns = build_netspec(space, arch)
+        if compilable is None or all(compilable(b, ns) for b in ns.blocks):
+            out.append(space.validate(arch))
+    if len(out) < n:
+        raise ValueError(f"space '{space.name}': found only {len(out)} of {n} compilable random subnets")
+    return out

@@ -154,7 +154,7 @@ class LatencyPredictor:
 
     def _overhead_residuals(self, data: TrainingSet, nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Measured total minus block sum: the measured block sum where there is one, else predicted."""
-        block_sum = nets["block_sum_ms"].to_numpy(dtype=float)
+        block_sum = nets["block_sum_ms"].to_numpy(dtype=float, copy=True)
         missing = ~np.isfinite(block_sum)
         if missing.any():
             by_name = {n.name: n for n in data.nets}

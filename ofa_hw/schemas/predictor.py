@@ -18,8 +18,12 @@ class PredictorConfig:
     file: Load this saved predictor instead of training (checked against space and DPU fingerprint).
     source: Training rows: ``lut`` (the LUT's per-key statistics) or ``store`` (the LUT's probe
         profiles from the store, one bootstrap group per profiled subnet).
-    holdout: Share of the measured non-probe subnets (LUT validation, deployed candidates) kept for
-        evaluation; the rest fit the per-network overhead and calibrate the uncertainty.
+    eval_subnets: Held-out subnets the train task scores on: random compilable subnets over all the
+        space's resolutions, drawn with the run's seed and profiled on the backend (through the store,
+        so only once) unless already measured. Never used for fitting.
+    calib_subnets: Minimum number of other measured non-probe subnets (the LUT's validation subnets,
+        deployed candidates, ...) that fit the per-network overhead and calibrate the uncertainty;
+        random ones are profiled when the store holds fewer. 0 = use only what the store holds.
     cache: Reuse a predictor fitted earlier on exactly the same data and config (workspace cache).
     """
 
@@ -28,5 +32,6 @@ class PredictorConfig:
     target: str = "profile"
     file: Optional[str] = None
     source: str = "lut"
-    holdout: float = 0.5
+    eval_subnets: int = 20
+    calib_subnets: int = 10
     cache: bool = True
