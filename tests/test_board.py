@@ -12,18 +12,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes.board_server import FakeBoard
+from fakes.fixtures import *
+from fakes.fixtures import make_settings, needs_gcc
+from fakes.tools import seed_profile_text, write_fake_elf
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends.vitis import VitisBackend
-from ofa_hw.backends.vitis.board import Board, BoardClient, BoardError, BoardUnreachable, HostKeyError, quote_cmd
+from ofa_hw.backends.vitis.board import (
+    Board,
+    BoardClient,
+    BoardError,
+    BoardUnreachable,
+    HostKeyError,
+    quote_cmd,
+)
 from ofa_hw.backends.vitis.flows import Compiled
 from ofa_hw.dpu import DPUConfig, parse_dnndk_profile
 from ofa_hw.space import get_space
-
-from fakes.board_server import FakeBoard
-from fakes.fixtures import *  # noqa: F401,F403
-from fakes.fixtures import make_settings, needs_gcc
-from fakes.tools import seed_profile_text, write_fake_elf
 
 pytestmark = needs_gcc
 SPACE = get_space("proxyless_w05")
@@ -54,13 +60,22 @@ def _job(i: int = 0, runs: int = 2) -> ProfileJob:
 
 
 def _backend(fake_tools, boards, tmp_path, elf, **overrides) -> VitisBackend:
-    backend = VitisBackend("vitis_dnndk", DPU, make_settings(fake_tools, boards, tmp_path / "work", **overrides), timeout_s=120)
+    backend = VitisBackend(
+        "vitis_dnndk", DPU, make_settings(fake_tools, boards, tmp_path / "work", **overrides), timeout_s=120
+    )
     backend.flow = PrecompiledFlow(elf)
     return backend
 
 
 def _board(fb: FakeBoard, **changes) -> Board:
-    b = Board(name="b", host="127.0.0.1", port=fb.port, key_file=str(fb.client_key), known_hosts=str(fb.known_hosts), remote_tmp=str(fb.root / "tmp"))
+    b = Board(
+        name="b",
+        host="127.0.0.1",
+        port=fb.port,
+        key_file=str(fb.client_key),
+        known_hosts=str(fb.known_hosts),
+        remote_tmp=str(fb.root / "tmp"),
+    )
     return replace(b, **changes)
 
 
@@ -78,7 +93,9 @@ def test_profile_on_the_loopback_board(fake_tools, fake_board, tmp_path, elf):
     assert outcome.profile.e2e_ms is not None and outcome.profile.kernel_info == "kernel list"
     # honest chain: our real command lines ran on the board
     cmds = fake_board.commands
-    assert any(c.endswith(f"g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so") for c in cmds)
+    assert any(
+        c.endswith(f"g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so") for c in cmds
+    )
     assert any("gcc -O2 -o ofa_hw_dpu_profile ofa_hw_dpu_profile.c -ln2cube -lpthread" in c for c in cmds)
     assert any(c.endswith(f"./ofa_hw_dpu_profile {KERNEL} 3 1") for c in cmds)
     calls = fake_board.n2cube_log.read_text().splitlines()
@@ -96,7 +113,11 @@ def test_hostile_strings_stay_data(fake_board, tmp_path):
 
     async def go() -> str:
         async with BoardClient(_board(fake_board), retries=0) as client:
-            return (await client.run(quote_cmd(["printf", "%s\\n", *hostile], cwd=str(fake_board.root / "home")), "echo")).stdout
+            return (
+                await client.run(
+                    quote_cmd(["printf", "%s\\n", *hostile], cwd=str(fake_board.root / "home")), "echo"
+                )
+            ).stdout
 
     assert asyncio.run(go()).splitlines() == hostile
     assert not marker.exists()
@@ -121,7 +142,9 @@ def test_hostile_config_values_fail_cleanly(fake_tools, fake_board, tmp_path, el
 def test_host_key_verification(fake_board, tmp_path, caplog):
     other = FakeBoard(fake_board.root, tmp_path / "other_keys")  # a different host key, never started
     other.port = fake_board.port
-    other.known_hosts.write_text(f"[127.0.0.1]:{fake_board.port} " + other.host_key.export_public_key().decode())
+    other.known_hosts.write_text(
+        f"[127.0.0.1]:{fake_board.port} " + other.host_key.export_public_key().decode()
+    )
 
     async def connect(board: Board) -> None:
         async with BoardClient(board, retries=2, backoff_s=0.01) as client:
@@ -132,7 +155,9 @@ def test_host_key_verification(fake_board, tmp_path, caplog):
     with pytest.raises(HostKeyError, match="does not exist"):
         asyncio.run(connect(_board(fake_board, known_hosts=str(tmp_path / "nope"))))
     with caplog.at_level(logging.WARNING, logger="ofa_hw.backends.vitis.board"):
-        asyncio.run(connect(_board(fake_board, known_hosts=str(tmp_path / "nope"), insecure_no_host_key_check=True)))
+        asyncio.run(
+            connect(_board(fake_board, known_hosts=str(tmp_path / "nope"), insecure_no_host_key_check=True))
+        )
     assert "NOT verified" in caplog.text
 
 
@@ -162,7 +187,9 @@ def test_timeout_mid_run(fake_tools, fake_board, tmp_path, elf):
     start = time.monotonic()
     outcome = backend.profile(_job())
     assert time.monotonic() - start < 4.5
-    assert outcome.status == "failed" and outcome.error.startswith("board board0: profile: timed out after 1 s")
+    assert outcome.status == "failed" and outcome.error.startswith(
+        "board board0: profile: timed out after 1 s"
+    )
     assert _leftovers(fake_board) == []
     time.sleep(0.3)
     assert "dpuClose0" not in fake_board.n2cube_log.read_text()  # the run was killed, not finished
@@ -215,7 +242,10 @@ def test_every_board_gone(fake_tools, fake_board, tmp_path, elf):
     outcomes = list(backend.profile_many([_job(i) for i in range(3)]))
     assert [o.status for o in outcomes] == ["failed"] * 3
     errors = sorted(o.error for o in outcomes)
-    assert "unreachable after 2 attempts" in errors[0] and errors[1:] == ["no board left: every board of the farm became unreachable"] * 2
+    assert (
+        "unreachable after 2 attempts" in errors[0]
+        and errors[1:] == ["no board left: every board of the farm became unreachable"] * 2
+    )
 
 
 def test_board_lock_one_job_at_a_time(fake_tools, fake_board, tmp_path, elf):
@@ -235,7 +265,7 @@ def test_board_lock_one_job_at_a_time(fake_tools, fake_board, tmp_path, elf):
         t.start()
     for t in threads:
         t.join()
-    (s1, e1), (s2, e2) = sorted(spans)
+    (_, e1), (s2, _) = sorted(spans)
     assert s2 >= e1 - 0.05  # the second job started only after the first released the board
 
 
@@ -290,14 +320,29 @@ def test_no_secrets_in_logs(fake_tools, board_root, tmp_path, elf, caplog, monke
         fb.stop()
     assert ok.ok, ok.error
     assert bad.status == "failed" and "cannot load key" in bad.error
-    for text in (caplog.text, bad.error, bad.raw_text, ok.raw_text, repr(backend.settings), repr(backend.boards)):
+    for text in (
+        caplog.text,
+        bad.error,
+        bad.raw_text,
+        ok.raw_text,
+        repr(backend.settings),
+        repr(backend.boards),
+    ):
         assert secret not in text
     assert "asyncssh" in caplog.text and "tok-7f3a9" not in caplog.text
 
 
 def test_board_env_reaches_the_profiler(fake_tools, fake_board, tmp_path, elf):
     """``env`` of a board config is exported for the board-side commands (via a sourced file)."""
-    board = {"name": "envb", "host": "127.0.0.1", "port": fake_board.port, "key_file": str(fake_board.client_key), "known_hosts": str(fake_board.known_hosts), "remote_tmp": str(fake_board.root / "tmp"), "env": {"FAKE_N2CUBE_FAIL": "load"}}
+    board = {
+        "name": "envb",
+        "host": "127.0.0.1",
+        "port": fake_board.port,
+        "key_file": str(fake_board.client_key),
+        "known_hosts": str(fake_board.known_hosts),
+        "remote_tmp": str(fake_board.root / "tmp"),
+        "env": {"FAKE_N2CUBE_FAIL": "load"},
+    }
     outcome = _backend(fake_tools, [board], tmp_path, elf).profile(_job())
     assert outcome.status == "failed" and "dpuLoadKernel(proxylessmobile05) failed" in outcome.error
     assert not any("FAKE_N2CUBE_FAIL" in c for c in fake_board.commands)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes.nets import random_subnet, randomize_
 from google.protobuf import text_format
 from torch import nn
 
@@ -23,8 +24,6 @@ from ofa_hw.export.caffe_pb import ProtoSyntaxError, parse_proto, pb
 from ofa_hw.space import get_space
 from ofa_hw.torchnet import build_model
 
-from fakes.nets import randomize_, random_subnet
-
 
 def _torch(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
@@ -40,7 +39,14 @@ def test_wire_format_uses_bvlc_field_numbers():
     blob = layer.blobs.add()
     blob.shape.dim.append(1)
     blob.data.append(1.0)
-    inner = b"\x0a\x01c" + b"\x12\x01T" + b"\x3a\x0b" + b"\x2a\x04\x00\x00\x80\x3f" + b"\x3a\x03\x0a\x01\x01" + b"\xd2\x06\x02\x08\x03"
+    inner = (
+        b"\x0a\x01c"
+        + b"\x12\x01T"
+        + b"\x3a\x0b"
+        + b"\x2a\x04\x00\x00\x80\x3f"
+        + b"\x3a\x03\x0a\x01\x01"
+        + b"\xd2\x06\x02\x08\x03"
+    )
     assert net.SerializeToString() == b"\x0a\x01n" + b"\xa2\x06" + bytes([len(inner)]) + inner
     assert pb.LayerParameter.DESCRIPTOR.fields_by_name["batch_norm_param"].number == 139
     assert pb.LayerParameter.DESCRIPTOR.fields_by_name["input_param"].number == 143
@@ -59,7 +65,12 @@ def test_proto_parser_errors_name_the_line():
 
 @pytest.mark.parametrize(
     "space_name,seed,bn,r",
-    [("proxyless_w05", 0, "scale", 160), ("proxyless_w05", 1, "fold", 128), ("ofa_proxyless_w13", 2, "scale", 128), ("ofa_proxyless_w13", 3, "fold", 224)],
+    [
+        ("proxyless_w05", 0, "scale", 160),
+        ("proxyless_w05", 1, "fold", 128),
+        ("ofa_proxyless_w13", 2, "scale", 128),
+        ("ofa_proxyless_w13", 3, "fold", 224),
+    ],
 )
 def test_exported_files_run_like_torch(tmp_path, space_name, seed, bn, r):
     model, arch = random_subnet(get_space(space_name), seed, r=r, name="t")
@@ -83,27 +94,34 @@ def test_layers_as_the_seed_converter_named_them_with_relu6_kept():
     for layer in net.layer:
         by_type.setdefault(layer.type, []).append(layer)
     assert net.layer[0].type == "Input" and list(net.layer[0].input_param.shape[0].dim) == [1, 3, 224, 224]
-    conv_names = [f"proxylessmobile05_{layer.name}" for layer in ns.layers if layer.kind in ("conv", "dwconv")]
+    conv_names = [
+        f"proxylessmobile05_{layer.name}" for layer in ns.layers if layer.kind in ("conv", "dwconv")
+    ]
     assert [layer.name for layer in by_type["Convolution"]] == conv_names
     n_relu6 = sum(1 for layer in ns.layers if layer.act == "relu6")
     assert len(by_type["ReLU6"]) == n_relu6 and all(layer.bottom == layer.top for layer in by_type["ReLU6"])
     n_res = sum(1 for layer in ns.layers if layer.residual)
-    assert [layer.name for layer in by_type["Eltwise"]] == [f"proxylessmobile05_add_{i}" for i in range(1, n_res + 1)]
+    assert [layer.name for layer in by_type["Eltwise"]] == [
+        f"proxylessmobile05_add_{i}" for i in range(1, n_res + 1)
+    ]
     assert all(layer.eltwise_param.operation == pb.EltwiseParameter.SUM for layer in by_type["Eltwise"])
     assert len(by_type["BatchNorm"]) == len(by_type["Scale"]) == len(conv_names)
     (pool,) = by_type["Pooling"]
     assert pool.pooling_param.pool == pb.PoolingParameter.AVE and pool.pooling_param.global_pooling
     types = [layer.type for layer in net.layer]
-    assert types[-3:] == ["Pooling", "Flatten", "InnerProduct"] and net.layer[-1].name == "proxylessmobile05_fc_1"
+    assert (
+        types[-3:] == ["Pooling", "Flatten", "InnerProduct"]
+        and net.layer[-1].name == "proxylessmobile05_fc_1"
+    )
     # depthwise = grouped conv with group == channels
-    dw = [layer for layer in ns.layers if layer.kind == "dwconv"][0]
+    dw = next(layer for layer in ns.layers if layer.kind == "dwconv")
     conv = next(c for c in by_type["Convolution"] if c.name.endswith(f"_{dw.name}"))
     assert conv.convolution_param.group == dw.groups == conv.convolution_param.num_output
 
 
 def test_check_fails_when_relu6_is_dropped(tmp_path):
     """What the seed's converter did (in-place activations lost) is caught by the numeric check."""
-    model, arch = random_subnet(get_space("proxyless_w05"), 7, r=128)
+    model, _ = random_subnet(get_space("proxyless_w05"), 7, r=128)
     net = to_caffe(model, name="t")
     kept = [layer for layer in net.layer if layer.type != "ReLU6"]
     del net.layer[:]
@@ -210,7 +228,9 @@ def test_remove_redundant_input(tmp_path):
     path = tmp_path / "deploy.prototxt"
     path.write_text(DEPLOY)
     removed = remove_redundant_input(path)
-    assert len(removed) == 4 and any("data_dup" in r for r in removed) and any("input_1" in r for r in removed)
+    assert (
+        len(removed) == 4 and any("data_dup" in r for r in removed) and any("input_1" in r for r in removed)
+    )
     text = path.read_text()
     assert text.count('type: "Input"') == 1 and "input_shape" not in text
     assert 'quant_param { bw_layer_out: 8 note: "}" }' in text  # unknown Xilinx fields kept verbatim
@@ -224,7 +244,9 @@ def test_remove_redundant_input(tmp_path):
 
 def test_remove_redundant_input_keeps_the_only_input(tmp_path):
     path = tmp_path / "deploy.prototxt"
-    path.write_text('input: "data"\ninput_dim: 1\nlayer { name: "c" type: "ReLU" bottom: "data" top: "data" }\n')
+    path.write_text(
+        'input: "data"\ninput_dim: 1\nlayer { name: "c" type: "ReLU" bottom: "data" top: "data" }\n'
+    )
     assert remove_redundant_input(path) == []
     path.write_text('layer { name: "c" type: "ReLU" bottom: "data" top: "data" \n')
     with pytest.raises(ValueError, match="unbalanced"):

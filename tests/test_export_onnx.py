@@ -6,14 +6,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from fakes.nets import random_subnet
 
 from ofa_hw.export.onnx import check_onnx, export_onnx, run_onnx
 from ofa_hw.space import get_space
 
-from fakes.nets import random_subnet
 
-
-@pytest.mark.parametrize("space_name,seed", [("ofa_proxyless_w13", 0), ("ofa_proxyless_w13", 1), ("proxyless_w05", 2), ("proxyless_w05", 3)])
+@pytest.mark.parametrize(
+    "space_name,seed",
+    [("ofa_proxyless_w13", 0), ("ofa_proxyless_w13", 1), ("proxyless_w05", 2), ("proxyless_w05", 3)],
+)
 def test_onnx_matches_torch(tmp_path, space_name, seed):
     space = get_space(space_name)
     model, arch = random_subnet(space, seed)
@@ -31,7 +33,7 @@ def test_onnx_matches_torch(tmp_path, space_name, seed):
 def test_check_detects_a_wrong_file(tmp_path):
     """The check compares against the model it is given: a different model gives a large difference."""
     space = get_space("proxyless_w05")
-    model, arch = random_subnet(space, 4, r=128)
+    model, _ = random_subnet(space, 4, r=128)
     path = export_onnx(model, tmp_path / "net.onnx", 128)
     with torch.no_grad():
         model.layers["fc_1"].bias.add_(1.0)
@@ -53,6 +55,6 @@ def test_named_seed_net_outputs(tmp_path):
 def test_dynamo_exporter(tmp_path):
     """The torch.export-based exporter gives the same numbers (kept working for future torch)."""
     space = get_space("proxyless_w05")
-    model, arch = random_subnet(space, 5, r=128)
+    model, _ = random_subnet(space, 5, r=128)
     path = export_onnx(model, tmp_path / "net.onnx", 128, dynamo=True)
     assert check_onnx(model, path, 128) <= 1e-4

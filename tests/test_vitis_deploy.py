@@ -10,20 +10,24 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import compose
+from fakes.fixtures import *
+from fakes.fixtures import needs_gcc
+from fakes.tools import seed_profile_text
 
 import ofa_hw.backends.sim as sim_module
 from ofa_hw.dpu import parse_dnndk_profile
 from ofa_hw.store import Store
 from ofa_hw.tasks import deploy
 
-from conftest import compose
-from fakes.fixtures import *  # noqa: F401,F403
-from fakes.fixtures import needs_gcc
-from fakes.tools import seed_profile_text
-
 pytestmark = needs_gcc
 RUNS = 2
-SEED_NET = ["space=proxyless_w05", "task=deploy", "task.named_arch=proxyless_mobile_05", f"backend.runs={RUNS}"]
+SEED_NET = [
+    "space=proxyless_w05",
+    "task=deploy",
+    "task.named_arch=proxyless_mobile_05",
+    f"backend.runs={RUNS}",
+]
 
 
 def _board_overrides(fake_tools, board, tmp_path, flow: str) -> list[str]:
@@ -46,10 +50,23 @@ def _board_overrides(fake_tools, board, tmp_path, flow: str) -> list[str]:
 
 def _replay(monkeypatch) -> None:
     """The simulator backend, made to 'simulate' exactly the recorded board output."""
-    monkeypatch.setattr(sim_module, "simulate", lambda *a, runs=1, **k: parse_dnndk_profile(seed_profile_text() * runs))
+    monkeypatch.setattr(
+        sim_module, "simulate", lambda *a, runs=1, **k: parse_dnndk_profile(seed_profile_text() * runs)
+    )
 
 
-IDENTITY = ["backend", "toolchain", "job_key", "raw_text", "timings", "e2e_ms", "kernel_info", "created", "updated", "id"]
+IDENTITY = [
+    "backend",
+    "toolchain",
+    "job_key",
+    "raw_text",
+    "timings",
+    "e2e_ms",
+    "kernel_info",
+    "created",
+    "updated",
+    "id",
+]
 
 
 def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
@@ -58,13 +75,22 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
     _replay(monkeypatch)
     ws = tmp_path / "ws"
     overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk")
-    cli = [sys.executable, "-c", "from ofa_hw.cli import main; main()", *overrides, f"workspace={ws}", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    cli = [
+        sys.executable,
+        "-c",
+        "from ofa_hw.cli import main; main()",
+        *overrides,
+        f"workspace={ws}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "proxylessmobile05 on vitis_dnndk (zcu102_b4096): 3.279 ms over 42 DPU nodes" in proc.stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
-    assert results["deploy"]["backend"] == "vitis_dnndk" and results["deploy"]["kernel"] == "proxylessmobile05"
+    assert (
+        results["deploy"]["backend"] == "vitis_dnndk" and results["deploy"]["kernel"] == "proxylessmobile05"
+    )
     assert results["deploy"]["total_ms"] == pytest.approx(3.279) and results["deploy"]["nodes"] == 42
     assert "#ofa_hw done" in (tmp_path / "run" / "profile_proxylessmobile05.txt").read_text()
     sim = deploy.run(compose(SEED_NET, workspace=ws))
@@ -72,9 +98,15 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
 
     with Store(ws / "store.sqlite") as store:
         vitis_run, sim_run = store.runs(backend="vitis_dnndk")[0], store.runs(backend="sim")[0]
-        assert store.profile(vitis_run.id) == store.profile(sim_run.id) == parse_dnndk_profile(seed_profile_text() * RUNS)
+        assert (
+            store.profile(vitis_run.id)
+            == store.profile(sim_run.id)
+            == parse_dnndk_profile(seed_profile_text() * RUNS)
+        )
         a, b = store.runs_frame(backend="vitis_dnndk"), store.runs_frame(backend="sim")
-        pd.testing.assert_frame_equal(a.drop(columns=IDENTITY, errors="ignore"), b.drop(columns=IDENTITY, errors="ignore"))
+        pd.testing.assert_frame_equal(
+            a.drop(columns=IDENTITY, errors="ignore"), b.drop(columns=IDENTITY, errors="ignore")
+        )
         na = store.nodes([vitis_run.id], per_run=True).drop(columns="run_id")
         nb = store.nodes([sim_run.id], per_run=True).drop(columns="run_id")
         pd.testing.assert_frame_equal(na.reset_index(drop=True), nb.reset_index(drop=True))
@@ -83,23 +115,34 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
 
     # a second deploy of the same job reuses the stored measurement (no board work)
     n_cmds = len(fake_board.commands)
-    again = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    again = deploy.run(
+        compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws)
+    )
     assert again["deploy"]["total_ms"] == results["deploy"]["total_ms"] and len(fake_board.commands) == n_cmds
 
 
 def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ws = tmp_path / "ws"
-    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart"), workspace=ws))
+    results = deploy.run(
+        compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart"), workspace=ws)
+    )
     assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
-    assert results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == "vitis-ai-1.3/vart"
+    assert (
+        results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == "vitis-ai-1.3/vart"
+    )
     assert results["deploy"]["total_ms"] == pytest.approx(3.279)
     assert any("vaitrace --txt --fine_grained" in c for c in fake_board.commands)
     # the xmodel flow ran the generated script through the (fake) quantizer: calib, then test + export
     (xmodel,) = (tmp_path / "vitis").glob("*/compiled/proxylessmobile05.xmodel")
     source = json.loads(xmodel.read_text())["source"]
     assert source["graph"] == "OFASubnet" and source["convs"] == 61  # ProxylessNAS-Mobile 0.5
-    assert json.loads((xmodel.parent.parent / "quantize_result" / "quant_info.json").read_text())["calib_batches"] == 2
+    assert (
+        json.loads((xmodel.parent.parent / "quantize_result" / "quant_info.json").read_text())[
+            "calib_batches"
+        ]
+        == 2
+    )
     replay = parse_dnndk_profile(seed_profile_text())
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(backend="vitis_vart")
@@ -111,9 +154,14 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
 
 def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_VAI_C_ERROR", "[VAI_C][Error] Depthwise conv proxylessmobile05_conv_59: kernel 7x7, 1664 channels exceed the weight bank")
+    monkeypatch.setenv(
+        "FAKE_VAI_C_ERROR",
+        "[VAI_C][Error] Depthwise conv proxylessmobile05_conv_59: kernel 7x7, 1664 channels exceed the weight bank",
+    )
     ws = tmp_path / "ws"
-    results = deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    results = deploy.run(
+        compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws)
+    )
     assert results["deploy"]["status"] == "failed" and "exceed the weight bank" in results["deploy"]["error"]
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(status="failed")

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes.fixtures import *
+from fakes.fixtures import make_settings, needs_gcc
+from fakes.nets import randomize_
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends.vitis import VitisBackend, vitis_settings
@@ -19,10 +22,6 @@ from ofa_hw.export.caffe import read_prototxt
 from ofa_hw.export.xmodel import write_quantize_script
 from ofa_hw.space import get_space
 from ofa_hw.torchnet import build_model
-
-from fakes.fixtures import *  # noqa: F401,F403
-from fakes.fixtures import make_settings, needs_gcc
-from fakes.nets import randomize_
 
 SPACE = get_space("proxyless_w05")
 
@@ -47,7 +46,9 @@ def test_runner_errors(tmp_path):
     with pytest.raises(ToolError, match="cannot start"):
         ToolRunner().run(["/nonexistent/vai_c_caffe"], tmp_path, 5)
     with pytest.raises(ToolError, match=r"timed out after 0.3 s"):
-        ToolRunner().run([sys.executable, "-c", "import time; time.sleep(5)"], tmp_path, 0.3, tmp_path / "t.log")
+        ToolRunner().run(
+            [sys.executable, "-c", "import time; time.sleep(5)"], tmp_path, 0.3, tmp_path / "t.log"
+        )
     assert "exit" in (tmp_path / "t.log").read_text()
     with pytest.raises(ToolError, match=r"exited with status 3[\s\S]*boom"):
         ToolRunner().run([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path, 5)
@@ -62,7 +63,9 @@ def test_kernel_names():
 @needs_gcc
 def test_caffe_flow_in_container(fake_tools, tmp_path):
     settings = make_settings(fake_tools, [], tmp_path / "work")
-    flow = CaffeFlow(settings, ToolRunner(container="vitis", conda_env="vitis-ai-caffe"), tmp_path / "work", "zcu102_b4096")
+    flow = CaffeFlow(
+        settings, ToolRunner(container="vitis", conda_env="vitis-ai-caffe"), tmp_path / "work", "zcu102_b4096"
+    )
     compiled = flow.build(_job(r=128))
     assert compiled.kernel == "proxylessmobile05" and compiled.artifact.name == "dpu_proxylessmobile05.elf"
     assert compiled.artifact.read_bytes()[:4] == b"\x7fELF"
@@ -89,7 +92,9 @@ def test_caffe_flow_in_container(fake_tools, tmp_path):
 
 @needs_gcc
 def test_compile_error_is_a_failed_outcome_with_the_tools_message(fake_tools, tmp_path, monkeypatch):
-    monkeypatch.setenv("FAKE_VAI_C_ERROR", "Depthwise conv with 1664 channels and 7x7 kernel exceeds the weight buffer")
+    monkeypatch.setenv(
+        "FAKE_VAI_C_ERROR", "Depthwise conv with 1664 channels and 7x7 kernel exceeds the weight buffer"
+    )
     settings = make_settings(fake_tools, [{"name": "b", "host": "127.0.0.1"}], tmp_path / "work")
     backend = VitisBackend("vitis_dnndk", DPUConfig.from_preset("zcu102_b4096"), settings)
     outcome = backend.compile(_job(r=128))
@@ -107,7 +112,9 @@ def test_missing_container_and_hostile_config_values(fake_tools, tmp_path):
         runner.run(["vai_c_caffe", "-n", "x"], tmp_path, 30)
     workdir = tmp_path / "dir with space;$(id)"
     workdir.mkdir()
-    out = ToolRunner(container="vitis", conda_env="vitis-ai-caffe").run(["python", "-c", "import os; print(os.getcwd())"], workdir, 60)
+    out = ToolRunner(container="vitis", conda_env="vitis-ai-caffe").run(
+        ["python", "-c", "import os; print(os.getcwd())"], workdir, 60
+    )
     assert out.output.strip() == str(workdir)
     assert not marker.exists()
 
@@ -145,7 +152,12 @@ def test_settings_validation():
 def test_flow_refuses_a_split_network():
     from ofa_hw.backends.vitis.flows import _kernel_list
 
-    text = Path(__file__).parent.joinpath("..", "ofa_hw", "data", "zcu102_b4096", "vai_c_kernel_info_proxylessmobile05.txt").resolve().read_text()
+    text = (
+        Path(__file__)
+        .parent.joinpath("..", "ofa_hw", "data", "zcu102_b4096", "vai_c_kernel_info_proxylessmobile05.txt")
+        .resolve()
+        .read_text()
+    )
     assert _kernel_list("some warning\n" + text, "proxylessmobile05").startswith("kernel list info")
     with pytest.raises(CompileFailed, match="expected the single DPU kernel 'other'"):
         _kernel_list(text, "other")
@@ -165,7 +177,13 @@ def test_board_output_checks(tmp_path):
 
     dpu = DPUConfig.from_preset("zcu102_b4096")
     table = seed_profile_text()
-    good = "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw profile_run 0\n" + table + "#ofa_hw profile_run 1\n" + table + "#ofa_hw done\n"
+    good = (
+        "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw profile_run 0\n"
+        + table
+        + "#ofa_hw profile_run 1\n"
+        + table
+        + "#ofa_hw done\n"
+    )
     prof = DnndkProfiler().parse(good, _compiled(tmp_path), 2, dpu)
     assert prof.n_runs == 2 and prof.e2e_ms == pytest.approx(3.6) and prof.kernel_info == "info"
     with pytest.raises(ParseError, match="incomplete"):
@@ -173,7 +191,9 @@ def test_board_output_checks(tmp_path):
     with pytest.raises(ParseError, match="1 profile tables for 2 runs"):
         DnndkProfiler().parse(table + "#ofa_hw done\n", _compiled(tmp_path), 2, dpu)
     with pytest.raises(ParseError, match="expected 'proxylessmobile05'"):
-        DnndkProfiler().parse(table.replace("proxylessmobile05", "other") + "#ofa_hw done\n", _compiled(tmp_path), 1, dpu)
+        DnndkProfiler().parse(
+            table.replace("proxylessmobile05", "other") + "#ofa_hw done\n", _compiled(tmp_path), 1, dpu
+        )
 
 
 def test_vaitrace_summary_to_profile():
@@ -187,7 +207,18 @@ def test_vaitrace_summary_to_profile():
         ("DPUCZDX8G_2", 1, "net_conv_1", 0.014451, 0.136, 106.2, 0.30, 0.02, 0.02, 2500.0),
         ("DPUCZDX8G_1", 1, "net_fc_1", 0.002560, 0.235, 10.9, 1.24, 0.0, 0.0, 5278.4),
     ]
-    cols = ["dpu_id", "batch", "subgraph", "workload_gop", "runtime_ms", "perf_gops", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"]
+    cols = [
+        "dpu_id",
+        "batch",
+        "subgraph",
+        "workload_gop",
+        "runtime_ms",
+        "perf_gops",
+        "load_weight_mb",
+        "load_fm_mb",
+        "store_fm_mb",
+        "avg_bw_mbs",
+    ]
     prof = profile_from_vaitrace(pd.DataFrame(rows, columns=cols), "net", dpu, e2e_ms=0.5)
     assert prof.nodes["name"].tolist() == ["net_conv_1", "net_fc_1"]
     assert prof.nodes["runtime_ms"].tolist() == [0.135, 0.235]  # cores averaged

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,11 +66,15 @@ class _Emitter:
         self.counters[kind] = self.counters.get(kind, 0) + 1
         return f"{self.prefix}_{kind}_{self.counters[kind]}"
 
-    def layer(self, node: torch.fx.Node, kind: str, type_: str, inputs: list[torch.fx.Node], inplace: bool = False) -> Any:
+    def layer(
+        self, node: torch.fx.Node, kind: str, type_: str, inputs: list[torch.fx.Node], inplace: bool = False
+    ) -> Any:
         """Append a layer reading ``inputs``; its top is the input blob (in place) or its own name."""
         msg = self.net.layer.add(name=self.name(kind), type=type_)
         msg.bottom.extend(self.blobs[i] for i in inputs)
-        can_inplace = inplace and len(inputs) == 1 and len(inputs[0].users) == 1 and inputs[0].op != "placeholder"
+        can_inplace = (
+            inplace and len(inputs) == 1 and len(inputs[0].users) == 1 and inputs[0].op != "placeholder"
+        )
         top = self.blobs[inputs[0]] if can_inplace else msg.name
         msg.top.append(top)
         self.blobs[node] = top
@@ -103,12 +108,16 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
 # ------------------------------------------------------------------ handlers
 def _conv(em: _Emitter, node: torch.fx.Node, mod: nn.Conv2d, inputs: list[torch.fx.Node]) -> None:
     if isinstance(mod.padding, str) or mod.padding_mode != "zeros":
-        raise CaffeExportError(f"node {node.name}: conv padding {mod.padding!r}/{mod.padding_mode} has no Caffe form")
+        raise CaffeExportError(
+            f"node {node.name}: conv padding {mod.padding!r}/{mod.padding_mode} has no Caffe form"
+        )
     msg = em.layer(node, "conv", "Convolution", inputs)
     p = msg.convolution_param
     p.num_output = mod.out_channels
     p.bias_term = mod.bias is not None
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(v) for v in (mod.kernel_size, mod.stride, mod.padding, mod.dilation))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        _pair(v) for v in (mod.kernel_size, mod.stride, mod.padding, mod.dilation)
+    )
     # Square parameters in the repeated fields (what Vitis-AI's examples use); _h/_w only when needed.
     if kh == kw:
         p.kernel_size.append(kh)
@@ -147,7 +156,11 @@ def _batchnorm(em: _Emitter, node: torch.fx.Node, mod: nn.BatchNorm2d, inputs: l
         # y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta, folded into the conv's blobs.
         scale = gamma / np.sqrt(var + mod.eps)
         weight = np.asarray(conv.blobs[0].data, np.float64).reshape(tuple(conv.blobs[0].shape.dim))
-        bias = np.asarray(conv.blobs[1].data, np.float64) if conv.convolution_param.bias_term else np.zeros_like(mean)
+        bias = (
+            np.asarray(conv.blobs[1].data, np.float64)
+            if conv.convolution_param.bias_term
+            else np.zeros_like(mean)
+        )
         del conv.blobs[:]
         conv.convolution_param.bias_term = True
         _blob(conv, weight * scale.reshape(-1, 1, 1, 1))
@@ -178,7 +191,9 @@ def _relu6(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node]) -> No
 
 def _hardtanh(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node], lo: float, hi: float) -> None:
     if (lo, hi) != (0.0, 6.0):
-        raise CaffeExportError(f"node {node.name}: hardtanh({lo}, {hi}) is not ReLU6; Vitis-AI supports only ReLU6")
+        raise CaffeExportError(
+            f"node {node.name}: hardtanh({lo}, {hi}) is not ReLU6; Vitis-AI supports only ReLU6"
+        )
     _relu6(em, node, inputs)
 
 
@@ -201,7 +216,9 @@ def _flatten_layer(em: _Emitter, node: torch.fx.Node, source: torch.fx.Node) -> 
 def _flatten(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node]) -> None:
     in_shape, out_shape = _shape(inputs[0]), _shape(node)
     if len(out_shape) != 2 or out_shape[0] != in_shape[0]:
-        raise CaffeExportError(f"node {node.name}: only flattening to (N, C·H·W) is supported, got {out_shape}")
+        raise CaffeExportError(
+            f"node {node.name}: only flattening to (N, C·H·W) is supported, got {out_shape}"
+        )
     if len(in_shape) == 2:
         em.alias(node, inputs[0])  # already flat: Caffe needs no layer
     else:
@@ -210,7 +227,9 @@ def _flatten(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node]) -> 
 
 def _linear(em: _Emitter, node: torch.fx.Node, mod: nn.Linear, inputs: list[torch.fx.Node]) -> None:
     if len(_shape(inputs[0])) != 2:
-        raise CaffeExportError(f"node {node.name}: Linear on a {len(_shape(inputs[0]))}-D tensor; flatten it first")
+        raise CaffeExportError(
+            f"node {node.name}: Linear on a {len(_shape(inputs[0]))}-D tensor; flatten it first"
+        )
     msg = em.layer(node, "fc", "InnerProduct", inputs)
     msg.inner_product_param.num_output = mod.out_features
     msg.inner_product_param.bias_term = mod.bias is not None
@@ -223,20 +242,28 @@ def _add(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node]) -> None
     if len(inputs) != 2 or any(not isinstance(i, torch.fx.Node) for i in inputs):
         raise CaffeExportError(f"node {node.name}: only tensor + tensor adds map to Eltwise SUM")
     if _shape(inputs[0]) != _shape(inputs[1]):
-        raise CaffeExportError(f"node {node.name}: Eltwise needs equal shapes, got {_shape(inputs[0])} and {_shape(inputs[1])}")
+        raise CaffeExportError(
+            f"node {node.name}: Eltwise needs equal shapes, got {_shape(inputs[0])} and {_shape(inputs[1])}"
+        )
     msg = em.layer(node, "add", "Eltwise", inputs)
     msg.eltwise_param.operation = pb.EltwiseParameter.SUM
 
 
-def _window_pool(em: _Emitter, node: torch.fx.Node, mod: nn.Module, inputs: list[torch.fx.Node], method: int) -> None:
+def _window_pool(
+    em: _Emitter, node: torch.fx.Node, mod: nn.Module, inputs: list[torch.fx.Node], method: int
+) -> None:
     k, s, p = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
     in_shape, out_shape = _shape(inputs[0]), _shape(node)
     # Caffe rounds pooled sizes up; accept only windows where that equals torch's result.
     caffe_out = tuple(-(-(in_shape[2 + i] + 2 * p[i] - k[i]) // s[i]) + 1 for i in range(2))
     if caffe_out != tuple(out_shape[2:]):
-        raise CaffeExportError(f"node {node.name}: Caffe pooling would give {caffe_out}, torch gives {tuple(out_shape[2:])}")
+        raise CaffeExportError(
+            f"node {node.name}: Caffe pooling would give {caffe_out}, torch gives {tuple(out_shape[2:])}"
+        )
     if method == pb.PoolingParameter.AVE and any(p) and not getattr(mod, "count_include_pad", True):
-        raise CaffeExportError(f"node {node.name}: Caffe average pooling counts padding (count_include_pad=True)")
+        raise CaffeExportError(
+            f"node {node.name}: Caffe average pooling counts padding (count_include_pad=True)"
+        )
     msg = em.layer(node, "pool", "Pooling", inputs)
     pp = msg.pooling_param
     pp.pool = method
@@ -248,15 +275,21 @@ def _window_pool(em: _Emitter, node: torch.fx.Node, mod: nn.Module, inputs: list
 
 def _adaptive_avg(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node], size: Any) -> None:
     if _pair(size) != (1, 1):
-        raise CaffeExportError(f"node {node.name}: adaptive average pooling to {size} (only 1 = global) unsupported")
+        raise CaffeExportError(
+            f"node {node.name}: adaptive average pooling to {size} (only 1 = global) unsupported"
+        )
     _global_pool(em, node, inputs, flatten=False)
 
 
-def _mean(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node], dim: Any = None, keepdim: bool = False) -> None:
+def _mean(
+    em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node], dim: Any = None, keepdim: bool = False
+) -> None:
     ndim = len(_shape(inputs[0]))
     dims = sorted(d % ndim for d in ((dim,) if isinstance(dim, int) else tuple(dim or ())))
     if ndim != 4 or dims != [2, 3]:
-        raise CaffeExportError(f"node {node.name}: mean over {dim} (only the spatial dims (2, 3)) unsupported")
+        raise CaffeExportError(
+            f"node {node.name}: mean over {dim} (only the spatial dims (2, 3)) unsupported"
+        )
     _global_pool(em, node, inputs, flatten=not keepdim)
 
 
@@ -279,10 +312,14 @@ _FUNCTION_HANDLERS: dict[Any, Callable[..., None]] = {
     F.relu: lambda em, node, args, kw: _relu(em, node, list(args)),
     torch.relu: lambda em, node, args, kw: _relu(em, node, list(args)),
     F.relu6: lambda em, node, args, kw: _relu6(em, node, list(args)),
-    F.hardtanh: lambda em, node, args, kw: _hardtanh(em, node, list(args[:1]), *(list(args[1:3]) or [kw.get("min_val", -1.0), kw.get("max_val", 1.0)])),
+    F.hardtanh: lambda em, node, args, kw: _hardtanh(
+        em, node, list(args[:1]), *(list(args[1:3]) or [kw.get("min_val", -1.0), kw.get("max_val", 1.0)])
+    ),
     torch.flatten: lambda em, node, args, kw: _flatten(em, node, list(args[:1])),
     torch.mean: lambda em, node, args, kw: _mean(em, node, list(args[:1]), *args[1:], **kw),
-    F.adaptive_avg_pool2d: lambda em, node, args, kw: _adaptive_avg(em, node, list(args[:1]), args[1] if len(args) > 1 else kw["output_size"]),
+    F.adaptive_avg_pool2d: lambda em, node, args, kw: _adaptive_avg(
+        em, node, list(args[:1]), args[1] if len(args) > 1 else kw["output_size"]
+    ),
 }
 _METHOD_HANDLERS: dict[str, Callable[..., None]] = {
     "add": lambda em, node, args, kw: _add(em, node, list(args)),
@@ -303,12 +340,16 @@ def _handle(em: _Emitter, node: torch.fx.Node) -> None:
             return
         handler = next((h for t, h in _MODULE_HANDLERS.items() if type(mod) is t), None)
         if handler is None:
-            raise CaffeExportError(f"node {node.name} ({node.target}): module {type(mod).__name__} has no Caffe layer")
+            raise CaffeExportError(
+                f"node {node.name} ({node.target}): module {type(mod).__name__} has no Caffe layer"
+            )
         handler(em, node, mod, tensor_inputs)
     elif node.op == "call_function":
         handler = _FUNCTION_HANDLERS.get(node.target)
         if handler is None:
-            raise CaffeExportError(f"node {node.name}: function {getattr(node.target, '__name__', node.target)} has no Caffe layer")
+            raise CaffeExportError(
+                f"node {node.name}: function {getattr(node.target, '__name__', node.target)} has no Caffe layer"
+            )
         handler(em, node, node.args, node.kwargs)
     elif node.op == "call_method":
         handler = _METHOD_HANDLERS.get(node.target)
@@ -319,7 +360,12 @@ def _handle(em: _Emitter, node: torch.fx.Node) -> None:
         raise CaffeExportError(f"node {node.name}: fx op {node.op} ({node.target}) unsupported")
 
 
-def to_caffe(model: nn.Module, input_shape: tuple[int, int, int, int] | None = None, name: str = "net", bn: str = "scale") -> Any:
+def to_caffe(
+    model: nn.Module,
+    input_shape: tuple[int, int, int, int] | None = None,
+    name: str = "net",
+    bn: str = "scale",
+) -> Any:
     """Convert ``model`` (eval mode) to a Caffe ``NetParameter`` holding structure and weights.
 
     Args:
@@ -469,7 +515,11 @@ class _Entry:
 
 def _entries(text: str, source: str) -> list[_Entry]:
     """Split prototxt ``text`` into its top-level entries (strings and comments respected)."""
-    tokens = [(m.group(), m.start(), m.end()) for m in _SCAN.finditer(text) if not m.group().isspace() and not m.group().startswith("#")]
+    tokens = [
+        (m.group(), m.start(), m.end())
+        for m in _SCAN.finditer(text)
+        if not m.group().isspace() and not m.group().startswith("#")
+    ]
     entries: list[_Entry] = []
     i = 0
     while i < len(tokens):
@@ -484,7 +534,9 @@ def _entries(text: str, source: str) -> list[_Entry]:
             continue
         j = i + 2 if nxt == ":" else i + 1
         if tokens[j][0] != "{":
-            raise ValueError(f"{source}: expected '{{' after {key!r} at line {text.count(chr(10), 0, start) + 1}")
+            raise ValueError(
+                f"{source}: expected '{{' after {key!r} at line {text.count(chr(10), 0, start) + 1}"
+            )
         depth, k = 0, j
         while k < len(tokens):
             depth += {"{": 1, "}": -1}.get(tokens[k][0], 0)
@@ -492,7 +544,9 @@ def _entries(text: str, source: str) -> list[_Entry]:
                 break
             k += 1
         if depth:
-            raise ValueError(f"{source}: unbalanced braces in {key!r} at line {text.count(chr(10), 0, start) + 1}")
+            raise ValueError(
+                f"{source}: unbalanced braces in {key!r} at line {text.count(chr(10), 0, start) + 1}"
+            )
         entries.append(_Entry(key, None, text[tokens[j][2] : tokens[k][1]], start, tokens[k][2]))
         i = k + 1
     return entries
@@ -523,7 +577,12 @@ def remove_redundant_input(path: str | Path) -> list[str]:
         return [f.value for f in fields if f.key == key and f.value is not None]
 
     input_types = {"Input", "ImageData", "Data"}
-    consumed = {b for _, scalars, fields in layers if scalars.get("type") not in input_types for b in tops(fields, "bottom")}
+    consumed = {
+        b
+        for _, scalars, fields in layers
+        if scalars.get("type") not in input_types
+        for b in tops(fields, "bottom")
+    }
     remove: list[tuple[_Entry, str]] = []
     declared: set[str] = set()
     for entry, scalars, fields in layers:

@@ -34,7 +34,9 @@ _SCALARS = {
     "bytes": _F.TYPE_BYTES,
 }
 _LABELS = {"optional": _F.LABEL_OPTIONAL, "repeated": _F.LABEL_REPEATED, "required": _F.LABEL_REQUIRED}
-_TOKEN = re.compile(r'\s+|//[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|[-+]?[0-9.][0-9.eE+-]*|[{}\[\]=;,]')
+_TOKEN = re.compile(
+    r'\s+|//[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|[-+]?[0-9.][0-9.eE+-]*|[{}\[\]=;,]'
+)
 
 
 class ProtoSyntaxError(ValueError):
@@ -175,7 +177,9 @@ class _Parser:
                     field.type = _F.TYPE_MESSAGE if self._types[candidate] == "message" else _F.TYPE_ENUM
                     break
             else:
-                raise ProtoSyntaxError(f"{self.source}:{line}: field {field.name}: unknown type {type_name!r}")
+                raise ProtoSyntaxError(
+                    f"{self.source}:{line}: field {field.name}: unknown type {type_name!r}"
+                )
 
 
 def parse_proto(text: str, source: str = "<proto>") -> descriptor_pb2.FileDescriptorProto:

@@ -8,7 +8,8 @@ Layers run in file order on a blob dictionary, so in-place layers (``bottom == t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -53,12 +54,14 @@ def _conv(layer: Any, x: np.ndarray) -> np.ndarray:
     kh, kw = _conv_hw(p, "kernel", 1)
     sh, sw = _conv_hw(p, "stride", 1)
     ph, pw = _conv_hw(p, "pad", 0)
-    dil = list(p.dilation)[0] if len(p.dilation) else 1
+    dil = p.dilation[0] if len(p.dilation) else 1
     groups = p.group
     weight = blob_array(layer.blobs[0])
     n, c, _, _ = x.shape
     if weight.shape != (p.num_output, c // groups, kh, kw):
-        raise RefNetError(f"layer {layer.name}: weight blob {weight.shape} != {(p.num_output, c // groups, kh, kw)}")
+        raise RefNetError(
+            f"layer {layer.name}: weight blob {weight.shape} != {(p.num_output, c // groups, kh, kw)}"
+        )
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     # Windows of the (dilated) kernel: (N, C, Ho, Wo, kh, kw).
     span_h, span_w = dil * (kh - 1) + 1, dil * (kw - 1) + 1
@@ -129,9 +132,15 @@ def _flatten(layer: Any, x: np.ndarray) -> np.ndarray:
 def _inner_product(layer: Any, x: np.ndarray) -> np.ndarray:
     p = layer.inner_product_param
     x2 = x.reshape(int(np.prod(x.shape[: p.axis])), -1)
-    weight = blob_array(layer.blobs[0]).reshape(p.num_output, -1) if not p.transpose else blob_array(layer.blobs[0]).T
+    weight = (
+        blob_array(layer.blobs[0]).reshape(p.num_output, -1)
+        if not p.transpose
+        else blob_array(layer.blobs[0]).T
+    )
     if weight.shape[1] != x2.shape[1]:
-        raise RefNetError(f"layer {layer.name}: input has {x2.shape[1]} features, weights expect {weight.shape[1]}")
+        raise RefNetError(
+            f"layer {layer.name}: input has {x2.shape[1]} features, weights expect {weight.shape[1]}"
+        )
     out = x2 @ weight.T
     if p.bias_term:
         out = out + blob_array(layer.blobs[1]).reshape(1, -1)
@@ -198,7 +207,9 @@ def run(net: Any, inputs: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.nd
             continue
         missing = [b for b in layer.bottom if b not in blobs]
         if missing:
-            raise RefNetError(f"layer {layer.name}: bottom blob(s) {missing} not produced by an earlier layer")
+            raise RefNetError(
+                f"layer {layer.name}: bottom blob(s) {missing} not produced by an earlier layer"
+            )
         if layer.type == "Eltwise":
             out = _eltwise(layer, [blobs[b] for b in layer.bottom])
         elif layer.type in _UNARY:

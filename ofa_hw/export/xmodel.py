@@ -147,7 +147,9 @@ def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
                 layer["bn_eps"] = float(model.layers[layer["name"]].bn.eps)  # not in the state dict
             layers.append(layer)
         blocks.append(layers)
-    return json.dumps({"name": netspec.name, "input_hw": netspec.input_hw, "blocks": blocks}, separators=(",", ":"))
+    return json.dumps(
+        {"name": netspec.name, "input_hw": netspec.input_hw, "blocks": blocks}, separators=(",", ":")
+    )
 
 
 def write_quantize_script(
@@ -187,9 +189,27 @@ def write_quantize_script(
     return script, weights
 
 
-def quantize_argv(python: str, script: Path, weights: Path, mode: str, output_dir: Path, calib_dir: str = "", calib_list: str = "", calib_iter: int | None = None) -> list[str]:
+def quantize_argv(
+    python: str,
+    script: Path,
+    weights: Path,
+    mode: str,
+    output_dir: Path,
+    calib_dir: str = "",
+    calib_list: str = "",
+    calib_iter: int | None = None,
+) -> list[str]:
     """The argument vector of one quantize step (``mode`` = ``calib`` or ``test``)."""
-    argv = [python, str(script), "--quant_mode", mode, "--weights", str(weights), "--output_dir", str(output_dir)]
+    argv = [
+        python,
+        str(script),
+        "--quant_mode",
+        mode,
+        "--weights",
+        str(weights),
+        "--output_dir",
+        str(output_dir),
+    ]
     if calib_dir:
         argv += ["--calib_dir", calib_dir, "--calib_list", calib_list]
     if calib_iter is not None:
@@ -199,4 +219,14 @@ def quantize_argv(python: str, script: Path, weights: Path, mode: str, output_di
 
 def compile_argv(xmodel: Path, arch_json: str, net_name: str, output_dir: Path) -> list[str]:
     """The ``vai_c_xir`` argument vector."""
-    return ["vai_c_xir", "--xmodel", str(xmodel), "--arch", arch_json, "--net_name", net_name, "--output_dir", str(output_dir)]
+    return [
+        "vai_c_xir",
+        "--xmodel",
+        str(xmodel),
+        "--arch",
+        arch_json,
+        "--net_name",
+        net_name,
+        "--output_dir",
+        str(output_dir),
+    ]

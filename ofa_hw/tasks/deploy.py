@@ -51,7 +51,9 @@ def run(cfg: DictConfig) -> dict:
     backend = build_backend(cfg.backend, dpu)
     outdir = output_dir()
     with open_store(cfg) as store:
-        (outcome,) = profile_jobs(backend, store, [job], desc="deploy", retry_failed=bool(cfg.task.get("retry_failed", True)))
+        (outcome,) = profile_jobs(
+            backend, store, [job], desc="deploy", retry_failed=bool(cfg.task.get("retry_failed", True))
+        )
     (outdir / f"profile_{net_name}.txt").write_text(outcome.raw_text)
     deploy: dict[str, Any] = {
         "status": outcome.status,
@@ -67,7 +69,9 @@ def run(cfg: DictConfig) -> dict:
         prof = outcome.profile
         prof.nodes.to_csv(outdir / f"nodes_{net_name}.csv", index=False)
         deploy.update(kernel=prof.kernel, total_ms=prof.total_ms, e2e_ms=prof.e2e_ms, nodes=len(prof.nodes))
-        print(f"{net_name} on {backend.name} ({dpu.name}): {prof.total_ms:.3f} ms over {len(prof.nodes)} DPU nodes, {runs} runs")
+        print(
+            f"{net_name} on {backend.name} ({dpu.name}): {prof.total_ms:.3f} ms over {len(prof.nodes)} DPU nodes, {runs} runs"
+        )
     else:
         print(f"{net_name} on {backend.name}: FAILED: {outcome.error}")
     results = {

@@ -36,13 +36,26 @@ def build_board_root(root: Path) -> Path:
     (root / "home").mkdir(exist_ok=True)
     shutil.copytree(BOARD_SRC / "include", root / "usr" / "include", dirs_exist_ok=True)
     subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O1", "-I", str(BOARD_SRC / "include"), "-o", str(root / "usr" / "lib" / "libn2cube.so"), str(BOARD_SRC / "n2cube.c"), "-ldl"],
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-I",
+            str(BOARD_SRC / "include"),
+            "-o",
+            str(root / "usr" / "lib" / "libn2cube.so"),
+            str(BOARD_SRC / "n2cube.c"),
+            "-ldl",
+        ],
         check=True,
     )
     for name, target in (("python3", None), ("vaitrace", BOARD_SRC / "vaitrace")):
         script = root / "bin" / name
         args = f'"{target}", ' if target else ""
-        script.write_text(f"#!{sys.executable}\nimport os, sys\nos.execv({sys.executable!r}, [{sys.executable!r}, {args}*sys.argv[1:]])\n")
+        script.write_text(
+            f"#!{sys.executable}\nimport os, sys\nos.execv({sys.executable!r}, [{sys.executable!r}, {args}*sys.argv[1:]])\n"
+        )
         script.chmod(0o755)
     return root
 
@@ -74,7 +87,9 @@ class FakeBoard:
         client = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key = keys / "id_board"
         # PKCS#8 (PBKDF2 + AES) encrypts without bcrypt, which OpenSSH-format encryption would need.
-        client.write_private_key(self.client_key, format_name="pkcs8-pem", passphrase=passphrase, cipher_name="aes256-cbc")
+        client.write_private_key(
+            self.client_key, format_name="pkcs8-pem", passphrase=passphrase, cipher_name="aes256-cbc"
+        )
         self.client_key.chmod(0o600)
         client.write_public_key(keys / "authorized_keys")
         self.known_hosts = keys / "known_hosts"
@@ -139,7 +154,9 @@ class FakeBoard:
             "CPATH": str(r / "usr" / "include"),
             "LIBRARY_PATH": str(r / "usr" / "lib"),
             "LD_LIBRARY_PATH": str(r / "usr" / "lib"),
-            "PYTHONPATH": os.pathsep.join([str(BOARD_SRC / "pylib"), str(Path(__file__).resolve().parents[2])]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(BOARD_SRC / "pylib"), str(Path(__file__).resolve().parents[2])]
+            ),
             "FAKE_N2CUBE_LOG": str(self.n2cube_log),
             "LANG": "C",
             **self.behaviour,
@@ -168,7 +185,9 @@ class FakeBoard:
 
         try:
             finished = asyncio.ensure_future(
-                asyncio.gather(pump(proc.stdout, process.stdout), pump(proc.stderr, process.stderr), proc.wait())
+                asyncio.gather(
+                    pump(proc.stdout, process.stdout), pump(proc.stderr, process.stderr), proc.wait()
+                )
             )
             closed = asyncio.ensure_future(process.channel.wait_closed())
             await asyncio.wait({finished, closed}, return_when=asyncio.FIRST_COMPLETED)

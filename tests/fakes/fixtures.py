@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ofa_hw.schemas.vitis import BoardConfig, VitisConfig
-
 from fakes import tools
 from fakes.board_server import FakeBoard, build_board_root
+from ofa_hw.schemas.vitis import BoardConfig, VitisConfig
 
-__all__ = ["fake_tools", "board_root", "fake_board", "make_settings", "needs_gcc"]
+__all__ = ["board_root", "fake_board", "fake_tools", "make_settings", "needs_gcc"]
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None, reason="the fake DPU binaries and board are built with gcc/g++")
+needs_gcc = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("g++") is None,
+    reason="the fake DPU binaries and board are built with gcc/g++",
+)
 
 
 class FakeTools:
@@ -30,7 +32,9 @@ class FakeTools:
         arch.mkdir()
         (arch / "ZCU102.dcf").write_text("fake dcf\n")
         self.dnndk_arch = arch / "ZCU102.json"
-        self.dnndk_arch.write_text(json.dumps({"target": "dpuv2", "dcf": str(arch / "ZCU102.dcf"), "cpu_arch": "arm64", "cxx": ""}))
+        self.dnndk_arch.write_text(
+            json.dumps({"target": "dpuv2", "dcf": str(arch / "ZCU102.dcf"), "cpu_arch": "arm64", "cxx": ""})
+        )
         self.xir_arch = arch / "arch.json"
         self.xir_arch.write_text(json.dumps({"target": "DPUCZDX8G_ISA0_B4096_MAX_BG2"}))
 
@@ -63,14 +67,25 @@ def fake_board(board_root, tmp_path):
     board.stop()
 
 
-def make_settings(fake: FakeTools, boards: list[FakeBoard | dict], workdir: Path, flow: str = "dnndk", **overrides) -> VitisConfig:
+def make_settings(
+    fake: FakeTools, boards: list[FakeBoard | dict], workdir: Path, flow: str = "dnndk", **overrides
+) -> VitisConfig:
     """Backend settings pointing at the fakes and ``boards`` (FakeBoards, or BoardConfig dicts)."""
     board_cfgs = []
     for i, b in enumerate(boards):
         if isinstance(b, dict):
             board_cfgs.append(BoardConfig(**b))
         else:
-            board_cfgs.append(BoardConfig(name=f"board{i}", host="127.0.0.1", port=b.port, key_file=str(b.client_key), known_hosts=str(b.known_hosts), remote_tmp=str(b.root / "tmp")))
+            board_cfgs.append(
+                BoardConfig(
+                    name=f"board{i}",
+                    host="127.0.0.1",
+                    port=b.port,
+                    key_file=str(b.client_key),
+                    known_hosts=str(b.known_hosts),
+                    remote_tmp=str(b.root / "tmp"),
+                )
+            )
     values = dict(
         flow=flow,
         container="vitis",

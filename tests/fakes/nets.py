@@ -28,7 +28,9 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def random_subnet(space: SearchSpace, seed: int, r: int | None = None, name: str = "net") -> tuple[OFASubnet, dict]:
+def random_subnet(
+    space: SearchSpace, seed: int, r: int | None = None, name: str = "net"
+) -> tuple[OFASubnet, dict]:
     """A random arch of ``space`` (optionally at resolution ``r``) as a randomized eval-mode module."""
     arch = space.sample(np.random.default_rng(seed))
     if r is not None:

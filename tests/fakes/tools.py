@@ -86,11 +86,14 @@ def docker(argv: list[str]) -> int:
         return _fail("docker", "no command given")
     # The container mounts the host's work tree at the same path, so -w must exist on the host.
     if args.workdir and not Path(args.workdir).is_dir():
-        print(f"OCI runtime exec failed: chdir to cwd (\"{args.workdir}\") failed: no such file or directory", file=sys.stderr)
+        print(
+            f'OCI runtime exec failed: chdir to cwd ("{args.workdir}") failed: no such file or directory',
+            file=sys.stderr,
+        )
         return 126
     env = dict(os.environ)
     env.update(e.split("=", 1) for e in args.env)
-    return subprocess.run(args.cmd, cwd=args.workdir, env=env).returncode
+    return subprocess.run(args.cmd, cwd=args.workdir, env=env, check=False).returncode
 
 
 def conda(argv: list[str]) -> int:
@@ -98,19 +101,22 @@ def conda(argv: list[str]) -> int:
         return _fail("conda", f"fake conda supports only 'run -n ENV CMD…', got {argv}")
     name, cmd = argv[2], argv[3:]
     if name not in os.environ.get("FAKE_CONDA_ENVS", "").split(","):
-        print(f"EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/{name}", file=sys.stderr)
+        print(
+            f"EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/{name}",
+            file=sys.stderr,
+        )
         return 1
     env = dict(os.environ)
     if name == "vitis-ai-pytorch":
         env["PYTHONPATH"] = os.pathsep.join([str(FAKES_DIR / "pylib"), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     sys.stdout.write(proc.stdout.decode(errors="replace"))  # conda run prints the output at the end
     return proc.returncode
 
 
 def python(argv: list[str]) -> int:
     """``python`` of the container's conda environment."""
-    return subprocess.run([sys.executable, *argv]).returncode
+    return subprocess.run([sys.executable, *argv], check=False).returncode
 
 
 # --------------------------------------------------------------------------- vai_q_caffe
@@ -118,7 +124,10 @@ def vai_q_caffe(argv: list[str]) -> int:
     from ofa_hw.export.caffe_pb import pb
 
     if not argv or argv[0] != "quantize":
-        return _fail("vai_q_caffe", "usage: vai_q_caffe quantize --model M --weights W [--calib_iter N] [--output_dir D]")
+        return _fail(
+            "vai_q_caffe",
+            "usage: vai_q_caffe quantize --model M --weights W [--calib_iter N] [--output_dir D]",
+        )
     parser = argparse.ArgumentParser(prog="vai_q_caffe quantize")
     parser.add_argument("--model", required=True)
     parser.add_argument("--weights", required=True)
@@ -145,9 +154,15 @@ def vai_q_caffe(argv: list[str]) -> int:
     images = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
     missing = [name for name in images if not (Path(p.root_folder) / name).is_file()]
     if not images or missing:
-        return _fail("vai_q_caffe", f"Could not open or find file {Path(p.root_folder) / (missing or ['<none>'])[0]}")
+        return _fail(
+            "vai_q_caffe", f"Could not open or find file {Path(p.root_folder) / (missing or ['<none>'])[0]}"
+        )
     blobs = {layer.name for layer in weights.layer if len(layer.blobs)}
-    needs = {layer.name for layer in net.layer if layer.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")}
+    needs = {
+        layer.name
+        for layer in net.layer
+        if layer.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")
+    }
     if needs - blobs:
         return _fail("vai_q_caffe", f"weights missing for layers {sorted(needs - blobs)[:3]}")
     out = Path(args.output_dir)
@@ -176,7 +191,9 @@ def vai_q_caffe(argv: list[str]) -> int:
         print(f"I1124 net_test.cpp:381] Calibration iter: {i}/{args.calib_iter} ,loss: 0")
     print("I1124 vai_q_caffe.cpp:275] Calibration Done!")
     print("I1124 vai_q_caffe.cpp:300] Start Deploy")
-    print(f"I1124 vai_q_caffe.cpp:308] Deploy Done!\nOutput Deploy Weights: \"{out / 'deploy.caffemodel'}\"\nOutput Deploy Model:   \"{out / 'deploy.prototxt'}\"")
+    print(
+        f'I1124 vai_q_caffe.cpp:308] Deploy Done!\nOutput Deploy Weights: "{out / "deploy.caffemodel"}"\nOutput Deploy Model:   "{out / "deploy.prototxt"}"'
+    )
     return 0
 
 
@@ -207,7 +224,11 @@ def vai_c_caffe(argv: list[str]) -> int:
         options = ast.literal_eval(args.options)
     except (ValueError, SyntaxError):
         return _fail("VAI_C", f"-e must be a Python dict literal, got {args.options!r}")
-    if not isinstance(options, dict) or set(options) - {"mode", "save_kernel", "dump"} or options.get("mode", "normal") not in ("normal", "debug"):
+    if (
+        not isinstance(options, dict)
+        or set(options) - {"mode", "save_kernel", "dump"}
+        or options.get("mode", "normal") not in ("normal", "debug")
+    ):
         return _fail("VAI_C", f"invalid options {args.options!r}")
     problem = _arch(args.arch, "VAI_C", ("target", "dcf"))
     if problem:
@@ -221,14 +242,20 @@ def vai_c_caffe(argv: list[str]) -> int:
         return _fail("VAI_C", f"cannot read model: {exc}")
     inputs = len(net.input) + sum(1 for layer in net.layer if layer.type in ("Input", "ImageData", "Data"))
     if inputs != 1:
-        return _fail("VAI_C", f"Duplicate input declarations ({inputs}) in {args.prototxt}: remove the redundant input layer")
+        return _fail(
+            "VAI_C",
+            f"Duplicate input declarations ({inputs}) in {args.prototxt}: remove the redundant input layer",
+        )
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kernel = args.net_name
     write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel))
     from ofa_hw.data import SEED_DIR
 
-    print((SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel), end="")
+    print(
+        (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel),
+        end="",
+    )
     return 0
 
 
@@ -254,22 +281,40 @@ def vai_c_xir(argv: list[str]) -> int:
         return _fail("VAI_C", f"{args.xmodel} is not a quantized xmodel")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    compiled = {"format": "fake-compiled-xmodel", "kernel": args.net_name, "source": quantized, "profile": replay_profile(args.net_name)}
+    compiled = {
+        "format": "fake-compiled-xmodel",
+        "kernel": args.net_name,
+        "source": quantized,
+        "profile": replay_profile(args.net_name),
+    }
     (out / f"{args.net_name}.xmodel").write_text(json.dumps(compiled))
-    (out / "meta.json").write_text(json.dumps({"lib": "libvart-dpu-runner.so", "filename": f"{args.net_name}.xmodel", "kernel": ["subgraph_0"]}))
+    (out / "meta.json").write_text(
+        json.dumps(
+            {"lib": "libvart-dpu-runner.so", "filename": f"{args.net_name}.xmodel", "kernel": ["subgraph_0"]}
+        )
+    )
     print("[UNILOG][INFO] Compile mode: dpu")
     print("[UNILOG][INFO] Debug mode: function")
     print(f"[UNILOG][INFO] Target architecture: {json.loads(Path(args.arch).read_text())['target']}")
     print("[UNILOG][INFO] Graph name: OFASubnet, with op num: 250")
     print("[UNILOG][INFO] Begin to compile...")
     print("[UNILOG][INFO] Total device subgraph number 3, DPU subgraph number 1")
-    print(f"[UNILOG][INFO] Compile done.\n[UNILOG][INFO] The compiled xmodel is saved to \"{out / (args.net_name + '.xmodel')}\"")
+    print(
+        f'[UNILOG][INFO] Compile done.\n[UNILOG][INFO] The compiled xmodel is saved to "{out / (args.net_name + ".xmodel")}"'
+    )
     return 0
 
 
 def main() -> int:
     tool = Path(sys.argv[0]).name
-    return {"docker": docker, "conda": conda, "python": python, "vai_q_caffe": vai_q_caffe, "vai_c_caffe": vai_c_caffe, "vai_c_xir": vai_c_xir}[tool](sys.argv[1:])
+    return {
+        "docker": docker,
+        "conda": conda,
+        "python": python,
+        "vai_q_caffe": vai_q_caffe,
+        "vai_c_caffe": vai_c_caffe,
+        "vai_c_xir": vai_c_xir,
+    }[tool](sys.argv[1:])
 
 
 def install(bindir: Path) -> Path:
@@ -277,6 +322,8 @@ def install(bindir: Path) -> Path:
     bindir.mkdir(parents=True, exist_ok=True)
     for tool in TOOLS:
         path = bindir / tool
-        path.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\nfrom fakes.tools import main\nsys.exit(main())\n")
+        path.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\nfrom fakes.tools import main\nsys.exit(main())\n"
+        )
         path.chmod(0o755)
     return bindir

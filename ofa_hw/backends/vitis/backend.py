@@ -22,16 +22,26 @@ import re
 import shlex
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
-from ofa_hw.backends.vitis.board import ENV_FILE, Board, BoardClient, BoardError, BoardUnreachable, board_lock, env_script, quote_cmd
+from ofa_hw.backends.vitis.board import (
+    ENV_FILE,
+    Board,
+    BoardClient,
+    BoardError,
+    BoardUnreachable,
+    board_lock,
+    env_script,
+    quote_cmd,
+)
 from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, XmodelFlow
 from ofa_hw.backends.vitis.toolchain import ToolRunner
 from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
@@ -42,7 +52,7 @@ log = logging.getLogger(__name__)
 
 BOARD_FILES = files("ofa_hw.backends.vitis") / "board"
 DONE_MARK = "#ofa_hw done"
-_E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.M)
+_E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.MULTILINE)
 
 
 def vitis_settings(node: Any) -> VitisConfig:
@@ -71,13 +81,25 @@ class DnndkProfiler:
 
     source = "ofa_hw_dpu_profile.c"
 
-    async def run(self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str) -> str:
+    async def run(
+        self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str
+    ) -> str:
         board, kernel = client.board, compiled.kernel
         elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
         await client.put(compiled.artifact, f"{tmp}/{elf}", "upload ELF")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload profiler")
-        await client.run(quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, source_env=True), "ELF to shared library")
-        await client.run(quote_cmd([board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, source_env=True), "build profiler")
+        await client.run(
+            quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, source_env=True),
+            "ELF to shared library",
+        )
+        await client.run(
+            quote_cmd(
+                [board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs],
+                tmp,
+                source_env=True,
+            ),
+            "build profiler",
+        )
         # LD_LIBRARY_PATH keeps the system's value after our directory: N2Cube dlopen()s libdpumodel<kernel>.so.
         command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)])
         ld = f"LD_LIBRARY_PATH={shlex.quote(tmp)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
@@ -86,10 +108,14 @@ class DnndkProfiler:
 
     def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
         if DONE_MARK not in output:
-            raise ParseError(f"profiler output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output")
+            raise ParseError(
+                f"profiler output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output"
+            )
         prof = parse_dnndk_profile(output, source="board output")
         if prof.kernel != compiled.kernel:
-            raise ParseError(f"profile of kernel {prof.kernel!r}, expected {compiled.kernel!r}", source="board output")
+            raise ParseError(
+                f"profile of kernel {prof.kernel!r}, expected {compiled.kernel!r}", source="board output"
+            )
         if prof.n_runs != runs:
             raise ParseError(f"{prof.n_runs} profile tables for {runs} runs", source="board output")
         return dataclasses.replace(prof, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info)
@@ -100,24 +126,43 @@ class VartProfiler:
 
     source = "ofa_hw_vart_profile.py"
 
-    async def run(self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str) -> str:
+    async def run(
+        self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str
+    ) -> str:
         board = client.board
         xmodel = f"{compiled.kernel}.xmodel"
         await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
-        argv = [settings.vaitrace, "--txt", "--fine_grained", "-o", "vaitrace.txt", board.python, self.source, xmodel, str(runs), str(warmup)]
+        argv = [
+            settings.vaitrace,
+            "--txt",
+            "--fine_grained",
+            "-o",
+            "vaitrace.txt",
+            board.python,
+            self.source,
+            xmodel,
+            str(runs),
+            str(warmup),
+        ]
         result = await client.run(quote_cmd(argv, tmp, source_env=True), "profile")
         report = await client.read(f"{tmp}/vaitrace.txt", "fetch vaitrace report")
         return result.stdout + ("\n" + report if report else "")
 
     def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
         if DONE_MARK not in output:
-            raise ParseError(f"runner output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output")
+            raise ParseError(
+                f"runner output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output"
+            )
         summary = parse_vaitrace_summary(output, source="vaitrace output")
-        return profile_from_vaitrace(summary, compiled.kernel, dpu, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info)
+        return profile_from_vaitrace(
+            summary, compiled.kernel, dpu, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info
+        )
 
 
-def profile_from_vaitrace(summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = "") -> Profile:
+def profile_from_vaitrace(
+    summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = ""
+) -> Profile:
     """A :class:`Profile` (one run, one node per fine-grained subgraph) from vaitrace's DPU summary.
 
     Rows of the same subgraph on several DPU cores are averaged. Mem is the sum of the loaded weights,
@@ -134,11 +179,16 @@ def profile_from_vaitrace(summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: flo
         "mb_s": grouped["avg_bw_mbs"].to_numpy(),
     }
     table = make_table(range(1, len(names) + 1), names, quantize(raw))
-    return Profile.from_runs(kernel, [table], [run_totals(table, dpu.peak_gops)], e2e_ms=e2e_ms, kernel_info=kernel_info)
+    return Profile.from_runs(
+        kernel, [table], [run_totals(table, dpu.peak_gops)], e2e_ms=e2e_ms, kernel_info=kernel_info
+    )
 
 
 #: flow name -> (host flow, board profiler)
-FLOWS: dict[str, tuple[type, type]] = {"dnndk": (CaffeFlow, DnndkProfiler), "vart": (XmodelFlow, VartProfiler)}
+FLOWS: dict[str, tuple[type, type]] = {
+    "dnndk": (CaffeFlow, DnndkProfiler),
+    "vart": (XmodelFlow, VartProfiler),
+}
 
 
 class VitisBackend:
@@ -158,7 +208,12 @@ class VitisBackend:
         self.toolchain = settings.toolchain
         self.timeout_s = timeout_s
         self.workdir = Path(settings.workdir).expanduser().resolve()
-        runner = ToolRunner(container=settings.container, docker=settings.docker, conda=settings.conda, conda_env=settings.conda_env)
+        runner = ToolRunner(
+            container=settings.container,
+            docker=settings.docker,
+            conda=settings.conda,
+            conda_env=settings.conda_env,
+        )
         flow_cls, profiler_cls = FLOWS[settings.flow]
         self.flow = flow_cls(settings, runner, self.workdir, dpu.name)
         self.profiler = profiler_cls()
@@ -167,7 +222,9 @@ class VitisBackend:
     @classmethod
     def from_config(cls, cfg: Any, dpu: DPUConfig) -> VitisBackend:
         """Build from a ``backend`` config node (``name``, ``timeout_s`` and the ``vitis`` settings)."""
-        return cls(str(cfg.get("name")), dpu, vitis_settings(cfg.get("vitis")), float(cfg.get("timeout_s", 3600.0)))
+        return cls(
+            str(cfg.get("name")), dpu, vitis_settings(cfg.get("vitis")), float(cfg.get("timeout_s", 3600.0))
+        )
 
     # ----------------------------------------------------------------------- steps
     def compile(self, job: ProfileJob) -> Compiled | ProfileOutcome:
@@ -181,7 +238,9 @@ class VitisBackend:
         except Exception as exc:  # an exporter bug must fail this job, not the batch
             log.exception("%s: export/compile crashed", job.net_name)
             error = f"compile error (internal): {exc!r}"
-        return ProfileOutcome(job, "failed", raw_text=error, error=error, timings={"compile_s": time.monotonic() - start})
+        return ProfileOutcome(
+            job, "failed", raw_text=error, error=error, timings={"compile_s": time.monotonic() - start}
+        )
 
     def run_on(self, board: Board, compiled: Compiled) -> ProfileOutcome:
         """Profile a compiled network on ``board`` (holding the board's lock)."""
@@ -199,14 +258,20 @@ class VitisBackend:
         except BoardUnreachable:
             raise
         except asyncio.TimeoutError:
-            return self._failed(job, board, f"board {board.name}: job timed out after {self.timeout_s:g} s", output, timings)
+            return self._failed(
+                job, board, f"board {board.name}: job timed out after {self.timeout_s:g} s", output, timings
+            )
         except BoardError as exc:
             return self._failed(job, board, str(exc), output, timings)
         except ParseError as exc:
-            return self._failed(job, board, f"board {board.name}: unreadable profiler output: {exc}", output, timings)
+            return self._failed(
+                job, board, f"board {board.name}: unreadable profiler output: {exc}", output, timings
+            )
         return ProfileOutcome(job, "ok", profile=profile, raw_text=output, timings=timings)
 
-    def _failed(self, job: ProfileJob, board: Board, error: str, output: str, timings: dict) -> ProfileOutcome:
+    def _failed(
+        self, job: ProfileJob, board: Board, error: str, output: str, timings: dict
+    ) -> ProfileOutcome:
         log.warning("%s on %s failed: %s", job.net_name, board.name, error.splitlines()[0])
         return ProfileOutcome(job, "failed", raw_text=output, error=error, timings=timings)
 
@@ -261,7 +326,14 @@ class VitisBackend:
             dead = False
             while (item := compiled_q.get()) is not None:
                 if dead:
-                    results.put(ProfileOutcome(item.job, "failed", error="no board left: every board of the farm became unreachable", timings=dict(item.timings)))
+                    results.put(
+                        ProfileOutcome(
+                            item.job,
+                            "failed",
+                            error="no board left: every board of the farm became unreachable",
+                            timings=dict(item.timings),
+                        )
+                    )
                     continue
                 try:
                     results.put(self.run_on(board, item))
@@ -276,13 +348,26 @@ class VitisBackend:
                     dead = True  # the last board drains the queue, failing each job clearly
                 except Exception as exc:  # a bug must not hang the farm: report it as the job's failure
                     log.exception("board %s: unexpected error", board.name)
-                    results.put(self._failed(item.job, board, f"board {board.name}: internal error: {exc!r}", "", dict(item.timings)))
+                    results.put(
+                        self._failed(
+                            item.job,
+                            board,
+                            f"board {board.name}: internal error: {exc!r}",
+                            "",
+                            dict(item.timings),
+                        )
+                    )
 
-        threads = [threading.Thread(target=worker, args=(b,), name=f"board-{b.name}", daemon=True) for b in self.boards]
+        threads = [
+            threading.Thread(target=worker, args=(b,), name=f"board-{b.name}", daemon=True)
+            for b in self.boards
+        ]
         for t in threads:
             t.start()
         try:
-            with ThreadPoolExecutor(max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile") as pool:
+            with ThreadPoolExecutor(
+                max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile"
+            ) as pool:
                 for future in [pool.submit(self.compile, job) for job in jobs]:
                     future.add_done_callback(compiled_done)
                 for _ in jobs:

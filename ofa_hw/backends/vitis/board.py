@@ -23,9 +23,9 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import asyncssh
 
@@ -135,7 +135,14 @@ class BoardClient:
         backoff_s: First backoff delay (doubles each attempt).
     """
 
-    def __init__(self, board: Board, connect_timeout_s: float = 15.0, step_timeout_s: float = 300.0, retries: int = 3, backoff_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        board: Board,
+        connect_timeout_s: float = 15.0,
+        step_timeout_s: float = 300.0,
+        retries: int = 3,
+        backoff_s: float = 2.0,
+    ) -> None:
         self.board = board
         self.connect_timeout_s = connect_timeout_s
         self.step_timeout_s = step_timeout_s
@@ -157,7 +164,11 @@ class BoardClient:
         else:
             known = Path(b.known_hosts).expanduser()
             if not known.is_file():
-                raise HostKeyError(b.name, "connect", f"known_hosts file {known} does not exist (add the board's host key, e.g. with ssh-keyscan)")
+                raise HostKeyError(
+                    b.name,
+                    "connect",
+                    f"known_hosts file {known} does not exist (add the board's host key, e.g. with ssh-keyscan)",
+                )
             opts["known_hosts"] = str(known)
         if b.key_file:
             opts["client_keys"] = [str(Path(b.key_file).expanduser())]
@@ -165,7 +176,9 @@ class BoardClient:
         if b.passphrase_env:
             secret = os.environ.get(b.passphrase_env)
             if secret is None:
-                raise BoardError(b.name, "connect", f"environment variable {b.passphrase_env} (key passphrase) is not set")
+                raise BoardError(
+                    b.name, "connect", f"environment variable {b.passphrase_env} (key passphrase) is not set"
+                )
             opts["passphrase"] = secret
         return opts
 
@@ -186,17 +199,31 @@ class BoardClient:
                 self._conn = await asyncssh.connect(b.host, **opts)
                 return
             except asyncssh.HostKeyNotVerifiable as exc:
-                raise HostKeyError(b.name, "connect", f"host key of {b.host}:{b.port} not verified against {b.known_hosts}: {exc.reason}") from None
+                raise HostKeyError(
+                    b.name,
+                    "connect",
+                    f"host key of {b.host}:{b.port} not verified against {b.known_hosts}: {exc.reason}",
+                ) from None
             except asyncssh.PermissionDenied as exc:
-                raise BoardError(b.name, "connect", f"authentication as {b.user} failed: {exc.reason}") from None
+                raise BoardError(
+                    b.name, "connect", f"authentication as {b.user} failed: {exc.reason}"
+                ) from None
             except asyncssh.KeyImportError as exc:
                 # str(exc) never holds the passphrase; it says whether the key or passphrase is bad
                 raise BoardError(b.name, "connect", f"cannot load key {b.key_file}: {exc}") from None
             except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
                 reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
                 if attempt == self.retries:
-                    raise BoardUnreachable(b.name, "connect", f"{b.address} unreachable after {attempt + 1} attempts: {reason}") from None
-                log.info("board %s: connection attempt %d failed (%s); retrying in %.1f s", b.name, attempt + 1, reason, delay)
+                    raise BoardUnreachable(
+                        b.name, "connect", f"{b.address} unreachable after {attempt + 1} attempts: {reason}"
+                    ) from None
+                log.info(
+                    "board %s: connection attempt %d failed (%s); retrying in %.1f s",
+                    b.name,
+                    attempt + 1,
+                    reason,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay *= 2
 
@@ -212,7 +239,9 @@ class BoardClient:
             raise BoardError(self.board.name, step, "not connected")
         return self._conn
 
-    async def run(self, command: str, step: str, timeout_s: float | None = None, check: bool = True) -> RemoteResult:
+    async def run(
+        self, command: str, step: str, timeout_s: float | None = None, check: bool = True
+    ) -> RemoteResult:
         """Run a shell ``command`` (build it with :func:`quote_cmd`) within ``timeout_s``.
 
         Raises:
@@ -251,7 +280,9 @@ class BoardClient:
             async with conn.start_sftp_client() as sftp:
                 await asyncio.wait_for(sftp.put(str(local), remote), self.step_timeout_s)
         except asyncio.TimeoutError:
-            raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
+            raise BoardError(
+                self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s"
+            ) from None
         except asyncssh.SFTPError as exc:
             raise BoardError(self.board.name, step, f"upload of {local.name} failed: {exc.reason}") from None
         except (OSError, asyncssh.Error) as exc:
@@ -266,7 +297,9 @@ class BoardClient:
                 async with sftp.open(remote, "w", attrs) as f:
                     await asyncio.wait_for(f.write(text), self.step_timeout_s)
         except asyncio.TimeoutError:
-            raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
+            raise BoardError(
+                self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s"
+            ) from None
         except asyncssh.SFTPError as exc:
             raise BoardError(self.board.name, step, f"writing {remote} failed: {exc.reason}") from None
         except (OSError, asyncssh.Error) as exc:
@@ -282,7 +315,9 @@ class BoardClient:
                 async with sftp.open(remote, "rb") as f:
                     data = await asyncio.wait_for(f.read(), self.step_timeout_s)
         except asyncio.TimeoutError:
-            raise BoardError(self.board.name, step, f"download timed out after {self.step_timeout_s:g} s") from None
+            raise BoardError(
+                self.board.name, step, f"download timed out after {self.step_timeout_s:g} s"
+            ) from None
         except (OSError, asyncssh.Error) as exc:
             raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
         return data.decode("utf-8", errors="replace")
@@ -290,7 +325,9 @@ class BoardClient:
     async def mkdtemp(self) -> str:
         """A fresh private directory under the board's ``remote_tmp``."""
         template = f"{self.board.remote_tmp}/ofa_hw.XXXXXXXX"
-        result = await self.run(quote_cmd(["mktemp", "-d", template]), "mktemp", timeout_s=min(60.0, self.step_timeout_s))
+        result = await self.run(
+            quote_cmd(["mktemp", "-d", template]), "mktemp", timeout_s=min(60.0, self.step_timeout_s)
+        )
         path = result.stdout.strip()
         if not _TMP_RE.match(path) or not path.startswith(self.board.remote_tmp + "/"):
             raise BoardError(self.board.name, "mktemp", f"unexpected temporary directory {path!r}")
@@ -300,11 +337,15 @@ class BoardClient:
         """Remove a directory made by :meth:`mkdtemp` (refuses any other path)."""
         if not _TMP_RE.match(path):
             raise BoardError(self.board.name, "cleanup", f"refusing to remove {path!r}")
-        await self.run(quote_cmd(["rm", "-rf", "--", path]), "cleanup", timeout_s=min(60.0, self.step_timeout_s))
+        await self.run(
+            quote_cmd(["rm", "-rf", "--", path]), "cleanup", timeout_s=min(60.0, self.step_timeout_s)
+        )
 
 
 @contextlib.contextmanager
-def board_lock(board: Board, lock_dir: str | Path, timeout_s: float = 3600.0, poll_s: float = 0.2) -> Iterator[None]:
+def board_lock(
+    board: Board, lock_dir: str | Path, timeout_s: float = 3600.0, poll_s: float = 0.2
+) -> Iterator[None]:
     """Hold the board's exclusive lock (one job per board across threads and processes of this host).
 
     Raises:
@@ -322,7 +363,9 @@ def board_lock(board: Board, lock_dir: str | Path, timeout_s: float = 3600.0, po
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise BoardError(board.name, "lock", f"board busy for more than {timeout_s:g} s (lock {path})") from None
+                    raise BoardError(
+                        board.name, "lock", f"board busy for more than {timeout_s:g} s (lock {path})"
+                    ) from None
                 time.sleep(poll_s)
         try:
             yield

@@ -83,7 +83,9 @@ def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, object]:
     return model, build_netspec(space, job.arch, name)
 
 
-def synthetic_calibration(outdir: Path, n: int, hw: int, seed: int, list_name: str = "calibration.txt") -> Path:
+def synthetic_calibration(
+    outdir: Path, n: int, hw: int, seed: int, list_name: str = "calibration.txt"
+) -> Path:
     """Write ``n`` random RGB PNG images and their list file (``name 0`` lines); returns the directory."""
     from PIL import Image
 
@@ -132,14 +134,18 @@ class CaffeFlow(_Flow):
         elf = root / "compiled" / f"dpu_{kernel}.elf"
         info_file = root / "compiled" / "kernel_info.txt"
         if elf.exists() and info_file.exists():
-            return Compiled(job, kernel, elf, info_file.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0})
+            return Compiled(
+                job, kernel, elf, info_file.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0}
+            )
         timings: dict[str, float] = {}
         start = time.monotonic()
         model, netspec = _model(job, kernel)
         net = to_caffe(model, name=kernel, bn=self.cfg.bn)
         calib_dir, calib_list = self._calibration(root, netspec.input_hw, job.seed)
         float_net = with_image_data(net, str(Path(calib_dir) / calib_list), calib_dir + "/")
-        proto, weights = save_caffe(float_net, root / "float" / f"{kernel}.prototxt", root / "float" / f"{kernel}.caffemodel")
+        proto, weights = save_caffe(
+            float_net, root / "float" / f"{kernel}.prototxt", root / "float" / f"{kernel}.caffemodel"
+        )
         timings["export_s"] = time.monotonic() - start
 
         qdir = root / "quantize_results"
@@ -150,7 +156,9 @@ class CaffeFlow(_Flow):
         timings["quantize_s"] = time.monotonic() - start
         deploy = qdir / "deploy.prototxt"
         if not deploy.exists() or not (qdir / "deploy.caffemodel").exists():
-            raise CompileFailed(f"vai_q_caffe: no deploy.prototxt/deploy.caffemodel in {qdir}\n{q_out[-2000:]}")
+            raise CompileFailed(
+                f"vai_q_caffe: no deploy.prototxt/deploy.caffemodel in {qdir}\n{q_out[-2000:]}"
+            )
         removed = remove_redundant_input(deploy)
 
         start = time.monotonic()
@@ -185,7 +193,9 @@ def _kernel_list(output: str, kernel: str) -> str:
     dpu = [k.name for k in kernels.dpu_kernels]
     if dpu != [kernel]:
         cpu = [k.name for k in kernels.kernels if k.kernel_type != "DPUKernel"]
-        raise CompileFailed(f"{kernel}: compiled into DPU kernels {dpu} and CPU kernels {cpu}; expected the single DPU kernel {kernel!r}")
+        raise CompileFailed(
+            f"{kernel}: compiled into DPU kernels {dpu} and CPU kernels {cpu}; expected the single DPU kernel {kernel!r}"
+        )
     return text
 
 
@@ -199,24 +209,48 @@ class XmodelFlow(_Flow):
         xmodel = cdir / f"{kernel}.xmodel"
         done = cdir / "vai_c_xir.txt"
         if xmodel.exists() and done.exists():
-            return Compiled(job, kernel, xmodel, done.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0})
+            return Compiled(
+                job, kernel, xmodel, done.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0}
+            )
         timings: dict[str, float] = {}
         start = time.monotonic()
         model, netspec = _model(job, kernel)
-        script, weights = write_quantize_script(netspec, model, root / "quantize", self.cfg.calib_iter, job.seed)
-        calib_dir, calib_list = (str(Path(self.cfg.calib_dir).expanduser().resolve()), self.cfg.calib_list) if self.cfg.calib_dir else ("", "")
+        script, weights = write_quantize_script(
+            netspec, model, root / "quantize", self.cfg.calib_iter, job.seed
+        )
+        calib_dir, calib_list = (
+            (str(Path(self.cfg.calib_dir).expanduser().resolve()), self.cfg.calib_list)
+            if self.cfg.calib_dir
+            else ("", "")
+        )
         qdir = root / "quantize_result"
         timings["export_s"] = time.monotonic() - start
         outputs = []
         start = time.monotonic()
         for mode in ("calib", "test"):
-            argv = quantize_argv("python", script, weights, mode, qdir, calib_dir, calib_list, self.cfg.calib_iter)
-            outputs.append(self._run(argv + list(self.cfg.quantize_args), root, self.cfg.quantize_timeout_s, root / "logs" / f"vai_q_pytorch_{mode}.log"))
+            argv = quantize_argv(
+                "python", script, weights, mode, qdir, calib_dir, calib_list, self.cfg.calib_iter
+            )
+            outputs.append(
+                self._run(
+                    argv + list(self.cfg.quantize_args),
+                    root,
+                    self.cfg.quantize_timeout_s,
+                    root / "logs" / f"vai_q_pytorch_{mode}.log",
+                )
+            )
         timings["quantize_s"] = time.monotonic() - start
         if not (qdir / QUANTIZED_XMODEL).exists():
-            raise CompileFailed(f"vai_q_pytorch: {QUANTIZED_XMODEL} was not written to {qdir}\n{outputs[-1][-2000:]}")
+            raise CompileFailed(
+                f"vai_q_pytorch: {QUANTIZED_XMODEL} was not written to {qdir}\n{outputs[-1][-2000:]}"
+            )
         start = time.monotonic()
-        c_out = self._run(compile_argv(qdir / QUANTIZED_XMODEL, self.arch_json, kernel, cdir), root, self.cfg.compile_timeout_s, root / "logs" / "vai_c_xir.log")
+        c_out = self._run(
+            compile_argv(qdir / QUANTIZED_XMODEL, self.arch_json, kernel, cdir),
+            root,
+            self.cfg.compile_timeout_s,
+            root / "logs" / "vai_c_xir.log",
+        )
         timings["compile_s"] = time.monotonic() - start
         if not xmodel.exists():
             raise CompileFailed(f"vai_c_xir: {xmodel.name} was not written to {cdir}\n{c_out[-2000:]}")
@@ -224,4 +258,3 @@ class XmodelFlow(_Flow):
         (root / "logs.txt").write_text(log)
         done.write_text(c_out)
         return Compiled(job, kernel, xmodel, c_out, log, timings)
-

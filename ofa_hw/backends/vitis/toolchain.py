@@ -13,9 +13,9 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 
 class ToolError(RuntimeError):
@@ -23,7 +23,9 @@ class ToolError(RuntimeError):
 
     def __init__(self, tool: str, message: str, output: str = "", log: Path | None = None) -> None:
         tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"{tool}: {message}" + (f" (log: {log})" if log else "") + (f"\n{tail}" if tail else ""))
+        super().__init__(
+            f"{tool}: {message}" + (f" (log: {log})" if log else "") + (f"\n{tail}" if tail else "")
+        )
         self.tool = tool
         self.output = output
         self.log = log
@@ -98,7 +100,9 @@ class ToolRunner:
         output = out.decode("utf-8", errors="replace")
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(f"$ {shlex.join(cmd)}\n# cwd {cwd}\n# exit {proc.returncode} after {seconds:.1f} s\n{output}")
+            log.write_text(
+                f"$ {shlex.join(cmd)}\n# cwd {cwd}\n# exit {proc.returncode} after {seconds:.1f} s\n{output}"
+            )
         if timed_out:
             raise ToolError(tool, f"timed out after {timeout_s:g} s", output, log)
         if proc.returncode != 0:

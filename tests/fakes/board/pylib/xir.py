@@ -20,7 +20,11 @@ class Subgraph:
 class Graph:
     def __init__(self, data):
         self.data = data
-        children = [Subgraph("input", "USER"), Subgraph("subgraph_" + data["kernel"], "DPU"), Subgraph("output", "CPU")]
+        children = [
+            Subgraph("input", "USER"),
+            Subgraph("subgraph_" + data["kernel"], "DPU"),
+            Subgraph("output", "CPU"),
+        ]
         self._root = Subgraph("root", "USER", children)
 
     @staticmethod

@@ -11,8 +11,10 @@ import os
 import torch
 
 
-class torch_quantizer:  # noqa: N801 - the real API's name
-    def __init__(self, quant_mode, module, input_args=None, output_dir="quantize_result", device=None, **kwargs):
+class torch_quantizer:
+    def __init__(
+        self, quant_mode, module, input_args=None, output_dir="quantize_result", device=None, **kwargs
+    ):
         if quant_mode not in ("calib", "test"):
             raise ValueError(f"quant_mode must be 'calib' or 'test', got {quant_mode!r}")
         if not isinstance(module, torch.nn.Module) or module.training:
@@ -22,7 +24,9 @@ class torch_quantizer:  # noqa: N801 - the real API's name
         os.makedirs(output_dir, exist_ok=True)
         config = os.path.join(output_dir, "quant_info.json")
         if quant_mode == "test" and not os.path.exists(config):
-            raise RuntimeError(f"[NNDCT_ERROR]: quant_info.json not found in {output_dir}: run calib mode first")
+            raise RuntimeError(
+                f"[NNDCT_ERROR]: quant_info.json not found in {output_dir}: run calib mode first"
+            )
         with torch.no_grad():
             module(*input_args)  # the real quantizer traces the model with the example inputs
 
@@ -45,4 +49,6 @@ class torch_quantizer:  # noqa: N801 - the real API's name
         name = type(self.module).__name__
         with open(os.path.join(output_dir, f"{name}_int.xmodel"), "w") as f:
             json.dump({"format": "fake-quantized-xmodel", "graph": name, "convs": convs}, f)
-        print(f"[NNDCT_NOTE]: =>Converting to xmodel ...\n[NNDCT_NOTE]: =>Successfully convert '{name}' to xmodel.")
+        print(
+            f"[NNDCT_NOTE]: =>Converting to xmodel ...\n[NNDCT_NOTE]: =>Successfully convert '{name}' to xmodel."
+        )
