@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import asyncssh
 import pytest
 from fakes.board_server import FakeBoard
 from fakes.fixtures import *
@@ -346,3 +347,22 @@ def test_board_env_reaches_the_profiler(fake_tools, fake_board, tmp_path, elf):
     outcome = _backend(fake_tools, [board], tmp_path, elf).profile(_job())
     assert outcome.status == "failed" and "dpuLoadKernel(proxylessmobile05) failed" in outcome.error
     assert not any("FAKE_N2CUBE_FAIL" in c for c in fake_board.commands)
+
+
+def test_unknown_host_key_fails_the_job(fake_tools, fake_board, tmp_path, elf):
+    stranger = tmp_path / "known_hosts"
+    other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    stranger.write_text(f"[127.0.0.1]:{fake_board.port} {other_key}")  # someone else's host key
+    board = {
+        "name": "mitm",
+        "host": "127.0.0.1",
+        "port": fake_board.port,
+        "key_file": str(fake_board.client_key),
+        "known_hosts": str(stranger),
+        "remote_tmp": str(fake_board.root / "tmp"),
+    }
+    outcome = _backend(fake_tools, [board], tmp_path, elf).profile(_job())
+    assert outcome.status == "failed" and outcome.error.startswith(
+        "board mitm: connect: host key of 127.0.0.1"
+    )
+    assert fake_board.commands == []  # nothing ran on a host we could not authenticate
