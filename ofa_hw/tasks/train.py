@@ -290,3 +290,37 @@ def summary(section: dict[str, Any]) -> str:
     return (head + f"\n  {section['eval_subnets']} held-out subnets: MAPE {section['mape']:.2%}, "
             f"±5 % {section['acc5']:.0%}, Kendall τ {section['kendall_tau']:.3f}, "
             f"RMSE {section['rmse_ms']:.4f} ms")
+
+
+def bench(cfg: DictConfig) -> dict:
+    """``ofa-hw task=bench bench=predictor``: the predictor benchmark (:mod:`ofa_hw.predictor.bench`).
+
+    ``bench.params.export=<dir>`` also copies the small result files there (the repository's
+    ``experiments/predictor_benchmark``).
+    """
+    from ofa_hw.backends.base import ProfileJob
+    from ofa_hw.predictor.bench import bench_params, export, run_benchmark, table_text
+    from ofa_hw.store import profile_jobs
+    from ofa_hw.tasks import make_backend
+
+    params = bench_params(OmegaConf.to_container(cfg.bench.params, resolve=True))
+    outdir = output_dir()
+    space, dpu = make_space(cfg), make_dpu(cfg)
+    runs, seed = int(cfg.backend.runs), int(cfg.seed)
+
+    def measure(archs: list[Any], prefix: str, desc: str) -> list[Any]:
+        jobs = [ProfileJob.create(space, a, f"{prefix}_{i}", runs, seed) for i, a in enumerate(archs)]
+        with open_store(cfg) as store:
+            outcomes = profile_jobs(make_backend(cfg, dpu), store, jobs, desc=desc)
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            raise UserError(f"{len(failed)} benchmark subnet(s) failed to profile, e.g. "
+                            f"{failed[0].job.net_name}: {failed[0].error}")
+        return outcomes
+
+    results = run_benchmark(space, dpu, measure, params, outdir, seed=seed, runs=runs, backend=str(cfg.backend.name))
+    write_results(results, outdir)
+    if params["export"]:
+        export(outdir, Path(str(params["export"])))
+    print(table_text(results))
+    return results
