@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.utils import get_method
@@ -39,6 +41,9 @@ def _main(cfg: DictConfig) -> dict:
 
 def main() -> None:
     """Console entry point."""
+    # The workspace's conf/ is on Hydra's search path (calibrated DPU presets land there); creating it
+    # up front keeps Hydra from warning about a missing search-path entry on every first run.
+    Path(os.environ.get("OFA_HW_WORKSPACE", ".ofa_hw"), "conf").mkdir(parents=True, exist_ok=True)
     _main()
 
 
