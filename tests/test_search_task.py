@@ -13,24 +13,30 @@ from ofa_hw.search.evolution import Candidate
 from ofa_hw.search.verify import BackendMeasurer
 from ofa_hw.space import get_space
 
+@pytest.fixture(scope="module")
+def shared_ws(tmp_path_factory):
+    """One workspace for the task tests: the predictor is fitted once, then reused from its cache."""
+    return tmp_path_factory.mktemp("search_ws")
+
+
 SMALL = ["search.generations=60", "search.pareto_generations=40", "search.top_k=4", "search.refine_rounds=1"]
 
 
 def test_search_config_group_composes() -> None:
-    cfg = compose(["~predictor", "search.budget_ms=4.5", "search.k_sigma=1"])
+    cfg = compose(["search.budget_ms=4.5", "search.k_sigma=1"])
     assert cfg.search.budget_ms == 4.5 and cfg.search.k_sigma == 1.0 and cfg.search.population == 100
-    assert compose(["~predictor", "task=search"]).task._target_ == "ofa_hw.tasks.search.run"
-    assert compose(["~predictor", "task=bench", "bench=search"]).bench._target_ == "ofa_hw.tasks.search.bench"
+    assert compose(["task=search"]).task._target_ == "ofa_hw.tasks.search.run"
+    assert compose(["task=bench", "bench=search"]).bench._target_ == "ofa_hw.tasks.search.bench"
     with pytest.raises(Exception, match="budget_mss"):
-        compose(["~predictor", "search.budget_mss=4"])
+        compose(["search.budget_mss=4"])
     with pytest.raises(Exception, match="k_sigma"):
-        compose(["~predictor", "search.k_sigma=lots"])
+        compose(["search.k_sigma=lots"])
 
 
 def test_backend_measurer_goes_through_the_store(workspace) -> None:
     from ofa_hw.tasks import make_backend, open_store
 
-    cfg = compose(["~predictor"], workspace=workspace)
+    cfg = compose([], workspace=workspace)
     space = get_space("ofa_proxyless_w13")
     arch = space.sample(np.random.default_rng(0))
     arch["ks"] = [3] * 21  # small kernels: compiles on the DPU
@@ -46,11 +52,11 @@ def test_backend_measurer_goes_through_the_store(workspace) -> None:
     assert first.net_name.startswith("srch") and first.error is None
 
 
-def test_search_task_writes_results(workspace, tmp_path, monkeypatch) -> None:
+def test_search_task_writes_results(shared_ws, tmp_path, monkeypatch) -> None:
     from ofa_hw.tasks.search import run
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["task=search", "~predictor", *SMALL], workspace=workspace)
+    cfg = compose(["task=search", *SMALL], workspace=shared_ws)
     results = run(cfg)
     out = tmp_path / "outputs" / "adhoc"
     saved = json.loads((out / "results.json").read_text())
@@ -69,22 +75,22 @@ def test_search_task_writes_results(workspace, tmp_path, monkeypatch) -> None:
     assert results["search"]["budget_ms"] == s["budget_ms"]
 
 
-def test_search_task_rejects_an_infeasible_budget(workspace, tmp_path, monkeypatch) -> None:
+def test_search_task_rejects_an_infeasible_budget(shared_ws, tmp_path, monkeypatch) -> None:
     from ofa_hw.search import InfeasibleBudgetError
     from ofa_hw.tasks.search import run
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["task=search", "~predictor", "search.budget_ms=0.5", *SMALL], workspace=workspace)
+    cfg = compose(["task=search", "search.budget_ms=0.5", *SMALL], workspace=shared_ws)
     with pytest.raises(InfeasibleBudgetError, match=r"infeasible on zcu102_b4096.*smallest predicted latency.*reaches is 2\.\d+ ms"):
         run(cfg)
 
 
-def test_search_bench_small(workspace, tmp_path, monkeypatch) -> None:
+def test_search_bench_small(shared_ws, tmp_path, monkeypatch) -> None:
     from ofa_hw.tasks.search import bench
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["task=bench", "bench=search", "~predictor", *SMALL, "bench.params.timing_repeats=1",
-                   "bench.params.ofa_generations=3", "bench.params.sweep_budgets=3"], workspace=workspace)
+    cfg = compose(["task=bench", "bench=search", *SMALL, "bench.params.timing_repeats=1",
+                   "bench.params.ofa_generations=3", "bench.params.sweep_budgets=3"], workspace=shared_ws)
     res = bench(cfg)
     assert res["search_s"] > 0 and res["evaluations"] > 60 * 100
     assert len(res["rows"]) == 3

@@ -114,3 +114,17 @@ def test_pick_best_prefers_accuracy_among_hits(truth, accuracy) -> None:
     assert pick_best(ms, 3.0).net_name == "c"  # none meets: the fastest
     assert pick_best([Measurement(top[0], 0, "x", None, "compile error")], 4.0) is None
     assert net_name_for(top[0].arch_id).isalnum()  # DNNDK kernel names: no underscores
+
+
+def test_refit_hook_runs_between_rounds(truth, accuracy) -> None:
+    calls = []
+    fixed = TableLatency(biased(truth, 1.0, noise=0.01))
+
+    def refit():
+        calls.append(1)
+        return fixed
+
+    v = search_and_verify(SPACE, TableLatency(biased(truth, 0.9)), accuracy, 4.0, measurer(truth), params=PARAMS,
+                          k_sigma=1.0, refine_rounds=2, refit=refit)
+    assert len(calls) == len(v.rounds) - 1 >= 1
+    assert v.rounds[1].correction.scale == pytest.approx(1.0, abs=0.03)  # fitted on the refitted model

@@ -27,6 +27,8 @@ class SearchConfig:
         predictor and the search runs again, until the measured best meets the budget within
         ``target_slack`` with a round hit rate of at least ``target_hit_rate``, or the rounds run out
         (0 = measure once).
+    refit: Refit the predictor between rounds (``task=train`` on the store, which now holds the measured
+        candidates as calibration subnets) before the measured correction; slower, off by default.
     target_slack: Largest accepted ``(budget − best measured) / budget``.
     target_hit_rate: Smallest accepted share of a round's top-K whose measured latency meets the budget.
     seed: Seed of the search (``None`` = the run's ``seed``).
@@ -50,6 +52,7 @@ class SearchConfig:
     measure: bool = True
     runs: Optional[int] = None
     refine_rounds: int = 2
+    refit: bool = False
     target_slack: float = 0.03
     target_hit_rate: float = 0.95
     seed: Optional[int] = None

@@ -6,7 +6,8 @@ OFA's finder (``ofa.nas.search_algorithm.EvolutionFinder``) calls
 ``accuracy_predictor.arch_encoder`` (``random_sample_arch``, ``mutate_resolution``, ``mutate_arch``)
 using Python's global ``random`` module. OFA's own encoder imports torchvision, so this module
 provides an equivalent manager over a :class:`~ofa_hw.space.SearchSpace` (same draws, same per-block
-mutation of kernel and expand together) and an accuracy wrapper around any accuracy model.
+mutation of kernel and expand together) and an accuracy wrapper around any accuracy model; the
+efficiency side is :class:`ofa_hw.predictor.OFAEfficiencyAdapter`.
 """
 
 from __future__ import annotations
@@ -66,17 +67,3 @@ class OFAAccuracyAdapter:
 
     def predict_acc(self, archs: list[Arch]) -> np.ndarray:
         return np.asarray(self.model.predict_encoded(self.space.encode(archs)), dtype=np.float64)
-
-
-class OFAEfficiencyFallback:
-    """``get_efficiency(arch_dict) = mean + k·σ`` of a latency model, one arch per call.
-
-    Used only until the predictor package provides its own ``OFAEfficiencyAdapter``.
-    """
-
-    def __init__(self, latency: Any, space: SearchSpace, k_sigma: float = 0.0) -> None:
-        self.latency, self.space, self.k_sigma = latency, space, float(k_sigma)
-
-    def get_efficiency(self, arch: Arch) -> float:
-        mean, std = self.latency.predict_encoded(self.space.encode([arch]))
-        return float(mean[0] + self.k_sigma * std[0])

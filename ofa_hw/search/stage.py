@@ -122,6 +122,7 @@ def run_search_stage(
     seed: int = 0,
     where: str = "this DPU",
     progress: bool = True,
+    refit: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Run the search stage configured by ``node`` (a ``search`` config node) and write its files.
 
@@ -129,6 +130,7 @@ def run_search_stage(
         measure: Deploys and measures candidates (``None``, or ``node.measure`` false, skips it).
         seed: Run seed, used when ``node.seed`` is ``None``.
         where: Names the DPU in messages.
+        refit: Refits the predictor between refinement rounds (used when ``node.refit``).
 
     Returns:
         The ``search`` section of results.json.
@@ -147,6 +149,7 @@ def run_search_stage(
         space, latency, accuracy, budget, measure, params=params, k_sigma=k, seed=seed, top_k=int(node.top_k),
         refine_rounds=int(node.refine_rounds), target_slack=float(node.target_slack),
         target_hit_rate=float(node.target_hit_rate), where=where, progress=progress,
+        refit=refit if node.refit else None,
     )
     verify_s = time.perf_counter() - start
     first = verified.rounds[0].result

@@ -217,12 +217,16 @@ def search_and_verify(
     target_hit_rate: float = 0.95,
     where: str = "this DPU",
     progress: bool = False,
+    refit: Callable[[], Any] | None = None,
 ) -> Verified:
     """Search under ``budget_ms``, deploy the top-K, refine (see the module docstring).
 
     Args:
         measure: ``measure(candidates, round) -> measurements`` (e.g. a :class:`BackendMeasurer`);
             ``None`` skips deployment (predicted figures only).
+        refit: Called before each refinement round, after the measurements reached the store; returns
+            the refitted predictor (e.g. one whose calibration set now holds the measured candidates).
+            The measured correction is then fitted on top of it. ``None`` keeps the predictor.
 
     Raises:
         InfeasibleBudgetError: when the (raw) predictor says nothing can meet the budget.
@@ -253,7 +257,9 @@ def search_and_verify(
             break
         if rnd == refine_rounds or not all_meas:
             break
-        # correct the *raw* predictor with every measurement so far (predictions of the raw model)
+        if refit is not None:
+            latency = refit()
+        # correct the *uncorrected* predictor with every measurement so far (its own predictions)
         raw_mean, raw_std = latency.predict_encoded(np.stack([m.candidate.genes for m in all_meas]))
         prior = float(np.median(np.asarray(raw_std) / np.asarray(raw_mean)))
         correction = MeasuredCorrection.fit(raw_mean, np.array([m.measured_ms for m in all_meas]), prior)

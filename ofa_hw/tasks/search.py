@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ofa_hw.search.evolution import EvolutionFinder
 from ofa_hw.search.latency import LatencyConstraint
@@ -54,29 +54,11 @@ class SearchContext:
         return f"{self.dpu.name} (predictor {getattr(self.predictor, 'name', '?')})"
 
 
-def fitted_predictor(cfg: DictConfig, space: Any, dpu: Any) -> Any:
-    """The fitted latency predictor of ``cfg``'s space and DPU.
+def fitted_predictor(cfg: DictConfig) -> Any:
+    """The fitted latency predictor of ``cfg``'s space and DPU (the train task's, cached in the workspace)."""
+    from ofa_hw.tasks.train import predictor_for_config
 
-    Uses the train task's ``predictor_for_config`` (store → LUT → fit, cached) when it exists; otherwise
-    fits ``cfg.predictor`` on the LUT the ``lut`` task finds or builds.
-    """
-    try:
-        from ofa_hw.tasks.train import predictor_for_config
-    except ImportError:
-        predictor_for_config = None
-    if predictor_for_config is not None:
-        return predictor_for_config(cfg)
-    from ofa_hw.predictor import TrainingSet, make_predictor
-    from ofa_hw.tasks.lut import lut_for_config
-
-    lut = lut_for_config(cfg)
-    if OmegaConf.is_missing(cfg, "predictor"):  # no predictor group selected: the LUT itself
-        from ofa_hw.predictor import LatencyPredictor, make_model
-
-        predictor = LatencyPredictor(make_model("lut"), space, dpu)
-    else:
-        predictor = make_predictor(cfg.predictor, space, dpu)
-    return predictor.fit(TrainingSet.from_lut(lut.table, space))
+    return predictor_for_config(cfg)
 
 
 def build_context(cfg: DictConfig) -> SearchContext:
@@ -85,7 +67,7 @@ def build_context(cfg: DictConfig) -> SearchContext:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     space, dpu = make_space(cfg), make_dpu(cfg)
-    predictor = fitted_predictor(cfg, space, dpu)
+    predictor = fitted_predictor(cfg)
     timings["predictor_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     accuracy = make_accuracy_model(cfg, space)
@@ -112,7 +94,7 @@ def run(cfg: DictConfig) -> dict:
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
         section = run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, measure, outdir,
-                                   seed=int(cfg.seed), where=ctx.where)
+                                   seed=int(cfg.seed), where=ctx.where, refit=lambda: fitted_predictor(cfg))
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
     results = {"search": section, "dpu": _dpu_section(ctx.dpu), "timings_s": timings}
     write_results(results, outdir)
@@ -146,31 +128,18 @@ def _ofa_run(ctx: SearchContext, budget_ms: float, k_sigma: float, generations: 
         return {"available": False, "reason": f"ofa not importable: {exc}"}
     from ofa_hw.search.ofa_compat import OFAAccuracyAdapter
 
-    try:
-        from ofa_hw.predictor import OFAEfficiencyAdapter
+    from ofa_hw.predictor import OFAEfficiencyAdapter
 
-        efficiency = OFAEfficiencyAdapter(ctx.predictor, ctx.space, k_sigma=k_sigma)
-        adapter = "ofa_hw.predictor.OFAEfficiencyAdapter"
-    except ImportError:
-        from ofa_hw.search.ofa_compat import OFAEfficiencyFallback
-
-        efficiency = OFAEfficiencyFallback(ctx.predictor, ctx.space, k_sigma)
-        adapter = "ofa_hw.search.ofa_compat.OFAEfficiencyFallback"
-    calls = [0]
-
-    class Counting:  # counts OFA's predictor calls whatever the adapter
-        def get_efficiency(self, arch: dict) -> float:
-            calls[0] += 1
-            return efficiency.get_efficiency(arch)
+    efficiency = OFAEfficiencyAdapter(ctx.predictor, ctx.space, k_sigma=k_sigma)
 
     random.seed(seed)  # OFA's finder draws from the global generators
     np.random.seed(seed)
-    finder = OFAEvolutionFinder(Counting(), OFAAccuracyAdapter(ctx.accuracy, ctx.space), max_time_budget=generations)
+    finder = OFAEvolutionFinder(efficiency, OFAAccuracyAdapter(ctx.accuracy, ctx.space), max_time_budget=generations)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # OFA prints every 100 generations
         best_valids, best = finder.run_evolution_search(budget_ms)
     elapsed = time.perf_counter() - start
-    return {"available": True, "adapter": adapter, "s": elapsed, "evaluations": calls[0], "generations": generations,
+    return {"available": True, "s": elapsed, "evaluations": efficiency.calls, "generations": generations,
             "best_accuracy": float(best[0]), "best_bound_ms": float(best[2]),
             "history": [float(x) for x in best_valids[1:]]}
 
@@ -214,7 +183,8 @@ def bench(cfg: DictConfig) -> dict:
             v = search_and_verify(ctx.space, ctx.predictor, ctx.accuracy, b, measure, params=sweep_params, k_sigma=k,
                                   seed=seed, top_k=int(node.top_k), refine_rounds=int(node.refine_rounds),
                                   target_slack=float(node.target_slack),
-                                  target_hit_rate=float(node.target_hit_rate), where=ctx.where)
+                                  target_hit_rate=float(node.target_hit_rate), where=ctx.where,
+                                  refit=(lambda: fitted_predictor(cfg)) if node.refit else None)
             best = v.best
             final = v.final.measurements
             rows.append({
