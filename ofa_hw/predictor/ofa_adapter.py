@@ -40,12 +40,15 @@ class OFAEfficiencyAdapter:
     def get_efficiency(self, arch_dict: dict[str, Any]) -> float:
         """Predicted latency (ms) of one OFA arch dict."""
         self.calls += 1
-        genes = self.space.encode([arch_dict])
-        mean, std = self.table.evaluate_with_std(genes)
-        return float(mean[0] + self.k_sigma * std[0])
+        return float(self._values(self.space.encode([arch_dict]))[0])
 
     def get_efficiencies(self, arch_dicts: list[dict[str, Any]]) -> np.ndarray:
         """Batched :meth:`get_efficiency`."""
         self.calls += len(arch_dicts)
-        mean, std = self.table.evaluate_with_std(self.space.encode(arch_dicts))
+        return self._values(self.space.encode(arch_dicts))
+
+    def _values(self, genes: np.ndarray) -> np.ndarray:
+        if not self.k_sigma:
+            return self.table.evaluate(genes)  # (0 * inf std would make uncompilable archs NaN)
+        mean, std = self.table.evaluate_with_std(genes)
         return mean + self.k_sigma * std
