@@ -87,7 +87,12 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=9)
-    ax2.bar(b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue")
+    ax2.bar(b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue", label="final round")
+    if all("first_round_hit_rate" in r for r in rows):
+        first = np.array([r["first_round_hit_rate"] for r in rows], float)
+        if np.any(first != hit):
+            ax2.plot(b, first, "v", color="tab:red", ms=5, label="first round (uncorrected predictor)")
+            ax2.legend(fontsize=7, loc="lower right")
     ax2.axhline(0.95, color="k", ls="--", lw=1)
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("hit rate (top-K)")

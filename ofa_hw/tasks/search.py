@@ -197,6 +197,7 @@ def bench(cfg: DictConfig) -> dict:
                 "best_slack": (b - best.measured_ms) / b if best and best.ok else None,
                 "best_accuracy": best.candidate.accuracy if best else None,
                 "hit_rate": v.hit_rate,
+                "first_round_hit_rate": v.rounds[0].hit_rate(b),
                 "hits": sum(m.meets(b) for m in final),
                 "candidates": len(final),
                 "rounds": len(v.rounds),
