@@ -106,28 +106,33 @@ class BlockTable:
         has_var = bool(var_fixed.any() or var_blocks.any())
         return cls(space, fixed, blocks, var_fixed if has_var else None, var_blocks if has_var else None)
 
-    def _gather(self, table: np.ndarray, fixed: np.ndarray, genes: np.ndarray) -> np.ndarray:
-        # One flat gather: inactive blocks point at an appended zero cell, so no mask multiply and no
-        # 4-D fancy indexing (this is the search's hot path: ~10x fewer temporaries).
+    def _flat_index(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resolution index per arch and one flat cell index per block (shared by mean and variance)."""
         genes = np.atleast_2d(genes)
         nb = self.space.n_blocks
-        _, _, nk, ne = table.shape
-        flat = np.append(table.ravel(), 0.0)
+        _, _, nk, ne = self.blocks.shape
         r = genes[:, -1].astype(np.int32)
         idx = ((r[:, None] * nb + np.arange(nb, dtype=np.int32)) * nk + genes[:, :nb]) * ne + genes[:, nb : 2 * nb]
-        idx[~self.space.active_mask(genes)] = flat.size - 1
-        return fixed[r] + flat[idx].sum(axis=1)
+        # Inactive blocks point one past the table, at an appended zero cell: one flat gather, no mask
+        # multiply and no 4-D fancy indexing (this is the search's hot path).
+        idx[~self.space.active_mask(genes)] = self.blocks.size
+        return r, idx
+
+    @staticmethod
+    def _sum(table: np.ndarray, fixed: np.ndarray, r: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return fixed[r] + np.append(table.ravel(), 0.0)[idx].sum(axis=1)
 
     def evaluate(self, genes: np.ndarray) -> np.ndarray:
         """Values of encoded archs ``(N, n_genes)`` → ``(N,)``."""
-        return self._gather(self.blocks, self.fixed, genes)
+        return self._sum(self.blocks, self.fixed, *self._flat_index(genes))
 
     def evaluate_with_std(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values and standard deviations (zero when the table carries no variance)."""
-        mean = self.evaluate(genes)
+        r, idx = self._flat_index(genes)
+        mean = self._sum(self.blocks, self.fixed, r, idx)
         if self.var_blocks is None:
             return mean, np.zeros_like(mean)
-        return mean, np.sqrt(np.maximum(self._gather(self.var_blocks, self.var_fixed, genes), 0.0))
+        return mean, np.sqrt(np.maximum(self._sum(self.var_blocks, self.var_fixed, r, idx), 0.0))
 
     def min_total(self, k_sigma: float = 0.0) -> float:
         """The exact minimum of ``value + k_sigma * std`` bound over the space (``std`` bounded above by

@@ -207,15 +207,14 @@ class SearchSpace:
         }
 
     def mutate(self, arch: Arch, rng: np.random.Generator, prob: float = 0.1, r_prob: float = 0.5) -> Arch:
-        """OFA's mutation: resample the resolution with ``r_prob``, every ks/e/d gene with ``prob``."""
+        """OFA's mutation: resample the resolution with ``r_prob``, each block's (k, e) and each depth with ``prob``."""
         arch = self.validate(arch)
         new = {"ks": list(arch["ks"]), "e": list(arch["e"]), "d": list(arch["d"]), "r": arch["r"]}
         if rng.random() < r_prob:
             new["r"] = int(rng.choice(self.resolutions))
         for b in range(self.n_blocks):
-            if rng.random() < prob:
+            if rng.random() < prob:  # one coin per block resamples kernel and expand together, as OFA does
                 new["ks"][b] = int(rng.choice(self.ks_list))
-            if rng.random() < prob:
                 new["e"][b] = int(rng.choice(self.expand_list))
         for s in range(self.n_stages - 1):
             if rng.random() < prob:

@@ -84,14 +84,17 @@ def test_mutation_rates_follow_ofa():
     space = get_space("ofa_proxyless_w13")
     rng = np.random.default_rng(3)
     base = space.sample(rng)
-    changed_r = changed_k = 0
+    changed_r = changed_k = changed_ke = 0
     for _ in range(2000):
         child = space.mutate(base, rng, prob=0.1, r_prob=0.5)
         changed_r += child["r"] != base["r"]
         changed_k += sum(x != y for x, y in zip(child["ks"], base["ks"]))
-    # A resampled gene keeps its value with p = 1/#choices: expected change rates 0.5·24/25 and 0.1·2/3.
+        changed_ke += sum((x, y) != (u, v) for x, y, u, v in zip(child["ks"], child["e"], base["ks"], base["e"]))
+    # A resampled gene keeps its value with p = 1/#choices: expected change rates 0.5·24/25 for r,
+    # 0.1·2/3 for k alone and 0.1·8/9 for the (k, e) pair (one coin per block resamples both).
     assert abs(changed_r / 2000 - 0.48) < 0.04
     assert abs(changed_k / (2000 * 21) - 0.0667) < 0.01
+    assert abs(changed_ke / (2000 * 21) - 0.0889) < 0.01
 
 
 @pytest.mark.parametrize("name", SPACES)
