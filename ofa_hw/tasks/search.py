@@ -61,13 +61,15 @@ def fitted_predictor(cfg: DictConfig) -> Any:
     return predictor_for_config(cfg)
 
 
-def build_context(cfg: DictConfig) -> SearchContext:
+def build_context(cfg: DictConfig, predictor: Any = None) -> SearchContext:
+    """Space, DPU, latency predictor (``predictor``, else the train task's fitted one) and accuracy model."""
     from ofa_hw.accuracy import make_accuracy_model
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     space, dpu = make_space(cfg), make_dpu(cfg)
-    predictor = fitted_predictor(cfg)
+    if predictor is None:
+        predictor = fitted_predictor(cfg)
     timings["predictor_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     accuracy = make_accuracy_model(cfg, space)

@@ -1,0 +1,132 @@
+"""The main job's report: ``report.md`` for people, a short summary table for the terminal.
+
+Both read only the nested results dict the pipeline writes to ``results.json``, so a report can be
+regenerated from any run directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any, spec: str = ".3f", missing: str = "–") -> str:
+    if value is None:
+        return missing
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return _fmt(None if value is None else 100.0 * value, ".2f") + (" %" if value is not None else "")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _accuracy_label(search: dict[str, Any]) -> str:
+    acc = search.get("accuracy_model", {})
+    label = acc.get("label", "accuracy")
+    return f"{label} — a proxy, not ImageNet accuracy" if acc.get("is_proxy") and "proxy" not in label.lower() else label
+
+
+def _image(outdir: Path, name: str, caption: str) -> str:
+    return f"![{caption}]({name})\n" if (outdir / name).is_file() else ""
+
+
+def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
+    """Write ``report.md``: DPU, LUT coverage, predictor metrics, chosen subnets, plots."""
+    dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
+    best = search["best"]
+    acc_label = _accuracy_label(search)
+    parts = [
+        f"# ofa-hw report: {results['space']['name']} on {dpu['preset']}",
+        "",
+        "## DPU",
+        _table(
+            ["preset", "arch", "clock", "cores", "fingerprint", "backend"],
+            [[dpu["preset"], dpu.get("arch", "–"), f"{_fmt(dpu.get('freq_mhz'), '.0f')} MHz", dpu.get("cores", "–"),
+              f"`{dpu['fingerprint']}`", results["backend"]["name"]]],
+        ),
+        "",
+        "## Latency lookup table",
+        _table(
+            ["keys", "coverage (compilable keys)", "uncompilable keys", "profiled subnets", "validation MAPE", "source"],
+            [[lut["keys"], _pct(lut["coverage"]), lut.get("uncompilable_keys", "–"), lut["profiled_subnets"],
+              _pct(lut.get("validation_mape")), lut.get("source", "–")]],
+        ),
+        f"\nLUT file: `{lut['path']}` ({lut.get('provenance', '')}). Validation = LUT sum vs whole-network "
+        f"measurement on {lut.get('validation_subnets', 0)} random subnets.",
+        "",
+        _image(outdir, "lut_coverage.png", "LUT coverage"),
+        "## Latency predictor",
+        _table(
+            ["model", "held-out subnets", "MAPE", "RMSE (ms)", "±1 %", "±5 %", "±10 %", "Kendall τ", "Spearman ρ"],
+            [[pred["name"], pred.get("eval_subnets", "–"), _pct(pred.get("mape")), _fmt(pred.get("rmse_ms"), ".4f"),
+              _pct(pred.get("acc1")), _pct(pred.get("acc5")), _pct(pred.get("acc10")),
+              _fmt(pred.get("kendall_tau")), _fmt(pred.get("spearman_rho"))]],
+        ),
+        "",
+        _image(outdir, "predictor_scatter.png", "predicted vs measured latency of held-out subnets"),
+        "## Search and deployed candidates",
+        f"Budget **{_fmt(search['budget_ms'])} ms** ({search.get('budget_source', 'config')}; predicted latency "
+        f"+ {_fmt(search.get('k_sigma'), 'g')}·σ must fit). The space spans {_fmt(search.get('floor_ms'))}–"
+        f"{_fmt(search.get('ceiling_ms'))} ms on this DPU. {search.get('evaluations', '–')} evaluations in "
+        f"{_fmt(search.get('search_s'), '.2f')} s. Accuracy column: {acc_label}.",
+        "",
+        _table(
+            ["", "predicted (ms)", "measured (ms)", "slack", acc_label, "arch"],
+            [["best", _fmt(best.get("predicted_ms")), _fmt(best.get("measured_ms")), _pct(best.get("slack")),
+              _fmt(best.get("accuracy"), ".2f"), f"`{json.dumps(best.get('arch'), separators=(',', ':'))}`"]],
+        ),
+        "",
+        f"Hit rate (measured latency within budget, top-{search.get('top_k')}): **{_pct(search.get('hit_rate'))}** "
+        f"over {len(search.get('rounds', []))} round(s). All candidates: `candidates.csv`; Pareto front: "
+        f"`pareto.csv`.",
+        "",
+        _candidates_table(outdir / "candidates.csv", acc_label),
+        "",
+        _image(outdir, "pred_vs_measured.png", "predicted vs measured latency of the deployed candidates"),
+        _image(outdir, "pareto.png", "Pareto front with the budget line"),
+    ]
+    path.write_text("\n".join(p for p in parts if p is not None) + "\n")
+    return path
+
+
+def _candidates_table(csv_path: Path, acc_label: str, limit: int = 10) -> str:
+    if not csv_path.is_file():
+        return ""
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path).head(limit)
+    cols = [c for c in ("round", "rank", "net_name", "predicted_ms", "std_ms", "measured_ms", "meets_budget", "accuracy")
+            if c in frame.columns]
+    rows = [[_fmt(v, ".3f") if isinstance(v, float) else v for v in row] for row in frame[cols].itertuples(index=False)]
+    return _table([acc_label if c == "accuracy" else c for c in cols], rows)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """A few aligned lines for the end of a terminal run."""
+    dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
+    best = search["best"]
+    timings = results.get("timings_s", {})
+    rows = [
+        ("DPU", f"{dpu['preset']} ({dpu.get('arch', '')} @ {_fmt(dpu.get('freq_mhz'), '.0f')} MHz), fp {dpu['fingerprint']}"),
+        ("LUT", f"{lut['keys']} keys, coverage {_pct(lut['coverage'])}, {lut['profiled_subnets']} profiled subnets, "
+                f"validation MAPE {_pct(lut.get('validation_mape'))}"),
+        ("predictor", f"{pred['name']}: MAPE {_pct(pred.get('mape'))}, ±5 % {_pct(pred.get('acc5'))}, "
+                      f"Kendall τ {_fmt(pred.get('kendall_tau'))}"),
+        ("budget", f"{_fmt(search['budget_ms'])} ms"),
+        ("best subnet", f"predicted {_fmt(best.get('predicted_ms'))} ms, measured {_fmt(best.get('measured_ms'))} ms, "
+                        f"{_accuracy_label(search)} {_fmt(best.get('accuracy'), '.2f')}"),
+        ("hit rate", _pct(search.get("hit_rate"))),
+        ("time", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())),
+    ]
+    width = max(len(k) for k, _ in rows)
+    rule = "-" * 72
+    return "\n".join([rule, *(f"{k:<{width}}  {v}" for k, v in rows), rule])

@@ -1,0 +1,94 @@
+"""``ofa-hw`` (``task=pipeline``, the default): from nothing to a deployed, measured subnet.
+
+Stages, each reusing what the workspace's store (and the shipped ``lut/``) already holds, so a second
+run is fast:
+
+1. **lut** — plan and profile probe subnets, build the LUT (or reuse a current one) and validate it;
+2. **train** — fit the configured latency predictor, score it on measured held-out subnets;
+3. **search** — evolutionary search under ``search.budget_ms`` (default: halfway through the space's
+   predicted latency range), the Pareto front, then deploy and measure the top-K candidates on the
+   configured backend, with refinement rounds if the measured best misses the budget;
+4. **report** — ``report.md``, ``results.json`` and a summary table on the terminal.
+
+Every artefact lands in Hydra's run directory: the LUT CSV/JSON + coverage plot, ``predictor.json`` +
+scatter plot, ``candidates.csv``, ``pareto.csv`` + ``pareto.png``, ``pred_vs_measured.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+from ofa_hw.report import summary_table, write_report
+from ofa_hw.tasks import make_dpu, open_store, output_dir, write_results
+
+log = logging.getLogger(__name__)
+
+STAGES = ("lut", "train", "search", "report")
+
+
+class _StageClock:
+    """Prints ``[i/n] stage …`` when a stage starts and its wall time when it ends."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, what: str, fn: Callable[[], Any]) -> Any:
+        index = STAGES.index(name) + 1
+        print(f"[{index}/{len(STAGES)}] {name}: {what}", flush=True)
+        start = time.perf_counter()
+        result = fn()
+        self.timings[name] = time.perf_counter() - start
+        print(f"[{index}/{len(STAGES)}] {name}: done in {self.timings[name]:.1f} s", flush=True)
+        return result
+
+
+def run(cfg: DictConfig) -> dict:
+    from ofa_hw.tasks.lut import lut_for_config
+    from ofa_hw.tasks.search import build_context, make_measurer
+    from ofa_hw.tasks.train import train_for_config, write_artefacts
+    from ofa_hw.search.stage import run_search_stage
+
+    outdir = output_dir()
+    clock = _StageClock()
+    start = time.perf_counter()
+    dpu = make_dpu(cfg)
+
+    lut = clock.run("lut", f"LUT of {cfg.space.name} on {dpu.name} ({cfg.backend.name})",
+                    lambda: lut_for_config(cfg, rundir=outdir))
+    trained = clock.run("train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut))
+    predictor_files = write_artefacts(trained, outdir)
+
+    def search() -> dict[str, Any]:
+        ctx = build_context(cfg, trained.predictor)
+        with open_store(cfg) as store:
+            measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
+            return run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, measure, outdir,
+                                    seed=int(cfg.seed), where=ctx.where,
+                                    refit=lambda: train_for_config(cfg, lut=lut).predictor)
+
+    search_section = clock.run("search", "evolutionary search, then deploy and measure the top candidates", search)
+
+    def report() -> dict[str, Any]:
+        results = {
+            "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint(), "arch": dpu.arch,
+                    "freq_mhz": dpu.freq_mhz, "cores": dpu.cores},
+            "backend": {"name": str(cfg.backend.name)},
+            "space": {"name": str(cfg.space.name)},
+            "lut": lut.summary(),
+            "predictor": {**trained.section, **predictor_files},
+            "search": search_section,
+        }
+        write_report(outdir / "report.md", results, outdir)
+        return results
+
+    results = clock.run("report", "report.md, results.json", report)
+    results["timings_s"] = {**clock.timings, "total": time.perf_counter() - start}
+    path = write_results(results, outdir)
+    print(summary_table(results))
+    print(f"outputs: {Path(outdir).resolve()} (report.md, results.json: {path.name})")
+    return results
