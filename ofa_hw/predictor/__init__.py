@@ -13,7 +13,16 @@ from typing import Any
 from ofa_hw.predictor.data import KeyMeasurement, NetMeasurement, TrainingSet
 from ofa_hw.predictor.features import FEATURES, HwParams, featurize
 from ofa_hw.predictor.metrics import latency_metrics
-from ofa_hw.predictor.models import MODELS, BlockModel, GBDTModel, LUTModel, MLPModel, RFModel, RooflineModel, XGBModel
+from ofa_hw.predictor.models import (
+    MODELS,
+    BlockModel,
+    GBDTModel,
+    LUTModel,
+    MLPModel,
+    RFModel,
+    RooflineModel,
+    XGBModel,
+)
 from ofa_hw.predictor.ofa_adapter import OFAEfficiencyAdapter
 from ofa_hw.predictor.persist import PredictorFileError, load_predictor, save_predictor
 from ofa_hw.predictor.predictor import LatencyPredictor, PredictorError, make_model

@@ -14,8 +14,9 @@ per-network overhead and to calibrate the uncertainty.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -92,8 +93,8 @@ class TrainingSet:
     # ------------------------------------------------------------ builders
     @classmethod
     def from_outcomes(
-        cls, space: SearchSpace, dpu: "DPUConfig", outcomes: Iterable["ProfileOutcome"], with_blocks: bool = True
-    ) -> "TrainingSet":
+        cls, space: SearchSpace, dpu: DPUConfig, outcomes: Iterable[ProfileOutcome], with_blocks: bool = True
+    ) -> TrainingSet:
         """Measured subnets from backend outcomes (failed ones skipped).
 
         Args:
@@ -109,8 +110,8 @@ class TrainingSet:
 
     @classmethod
     def from_lut(
-        cls, table: "LatencyTable", space: SearchSpace, nets: Sequence[NetMeasurement] = ()
-    ) -> "TrainingSet":
+        cls, table: LatencyTable, space: SearchSpace, nets: Sequence[NetMeasurement] = ()
+    ) -> TrainingSet:
         """LUT keys as training rows, plus optional whole-network measurements."""
         table.check_space(space)
         f = table.frame
@@ -120,7 +121,7 @@ class TrainingSet:
         )
         return cls(space, tuple(nets), keys, lut_id=table.stem)
 
-    def merged(self, other: "TrainingSet") -> "TrainingSet":
+    def merged(self, other: TrainingSet) -> TrainingSet:
         """Both sets' nets and keys (same space)."""
         if other.space != self.space:
             raise ValueError(f"cannot merge training sets of spaces '{self.space.name}' and '{other.space.name}'")
@@ -184,7 +185,7 @@ class TrainingSet:
         return pd.DataFrame(rows, columns=["name", "r", "measured_ms", "block_sum_ms"])
 
 
-def net_measurement(space: SearchSpace, dpu: "DPUConfig", outcome: "ProfileOutcome", with_blocks: bool = True) -> NetMeasurement:
+def net_measurement(space: SearchSpace, dpu: DPUConfig, outcome: ProfileOutcome, with_blocks: bool = True) -> NetMeasurement:
     """A :class:`NetMeasurement` from one successful backend outcome."""
     arch = space.validate(outcome.job.arch)
     prof = outcome.profile

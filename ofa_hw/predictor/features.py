@@ -14,8 +14,9 @@ arithmetic, and carries over to resolutions it never saw.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ class HwParams:
     fm_buffer_bytes: int = 2 * 8 * 16 * 2048
 
     @classmethod
-    def from_dpu(cls, dpu: Any) -> "HwParams":
+    def from_dpu(cls, dpu: Any) -> HwParams:
         """Read a :class:`ofa_hw.dpu.DPUConfig` (parallelism, clock, nominal bandwidth and node cost,
         on-chip memory); attributes an object lacks keep the B4096 defaults."""
         if dpu is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import stats
@@ -25,7 +25,7 @@ def latency_metrics(measured: Sequence[float], predicted: Sequence[float], std: 
     rel = np.full(len(y), np.inf)
     rel[ok] = np.abs(p[ok] - y[ok]) / y[ok]
     out = {
-        "n": int(len(y)),
+        "n": len(y),
         "rmse_ms": float(np.sqrt(np.mean((p[ok] - y[ok]) ** 2))),
         "mape": float(rel[ok].mean()),
         "max_ape": float(rel[ok].max()),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import contextmanager
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,10 +32,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from ofa_hw.predictor.features import FEATURES, feature_matrix
 
 #: Registry of model classes by name (the ``predictor=<name>`` options), filled by ``@register``.
-MODELS: dict[str, type["BlockModel"]] = {}
+MODELS: dict[str, type[BlockModel]] = {}
 
 
-def register(cls: type["BlockModel"]) -> type["BlockModel"]:
+def register(cls: type[BlockModel]) -> type[BlockModel]:
     MODELS[cls.name] = cls
     return cls
 
@@ -50,7 +51,7 @@ class BlockModel(BaseEstimator, RegressorMixin):
     name: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ API
-    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> "BlockModel":
+    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> BlockModel:
         """Fit on a feature frame ``X`` and block latencies ``y`` (ms).
 
         Args:
@@ -118,7 +119,7 @@ class BlockModel(BaseEstimator, RegressorMixin):
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "BlockModel":
+    def from_state(cls, state: dict[str, Any]) -> BlockModel:
         """Rebuild a fitted model from :meth:`to_state` output (no code is executed from the data)."""
         model_cls = MODELS.get(state.get("model"))
         if model_cls is None:
@@ -336,7 +337,7 @@ class _TreeArrays:
         self.divisor = np.asarray(divisor, dtype=np.float64)
 
     @classmethod
-    def from_sklearn(cls, members: list[tuple[list[Any], float, float, float]]) -> "_TreeArrays":
+    def from_sklearn(cls, members: list[tuple[list[Any], float, float, float]]) -> _TreeArrays:
         """``members``: per member ``(sklearn trees, base, scale of each tree's value, divisor)``."""
         parts = {k: [] for k in ("left", "right", "feature", "threshold", "value")}
         roots, owner, base, divisor, offset = [], [], [], [], 0
@@ -386,7 +387,7 @@ class _TreeArrays:
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> "_TreeArrays":
+    def from_state(cls, s: dict[str, Any]) -> _TreeArrays:
         trees = cls(**s)
         n = len(trees.left)
         for name in ("left", "right"):
@@ -634,7 +635,7 @@ def _batched_mlp_class():
             dims = [n_in] + [hidden] * layers + [1]
             self.W = nn.ParameterList()
             self.b = nn.ParameterList()
-            for d_in, d_out in zip(dims[:-1], dims[1:]):
+            for d_in, d_out in pairwise(dims):
                 w = torch.empty(n_members, d_in, d_out)
                 for m in range(n_members):
                     nn.init.kaiming_uniform_(w[m].T, a=5**0.5)
@@ -645,7 +646,7 @@ def _batched_mlp_class():
 
         def forward(self, x):
             h = ((x - self.mu) / self.sd).unsqueeze(0).expand(self.W[0].shape[0], -1, -1)
-            for i, (w, b) in enumerate(zip(self.W, self.b)):
+            for i, (w, b) in enumerate(zip(self.W, self.b, strict=True)):
                 h = torch.baddbmm(b, h, w)
                 if i < len(self.W) - 1:
                     h = torch.relu(h)

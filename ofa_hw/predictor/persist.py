@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +61,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def save_predictor(pred: "LatencyPredictor", path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_predictor(pred: LatencyPredictor, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``pred`` to ``path`` atomically; returns the path."""
     if not pred.fitted:
         raise PredictorFileError("cannot save an unfitted predictor")
@@ -79,7 +79,7 @@ def save_predictor(pred: "LatencyPredictor", path: str | os.PathLike, extra: dic
         },
         "lut_id": pred.lut_id,
         "packages": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "info": pred.info,
         "extra": extra or {},
     }
@@ -128,7 +128,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_predictor(
     path: str | os.PathLike, space: SearchSpace, dpu: Any = None, allow_other_dpu: bool = False
-) -> "LatencyPredictor":
+) -> LatencyPredictor:
     """Read a predictor for ``space`` on ``dpu``.
 
     Raises:

@@ -23,8 +23,9 @@ table uses.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ class Overhead:
         return self.coef[0] + self.coef[1] * x
 
     @classmethod
-    def fit(cls, r: np.ndarray, resid: np.ndarray) -> "Overhead":
+    def fit(cls, r: np.ndarray, resid: np.ndarray) -> Overhead:
         r, resid = np.asarray(r, float), np.asarray(resid, float)
         if len(resid) == 0:
             return cls()
@@ -122,7 +123,7 @@ class LatencyPredictor:
         return bool(self.overheads)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: TrainingSet) -> "LatencyPredictor":
+    def fit(self, data: TrainingSet) -> LatencyPredictor:
         """Fit block model, overheads and uncertainty calibration on ``data``."""
         if data.space != self.space:
             raise PredictorError(f"training data is for space '{data.space.name}', predictor for '{self.space.name}'")
@@ -145,9 +146,9 @@ class LatencyPredictor:
         self.lut_id = data.lut_id
         self._tables = {}
         self.info = {
-            "train_rows": int(len(y)),
+            "train_rows": len(y),
             "train_nets": int(sum(1 for n in data.nets if n.block_ms)),
-            "train_keys": int(len(data.keys)),
+            "train_keys": len(data.keys),
             "fit_s": time.perf_counter() - t0,
         }
         return self
@@ -311,7 +312,7 @@ class LatencyPredictor:
         return save_predictor(self, path, extra=extra)
 
     @classmethod
-    def load(cls, path: Any, space: SearchSpace, dpu: Any = None, **kwargs: Any) -> "LatencyPredictor":
+    def load(cls, path: Any, space: SearchSpace, dpu: Any = None, **kwargs: Any) -> LatencyPredictor:
         """Read a predictor file, checking integrity, space and DPU fingerprint."""
         from ofa_hw.predictor.persist import load_predictor
 
