@@ -12,6 +12,7 @@ from conftest import compose
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.sim import SimBackend
 from ofa_hw.dpu import DPUConfig
+from ofa_hw.errors import UserError
 from ofa_hw.lut import dpu_compile_check
 from ofa_hw.predictor import (
     MODELS,
@@ -153,3 +154,16 @@ def test_ofa_evolution_finder_runs_on_our_predictor(predictor):
     assert latency <= budget and np.isfinite(latency)
     assert adapter.get_efficiency(best) == pytest.approx(latency)
     assert adapter.calls > 100
+
+
+def test_train_from_the_store_probes(workspace, tmp_path, monkeypatch):
+    """``predictor.source=store``: the LUT's probe profiles (grouped by subnet) instead of its key table."""
+    monkeypatch.chdir(tmp_path)
+    base = ["task=train", "predictor=gbdt", "predictor.model.n_estimators=30", "predictor.model.n_members=3",
+            "predictor.eval_subnets=4", "predictor.calib_subnets=2", "backend.runs=2", "predictor.source=store"]
+    with pytest.raises(UserError, match="no probe profiles"):  # the shipped LUT was reused: no probes measured
+        train_task.run(compose(base, workspace=workspace))
+    own_lut = ["lut.resolutions=[160,224]", "lut.validation_subnets=2", f"lut.shipped_dir={tmp_path / 'none'}"]
+    sec = train_task.run(compose(base + own_lut, workspace=workspace))["predictor"]
+    assert sec["source"] == "store" and sec["train_rows"] == 18 * 21 + 18 * 4  # 18 max-depth probes
+    assert sec["calibration_subnets"] >= 2 and sec["mape"] < 0.03
