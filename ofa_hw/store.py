@@ -45,7 +45,6 @@ SCHEMA_VERSION = 1
 STORE_FILENAME = "store.sqlite"
 #: Node columns of :attr:`ofa_hw.dpu.Profile.nodes`, stored one per SQL column.
 NODE_COLUMNS = ("id", "name", "workload_mop", "mem_mb", "runtime_ms", "perf_gops", "utilization", "mb_s")
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -198,28 +197,15 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     def _check_file(self) -> None:
-        """Refuse non-SQLite and visibly truncated files before SQLite gives a vaguer message."""
-        if not self.path.exists():
-            return
+        """Refuse a directory in place of the store file.
+
+        The file's bytes are deliberately *not* read here: opening and closing the database file
+        outside SQLite drops every POSIX lock this process holds on it (``close()`` releases them all),
+        so another ``Store`` of the same process would silently lose its locks and concurrent writers
+        would corrupt the file. SQLite's own errors are translated instead (see :meth:`_errors`).
+        """
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a directory; expected a file such as {self.path / STORE_FILENAME}")
-        size = self.path.stat().st_size
-        if size == 0:
-            return  # an empty file is a fresh database to SQLite
-        with self.path.open("rb") as fh:
-            header = fh.read(100)
-        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-            raise StoreError(f"store {self.path} is not an SQLite database (bad header); move it away or delete it")
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        change_counter = int.from_bytes(header[24:28], "big")
-        n_pages = int.from_bytes(header[28:32], "big")
-        valid_for = int.from_bytes(header[92:96], "big")
-        # The in-header page count is trustworthy only when it was written with the current change counter.
-        if n_pages and valid_for == change_counter and size < n_pages * page_size:
-            raise StoreError(
-                f"store {self.path} is truncated: {size} bytes, its header says {n_pages} pages of {page_size} bytes"
-            )
 
     def _set_wal(self) -> None:
         # Switching the journal mode needs a moment of exclusive access; several processes opening a new
@@ -265,6 +251,10 @@ class Store:
                 ) from exc
             raise StoreError(f"store {self.path}: {what} failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:
+            if "file is not a database" in str(exc):
+                raise StoreError(
+                    f"store {self.path} is not an SQLite database (or its header is destroyed); move it away or delete it"
+                ) from exc
             raise StoreError(f"store {self.path} is corrupt or truncated ({what}: {exc})") from exc
 
     @contextmanager

@@ -59,7 +59,7 @@ def test_calibrate_task_writes_preset(tmp_path, workspace, monkeypatch):
     monkeypatch.setenv("OFA_HW_WORKSPACE", str(workspace))  # the app's search path follows this variable
     monkeypatch.setattr("ofa_hw.tasks.calibrate.output_dir", lambda: tmp_path / "out")
     (tmp_path / "out").mkdir()
-    cfg = compose(["task=calibrate", "+calibrate=seed", "calibrate.name=myboard", "calibrate.plot=false"], workspace=workspace)
+    cfg = compose(["task=calibrate", "calibrate=seed", "calibrate.name=myboard", "calibrate.plot=false"], workspace=workspace)
     res = task.run(cfg)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["calibration"]["node_mape"] == pytest.approx(res["calibration"]["node_mape"]) and data["calibration"]["node_mape"] <= 0.08

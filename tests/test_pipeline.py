@@ -1,0 +1,75 @@
+"""The main job end to end through the real console entry point, its outputs, and its reuse of the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REQUIRED_KEYS = [
+    "dpu.preset", "dpu.fingerprint", "lut.keys", "lut.coverage", "lut.profiled_subnets", "predictor.name",
+    "predictor.mape", "predictor.kendall_tau", "predictor.acc5", "search.budget_ms", "search.best.arch",
+    "search.best.predicted_ms", "search.best.measured_ms", "search.best.accuracy", "search.hit_rate", "timings_s",
+]
+FAST = ["search.generations=60", "search.pareto_generations=40"]
+
+
+def ofa_hw(args: list[str], workspace: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OFA_HW_WORKSPACE": str(workspace)}
+    return subprocess.run([sys.executable, "-m", "ofa_hw.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def dotted(results: dict, key: str):
+    for part in key.split("."):
+        results = results[part]
+    return results
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    proc = ofa_hw([f"hydra.run.dir={root / 'run1'}", *FAST], root / "ws", root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, proc
+
+
+def test_pipeline_writes_every_result_and_artefact(first_run):
+    root, proc = first_run
+    run = root / "run1"
+    results = json.loads((run / "results.json").read_text())
+    for key in REQUIRED_KEYS:
+        assert dotted(results, key) is not None, key
+    assert results["dpu"]["preset"] == "zcu102_b4096"
+    assert results["lut"]["coverage"] == 1.0
+    best = results["search"]["best"]
+    assert best["measured_ms"] <= results["search"]["budget_ms"]
+    assert set(results["timings_s"]) >= {"lut", "train", "search", "report"}
+    for name in ("report.md", "candidates.csv", "predictor.json", "predictor_scatter.png", "pareto.png",
+                 "pred_vs_measured.png", "lut_coverage.png"):
+        assert (run / name).is_file(), name
+    report = (run / "report.md").read_text()
+    assert "FLOPs proxy" in report and "not ImageNet accuracy" in report
+    assert f"{best['measured_ms']:.3f}" in report
+    assert "[1/4] lut" in proc.stdout and "best subnet" in proc.stdout and "hit rate" in proc.stdout
+
+
+def test_second_run_reuses_the_store(first_run):
+    root, _ = first_run
+    proc = ofa_hw([f"hydra.run.dir={root / 'run2'}", *FAST], root / "ws", root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = json.loads((root / "run1" / "results.json").read_text())
+    second = json.loads((root / "run2" / "results.json").read_text())
+    assert second["predictor"]["cached"] is True
+    assert second["search"]["best"] == first["search"]["best"]  # same seed, same store: same answer
+
+
+def test_infeasible_budget_is_a_one_line_error(tmp_path):
+    proc = ofa_hw([f"hydra.run.dir={tmp_path / 'run'}", "task=search", "search.budget_ms=0.5"], tmp_path / "ws", tmp_path)
+    assert proc.returncode == 2
+    assert "infeasible" in proc.stderr and "smallest" in proc.stderr
+    assert "Traceback" not in proc.stderr
