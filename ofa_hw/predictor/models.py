@@ -397,8 +397,22 @@ class _TreeArrays:
         return trees
 
 
+class _SklearnTrees(BlockModel):
+    """scikit-learn tree ensembles, kept as plain node arrays (:class:`_TreeArrays`) after fitting so that
+    prediction and persistence never touch pickles or scikit-learn's private tree classes."""
+
+    def _predict_log_ratio(self, X):
+        return self.trees_.predict(feature_matrix(X))
+
+    def _state(self):
+        return self.trees_.state()
+
+    def _set_state(self, s):
+        self.trees_ = _TreeArrays.from_state(s)
+
+
 @register
-class RFModel(BlockModel):
+class RFModel(_SklearnTrees):
     """Random forest (scikit-learn) on the log ratio to the base (fitted roofline)."""
 
     name = "rf"
@@ -428,18 +442,9 @@ class RFModel(BlockModel):
             members.append((rf.estimators_, 0.0, 1.0, float(len(rf.estimators_))))
         self.trees_ = _TreeArrays.from_sklearn(members)
 
-    def _predict_log_ratio(self, X):
-        return self.trees_.predict(feature_matrix(X))
-
-    def _state(self):
-        return self.trees_.state()
-
-    def _set_state(self, s):
-        self.trees_ = _TreeArrays.from_state(s)
-
 
 @register
-class GBDTModel(BlockModel):
+class GBDTModel(_SklearnTrees):
     """Gradient-boosted trees (scikit-learn) on the log ratio to the base (fitted roofline)."""
 
     name = "gbdt"
@@ -470,10 +475,6 @@ class GBDTModel(BlockModel):
             base = float(np.asarray(gb.init_.constant_).ravel()[0])
             members.append((list(gb.estimators_[:, 0]), base, gb.learning_rate, 1.0))
         self.trees_ = _TreeArrays.from_sklearn(members)
-
-    _predict_log_ratio = RFModel._predict_log_ratio
-    _state = RFModel._state
-    _set_state = RFModel._set_state
 
 
 # ======================================================================= xgb
