@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,16 @@ from ofa_hw.store import Store, profile_jobs
 
 log = logging.getLogger(__name__)
 
-#: The LUTs shipped with the repository (``lut/`` next to the package in a source checkout).
-SHIPPED_DIR = Path(ofa_hw.__file__).resolve().parent.parent / "lut"
+def _shipped_dir() -> Path:
+    """The shipped LUTs: ``lut/`` next to the package in a source checkout (editable install), else the
+    copy a wheel installs under ``<prefix>/share/ofa_hw/lut`` (setup.cfg ``data_files``)."""
+    checkout = Path(ofa_hw.__file__).resolve().parent.parent / "lut"
+    installed = Path(sys.prefix) / "share" / "ofa_hw" / "lut"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+#: Where ``task=lut`` looks for a shipped LUT of the configured fingerprint before building one.
+SHIPPED_DIR = _shipped_dir()
 
 
 class LutStaleError(LutError):
