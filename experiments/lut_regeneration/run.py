@@ -66,14 +66,14 @@ def ofa_hw(args: list[str], workspace: Path, rundir: Path) -> Call:
     cmd = [sys.executable, "-m", "ofa_hw.cli", *args, f"hydra.run.dir={rundir}"]
     print("$ ofa-hw " + " ".join(args), flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=workspace, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, env=env, cwd=workspace, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     (rundir / "stdout.txt").write_text(proc.stdout)
     (rundir / "stderr.txt").write_text(proc.stderr)
     error = None
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        tagged = [ln[len(ERROR_PREFIX):].strip() for ln in lines if ln.startswith(ERROR_PREFIX)]
+        tagged = [ln[len(ERROR_PREFIX) :].strip() for ln in lines if ln.startswith(ERROR_PREFIX)]
         error = tagged[-1] if tagged else (lines[-1] if lines else f"exit code {proc.returncode}")
         print(f"  -> exit {proc.returncode}: {error}", flush=True)
     results_path = rundir / "results.json"
@@ -93,11 +93,11 @@ def ratio_stats(base_csv: Path, other_csv: Path) -> tuple[dict[str, Any], pd.Dat
     r = common["ratio"]
 
     def dist(x: pd.Series) -> dict[str, float]:
-        return {"min": float(x.min()), "median": float(x.median()), "max": float(x.max()), "n": int(len(x))}
+        return {"min": float(x.min()), "median": float(x.median()), "max": float(x.max()), "n": len(x)}
 
     ranked = common.sort_values("ratio")
     stats = {
-        "common_keys": int(len(common)),
+        "common_keys": len(common),
         "lost_keys": int(joined["mean_ms_new"].isna().sum()),  # compilable before, not any more
         "gained_keys": int(joined["mean_ms_base"].isna().sum()),
         **dist(r),
@@ -120,7 +120,11 @@ def lut_floor(space: Any, lut_csv: Path) -> dict[str, Any]:
     blocks = table.to_block_table(space)
     floor, ceiling = table_floor(blocks, 0.0), table_ceiling(blocks)
     arch = space.decode(floor.genes[None, :])[0]
-    return {"floor_ms": floor.mean_ms, "ceiling_ms": ceiling.mean_ms, "floor_arch": subnet_summary(space, arch)}
+    return {
+        "floor_ms": floor.mean_ms,
+        "ceiling_ms": ceiling.mean_ms,
+        "floor_arch": subnet_summary(space, arch),
+    }
 
 
 def subnet_summary(space: Any, arch: dict[str, Any]) -> dict[str, Any]:
@@ -136,19 +140,28 @@ def subnet_summary(space: Any, arch: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def remeasure(space: Any, arch: dict[str, Any], dpu_config: dict[str, Any], runs: int) -> tuple[float | None, str | None]:
+def remeasure(
+    space: Any, arch: dict[str, Any], dpu_config: dict[str, Any], runs: int
+) -> tuple[float | None, str | None]:
     """Profile-mode latency of ``arch`` on a DPU (the simulator the sim backend runs), or the compile error."""
     from ofa_hw.dpu import CompileError, DPUConfig, simulate
 
     try:
-        return simulate((space, space.validate(arch)), dpu=DPUConfig.from_dict(dpu_config), runs=runs, seed=0).total_ms, None
+        return simulate(
+            (space, space.validate(arch)), dpu=DPUConfig.from_dict(dpu_config), runs=runs, seed=0
+        ).total_ms, None
     except CompileError as err:
         return None, str(err)
 
 
 # ---------------------------------------------------------------------------------------- plot
-def plot(path: Path, ratios: dict[str, pd.DataFrame], rows: list[dict[str, Any]], labels: dict[str, str],
-         budgets: list[float]) -> None:
+def plot(
+    path: Path,
+    ratios: dict[str, pd.DataFrame],
+    rows: list[dict[str, Any]],
+    labels: dict[str, str],
+    budgets: list[float],
+) -> None:
     """Per-key ratio histogram and scatter; chosen resolution and mean depth per budget per config."""
     import matplotlib
 
@@ -161,28 +174,48 @@ def plot(path: Path, ratios: dict[str, pd.DataFrame], rows: list[dict[str, Any]]
     ax = axes[0, 0]
     bins = np.linspace(1.0, max(1.6, max((f["ratio"].max() for f in ratios.values()), default=1.6)), 50)
     for name, frame in ratios.items():
-        ax.hist(frame["ratio"], bins=bins, alpha=0.55, color=colors[name],
-                label=f"{labels[name]} (median {frame['ratio'].median():.2f})")
-    ax.set(xlabel="per-key LUT latency ratio vs baseline", ylabel="LUT keys",
-           title="(a) the change is not uniform across keys")
+        ax.hist(
+            frame["ratio"],
+            bins=bins,
+            alpha=0.55,
+            color=colors[name],
+            label=f"{labels[name]} (median {frame['ratio'].median():.2f})",
+        )
+    ax.set(
+        xlabel="per-key LUT latency ratio vs baseline",
+        ylabel="LUT keys",
+        title="(a) the change is not uniform across keys",
+    )
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
     markers = {"Conv": "s", "expanded_conv": ".", "Conv_1": "^", "Logits": "D"}
     for name, frame in ratios.items():
         for kind, g in frame.groupby("kind"):
-            ax.scatter(g["mean_ms_base"], g["ratio"], s=10 if kind == "expanded_conv" else 28,
-                       marker=markers.get(kind, "o"), color=colors[name], alpha=0.5,
-                       label=f"{labels[name]}: {kind}" if kind != "expanded_conv" else labels[name])
+            ax.scatter(
+                g["mean_ms_base"],
+                g["ratio"],
+                s=10 if kind == "expanded_conv" else 28,
+                marker=markers.get(kind, "o"),
+                color=colors[name],
+                alpha=0.5,
+                label=f"{labels[name]}: {kind}" if kind != "expanded_conv" else labels[name],
+            )
     ax.set_xscale("log")
-    ax.set(xlabel="baseline key latency (ms)", ylabel="ratio vs baseline", title="(b) ratio per key and block kind")
+    ax.set(
+        xlabel="baseline key latency (ms)",
+        ylabel="ratio vs baseline",
+        title="(b) ratio per key and block kind",
+    )
     ax.legend(fontsize=6, ncol=2, loc="upper left")
 
     searched = [n for n in names if any(r["config"] == n for r in rows)]
     width = 0.8 / max(1, len(searched))
     x = np.arange(len(budgets))
-    panels = [("r", "(c) chosen subnet: input resolution"),
-              ("mean_expand", "(d) chosen subnet: mean expand ratio (text: stage depths)")]
+    panels = [
+        ("r", "(c) chosen subnet: input resolution"),
+        ("mean_expand", "(d) chosen subnet: mean expand ratio (text: stage depths)"),
+    ]
     for col, (field, title) in enumerate(panels):
         ax = axes[1, col]
         for i, name in enumerate(searched):
@@ -191,14 +224,30 @@ def plot(path: Path, ratios: dict[str, pd.DataFrame], rows: list[dict[str, Any]]
                 row = next(r for r in rows if r["config"] == name and r["budget_ms"] == b)
                 xpos = x[j] + (i - (len(searched) - 1) / 2) * width
                 if row["status"] != "ok":
-                    ax.text(xpos, 0.02, row["status"], rotation=90, ha="center", va="bottom", fontsize=7,
-                            color=colors[name], transform=ax.get_xaxis_transform())
+                    ax.text(
+                        xpos,
+                        0.02,
+                        row["status"],
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        color=colors[name],
+                        transform=ax.get_xaxis_transform(),
+                    )
                     continue
                 ax.bar(xpos, row[field], width, color=colors[name], label=None if labelled else labels[name])
                 labelled = True
                 if field == "mean_expand":
-                    ax.text(xpos, row[field], row["depths"].replace(" ", ""), rotation=90, ha="center",
-                            va="bottom", fontsize=7)
+                    ax.text(
+                        xpos,
+                        row[field],
+                        row["depths"].replace(" ", ""),
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
         ax.set_xticks(x, [f"{b:g} ms" for b in budgets])
         ax.set(xlabel="latency budget", title=title)
         ax.set_ylim(*((100, 235) if field == "r" else (0, 6.5)))
@@ -220,8 +269,12 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=HERE / "config.yaml")
-    parser.add_argument("--workspace", type=Path, default=None,
-                        help="OFA_HW_WORKSPACE to use (kept); default: a fresh temporary directory, removed at the end")
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="OFA_HW_WORKSPACE to use (kept); default: a fresh temporary directory, removed at the end",
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="where results.json, the CSVs and the plot go")
     args = parser.parse_args(argv)
 
@@ -243,10 +296,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # 1. stale checks while the shipped LUT is the only one (a reused workspace may already hold LUTs)
         stale_checks = {}
         for c in configs[1:]:
-            call = ofa_hw([*common, *c["overrides"], "task=lut", "lut.regenerate=false"], workspace,
-                          runs_dir / f"{c['name']}_stale_check")
-            stale_checks[c["name"]] = {"rc": call.rc, "message": call.error,
-                                       "lut_source": (call.results or {}).get("lut", {}).get("source")}
+            call = ofa_hw(
+                [*common, *c["overrides"], "task=lut", "lut.regenerate=false"],
+                workspace,
+                runs_dir / f"{c['name']}_stale_check",
+            )
+            stale_checks[c["name"]] = {
+                "rc": call.rc,
+                "message": call.error,
+                "lut_source": (call.results or {}).get("lut", {}).get("source"),
+            }
 
         # 2. LUT (reuse or rebuild) and the searches, config by config
         luts: dict[str, dict[str, Any]] = {}
@@ -259,8 +318,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             luts[c["name"]] = {**call.results, "wall_s": call.wall_s, "dpu_config": lut_json["dpu_config"]}
             if c.get("search", True):
                 searches[c["name"]] = {
-                    b: ofa_hw([*common, *c["overrides"], *search_extra, "task=search", f"search.budget_ms={b:g}"],
-                              workspace, runs_dir / f"{c['name']}_search_{b:g}")
+                    b: ofa_hw(
+                        [*common, *c["overrides"], *search_extra, "task=search", f"search.budget_ms={b:g}"],
+                        workspace,
+                        runs_dir / f"{c['name']}_search_{b:g}",
+                    )
                     for b in budgets
                 }
 
@@ -280,8 +342,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "fingerprint": fp,
                 "same_fingerprint_as": seen_fp.get(fp),
                 "stale_check": stale_checks.get(name),
-                "lut": {k: lut["lut"][k] for k in ("source", "keys", "compilable_keys", "uncompilable_keys", "coverage",
-                                                   "profiled_subnets", "validation_mape")},
+                "lut": {
+                    k: lut["lut"][k]
+                    for k in (
+                        "source",
+                        "keys",
+                        "compilable_keys",
+                        "uncompilable_keys",
+                        "coverage",
+                        "profiled_subnets",
+                        "validation_mape",
+                    )
+                },
                 "lut_build_s": lut["timings_s"]["total_s"] if lut["lut"]["source"] == "built" else 0.0,
                 "lut_task_wall_s": lut["wall_s"],
                 "space": floor,
@@ -294,16 +366,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     ratios[name] = frame
             results_configs[name] = entry
             kr = entry.get("key_ratio", {})
-            config_rows.append({
-                "config": name, "label": c["label"], "overrides": " ".join(c["overrides"]), "fingerprint": fp,
-                "lut_source": entry["lut"]["source"], "lut_build_s": round(entry["lut_build_s"], 2),
-                "profiled_subnets": entry["lut"]["profiled_subnets"], "lut_keys": entry["lut"]["keys"],
-                "uncompilable_keys": entry["lut"]["uncompilable_keys"],
-                "ratio_min": kr.get("min"), "ratio_median": kr.get("median"), "ratio_max": kr.get("max"),
-                "lost_keys": kr.get("lost_keys"), "lut_floor_ms": floor["floor_ms"], "lut_ceiling_ms": floor["ceiling_ms"],
-                "stale_check_rc": (stale_checks.get(name) or {}).get("rc"),
-                "stale_check_message": (stale_checks.get(name) or {}).get("message"),
-            })
+            config_rows.append(
+                {
+                    "config": name,
+                    "label": c["label"],
+                    "overrides": " ".join(c["overrides"]),
+                    "fingerprint": fp,
+                    "lut_source": entry["lut"]["source"],
+                    "lut_build_s": round(entry["lut_build_s"], 2),
+                    "profiled_subnets": entry["lut"]["profiled_subnets"],
+                    "lut_keys": entry["lut"]["keys"],
+                    "uncompilable_keys": entry["lut"]["uncompilable_keys"],
+                    "ratio_min": kr.get("min"),
+                    "ratio_median": kr.get("median"),
+                    "ratio_max": kr.get("max"),
+                    "lost_keys": kr.get("lost_keys"),
+                    "lut_floor_ms": floor["floor_ms"],
+                    "lut_ceiling_ms": floor["ceiling_ms"],
+                    "stale_check_rc": (stale_checks.get(name) or {}).get("rc"),
+                    "stale_check_message": (stale_checks.get(name) or {}).get("message"),
+                }
+            )
 
         search_rows = []
         base_choice: dict[float, dict[str, Any]] = {}
@@ -313,31 +396,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 row: dict[str, Any] = {"config": name, "budget_ms": b}
                 if call.results is None:
                     floor = re.search(r"reaches is ([0-9.]+) ms", call.error or "")
-                    row.update(status="infeasible" if "infeasible" in (call.error or "") else "error", error=call.error,
-                               predicted_floor_ms=float(floor.group(1)) if floor else None)
+                    row.update(
+                        status="infeasible" if "infeasible" in (call.error or "") else "error",
+                        error=call.error,
+                        predicted_floor_ms=float(floor.group(1)) if floor else None,
+                    )
                 else:
                     s = call.results["search"]
                     best = s["best"]
                     sub = subnet_summary(space, best["arch"])
-                    row.update(status="ok", **{**sub, "depths": " ".join(map(str, sub["depths"]))},
-                               accuracy_proxy=best["accuracy"], predicted_ms=best["predicted_ms"],
-                               measured_ms=best["measured_ms"], hit_rate=s["hit_rate"],
-                               predicted_floor_ms=s["floor_ms"], arch_id=best["arch_id"],
-                               arch=json.dumps(best["arch"], separators=(",", ":")))
+                    row.update(
+                        status="ok",
+                        **{**sub, "depths": " ".join(map(str, sub["depths"]))},
+                        accuracy_proxy=best["accuracy"],
+                        predicted_ms=best["predicted_ms"],
+                        measured_ms=best["measured_ms"],
+                        hit_rate=s["hit_rate"],
+                        predicted_floor_ms=s["floor_ms"],
+                        arch_id=best["arch_id"],
+                        arch=json.dumps(best["arch"], separators=(",", ":")),
+                    )
                     if name == base_name:
                         base_choice[b] = best
                 if name != base_name and b in base_choice:
                     row["same_subnet_as_baseline"] = row.get("arch_id") == base_choice[b]["arch_id"]
-                    ms, err = remeasure(space, base_choice[b]["arch"], luts[name]["dpu_config"], int(cfg["crosscheck_runs"]))
+                    ms, err = remeasure(
+                        space, base_choice[b]["arch"], luts[name]["dpu_config"], int(cfg["crosscheck_runs"])
+                    )
                     row["baseline_choice_ms"] = ms
                     row["baseline_choice_meets_budget"] = ms is not None and ms <= b
                     row["baseline_choice_error"] = err
                 search_rows.append(row)
 
-        columns = ["config", "budget_ms", "status", "r", "depths", "mean_depth", "mean_kernel", "mean_expand",
-                   "accuracy_proxy", "predicted_ms", "measured_ms", "hit_rate", "predicted_floor_ms",
-                   "same_subnet_as_baseline", "baseline_choice_ms", "baseline_choice_meets_budget",
-                   "baseline_choice_error", "error", "arch_id", "arch"]
+        columns = [
+            "config",
+            "budget_ms",
+            "status",
+            "r",
+            "depths",
+            "mean_depth",
+            "mean_kernel",
+            "mean_expand",
+            "accuracy_proxy",
+            "predicted_ms",
+            "measured_ms",
+            "hit_rate",
+            "predicted_floor_ms",
+            "same_subnet_as_baseline",
+            "baseline_choice_ms",
+            "baseline_choice_meets_budget",
+            "baseline_choice_error",
+            "error",
+            "arch_id",
+            "arch",
+        ]
         flat_rows = [{k: r.get(k) for k in columns} for r in search_rows]
         results = {
             "space": space.name,
@@ -351,7 +463,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (args.out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
         write_csv(args.out / "configs.csv", config_rows)
         write_csv(args.out / "searches.csv", flat_rows)
-        plot(args.out / "lut_regeneration.png", ratios, search_rows, {c["name"]: c["label"] for c in configs}, budgets)
+        plot(
+            args.out / "lut_regeneration.png",
+            ratios,
+            search_rows,
+            {c["name"]: c["label"] for c in configs},
+            budgets,
+        )
         print_summary(config_rows, flat_rows)
         print(f"wall time {results['wall_s']:.0f} s; results in {args.out}")
         return results
@@ -362,11 +480,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def print_summary(config_rows: list[dict[str, Any]], search_rows: list[dict[str, Any]]) -> None:
     """Two compact tables on the terminal."""
-    cols = ["config", "fingerprint", "lut_source", "lut_build_s", "ratio_min", "ratio_median", "ratio_max",
-            "lost_keys", "lut_floor_ms"]
+    cols = [
+        "config",
+        "fingerprint",
+        "lut_source",
+        "lut_build_s",
+        "ratio_min",
+        "ratio_median",
+        "ratio_max",
+        "lost_keys",
+        "lut_floor_ms",
+    ]
     print(pd.DataFrame(config_rows)[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    cols = ["config", "budget_ms", "status", "r", "depths", "mean_kernel", "mean_expand", "predicted_ms",
-            "measured_ms", "hit_rate", "baseline_choice_ms"]
+    cols = [
+        "config",
+        "budget_ms",
+        "status",
+        "r",
+        "depths",
+        "mean_kernel",
+        "mean_expand",
+        "predicted_ms",
+        "measured_ms",
+        "hit_rate",
+        "baseline_choice_ms",
+    ]
     print(pd.DataFrame(search_rows)[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
