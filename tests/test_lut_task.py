@@ -67,6 +67,9 @@ def test_changed_dpu_is_stale(run_task, workspace):
     new = LatencyTable.load(rebuilt["lut"]["path"])
     key = next(k for k in new.keys if k.startswith("Conv_1-"))
     assert new.lookup(key)["mean_ms"] > 1.2 * old.lookup(key)["mean_ms"]  # 2/3 of the clock: slower
+    # With two stale LUTs around, the message names the user's change against the closest one only.
+    with pytest.raises(LutStaleError, match=r"\(arch 'B4096' -> 'B2304'\)"):
+        run_task("dpu.arch=B2304", "lut.regenerate=false")
 
 
 def test_no_lut_and_no_regenerate_is_a_clear_error(run_task):

@@ -112,10 +112,14 @@ def find_luts(
     return matching, stale
 
 
+def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    skip = {"name", "calibrated_on"}
+    return [k for k in sorted(set(old) | set(new)) if k not in skip and old.get(k) != new.get(k)]
+
+
 def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     """``freq_mhz 300.0 -> 200.0, arch B4096 -> B1024`` for the latency fields that differ."""
-    skip = {"name", "calibrated_on"}
-    diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if k not in skip and old.get(k) != new.get(k)]
+    diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in _changed_fields(old, new)]
     return ", ".join(diffs) if diffs else "model constants or toolchain"
 
 
@@ -168,10 +172,14 @@ def ensure_lut(
                 return _finish(result, rundir, t0, space, resolutions)
     if not lut_cfg.regenerate:
         if stale:
-            old = LatencyTable.load(stale[0])
+            # Name the stale LUT closest to the configured DPU, so the message shows the change the
+            # user made rather than the difference to some other stale table in the workspace.
+            new_cfg = dpu.to_dict()
+            tables = {path: LatencyTable.load(path) for path in stale}
+            path, old = min(tables.items(), key=lambda item: len(_changed_fields(item[1].meta.dpu_config, new_cfg)))
             raise LutStaleError(
-                f"LUT {stale[0]} is stale: it was built for DPU fingerprint {old.meta.dpu_fingerprint}, the "
-                f"configured {dpu.name} has {fp} ({describe_change(old.meta.dpu_config, dpu.to_dict())}). "
+                f"LUT {path} is stale: it was built for DPU fingerprint {old.meta.dpu_fingerprint}, the "
+                f"configured {dpu.name} has {fp} ({describe_change(old.meta.dpu_config, new_cfg)}). "
                 f"Rerun with lut.regenerate=true to rebuild it."
             )
         raise LutStaleError(
