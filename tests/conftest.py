@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,38 @@ def workspace(tmp_path: Path) -> Path:
 def seed_dir() -> Path:
     """The real ZCU102 B4096 measurements shipped in ``ofa_hw/data/zcu102_b4096``."""
     return SEED_DIR
+
+
+class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Empty ``torchvision`` modules: OFA's package imports torchvision for its data loaders only, and no
+    CPU build of torchvision exists here; the OFA code our tests run (latency tables, evolution finder)
+    never touches it."""
+
+    def find_spec(self, name, path, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
+        module.__path__ = []
+        module.__getattr__ = lambda attr: type(attr, (), {})  # any class OFA names at import time
+        return module
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+@pytest.fixture
+def ofa_importable(monkeypatch):
+    """Make ``import ofa.*`` work without torchvision (a stub is used only when torchvision is missing)."""
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        monkeypatch.setattr(sys, "meta_path", [_TorchvisionStub(), *sys.meta_path])
+        yield
+        # Forget the stub and the OFA modules imported through it, so no other test sees them.
+        for name in [n for n in sys.modules if n in ("torchvision", "ofa") or n.startswith(("torchvision.", "ofa."))]:
+            del sys.modules[name]
+        return
+    yield

@@ -247,9 +247,9 @@ def test_ofa_yaml_with_unknown_keys_is_refused(built, tmp_path):
         LatencyTable.from_ofa_yaml(path, SPACE, built[0].meta)
 
 
-def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path):
-    """OFA's ProxylessNASLatencyTable answers from our YAML (its loader needs ofa + torchvision)."""
-    lut_module = pytest.importorskip("ofa.nas.efficiency_predictor.latency_lookup_table")
+def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path, ofa_importable):
+    """OFA's own ProxylessNASLatencyTable answers from our YAML (``ofa`` is in the test extra)."""
+    import ofa.nas.efficiency_predictor.latency_lookup_table as lut_module
     table = built[0]
     path = table.to_ofa_yaml(tmp_path / "lut.yaml")
     ofa_table = lut_module.ProxylessNASLatencyTable.__new__(lut_module.ProxylessNASLatencyTable)
