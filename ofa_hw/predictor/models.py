@@ -399,7 +399,25 @@ class _TreeArrays:
 
 class _SklearnTrees(BlockModel):
     """scikit-learn tree ensembles, kept as plain node arrays (:class:`_TreeArrays`) after fitting so that
-    prediction and persistence never touch pickles or scikit-learn's private tree classes."""
+    prediction and persistence never touch pickles or scikit-learn's private tree classes.
+
+    Subclasses say how to build one ensemble (:meth:`_estimator`) and how to read it back as
+    ``(trees, base value, scale per tree, divisor)`` (:meth:`_member`)."""
+
+    def _estimator(self, seed: int):
+        raise NotImplementedError
+
+    def _member(self, fitted) -> tuple:
+        raise NotImplementedError
+
+    def _fit_members(self, X, Z, y, W, rng):
+        Xn = feature_matrix(X)
+        members = []
+        for w, z in zip(W, Z):
+            est = self._estimator(int(rng.integers(2**31)))
+            est.fit(Xn, z, sample_weight=w)
+            members.append(self._member(est))
+        self.trees_ = _TreeArrays.from_sklearn(members)
 
     def _predict_log_ratio(self, X):
         return self.trees_.predict(feature_matrix(X))
@@ -428,19 +446,14 @@ class RFModel(_SklearnTrees):
         self.n_members = n_members
         self.random_state = random_state
 
-    def _fit_members(self, X, Z, y, W, rng):
+    def _estimator(self, seed: int):
         from sklearn.ensemble import RandomForestRegressor
 
-        Xn = feature_matrix(X)
-        members = []
-        for w, z in zip(W, Z):
-            rf = RandomForestRegressor(
-                n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
-                max_features=self.max_features, random_state=int(rng.integers(2**31)), n_jobs=1,
-            )
-            rf.fit(Xn, z, sample_weight=w)
-            members.append((rf.estimators_, 0.0, 1.0, float(len(rf.estimators_))))
-        self.trees_ = _TreeArrays.from_sklearn(members)
+        return RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
+                                     max_features=self.max_features, random_state=seed, n_jobs=1)
+
+    def _member(self, fitted) -> tuple:
+        return fitted.estimators_, 0.0, 1.0, float(len(fitted.estimators_))  # the mean of the trees
 
 
 @register
@@ -461,20 +474,16 @@ class GBDTModel(_SklearnTrees):
         self.n_members = n_members
         self.random_state = random_state
 
-    def _fit_members(self, X, Z, y, W, rng):
+    def _estimator(self, seed: int):
         from sklearn.ensemble import GradientBoostingRegressor
 
-        Xn = feature_matrix(X)
-        members = []
-        for w, z in zip(W, Z):
-            gb = GradientBoostingRegressor(
-                n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
-                subsample=self.subsample, random_state=int(rng.integers(2**31)),
-            )
-            gb.fit(Xn, z, sample_weight=w)
-            base = float(np.asarray(gb.init_.constant_).ravel()[0])
-            members.append((list(gb.estimators_[:, 0]), base, gb.learning_rate, 1.0))
-        self.trees_ = _TreeArrays.from_sklearn(members)
+        return GradientBoostingRegressor(n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                                         max_depth=self.max_depth, subsample=self.subsample, random_state=seed)
+
+    def _member(self, fitted) -> tuple:
+        # init constant + learning_rate · Σ trees
+        base = float(np.asarray(fitted.init_.constant_).ravel()[0])
+        return list(fitted.estimators_[:, 0]), base, fitted.learning_rate, 1.0
 
 
 # ======================================================================= xgb
