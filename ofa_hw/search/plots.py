@@ -12,6 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _style(ax, title: str, fontsize: int, legend_loc: str = "lower right") -> None:
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc=legend_loc)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_pareto(
     path: Path,
     front_ms: np.ndarray,
@@ -36,14 +50,8 @@ def plot_pareto(
     ax.axvline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(accuracy_label)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _style(ax, title, fontsize=10)
+    return _save(fig, path)
 
 
 def plot_predicted_vs_measured(
@@ -61,14 +69,8 @@ def plot_predicted_vs_measured(
     ax.axvline(budget_ms, color="k", ls=":", lw=0.8)
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("measured latency (ms)")
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _style(ax, title, fontsize=10, legend_loc="best")
+    return _save(fig, path)
 
 
 def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path:
@@ -83,10 +85,7 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
     ax.plot(b, 100 * (pred / b - 1), "o-", ms=3.5, lw=1, label="best candidate: predicted")
     ax.plot(b, 100 * (meas / b - 1), "s-", ms=3.5, lw=1, label="best candidate: measured")
     ax.set_ylabel("latency − budget (% of budget)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    if title:
-        ax.set_title(title, fontsize=9)
+    _style(ax, title, fontsize=9)
     ax2.bar(b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue", label="final round")
     if all("first_round_hit_rate" in r for r in rows):
         first = np.array([r["first_round_hit_rate"] for r in rows], float)
@@ -98,10 +97,7 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
     ax2.set_ylabel("hit rate (top-K)")
     ax2.set_xlabel("budget (ms)")
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_convergence(
@@ -115,11 +111,5 @@ def plot_convergence(
         ax.plot(np.arange(1, len(ofa) + 1), ofa, lw=1.2, ls="--", label=f"OFA EvolutionFinder: {ofa_s:.1f} s")
     ax.set_xlabel("generation")
     ax.set_ylabel(f"best {accuracy_label}")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _style(ax, title, fontsize=9)
+    return _save(fig, path)

@@ -276,34 +276,30 @@ class BoardClient:
     async def put(self, local: Path, remote: str, step: str) -> None:
         """Upload ``local`` to the path ``remote`` over SFTP."""
         conn = self._need(step)
-        try:
+        with self._upload_errors(step, f"upload of {local.name}"):
             async with conn.start_sftp_client() as sftp:
                 await asyncio.wait_for(sftp.put(str(local), remote), self.step_timeout_s)
+
+    @contextlib.contextmanager
+    def _upload_errors(self, step: str, what: str) -> Iterator[None]:
+        """Translate SFTP failures: a timeout or an SFTP refusal fails the job, a dropped link the board."""
+        try:
+            yield
         except asyncio.TimeoutError:
-            raise BoardError(
-                self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s"
-            ) from None
+            raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
         except asyncssh.SFTPError as exc:
-            raise BoardError(self.board.name, step, f"upload of {local.name} failed: {exc.reason}") from None
+            raise BoardError(self.board.name, step, f"{what} failed: {exc.reason}") from None
         except (OSError, asyncssh.Error) as exc:
             raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
 
     async def write_text(self, remote: str, text: str, step: str) -> None:
         """Create the file ``remote`` (mode 0600) holding ``text``, over SFTP."""
         conn = self._need(step)
-        try:
+        with self._upload_errors(step, f"writing {remote}"):
             async with conn.start_sftp_client() as sftp:
                 attrs = asyncssh.SFTPAttrs(permissions=0o600)
                 async with sftp.open(remote, "w", attrs) as f:
                     await asyncio.wait_for(f.write(text), self.step_timeout_s)
-        except asyncio.TimeoutError:
-            raise BoardError(
-                self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s"
-            ) from None
-        except asyncssh.SFTPError as exc:
-            raise BoardError(self.board.name, step, f"writing {remote} failed: {exc.reason}") from None
-        except (OSError, asyncssh.Error) as exc:
-            raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
 
     async def read(self, remote: str, step: str) -> str | None:
         """The text of the file ``remote`` (``None`` when it does not exist)."""
