@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.real import real_text
+
 from ofa_hw.dpu import (
     ParseError,
     parse_dexplorer,
@@ -12,6 +14,7 @@ from ofa_hw.dpu import (
     parse_vaitrace_summary,
     simulate,
 )
+from ofa_hw.dpu.profile import RULE
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,54 @@ def test_seed_profile_parses(seed_text):
 
 
 def test_seed_profile_round_trips_byte_for_byte(seed_text):
+    # The writer prints N2Cube's layout (title first); the seed file has one more rule above the
+    # title (the closing rule of a previous run, pasted along) and is otherwise that layout.
     p = parse_dnndk_profile(seed_text)
-    assert p.to_dnndk_text() == seed_text
+    assert RULE + "\n" + p.to_dnndk_text() == seed_text
     assert parse_dnndk_profile(p.to_dnndk_text()) == p
+
+
+def test_real_board_log_parses_and_reprints_byte_for_byte():
+    log = real_text("n2cube_board_log_alexnet_vai12.txt")
+    p = parse_dnndk_profile(log, source="board.log")
+    assert p.kernel == "alexnetBNnoLRN_0" and p.tasks == ("alexnetBNnoLRN_0-0",) and p.n_runs == 1
+    assert p.nodes["name"].tolist() == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert p.total_ms == pytest.approx(13.937) and p.nodes["runtime_ms"].iloc[5] == 7.485
+    assert p.nodes["utilization"].iloc[1] == pytest.approx(0.759)
+    # the writer prints exactly what N2Cube printed, with the application's output around it
+    assert p.to_dnndk_text() in log
+    start = log.index("[DNNDK] Performance profile")
+    assert log[start : start + len(p.to_dnndk_text())] == p.to_dnndk_text()
+    # kernel= selects N2Cube's "<net>_0" by the net's name too
+    assert parse_dnndk_profile(log, kernel="alexnetBNnoLRN") == p
+    with pytest.raises(ParseError, match="no profile of kernel 'other'"):
+        parse_dnndk_profile(log, kernel="other")
+
+
+def test_several_kernels_in_one_log(seed_text):
+    alexnet = real_text("n2cube_board_log_alexnet_vai12.txt")
+    log = "app says hi\n" + alexnet + "\n" + seed_text + "more app output\n" + seed_text
+    with pytest.raises(ParseError) as e:
+        parse_dnndk_profile(log, source="board.log")
+    assert "alexnetBNnoLRN_0" in str(e.value) and "proxylessmobile05" in str(e.value) and "kernel=" in str(e.value)
+    seed = parse_dnndk_profile(log, kernel="proxylessmobile05")
+    assert seed.n_runs == 2 and seed.runs[0].equals(parse_dnndk_profile(seed_text).runs[0])
+    assert parse_dnndk_profile(log, kernel="alexnetBNnoLRN_0").n_runs == 1
+
+
+def test_printed_zeros_are_values_negatives_are_errors(seed_text):
+    zero = seed_text.replace("        14.451    0.34       0.134      107.8         8.8%  2550.7",
+                             "         0.000    0.00       0.000        0.0         0.0%     0.0")
+    assert zero != seed_text
+    p = parse_dnndk_profile(zero)
+    assert p.runs[0].iloc[0][["workload_mop", "mem_mb", "runtime_ms", "mb_s"]].tolist() == [0.0] * 4
+    # older DNNDK releases print two decimals
+    two = seed_text.replace("       0.134      107.8", "        0.13      107.8", 1)
+    assert parse_dnndk_profile(two).runs[0].iloc[0]["runtime_ms"] == 0.13
+    for old, new in (("       0.134      107.8", "      -0.134      107.8"), ("        14.451    0.34", "       -14.451    0.34")):
+        with pytest.raises(ParseError, match="negative") as e:
+            parse_dnndk_profile(seed_text.replace(old, new, 1), source="board.log")
+        assert e.value.line == 5 and "board.log:5" in str(e.value)
 
 
 def test_multi_run_log_with_program_output(seed_text):

@@ -21,7 +21,8 @@ from ofa_hw.dpu.profile import COLUMNS, HEADER_TOKENS, TOTAL_COLUMNS, Profile, m
 
 _TITLE_RE = re.compile(r'^\s*\[DNNDK\] Performance profile - DPU Kernel "([^"]*)" DPU Task "([^"]*)"\s*$')
 _RULE_RE = re.compile(r"^\s*={20,}\s*$")
-_ROW_START_RE = re.compile(r"^\s*\d+\s+\S+\s+[-+.\d]")
+#: N2Cube names the first DPU kernel of net ``n`` ``n_0`` in some releases; ``kernel="n"`` selects it too.
+_KERNEL_SUFFIX_RE = re.compile(r"_\d+$")
 
 
 def _lines(text: str | bytes, source: str | None) -> list[str]:
@@ -65,22 +66,33 @@ def _values(tokens: list[str], line: int, source: str | None) -> list[float]:
             out.append(float("%.1f" % _float(tok[:-1], name, line, source)) / 100.0)
         else:
             out.append(_float(tok, name, line, source))
+        if out[-1] < 0:
+            raise ParseError(f"{name}: negative value {tok!r}", line=line, source=source)
     return out
 
 
 # --------------------------------------------------------------------------------------------------
 # DNNDK profile
 # --------------------------------------------------------------------------------------------------
-def parse_dnndk_profile(text: str | bytes, source: str | None = None) -> Profile:
-    """Parse N2Cube profile output: one table or a log of several runs (each table one run).
+def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: str | None = None) -> Profile:
+    """Parse N2Cube profile output: one table, or a board log with one table per profile-mode run.
 
-    Text between tables (a program's own prints) is allowed; stray table lines outside a table,
-    a truncated or malformed table, a non-numeric field, duplicate or non-consecutive node ids, runs
-    of different kernels or node lists, empty or binary input raise :class:`ParseError`.
+    N2Cube prints each table title first, then a 101-``=`` rule, the header, the node rows, the
+    ``All`` row and a closing rule. Any text around and between tables (the program's own prints, a
+    rule left over from a previous run as in the seed's file) is skipped; a table itself must be
+    complete. Printed zeros (``0.000``, or ``0.00`` of older releases) are values; negative ones are
+    errors.
 
     Args:
         text: The log (str, or bytes decoded as UTF-8).
         source: File name used in error messages.
+        kernel: The kernel whose runs to return when the log holds several kernels (``net`` also
+            selects N2Cube's ``net_0``). ``None``: the log must hold exactly one kernel.
+
+    Raises:
+        ParseError: with the line, for a truncated or malformed table, a negative or non-numeric
+            field, duplicate or non-consecutive node ids, runs of one kernel with different node lists,
+            several kernels and no ``kernel`` (the message names them), empty or binary input.
     """
     lines = _lines(text, source)
     tables: list[tuple[str, str, pd.DataFrame, dict, int]] = []
@@ -88,31 +100,39 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None) -> Profile
     while i < len(lines):
         line = lines[i]
         if _TITLE_RE.match(line):
-            if not (i > 0 and _RULE_RE.match(lines[i - 1])):
-                raise ParseError("profile title without the '=====' rule above it", line=i + 1, source=source)
             table, i = _parse_table(lines, i, source)
             tables.append(table)
             continue
-        if _RULE_RE.match(line) and i + 1 < len(lines) and _TITLE_RE.match(lines[i + 1]):
-            i += 1
-            continue
         stripped = line.strip()
-        if stripped.split()[:2] == HEADER_TOKENS[:2] or stripped.startswith("Total Nodes In Avg") or _ROW_START_RE.match(line):
-            raise ParseError("profile table line outside a table (missing '[DNNDK] Performance profile' header?)", line=i + 1, source=source)
-        if _RULE_RE.match(line) or (stripped.split()[:1] == ["All"] and len(stripped.split()) == 7):
-            raise ParseError("profile table line outside a table (missing header?)", line=i + 1, source=source)
+        if stripped.split() == HEADER_TOKENS or stripped == "Total Nodes In Avg:":
+            raise ParseError(
+                "profile table line outside a table (missing '[DNNDK] Performance profile' title?)",
+                line=i + 1,
+                source=source,
+            )
         i += 1
     if not tables:
         raise ParseError("no '[DNNDK] Performance profile' table found", source=source)
-    kernel = tables[0][0]
+    kernels = list(dict.fromkeys(t[0] for t in tables))
+    if kernel is not None:
+        chosen = [t for t in tables if t[0] == kernel or _KERNEL_SUFFIX_RE.sub("", t[0]) == kernel]
+        if not chosen:
+            raise ParseError(f"no profile of kernel {kernel!r} (the log has {', '.join(kernels)})", source=source)
+        tables = chosen
+    elif len(kernels) > 1:
+        raise ParseError(
+            f"profiles of {len(kernels)} kernels ({', '.join(kernels)}); choose one with kernel=...",
+            source=source,
+        )
+    name = tables[0][0]
     names = tables[0][2]["name"].tolist()
     for k, task, run, _, start in tables[1:]:
-        if k != kernel:
-            raise ParseError(f"run of kernel {k!r} in a log of kernel {kernel!r}", line=start, source=source)
+        if k != name:
+            raise ParseError(f"run of kernel {k!r} among runs of kernel {name!r}", line=start, source=source)
         if run["name"].tolist() != names:
             raise ParseError("run with a different node list than the first run", line=start, source=source)
     return Profile.from_runs(
-        kernel,
+        name,
         [t[2] for t in tables],
         [t[3] for t in tables],
         tasks=[t[1] for t in tables],

@@ -1,10 +1,10 @@
 """The DNNDK per-node profile: a record of one or many profile-mode runs, and N2Cube's exact text format.
 
-N2Cube prints one table per ``dpuRunTask`` of a task in profile mode::
+N2Cube prints one table per ``dpuRunTask`` of a task in profile mode, title first (as in the real
+board log ``tests/data/real_tool_outputs/n2cube_board_log_alexnet_vai12.txt``)::
 
-    =====...  (101 '=')
     [DNNDK] Performance profile - DPU Kernel "<kernel>" DPU Task "<task>"
-    =====...
+    =====...  (101 '=')
       ID                       NodeName Workload(MOP) Mem(MB) RunTime(ms) Perf(GOPS) Utilization    MB/S
        1       proxylessmobile05_conv_1        14.451    0.34       0.134      107.8         8.8%  2550.7
     ...
@@ -14,7 +14,8 @@ N2Cube prints one table per ``dpuRunTask`` of a task in profile mode::
     =====...
 
 The values of a :class:`Profile`'s run tables are exactly the printed (rounded) values, so
-``parse_dnndk_profile(p.to_dnndk_text()) == p`` and a real log re-prints byte for byte.
+``parse_dnndk_profile(p.to_dnndk_text()) == p`` and a real table re-prints byte for byte. (The seed's
+profile file has one more rule above the title: the closing rule of a previous run, pasted along.)
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ class Profile:
         runs: One table per run, values exactly as printed.
         totals: One "All" row per run (columns :data:`TOTAL_COLUMNS`), as printed.
         tasks: DPU task name of each run (``proxylessmobile05-0``).
-        e2e_ms: End-to-end latency of one task run outside profile mode (simulator only; N2Cube's
-            profile does not print it).
+        e2e_ms: Deployable latency: one task run of a normal-mode kernel outside profile mode (the
+            simulator models it; on a board the DNNDK flow times a second, normal-mode ELF of the same
+            net, the VART flow the runner's own calls). N2Cube's profile does not print it.
         kernel_info: The VAI_C kernel-list text of the compiled network ("" if unknown).
 
     Equality compares what the DNNDK text holds (kernel, tasks, runs, totals); ``e2e_ms`` and
@@ -193,7 +195,7 @@ def _aggregate(runs: tuple[pd.DataFrame, ...]) -> pd.DataFrame:
 
 def format_table(kernel: str, task: str, run: pd.DataFrame, total: dict) -> str:
     """One N2Cube profile table (ends with a newline)."""
-    lines = [RULE, TITLE.format(kernel=kernel, task=task), RULE, HEADER]
+    lines = [TITLE.format(kernel=kernel, task=task), RULE, HEADER]
     for row in run.itertuples(index=False):
         lines.append(
             ROW
