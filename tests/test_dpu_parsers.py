@@ -213,3 +213,38 @@ def test_vaitrace_summary():
         parse_vaitrace_summary(VAITRACE.replace("| 1456.2", ""))
     with pytest.raises(ParseError):
         parse_vaitrace_summary("nothing here\n")
+
+
+def test_kernel_info_in_a_real_console(seed_dir):
+    from fakes.tools import dnnc_console
+
+    console = dnnc_console("proxylessmobile05")
+    assert "\x1b[" in console and "[VAI_C][Warning]" in console and "Kernel topology" in console
+    listed = parse_kernel_info(console, source="vai_c_caffe output")
+    assert listed == parse_kernel_info((seed_dir / "vai_c_kernel_info_proxylessmobile05.txt").read_text())
+    # line numbers count lines of the whole console
+    bad = console.replace("224*224*3", "224*224", 1)
+    with pytest.raises(ParseError) as e:
+        parse_kernel_info(bad, source="vai_c_caffe output")
+    assert e.value.line == next(i for i, line in enumerate(bad.split("\n"), 1) if "224*224" in line and "224*224*3" not in line)
+    # the XIR-based vai_c_caffe of Vitis-AI 1.3 prints no kernel list
+    with pytest.raises(ParseError, match="kernel list info"):
+        parse_kernel_info(real_text("vai_c_caffe_console_vai13_xir_alexnet.txt"))
+
+
+def test_dexplorer_core_list_printer(seed_dir):
+    from ofa_hw.dpu import DPUConfig
+
+    text = real_text("dexplorer_w_core_list_ultra96_B1152F.txt")
+    d = parse_dexplorer(text)
+    assert d["printer"] == "DPU Core List" and d["cores"][0]["DPU Target"] == "v1.4.0"
+    dpu = DPUConfig.from_dexplorer(text, name="ultra96")
+    assert (dpu.arch, dpu.freq_mhz, dpu.cores, dpu.target_version) == ("B1152", 325.0, 1, "v1.4.0")
+    assert dpu.depthwise_conv and dpu.conv_relu6 and dpu.conv_leakyrelu and dpu.avg_pool and dpu.depthwise_relu6
+    assert not dpu.channel_augmentation and not dpu.softmax
+    no_dw = DPUConfig.from_dexplorer(text.replace(", Depthwise Conv", ""))
+    assert not no_dw.depthwise_conv and not no_dw.depthwise_relu6
+    seed = parse_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text())
+    assert seed["printer"] == "DPU Core Configuration List"
+    with pytest.raises(ParseError, match="DPU Arch"):
+        DPUConfig.from_dexplorer(text.replace("B1152F", "X99"))

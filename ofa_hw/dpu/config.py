@@ -219,10 +219,15 @@ class DPUConfig:
         raise KeyError(f"unknown DPU preset {name!r}; available: {list_presets(search_dirs)}")
 
     @classmethod
+    @classmethod
     def from_dexplorer(cls, text: str, name: str = "dexplorer", base: DPUConfig | None = None) -> DPUConfig:
         """The DPU that ``dexplorer -w`` describes (model constants taken from ``base``, default: the defaults).
 
-        Only enabled cores count; all of them must share one configuration (the simulator models one).
+        Reads both printers: ``[DPU Core Configuration List]`` (one ``Enabled``/``Disabled`` line per
+        feature, ``DPU Target Version``, ``Ram Usage``) and ``[DPU Core List]`` (``DPU Target`` and one
+        ``DPU Features`` line such as ``Avg-Pooling, LeakyReLU/ReLU6, Depthwise Conv``; no RAM usage,
+        taken from ``base``). An arch printed with a suffix (``B1152F``) is its size (``B1152``). Only
+        enabled cores count; all of them must share one configuration (the simulator models one).
         """
         from ofa_hw.dpu.parsers import parse_dexplorer
 
@@ -235,28 +240,45 @@ class DPUConfig:
             diff = sorted(k for k in set(first) | set(c) if k != "DPU Core" and first.get(k) != c.get(k))
             if diff:
                 raise ParseError(f"DPU cores differ in {diff}; the simulator models identical cores", source="dexplorer")
-        enabled = lambda key, default=False: first.get(key, "Enabled" if default else "Disabled").lower() in (  # noqa: E731
-            "enabled",
-            "yes",
-        )
         freq = re.match(r"\s*([\d.]+)\s*MHz", first.get("DPU Freqency", first.get("DPU Frequency", "")))
         if freq is None:
             raise ParseError("missing or malformed 'DPU Freqency'", source="dexplorer")
+        arch = re.match(r"\s*(B\d+)[A-Za-z]*\s*$", first.get("DPU Arch", ""))
+        if arch is None or arch.group(1) not in ARCHS:
+            raise ParseError(f"DPU Arch {first.get('DPU Arch')!r} is not one of {sorted(ARCHS)}", source="dexplorer")
         base = base or cls()
+        if "DPU Features" in first:  # the [DPU Core List] printer
+            feats = [f.strip().lower() for f in first["DPU Features"].split(",")]
+            has = lambda *words: any(all(w in f for w in words) for f in feats)  # noqa: E731
+            dw, relu6 = has("depthwise"), has("relu6")
+            features = dict(
+                depthwise_conv=dw,
+                depthwise_relu6=dw and relu6,
+                conv_relu6=relu6,
+                conv_leakyrelu=has("leakyrelu"),
+                channel_augmentation=has("channel", "augmentation"),
+                avg_pool=has("avg") or has("average"),
+            )
+        else:
+            enabled = lambda key: first.get(key, "Disabled").lower() in ("enabled", "yes")  # noqa: E731
+            features = dict(
+                depthwise_conv=enabled("DepthwiseConv"),
+                depthwise_relu6=enabled("DepthwiseConv+Relu6"),
+                conv_relu6=enabled("Conv+Relu6"),
+                conv_leakyrelu=enabled("Conv+Leakyrelu"),
+                channel_augmentation=enabled("Channel Augmentation"),
+                avg_pool=enabled("Average Pool"),
+            )
+        target = first.get("DPU Target Version", first.get("DPU Target", base.target_version))
         return base.replace(
             name=name,
-            arch=first.get("DPU Arch", "").strip(),
-            target_version=first.get("DPU Target Version", base.target_version).strip(),
+            arch=arch.group(1),
+            target_version=target.strip(),
             freq_mhz=float(freq.group(1)),
             cores=len(cores),
-            ram_usage=first.get("Ram Usage", "Low").strip().lower(),
-            depthwise_conv=enabled("DepthwiseConv"),
-            depthwise_relu6=enabled("DepthwiseConv+Relu6"),
-            conv_relu6=enabled("Conv+Relu6"),
-            conv_leakyrelu=enabled("Conv+Leakyrelu"),
-            channel_augmentation=enabled("Channel Augmentation"),
-            avg_pool=enabled("Average Pool"),
+            ram_usage=first.get("Ram Usage", base.ram_usage).strip().lower(),
             softmax=info["extensions"].get("Softmax", False),
+            **features,
         )
 
     # -- identity ------------------------------------------------------------------------------

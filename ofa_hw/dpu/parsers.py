@@ -229,9 +229,36 @@ _SECTIONS = {
 }
 
 
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_KERNEL_LIST_RE = re.compile(r'^kernel list info for network "([^"]+)"\s*$')
+
+
 def parse_kernel_info(text: str | bytes, source: str | None = None) -> KernelList:
-    """Parse VAI_C's kernel list. Every kernel announced in the ID table must be described."""
+    """Parse VAI_C's kernel list, alone or in ``vai_c_*``'s whole console output.
+
+    The console's ANSI colour codes are dropped and whatever precedes the list (``[VAI_C][Warning]``
+    lines, the ``Kernel topology …`` line, other tool output) is skipped. Every kernel announced in the
+    ID table must be described. Line numbers in errors count lines of ``text``.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # _lines reports the line of the undecodable byte
+    if isinstance(text, str):
+        text = _ANSI_RE.sub("", text)
     lines = _lines(text, source)
+    off = next((i for i, line in enumerate(lines) if _KERNEL_LIST_RE.match(line.strip())), None)
+    if off is None:
+        raise ParseError("expected 'kernel list info for network \"<name>\"'", line=1, source=source)
+    try:
+        return _parse_kernel_list(lines[off:], source)
+    except ParseError as exc:
+        raise ParseError(exc.msg, line=None if exc.line is None else exc.line + off, source=source) from None
+
+
+def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
+    """The kernel list starting at ``lines[0]`` (its header line)."""
     m = re.match(r'^kernel list info for network "([^"]+)"\s*$', lines[0].strip())
     if not m:
         raise ParseError("expected 'kernel list info for network \"<name>\"'", line=1, source=source)
@@ -304,10 +331,20 @@ def parse_kernel_info(text: str | bytes, source: str | None = None) -> KernelLis
 # --------------------------------------------------------------------------------------------------
 # dexplorer -w
 # --------------------------------------------------------------------------------------------------
+#: The two printers of ``dexplorer -w``: configurable DPUs list ``[DPU Core Configuration List]`` with one
+#: line per feature; fixed ones ``[DPU Core List]`` with ``DPU Target`` and a ``DPU Features`` line.
+_CORE_SECTIONS = ("DPU Core Configuration List", "DPU Core List")
+
+
 def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
-    """Parse ``dexplorer -w``: ``{"ip": {...}, "cores": [{field: value}], "extensions": {name: bool}}``."""
+    """Parse ``dexplorer -w`` (either printer).
+
+    Returns:
+        ``{"ip": {...}, "cores": [{field: value}], "extensions": {name: bool}, "printer": section}``
+        where ``printer`` is the core section's name.
+    """
     lines = _lines(text, source)
-    out: dict = {"ip": {}, "cores": [], "extensions": {}}
+    out: dict = {"ip": {}, "cores": [], "extensions": {}, "printer": None}
     section = None
     ext: str | None = None
     for i, line in enumerate(lines, start=1):
@@ -316,8 +353,12 @@ def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
             continue
         if s.startswith("[") and s.endswith("]"):
             section = s[1:-1]
-            if section not in ("DPU IP Spec", "DPU Core Configuration List", "DPU Extension List"):
+            if section not in ("DPU IP Spec", "DPU Extension List", *_CORE_SECTIONS):
                 raise ParseError(f"unknown section [{section}]", line=i, source=source)
+            if section in _CORE_SECTIONS:
+                if out["printer"] not in (None, section):
+                    raise ParseError(f"both [{out['printer']}] and [{section}]", line=i, source=source)
+                out["printer"] = section
             continue
         if section is None:
             raise ParseError("text before the first [section]", line=i, source=source)
@@ -329,7 +370,7 @@ def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
         key, value = (p.strip() for p in s.split(":", 1))
         if section == "DPU IP Spec":
             out["ip"][key] = value
-        elif section == "DPU Core Configuration List":
+        elif section in _CORE_SECTIONS:
             if key == "DPU Core":
                 out["cores"].append({"DPU Core": value})
             elif not out["cores"]:
@@ -342,7 +383,7 @@ def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
             out["extensions"][ext] = value.lower() in ("yes", "enabled")
             ext = None
     if not out["cores"]:
-        raise ParseError("no [DPU Core Configuration List] entries", source=source)
+        raise ParseError("no [DPU Core Configuration List] or [DPU Core List] entries", source=source)
     count = out["ip"].get("DPU Core Count")
     if count is not None and count.isdigit() and int(count) != len(out["cores"]):
         raise ParseError(f"'DPU Core Count' says {count} but {len(out['cores'])} cores are listed", source=source)

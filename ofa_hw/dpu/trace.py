@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import threading
 from typing import Any
 
 import torch
@@ -21,6 +22,12 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ofa_hw.dpu.compiler import Op
+
+#: Held by every torch.fx trace + shape propagation of the package. While ``fx.symbolic_trace`` runs it
+#: patches ``torch.nn.Module.__call__`` process-wide, so a trace or a ShapeProp forward in another
+#: thread fails ("module is not installed as a submodule"): the Vitis backends export on
+#: ``compile_jobs`` threads.
+FX_LOCK = threading.RLock()
 
 _PASSTHROUGH_MODULES = (nn.Flatten, nn.Dropout, nn.Identity)
 _PASSTHROUGH_FUNCS = {torch.flatten, F.dropout}
@@ -97,8 +104,8 @@ def trace_ops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Op],
     if len(shape) != 4:
         raise ValueError(f"trace: input_shape must be (N, C, H, W) or (C, H, W), got {input_shape}")
     model = model.eval()
-    gm = fx.symbolic_trace(model)
-    with torch.no_grad():
+    with FX_LOCK, torch.no_grad():
+        gm = fx.symbolic_trace(model)
         ShapeProp(gm).propagate(torch.zeros(shape))
     modules = dict(gm.named_modules())
     t = _Tracer()

@@ -37,6 +37,7 @@ from google.protobuf import text_format
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from ofa_hw.dpu.trace import FX_LOCK
 from ofa_hw.export.caffe_pb import pb
 
 #: How BatchNorm is written: ``scale`` = Caffe BatchNorm + Scale layers, ``fold`` = into the conv.
@@ -392,8 +393,8 @@ def to_caffe(
             raise ValueError("input_shape is required for modules without a netspec")
         input_shape = (1, netspec.input_c, netspec.input_hw, netspec.input_hw)
     model = model.eval()
-    graph_module = torch.fx.symbolic_trace(model)
-    with torch.no_grad():
+    with FX_LOCK, torch.no_grad():  # fx patches nn.Module.__call__ process-wide while tracing
+        graph_module = torch.fx.symbolic_trace(model)
         ShapeProp(graph_module).propagate(torch.zeros(input_shape))
     net = pb.NetParameter(name=name)
     em = _Emitter(net=net, prefix=name, bn=bn, modules=dict(graph_module.named_modules()))

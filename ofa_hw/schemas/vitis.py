@@ -26,8 +26,8 @@ class BoardConfig:
         known_hosts: known_hosts file the board's host key is verified against.
         insecure_no_host_key_check: Skip host-key verification (explicit opt-out; logged as a warning).
         remote_tmp: Directory on the board under which each job gets its own ``mktemp -d`` folder.
-        cc: C compiler on the board (builds the shipped N2Cube profiler).
-        cxx: C++ driver that turns a VAI_C ELF into ``libdpumodel<name>.so``.
+        cxx: C++ compiler on the board: turns a VAI_C ELF into ``libdpumodel<name>.so`` and builds the
+            shipped N2Cube profiler (N2Cube's API is C++).
         python: Python interpreter on the board (VART runner).
         env: Extra environment variables for the board-side commands (names and values are quoted).
     """
@@ -41,7 +41,6 @@ class BoardConfig:
     known_hosts: str = "~/.ssh/known_hosts"
     insecure_no_host_key_check: bool = False
     remote_tmp: str = "/tmp"
-    cc: str = "gcc"
     cxx: str = "g++"
     python: str = "python3"
     env: dict[str, str] = field(default_factory=dict)

@@ -1,11 +1,20 @@
 """Fake Vitis-AI host tools: ``docker``, ``conda``, ``vai_q_caffe``, ``vai_c_caffe``, ``vai_c_xir``.
 
 Each checks its arguments and inputs the way the real tool would (files exist and parse, options are
-known, ``deploy.prototxt`` has a single input), prints the recorded real output where one exists
-(``ofa_hw/data/zcu102_b4096/vai_c_kernel_info_proxylessmobile05.txt``) and writes plausible output
-files. The "DPU binary" a fake compiler writes is a real relocatable ELF (built with ``gcc -c``) holding
-the DNNDK profile the fake board's N2Cube will print: the recorded seed profile by default, or the file
-named by ``FAKE_DPU_PROFILE``.
+known, ``deploy.prototxt`` has a single input), prints the recorded real output where one exists and
+writes plausible output files:
+
+* ``vai_c_caffe`` (DNNC, Vitis-AI 1.0-1.2) prints the seed's real kernel list
+  (``ofa_hw/data/zcu102_b4096/vai_c_kernel_info_proxylessmobile05.txt``) after what real consoles print
+  before it (``tests/data/real_tool_outputs/README.md``): ANSI-coloured ``[VAI_C][Warning]`` lines and
+  the ``Kernel topology …`` line. The warning's wording is ours (no real console with warnings is
+  recorded). With ``FAKE_VAI_C_CAFFE_XIR=1`` it is the XIR-based ``vai_c_caffe`` of Vitis-AI >= 1.3
+  instead: it replays the recorded 1.3 console (``vai_c_caffe_console_vai13_xir_alexnet.txt``) and writes
+  an xmodel, no ELF and no kernel list.
+* The "DPU binary" a fake DNNC writes is a real relocatable ELF (built with ``gcc -c``) holding the
+  compile mode (``-e "{'mode': 'debug'}"`` or normal) and the DNNDK profile the fake board's N2Cube
+  prints for a debug-mode kernel: the recorded seed profile by default, or the file named by
+  ``FAKE_DPU_PROFILE``, in N2Cube's real title-first layout.
 
 Failure injection (environment): ``FAKE_VAI_C_ERROR=<message>`` makes the compiler fail with it,
 ``FAKE_VAI_Q_ERROR=<message>`` the quantizer.
@@ -28,6 +37,8 @@ from pathlib import Path
 FAKES_DIR = Path(__file__).resolve().parent
 TOOLS = ("docker", "conda", "vai_q_caffe", "vai_c_caffe", "vai_c_xir", "python")
 SEED_KERNEL = "proxylessmobile05"
+REAL_DIR = FAKES_DIR.parent / "data" / "real_tool_outputs"
+_RULE = "=" * 101
 
 
 def read_prototxt(path: str):
@@ -47,25 +58,60 @@ def _fail(tool: str, message: str, code: int = 1) -> int:
 
 
 def seed_profile_text(kernel: str = SEED_KERNEL) -> str:
+    """The seed's recorded profile file (with its extra rule above the title), renamed to ``kernel``."""
     from ofa_hw.data import SEED_DIR
 
     return (SEED_DIR / "dnndk_profile_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel)
 
 
+def as_printed(table: str) -> str:
+    """A recorded table as N2Cube prints it: from the title on (the seed file's first rule is the
+    closing rule of a previous run, pasted along)."""
+    lines = table.split("\n")
+    if len(lines) > 1 and lines[0].strip() == _RULE and lines[1].startswith("[DNNDK] Performance profile"):
+        return "\n".join(lines[1:])
+    return table
+
+
 def replay_profile(kernel: str) -> str:
-    """The DNNDK table the fake DPU will print for ``kernel``."""
+    """The DNNDK table the fake DPU prints for ``kernel`` (real title-first layout)."""
     path = os.environ.get("FAKE_DPU_PROFILE")
     text = Path(path).read_text() if path else seed_profile_text()
-    return text.replace(SEED_KERNEL, kernel)
+    return as_printed(text.replace(SEED_KERNEL, kernel))
 
 
-def write_fake_elf(path: Path, profile: str) -> None:
-    """A relocatable ELF whose data symbol ``ofa_hw_fake_profile`` holds ``profile`` (C string)."""
+def write_fake_elf(path: Path, profile: str, mode: str = "debug") -> None:
+    """A relocatable ELF holding ``profile`` (symbol ``ofa_hw_fake_profile``) and the compile ``mode``
+    (``ofa_hw_fake_mode``: ``debug`` or ``normal``) as C strings."""
     literal = json.dumps(profile)  # JSON string escapes are valid C string escapes for ASCII text
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "dpu.c"
-        src.write_text(f"const char ofa_hw_fake_profile[] = {literal};\n")
+        src.write_text(
+            f"const char ofa_hw_fake_profile[] = {literal};\nconst char ofa_hw_fake_mode[] = {json.dumps(mode)};\n"
+        )
         subprocess.run(["gcc", "-c", "-fPIC", "-o", str(path), str(src)], check=True)
+
+
+#: ANSI colours of DNNC's console (yellow warnings).
+_YELLOW, _RESET = "\x1b[1;33m", "\x1b[0m"
+
+
+def dnnc_console(kernel: str) -> str:
+    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the seed's real kernel list."""
+    from ofa_hw.data import SEED_DIR
+
+    listing = (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel)
+    return (
+        f"{_YELLOW}[VAI_C][Warning] layer [{kernel}_fc_1] (type: InnerProduct) output will be dequantized on CPU{_RESET}\n"
+        f'Kernel topology "{kernel}_kernel_graph.jpg" for network "{kernel}"\n' + listing
+    )
+
+
+def xir_caffe_console(output_dir: Path, kernel: str) -> str:
+    """The recorded console of Vitis-AI 1.3's XIR-based ``vai_c_caffe``, with this run's paths and name."""
+    text = (REAL_DIR / "vai_c_caffe_console_vai13_xir_alexnet.txt").read_text()
+    text = text.replace("/workspace/tutorials/VAI-Caffe-ML-CATSvsDOGS/files/deploy/alexnetBNnoLRN/quantiz/vaic_output", str(output_dir))
+    return text.replace("alexnetBNnoLRN", kernel)
 
 
 # --------------------------------------------------------------------------- docker / conda
@@ -249,13 +295,12 @@ def vai_c_caffe(argv: list[str]) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kernel = args.net_name
-    write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel))
-    from ofa_hw.data import SEED_DIR
-
-    print(
-        (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel),
-        end="",
-    )
+    if os.environ.get("FAKE_VAI_C_CAFFE_XIR"):  # Vitis-AI >= 1.3: vai_c_caffe is XIR-based
+        (out / f"{kernel}.xmodel").write_text(json.dumps({"format": "fake-compiled-xmodel", "kernel": kernel}))
+        print(xir_caffe_console(out, kernel), end="")
+        return 0
+    write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel), options.get("mode", "normal"))
+    print(dnnc_console(kernel), end="")
     return 0
 
 

@@ -66,7 +66,6 @@ class Board:
     known_hosts: str = "~/.ssh/known_hosts"
     insecure_no_host_key_check: bool = False
     remote_tmp: str = "/tmp"
-    cc: str = "gcc"
     cxx: str = "g++"
     python: str = "python3"
     env: tuple[tuple[str, str], ...] = ()
@@ -86,7 +85,6 @@ class Board:
             known_hosts=cfg.known_hosts,
             insecure_no_host_key_check=bool(cfg.insecure_no_host_key_check),
             remote_tmp=cfg.remote_tmp.rstrip("/") or "/",
-            cc=cfg.cc,
             cxx=cfg.cxx,
             python=cfg.python,
             env=tuple(sorted((str(k), str(v)) for k, v in cfg.env.items())),

@@ -3,8 +3,10 @@
 Two flows, one interface (``build(job) -> Compiled``):
 
 * :class:`CaffeFlow` (Vitis-AI 1.0–1.2, DNNDK): Caffe export with an ``ImageData`` calibration input →
-  ``vai_q_caffe quantize`` → redundant input removed from ``deploy.prototxt`` → ``vai_c_caffe`` in
-  debug mode (per-node profiling needs it) → ``dpu_<kernel>.elf`` + the kernel list.
+  ``vai_q_caffe quantize`` → redundant input removed from ``deploy.prototxt`` → ``vai_c_caffe`` twice:
+  in debug mode (per-node profiles need it) and in normal mode (a debug-mode kernel runs node by node
+  in any task mode, so only a normal-mode ELF has the latency a deployed model has) →
+  ``debug/dpu_<kernel>.elf``, ``normal/dpu_<kernel>.elf`` + the kernel list.
 * :class:`XmodelFlow` (Vitis-AI >= 1.3, VART): generated ``vai_q_pytorch`` script (calib, then test
   mode with ``export_xmodel``) → ``vai_c_xir`` → ``<kernel>.xmodel``.
 
@@ -25,19 +27,27 @@ import torch
 
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
-from ofa_hw.dpu import ParseError, parse_kernel_info
+from ofa_hw.dpu import DPUConfig, ParseError, parse_kernel_info
+from ofa_hw.errors import UserError
 from ofa_hw.export.caffe import remove_redundant_input, save_caffe, to_caffe, with_image_data
 from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, write_quantize_script
 from ofa_hw.netspec import build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
 from ofa_hw.torchnet import build_model
 
-#: VAI_C's option for per-node profiling (DNNDK prints node tables only for debug-mode kernels).
-DEBUG_MODE = "{'mode': 'debug'}"
+#: VAI_C's ``-e`` option per compile mode: per-node profiles need ``debug``; the deployable latency ``normal``.
+VAI_C_MODES = {"debug": "{'mode': 'debug'}", "normal": "{'mode': 'normal'}"}
+
+#: The DPU size of the arch file each board's stock Vitis-AI container ships (one target per file).
+STOCK_ARCH = {"ZCU102": "B4096", "ZCU104": "B4096", "KV260": "B4096"}
 
 
 class CompileFailed(RuntimeError):
     """Export, quantization or compilation failed; the message carries the tool's own words."""
+
+
+class ToolchainMismatch(UserError):
+    """The tools in the container belong to another flow than the configured backend (stops the batch)."""
 
 
 def kernel_name(net_name: str) -> str:
@@ -55,7 +65,10 @@ class Compiled:
     Attributes:
         job: The profiling job it was built for.
         kernel: DPU kernel name (``-n`` / ``--net_name``).
-        artifact: The file the board runs: ``dpu_<kernel>.elf`` (DNNDK) or ``<kernel>.xmodel`` (VART).
+        artifact: The file the board profiles: the debug-mode ``dpu_<kernel>.elf`` (DNNDK) or
+            ``<kernel>.xmodel`` (VART).
+        deploy_artifact: The normal-mode ELF the board times for the deployable latency (DNNDK);
+            ``None`` when ``artifact`` is itself deployable (VART).
         kernel_info: The compiler's kernel list (DNNDK) or summary output (xir).
         log: The tools' outputs, concatenated (kept with the measurement).
         timings: Wall times of the host steps in seconds.
@@ -67,6 +80,7 @@ class Compiled:
     kernel_info: str
     log: str
     timings: dict[str, float] = field(default_factory=dict)
+    deploy_artifact: Path | None = None
 
 
 def job_dir(workdir: Path, job: ProfileJob) -> Path:
@@ -100,17 +114,36 @@ def synthetic_calibration(
     return outdir
 
 
-def _arch_json(template: str, dpu_name: str) -> str:
-    """The arch file for this DPU: ``{board}`` in the template becomes the preset's board (``ZCU102``)."""
-    return template.replace("{board}", dpu_name.split("_")[0].upper())
+def arch_json(template: str, dpu: DPUConfig) -> str:
+    """The arch file of ``dpu``: ``{board}`` in the template becomes the preset's board (``ZCU102``)
+    when the DPU has the size of that board's stock arch file, else ``<BOARD>_<ARCH>`` (``ZCU102_B2304``),
+    a file the user provides: each stock file names one DPU target, so a B2304 needs its own."""
+    board = dpu.name.split("_")[0].upper()
+    target = board if STOCK_ARCH.get(board) == dpu.arch else f"{board}_{dpu.arch}"
+    return template.replace("{board}", target)
+
+
+def missing_arch_message(path: str, dpu: DPUConfig, where: str) -> str:
+    """One line saying which arch file to provide for ``dpu`` (it does not exist ``where``)."""
+    board = dpu.name.split("_")[0].upper()
+    stock = STOCK_ARCH.get(board)
+    why = (
+        f"the stock {board} arch file targets {stock}, DPU preset {dpu.name} is a {dpu.arch}"
+        if stock and stock != dpu.arch
+        else f"no stock arch file for {dpu.name} ({dpu.arch})"
+    )
+    return (
+        f"arch file {path} does not exist {where} ({why}): provide it (generated from your DPU's "
+        f"hardware handoff) or set backend.vitis.arch_json to the file"
+    )
 
 
 class _Flow:
-    def __init__(self, cfg: VitisConfig, runner: ToolRunner, workdir: Path, dpu_name: str) -> None:
+    def __init__(self, cfg: VitisConfig, runner: ToolRunner, workdir: Path, dpu: DPUConfig) -> None:
         self.cfg = cfg
         self.runner = runner
         self.workdir = Path(workdir)
-        self.arch_json = _arch_json(cfg.arch_json, dpu_name)
+        self.arch_json = arch_json(cfg.arch_json, dpu)
 
     def _run(self, argv: list[str], cwd: Path, timeout_s: float, log: Path) -> str:
         try:
@@ -126,16 +159,23 @@ class _Flow:
 
 
 class CaffeFlow(_Flow):
-    """Caffe export → vai_q_caffe → vai_c_caffe (DNNDK)."""
+    """Caffe export → vai_q_caffe → vai_c_caffe in debug and in normal mode (DNNDK)."""
 
     def build(self, job: ProfileJob) -> Compiled:
         kernel = kernel_name(job.net_name)
         root = job_dir(self.workdir, job)
-        elf = root / "compiled" / f"dpu_{kernel}.elf"
-        info_file = root / "compiled" / "kernel_info.txt"
-        if elf.exists() and info_file.exists():
+        cdir = root / "compiled"
+        elf = {mode: cdir / mode / f"dpu_{kernel}.elf" for mode in VAI_C_MODES}
+        info_file = cdir / "kernel_info.txt"
+        if all(p.exists() for p in elf.values()) and info_file.exists():
             return Compiled(
-                job, kernel, elf, info_file.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0}
+                job,
+                kernel,
+                elf["debug"],
+                info_file.read_text(),
+                (root / "logs.txt").read_text(),
+                {"compile_s": 0.0},
+                deploy_artifact=elf["normal"],
             )
         timings: dict[str, float] = {}
         start = time.monotonic()
@@ -161,19 +201,37 @@ class CaffeFlow(_Flow):
             )
         removed = remove_redundant_input(deploy)
 
-        start = time.monotonic()
-        cdir = root / "compiled"
-        argv = ["vai_c_caffe", "-p", str(deploy), "-c", str(qdir / "deploy.caffemodel"), "-a", self.arch_json]
-        argv += ["-e", DEBUG_MODE, "--output_dir", str(cdir), "-n", kernel]
-        c_out = self._run(argv, root, self.cfg.compile_timeout_s, root / "logs" / "vai_c_caffe.log")
-        timings["compile_s"] = time.monotonic() - start
-        info = _kernel_list(c_out, kernel)
-        if not elf.exists():
-            raise CompileFailed(f"vai_c_caffe: {elf.name} was not written to {cdir}")
-        log = f"# vai_q_caffe\n{q_out}\n# removed from deploy.prototxt: {removed}\n# vai_c_caffe\n{c_out}"
+        outputs: dict[str, str] = {}
+        for mode, option in VAI_C_MODES.items():
+            start = time.monotonic()
+            out = cdir / mode
+            argv = ["vai_c_caffe", "-p", str(deploy), "-c", str(qdir / "deploy.caffemodel"), "-a", self.arch_json]
+            argv += ["-e", option, "--output_dir", str(out), "-n", kernel]
+            outputs[mode] = self._run(
+                argv, root, self.cfg.compile_timeout_s, root / "logs" / f"vai_c_caffe_{mode}.log"
+            )
+            timings[f"compile_{mode}_s"] = time.monotonic() - start
+            self._check_dnnc(outputs[mode], out, kernel)
+            if not elf[mode].exists():
+                raise CompileFailed(f"vai_c_caffe ({mode} mode): {elf[mode].name} was not written to {out}")
+        info = _kernel_list(outputs["debug"], kernel)
+        _kernel_list(outputs["normal"], kernel)
+        log = (
+            f"# vai_q_caffe\n{q_out}\n# removed from deploy.prototxt: {removed}\n"
+            f"# vai_c_caffe (debug mode)\n{outputs['debug']}\n# vai_c_caffe (normal mode)\n{outputs['normal']}"
+        )
         (root / "logs.txt").write_text(log)
         info_file.write_text(info)  # written last: its presence marks a complete build
-        return Compiled(job, kernel, elf, info, log, timings)
+        return Compiled(job, kernel, elf["debug"], info, log, timings, deploy_artifact=elf["normal"])
+
+    def _check_dnnc(self, output: str, outdir: Path, kernel: str) -> None:
+        """Refuse the XIR-based ``vai_c_caffe`` of Vitis-AI >= 1.3 (an xmodel, no ELF, no kernel list)."""
+        if "[UNILOG]" in output or (outdir / f"{kernel}.xmodel").exists():
+            where = f"container {self.cfg.container!r}" if self.cfg.container else "this host"
+            raise ToolchainMismatch(
+                f"vai_c_caffe in {where} is XIR-based (Vitis-AI >= 1.3: it writes an xmodel, no DPU ELF or "
+                f"kernel list); the DNNDK flow needs Vitis-AI 1.0-1.2, so use backend=vitis_vart with this container"
+            )
 
 
 def _kernel_list(output: str, kernel: str) -> str:
@@ -182,12 +240,10 @@ def _kernel_list(output: str, kernel: str) -> str:
     Per-node profiles of a split network are not additive (CPU subgraphs between the DPU kernels), and
     the board-side profiler runs one kernel.
     """
-    start = output.find("kernel list info for network")
-    if start < 0:
+    if "kernel list info for network" not in output:
         raise CompileFailed(f"vai_c_caffe printed no kernel list\n{output[-2000:]}")
-    text = output[start:]
     try:
-        kernels = parse_kernel_info(text, source="vai_c_caffe output")
+        kernels = parse_kernel_info(output, source="vai_c_caffe output")
     except ParseError as exc:
         raise CompileFailed(f"vai_c_caffe kernel list unreadable: {exc}") from exc
     dpu = [k.name for k in kernels.dpu_kernels]
@@ -196,7 +252,7 @@ def _kernel_list(output: str, kernel: str) -> str:
         raise CompileFailed(
             f"{kernel}: compiled into DPU kernels {dpu} and CPU kernels {cpu}; expected the single DPU kernel {kernel!r}"
         )
-    return text
+    return output[output.index("kernel list info for network") :]
 
 
 class XmodelFlow(_Flow):
