@@ -16,7 +16,7 @@ import pytest
 from fakes.board_server import FakeBoard
 from fakes.fixtures import *
 from fakes.fixtures import make_settings, needs_gcc
-from fakes.tools import seed_profile_text, write_fake_elf
+from fakes.tools import as_printed, seed_profile_text, write_fake_elf
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends.vitis import VitisBackend
@@ -39,21 +39,27 @@ KERNEL = "proxylessmobile05"
 
 
 @pytest.fixture(scope="module")
-def elf(tmp_path_factory) -> Path:
-    """A compiled network as the fake VAI_C writes it (replaying the recorded seed profile)."""
-    path = tmp_path_factory.mktemp("elf") / f"dpu_{KERNEL}.elf"
-    write_fake_elf(path, seed_profile_text())
-    return path
+def elf(tmp_path_factory) -> dict[str, Path]:
+    """A network as the fake VAI_C compiles it, in debug and in normal mode (replaying the seed profile)."""
+    root = tmp_path_factory.mktemp("elf")
+    paths = {}
+    for mode in ("debug", "normal"):
+        (root / mode).mkdir()
+        paths[mode] = root / mode / f"dpu_{KERNEL}.elf"
+        write_fake_elf(paths[mode], as_printed(seed_profile_text()), mode)
+    return paths
 
 
 class PrecompiledFlow:
-    """Stands in for the host flow (tested in test_vitis_toolchain): every job gets the same ELF."""
+    """Stands in for the host flow (tested in test_vitis_toolchain): every job gets the same ELFs."""
 
-    def __init__(self, elf: Path) -> None:
+    def __init__(self, elf: dict[str, Path]) -> None:
         self.elf = elf
 
     def build(self, job: ProfileJob) -> Compiled:
-        return Compiled(job, KERNEL, self.elf, "kernel list", "log", {"compile_s": 0.0})
+        return Compiled(
+            job, KERNEL, self.elf["debug"], "kernel list", "log", {"compile_s": 0.0}, deploy_artifact=self.elf["normal"]
+        )
 
 
 def _job(i: int = 0, runs: int = 2) -> ProfileJob:
@@ -81,7 +87,8 @@ def _board(fb: FakeBoard, **changes) -> Board:
 
 
 def _leftovers(fb: FakeBoard) -> list[str]:
-    return [p.name for p in (fb.root / "tmp").iterdir()]
+    """Files a job left in the board's temp directory (the profiler cache is meant to stay)."""
+    return [p.name for p in (fb.root / "tmp").iterdir() if p.name != "ofa_hw-cache"]
 
 
 def test_profile_on_the_loopback_board(fake_tools, fake_board, tmp_path, elf):
@@ -92,20 +99,30 @@ def test_profile_on_the_loopback_board(fake_tools, fake_board, tmp_path, elf):
     assert outcome.profile == replay
     assert outcome.profile.total_ms == pytest.approx(3.279)
     assert outcome.profile.e2e_ms is not None and outcome.profile.kernel_info == "kernel list"
-    # honest chain: our real command lines ran on the board
+    # honest chain: our real command lines ran on the board; the profiler is C++, built with g++
     cmds = fake_board.commands
-    assert any(
-        c.endswith(f"g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so") for c in cmds
-    )
-    assert any("gcc -O2 -o ofa_hw_dpu_profile ofa_hw_dpu_profile.c -ln2cube -lpthread" in c for c in cmds)
-    assert any(c.endswith(f"./ofa_hw_dpu_profile {KERNEL} 3 1") for c in cmds)
+    for mode in ("debug", "normal"):
+        assert any(
+            c.endswith(f"/{mode} && g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so") for c in cmds
+        )
+    assert sum("g++ -O2 -o ofa_hw_dpu_profile ofa_hw_dpu_profile.cpp -ln2cube -lpthread" in c for c in cmds) <= 1
+    assert any(re.search(rf"/normal && \S+/ofa_hw_dpu_profile-\w+ time {KERNEL} 3 1$", c) for c in cmds)
+    assert any(re.search(rf"/debug && \S+/ofa_hw_dpu_profile-\w+ profile {KERNEL} 3 1$", c) for c in cmds)
     calls = fake_board.n2cube_log.read_text().splitlines()
-    assert calls[:3] == ["dpuOpen0", f"dpuLoadKernel {KERNEL} 0", f"dpuCreateTask {KERNEL} 0"]
-    assert calls.count("dpuRunTask mode 0") == 1 + 3  # warm-up + timed normal-mode runs
-    assert calls.count("dpuRunTask mode 1") == 3  # profile-mode runs only: warm-up excluded
-    assert calls[-1] == "dpuClose0"
+    # e2e_ms: the normal-mode ELF, timed outside profile mode (warm-up + 3 timed runs)
+    assert calls[:3] == ["dpuOpen", f"dpuLoadKernel {KERNEL}", f"dpuCreateTask {KERNEL} normal 0"]
+    assert calls.count("dpuRunTask normal 0") == 1 + 3
+    # per-node tables: the debug-mode ELF in profile mode (its warm-up run in normal mode, not reported)
+    assert f"dpuCreateTask {KERNEL} debug 1" in calls
+    assert calls.count("dpuRunTask debug 0") == 1 and calls.count("dpuRunTask debug 1") == 3
+    assert not any(c.startswith("dpuRunTask normal 1") for c in calls)
+    assert calls[-1] == "dpuClose" and calls.count("dpuOpen") == 2
     assert _leftovers(fake_board) == []  # remote temp files cleaned
     assert set(outcome.timings) >= {"lock_wait_s", "board_s"}
+    # the profiler is built once per board and reused
+    again = backend.profile(_job(1, runs=1))
+    assert again.ok, again.error
+    assert sum("g++ -O2 -o ofa_hw_dpu_profile" in c for c in fake_board.commands) <= 1
 
 
 def test_hostile_strings_stay_data(fake_board, tmp_path):
@@ -127,9 +144,9 @@ def test_hostile_strings_stay_data(fake_board, tmp_path):
 def test_hostile_config_values_fail_cleanly(fake_tools, fake_board, tmp_path, elf):
     marker = tmp_path / "pwned"
     backend = _backend(fake_tools, [fake_board], tmp_path, elf)
-    backend.boards = [_board(fake_board, cc=f"gcc; touch {marker}")]
+    backend.boards = [_board(fake_board, cxx=f"g++; touch {marker}")]
     outcome = backend.profile(_job())
-    assert outcome.status == "failed" and "build profiler" in outcome.error and "not found" in outcome.error
+    assert outcome.status == "failed" and "ELF to shared library" in outcome.error and "not found" in outcome.error
     backend.boards = [_board(fake_board, remote_tmp=f"{fake_board.root}/tmp/$(touch {marker})")]
     outcome = backend.profile(_job())
     assert outcome.status == "failed" and "mktemp" in outcome.error
@@ -189,17 +206,18 @@ def test_timeout_mid_run(fake_tools, fake_board, tmp_path, elf):
     outcome = backend.profile(_job())
     assert time.monotonic() - start < 4.5
     assert outcome.status == "failed" and outcome.error.startswith(
-        "board board0: profile: timed out after 1 s"
+        "board board0: profile debug-mode ELF: timed out after 1 s"
     )
     assert _leftovers(fake_board) == []
     time.sleep(0.3)
-    assert "dpuClose0" not in fake_board.n2cube_log.read_text()  # the run was killed, not finished
+    # the timing run finished; the profile run was killed, not finished
+    assert fake_board.n2cube_log.read_text().splitlines().count("dpuClose") == 1
 
 
 @pytest.mark.parametrize(
     "knob,expected",
     [
-        (("FAKE_N2CUBE_FAIL", "run"), r"profile: exit status 6[\s\S]*dpuRunTask failed"),
+        (("FAKE_N2CUBE_FAIL", "run"), r"ELF: exit status 6[\s\S]*dpuRunTask failed"),
         (("FAKE_N2CUBE_FAIL", "load"), r"exit status 4[\s\S]*dpuLoadKernel\(proxylessmobile05\) failed"),
         (("FAKE_N2CUBE_GARBAGE", "1"), r"unreadable profiler output"),
     ],

@@ -124,6 +124,17 @@ class Backend(Protocol):
     toolchain: str
     dpu: DPUConfig
 
+    def preflight(self) -> None:
+        """Check that the backend can work at all (tools, container, boards) before any job is planned.
+
+        :func:`make_backend` calls it, so a missing container or an unreachable farm is one line at the
+        start, not hundreds of failed jobs. A no-op for the simulator.
+
+        Raises:
+            ofa_hw.errors.UserError: naming what is missing and how to fix it.
+        """
+        ...
+
     def profile(self, job: ProfileJob) -> ProfileOutcome:
         """Profile one job; never raises for a job-level failure (returns ``status='failed'``)."""
         ...
@@ -133,16 +144,18 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(cfg: Any, dpu: DPUConfig) -> Backend:
-    """Instantiate the backend a ``backend`` config node names by ``_target_``.
+def make_backend(cfg: Any, dpu: DPUConfig, preflight: bool = True) -> Backend:
+    """Instantiate the backend a ``backend`` config node names by ``_target_``, and run its preflight.
 
     Args:
         cfg: The ``backend`` group node (a :class:`~ofa_hw.schemas.backend.BackendConfig`), or the root
             config holding one under ``backend``.
         dpu: The DPU configuration to profile on.
+        preflight: Run :meth:`Backend.preflight` (tools, container, boards) before returning.
 
     Raises:
         ValueError: when ``_target_`` is missing, cannot be imported or does not provide ``from_config``.
+        ofa_hw.errors.UserError: when the preflight finds the backend unusable.
     """
     if "backend" in cfg and "_target_" not in cfg:
         cfg = cfg["backend"]
@@ -158,4 +171,6 @@ def make_backend(cfg: Any, dpu: DPUConfig) -> Backend:
     backend = cls.from_config(cfg, dpu)
     if not isinstance(backend, Backend):
         raise ValueError(f"backend._target_ = {target!r} did not build a Backend (name, toolchain, dpu, profile)")
+    if preflight:
+        backend.preflight()
     return backend

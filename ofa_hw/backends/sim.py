@@ -51,6 +51,9 @@ class SimBackend:
         """Build from a ``backend`` config node (the simulator needs nothing beyond the DPU)."""
         return cls(dpu)
 
+    def preflight(self) -> None:
+        """Nothing to check: the simulator needs no tools or boards."""
+
     def profile(self, job: ProfileJob) -> ProfileOutcome:
         start = time.perf_counter()
         netspec = build_netspec(job.get_space(), job.arch, name=job.net_name)

@@ -1,6 +1,8 @@
 """The xmodel flow (Vitis-AI >= 1.3): a generated ``vai_q_pytorch`` quantize script and ``vai_c_xir``.
 
-The Vitis-AI PyTorch container has its own torch and no ``ofa_hw``, so the quantize script is
+The Vitis-AI PyTorch containers have their own torch (1.4 in Vitis-AI 1.3, 1.7.1 in 1.4–2.0) and no
+``ofa_hw``, so the script uses only APIs torch 1.4 has (no ``torch.frombuffer``) and the weights are
+saved in the pre-1.6 (non-zip) format torch 1.4 can load. The quantize script is
 self-contained: it carries the subnet's layer list as JSON and a plain-torch module that rebuilds the
 exact :class:`~ofa_hw.torchnet.OFASubnet` structure (same ``state_dict`` keys), loads the weights
 saved next to it and runs pytorch_nndct's ``torch_quantizer`` in ``calib`` mode (calibration batches,
@@ -86,6 +88,7 @@ def calibration_batches(args, hw):
     if not args.calib_dir:
         gen = torch.Generator().manual_seed(args.seed)
         return [torch.randn(1, 3, hw, hw, generator=gen) for _ in range(args.calib_iter)]
+    import numpy
     from PIL import Image
 
     mean = torch.tensor(NORMALIZE_MEAN).view(3, 1, 1)
@@ -95,7 +98,7 @@ def calibration_batches(args, hw):
     batches = []
     for name in names:
         img = Image.open(os.path.join(args.calib_dir, name)).convert("RGB").resize((hw, hw))
-        x = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(hw, hw, 3).permute(2, 0, 1)
+        x = torch.from_numpy(numpy.array(img, dtype=numpy.uint8)).permute(2, 0, 1)  # torch >= 1.4 API only
         batches.append(((x.float() / 255.0 - mean) / std).unsqueeze(0))
     return batches
 
@@ -174,7 +177,10 @@ def write_quantize_script(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     script, weights = outdir / "quantize.py", outdir / "weights.pth"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    # torch < 1.6 cannot read the zip format torch.save writes by default since 1.6
+    torch.save(
+        {k: v.detach().cpu() for k, v in model.state_dict().items()}, weights, _use_new_zipfile_serialization=False
+    )
     script.write_text(
         _SCRIPT.format(
             name=netspec.name,

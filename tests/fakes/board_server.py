@@ -1,14 +1,16 @@
 """A loopback "board": a real asyncssh SSH server on 127.0.0.1 running commands in a sandbox directory.
 
 It behaves like a ZCU102 as far as ofa_hw can see: key authentication against an authorized key, a
-host key the client must know, ``/bin/sh`` commands with a board environment (``gcc``/``g++`` and a
-fake ``libn2cube`` + ``dnndk/n2cube.h`` on the compiler and library paths, a fake ``vaitrace`` and
-``xir``/``vart`` modules), and SFTP. Everything ofa_hw sends is executed for real: its ELF is turned into
-``libdpumodel<kernel>.so`` by ``g++``, its profiler source is compiled with ``gcc`` against the fake
-N2Cube and run; only the DPU itself (the printed profile) is replayed.
+host key the client must know, ``/bin/sh`` commands with a board environment (``g++`` and a fake
+``libn2cube`` + ``dnndk/n2cube.h`` with the real library's shape on the compiler and library paths, a
+fake ``vaitrace``/``vaitrace_py`` and ``xir``/``vart`` modules), and SFTP. Everything ofa_hw sends is
+executed for real: its ELFs are turned into ``libdpumodel<kernel>.so`` by ``g++``, its C++ profiler is
+compiled with ``g++`` against the fake N2Cube (C++ linkage, as the real one) and run; only the DPU
+itself (the printed profile, in N2Cube's real layout) is replayed.
 
-Failure knobs (:attr:`FakeBoard.behaviour`, environment of the board commands): ``FAKE_N2CUBE_SLEEP_MS``,
-``FAKE_N2CUBE_GARBAGE``, ``FAKE_N2CUBE_FAIL``; :meth:`FakeBoard.disappear` drops the board mid-batch.
+Knobs (:attr:`FakeBoard.behaviour`, environment of the board commands): ``FAKE_N2CUBE_SLEEP_MS``,
+``FAKE_N2CUBE_GARBAGE``, ``FAKE_N2CUBE_FAIL``, ``FAKE_VAITRACE_VERSION``; :meth:`FakeBoard.disappear`
+drops the board mid-batch.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ BOARD_SRC = Path(__file__).resolve().parent / "board"
 
 
 def build_board_root(root: Path) -> Path:
-    """Lay out the board's file system: fake N2Cube (built with gcc), headers, tools, Python modules."""
+    """Lay out the board's file system: fake N2Cube (built with g++), headers, tools, Python modules."""
     (root / "usr" / "lib").mkdir(parents=True, exist_ok=True)
     (root / "bin").mkdir(exist_ok=True)
     (root / "tmp").mkdir(exist_ok=True)
@@ -37,7 +39,7 @@ def build_board_root(root: Path) -> Path:
     shutil.copytree(BOARD_SRC / "include", root / "usr" / "include", dirs_exist_ok=True)
     subprocess.run(
         [
-            "gcc",
+            "g++",
             "-shared",
             "-fPIC",
             "-O1",
@@ -45,7 +47,7 @@ def build_board_root(root: Path) -> Path:
             str(BOARD_SRC / "include"),
             "-o",
             str(root / "usr" / "lib" / "libn2cube.so"),
-            str(BOARD_SRC / "n2cube.c"),
+            str(BOARD_SRC / "n2cube.cpp"),
             "-ldl",
         ],
         check=True,
@@ -158,6 +160,7 @@ class FakeBoard:
                 [str(BOARD_SRC / "pylib"), str(Path(__file__).resolve().parents[2])]
             ),
             "FAKE_N2CUBE_LOG": str(self.n2cube_log),
+            "FAKE_N2CUBE_SYSROOT": str(r),
             "LANG": "C",
             **self.behaviour,
         }

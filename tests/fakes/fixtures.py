@@ -46,7 +46,7 @@ def fake_tools(tmp_path, monkeypatch) -> FakeTools:
     monkeypatch.setenv("PATH", f"{fake.bin}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("FAKE_DOCKER_CONTAINERS", "vitis")
     monkeypatch.setenv("FAKE_CONDA_ENVS", "vitis-ai-caffe,vitis-ai-pytorch")
-    for var in ("FAKE_VAI_C_ERROR", "FAKE_VAI_Q_ERROR", "FAKE_DPU_PROFILE"):
+    for var in ("FAKE_VAI_C_ERROR", "FAKE_VAI_Q_ERROR", "FAKE_DPU_PROFILE", "FAKE_VAI_C_CAFFE_XIR"):
         monkeypatch.delenv(var, raising=False)
     return fake
 
@@ -54,8 +54,8 @@ def fake_tools(tmp_path, monkeypatch) -> FakeTools:
 @pytest.fixture(scope="session")
 def board_root(tmp_path_factory) -> Path:
     """The fake board's file system (fake libn2cube built once per session)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the fake board's libn2cube")
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to build the fake board's libn2cube")
     return build_board_root(tmp_path_factory.mktemp("board"))
 
 
@@ -101,7 +101,7 @@ def make_settings(
         step_timeout_s=60.0,
         warmup=1,
         lock_dir=str(workdir / "locks"),
-        toolchain="vitis-ai-1.0/dnndk-3.1" if flow == "dnndk" else "vitis-ai-1.3/vart",
+        toolchain="vitis-ai-1.0/dnndk-3.1" if flow == "dnndk" else "vitis-ai-2.5/vart",
     )
     values.update(overrides)
     return VitisConfig(**values)

@@ -15,20 +15,15 @@ boards take the remaining jobs (when none is left, they fail with a clear messag
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import queue
-import re
-import shlex
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
@@ -40,23 +35,27 @@ from ofa_hw.backends.vitis.board import (
     BoardUnreachable,
     board_lock,
     env_script,
-    quote_cmd,
 )
 from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, XmodelFlow
+from ofa_hw.backends.vitis.preflight import preflight
+from ofa_hw.backends.vitis.profilers import DnndkProfiler, VartProfiler, check_toolchain
 from ofa_hw.backends.vitis.toolchain import ToolRunner
-from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
-from ofa_hw.dpu.profile import make_table, quantize, run_totals
+from ofa_hw.dpu import DPUConfig, ParseError
+from ofa_hw.errors import UserError
 from ofa_hw.schemas.vitis import VitisConfig
 
 log = logging.getLogger(__name__)
 
-BOARD_FILES = files("ofa_hw.backends.vitis") / "board"
-DONE_MARK = "#ofa_hw done"
-_E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.MULTILINE)
 
 
 def vitis_settings(node: Any) -> VitisConfig:
-    """The ``backend.vitis`` node validated against :class:`VitisConfig` (typos and types fail here)."""
+    """The ``backend.vitis`` node validated against :class:`VitisConfig` (typos and types fail here).
+
+    Raises:
+        ValueError: for an unknown flow, no or duplicate boards.
+        ToolchainVersionError: when the toolchain's version does not fit the flow (DNNDK ends with
+            Vitis-AI 1.2; the VART flow needs vaitrace's ``--txt`` summary, Vitis-AI >= 1.4).
+    """
     if OmegaConf.is_config(node):
         node = OmegaConf.to_container(node, resolve=True)  # resolves ${workspace} against the root config
     merged = OmegaConf.merge(OmegaConf.structured(VitisConfig), node if node is not None else {})
@@ -68,120 +67,8 @@ def vitis_settings(node: Any) -> VitisConfig:
     names = [b.name for b in settings.boards]
     if len(set(names)) != len(names):
         raise ValueError(f"backend.vitis.boards: duplicate board names {names}")
+    check_toolchain(settings.flow, settings.toolchain)
     return settings
-
-
-def _e2e_ms(output: str) -> float | None:
-    values = [float(v) for v in _E2E_RE.findall(output)]
-    return float(np.mean(values)) / 1000.0 if values else None
-
-
-class DnndkProfiler:
-    """Board side of the DNNDK flow: ELF → ``libdpumodel<kernel>.so``, build + run the N2Cube profiler."""
-
-    source = "ofa_hw_dpu_profile.c"
-
-    async def run(
-        self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str
-    ) -> str:
-        board, kernel = client.board, compiled.kernel
-        elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
-        await client.put(compiled.artifact, f"{tmp}/{elf}", "upload ELF")
-        await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload profiler")
-        await client.run(
-            quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], tmp, source_env=True),
-            "ELF to shared library",
-        )
-        await client.run(
-            quote_cmd(
-                [board.cc, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs],
-                tmp,
-                source_env=True,
-            ),
-            "build profiler",
-        )
-        # LD_LIBRARY_PATH keeps the system's value after our directory: N2Cube dlopen()s libdpumodel<kernel>.so.
-        command = quote_cmd(["./ofa_hw_dpu_profile", kernel, str(runs), str(warmup)])
-        ld = f"LD_LIBRARY_PATH={shlex.quote(tmp)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
-        result = await client.run(f"cd {shlex.quote(tmp)} && . ./{ENV_FILE} && {ld} {command}", "profile")
-        return result.stdout
-
-    def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
-        if DONE_MARK not in output:
-            raise ParseError(
-                f"profiler output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output"
-            )
-        prof = parse_dnndk_profile(output, source="board output")
-        if prof.kernel != compiled.kernel:
-            raise ParseError(
-                f"profile of kernel {prof.kernel!r}, expected {compiled.kernel!r}", source="board output"
-            )
-        if prof.n_runs != runs:
-            raise ParseError(f"{prof.n_runs} profile tables for {runs} runs", source="board output")
-        return dataclasses.replace(prof, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info)
-
-
-class VartProfiler:
-    """Board side of the VART flow: run the xmodel under ``vaitrace --txt --fine_grained``."""
-
-    source = "ofa_hw_vart_profile.py"
-
-    async def run(
-        self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str
-    ) -> str:
-        board = client.board
-        xmodel = f"{compiled.kernel}.xmodel"
-        await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
-        await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
-        argv = [
-            settings.vaitrace,
-            "--txt",
-            "--fine_grained",
-            "-o",
-            "vaitrace.txt",
-            board.python,
-            self.source,
-            xmodel,
-            str(runs),
-            str(warmup),
-        ]
-        result = await client.run(quote_cmd(argv, tmp, source_env=True), "profile")
-        report = await client.read(f"{tmp}/vaitrace.txt", "fetch vaitrace report")
-        return result.stdout + ("\n" + report if report else "")
-
-    def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
-        if DONE_MARK not in output:
-            raise ParseError(
-                f"runner output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output"
-            )
-        summary = parse_vaitrace_summary(output, source="vaitrace output")
-        return profile_from_vaitrace(
-            summary, compiled.kernel, dpu, e2e_ms=_e2e_ms(output), kernel_info=compiled.kernel_info
-        )
-
-
-def profile_from_vaitrace(
-    summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = ""
-) -> Profile:
-    """A :class:`Profile` (one run, one node per fine-grained subgraph) from vaitrace's DPU summary.
-
-    Rows of the same subgraph on several DPU cores are averaged. Mem is the sum of the loaded weights,
-    loaded and stored feature maps; utilization is Perf over one core's peak, as DNNDK computes it.
-    """
-    grouped = summary.groupby("subgraph", sort=False).mean(numeric_only=True)
-    names = list(grouped.index)
-    raw = {
-        "workload_mop": grouped["workload_gop"].to_numpy() * 1000.0,
-        "mem_mb": (grouped["load_weight_mb"] + grouped["load_fm_mb"] + grouped["store_fm_mb"]).to_numpy(),
-        "runtime_ms": grouped["runtime_ms"].to_numpy(),
-        "perf_gops": grouped["perf_gops"].to_numpy(),
-        "utilization": grouped["perf_gops"].to_numpy() / dpu.peak_gops,
-        "mb_s": grouped["avg_bw_mbs"].to_numpy(),
-    }
-    table = make_table(range(1, len(names) + 1), names, quantize(raw))
-    return Profile.from_runs(
-        kernel, [table], [run_totals(table, dpu.peak_gops)], e2e_ms=e2e_ms, kernel_info=kernel_info
-    )
 
 
 #: flow name -> (host flow, board profiler)
@@ -215,7 +102,8 @@ class VitisBackend:
             conda_env=settings.conda_env,
         )
         flow_cls, profiler_cls = FLOWS[settings.flow]
-        self.flow = flow_cls(settings, runner, self.workdir, dpu.name)
+        self.runner = runner
+        self.flow = flow_cls(settings, runner, self.workdir, dpu)
         self.profiler = profiler_cls()
         self.boards = [Board.from_config(b) for b in settings.boards]
 
@@ -227,11 +115,28 @@ class VitisBackend:
         )
 
     # ----------------------------------------------------------------------- steps
+    def preflight(self) -> None:
+        """Check the container, its tools and arch file, and every board before any probe is planned.
+
+        Boards that cannot be reached leave the farm with a warning; none left is an error.
+
+        Raises:
+            BackendUnavailable: (a :class:`~ofa_hw.errors.UserError`) naming what is missing and the fix.
+        """
+        self.boards = preflight(self)
+
     def compile(self, job: ProfileJob) -> Compiled | ProfileOutcome:
-        """Export + quantize + compile ``job``; a failure is returned as a failed outcome."""
+        """Export + quantize + compile ``job``; a failure is returned as a failed outcome.
+
+        Raises:
+            UserError: when the tools cannot serve this backend at all (e.g. an XIR-based
+                ``vai_c_caffe`` in a DNNDK flow): every job would fail the same way.
+        """
         start = time.monotonic()
         try:
             return self.flow.build(job)
+        except UserError:
+            raise
         except (CompileFailed, ValueError) as exc:
             log.warning("%s: compile failed: %s", job.net_name, str(exc).splitlines()[0])
             error = f"compile error: {exc}"
@@ -313,12 +218,17 @@ class VitisBackend:
         jobs = list(jobs)
         if not jobs:
             return
-        results: queue.Queue[ProfileOutcome] = queue.Queue()
+        results: queue.Queue[ProfileOutcome | BaseException] = queue.Queue()
         compiled_q: queue.Queue[Compiled | None] = queue.Queue()
         alive = [len(self.boards)]
         lock = threading.Lock()
 
         def compiled_done(future) -> None:
+            if future.cancelled():
+                return
+            if future.exception() is not None:
+                results.put(future.exception())  # raised to the caller: the batch cannot go on
+                return
             item = future.result()
             (results if isinstance(item, ProfileOutcome) else compiled_q).put(item)
 
@@ -364,15 +274,18 @@ class VitisBackend:
         ]
         for t in threads:
             t.start()
+        # Export holds the package's torch.fx lock (ofa_hw.dpu.trace.FX_LOCK): safe at any compile_jobs.
+        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile")
         try:
-            with ThreadPoolExecutor(
-                max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile"
-            ) as pool:
-                for future in [pool.submit(self.compile, job) for job in jobs]:
-                    future.add_done_callback(compiled_done)
-                for _ in jobs:
-                    yield results.get()
+            for future in [pool.submit(self.compile, job) for job in jobs]:
+                future.add_done_callback(compiled_done)
+            for _ in jobs:
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
+            pool.shutdown(wait=False, cancel_futures=True)
             for _ in threads:
                 compiled_q.put(None)  # also when the caller stops early: no worker is left waiting
 

@@ -21,7 +21,9 @@ from pathlib import Path
 class ToolError(RuntimeError):
     """A tool failed (non-zero exit, timeout, missing executable); carries its output and log file."""
 
-    def __init__(self, tool: str, message: str, output: str = "", log: Path | None = None) -> None:
+    def __init__(
+        self, tool: str, message: str, output: str = "", log: Path | None = None, returncode: int | None = None
+    ) -> None:
         tail = "\n".join(output.strip().splitlines()[-15:])
         super().__init__(
             f"{tool}: {message}" + (f" (log: {log})" if log else "") + (f"\n{tail}" if tail else "")
@@ -29,6 +31,7 @@ class ToolError(RuntimeError):
         self.tool = tool
         self.output = output
         self.log = log
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -106,5 +109,5 @@ class ToolRunner:
         if timed_out:
             raise ToolError(tool, f"timed out after {timeout_s:g} s", output, log)
         if proc.returncode != 0:
-            raise ToolError(tool, f"exited with status {proc.returncode}", output, log)
+            raise ToolError(tool, f"exited with status {proc.returncode}", output, log, proc.returncode)
         return ToolResult(tuple(cmd), proc.returncode, output, seconds, log)
