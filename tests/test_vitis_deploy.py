@@ -92,7 +92,13 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
         results["deploy"]["backend"] == "vitis_dnndk" and results["deploy"]["kernel"] == "proxylessmobile05"
     )
     assert results["deploy"]["total_ms"] == pytest.approx(3.279) and results["deploy"]["nodes"] == 42
-    assert "#ofa_hw done" in (tmp_path / "run" / "profile_proxylessmobile05.txt").read_text()
+    # which figure is which: e2e_ms from the normal-mode ELF, profile_total_ms from the debug-mode one
+    assert results["deploy"]["profile_total_ms"] == results["deploy"]["total_ms"]
+    assert results["deploy"]["e2e_ms"] > 0 and "normal-mode" in results["deploy"]["figures"]["e2e_ms"]
+    assert "debug-mode" in results["deploy"]["figures"]["profile_total_ms"]
+    calls = fake_board.n2cube_log.read_text().splitlines()
+    assert "dpuRunTask normal 0" in calls and "dpuRunTask debug 1" in calls
+    assert "#ofa_hw done profile" in (tmp_path / "run" / "profile_proxylessmobile05.txt").read_text()
     sim = deploy.run(compose(SEED_NET, workspace=ws))
     assert sim["deploy"]["backend"] == "sim" and sim["deploy"]["total_ms"] == results["deploy"]["total_ms"]
 
@@ -113,26 +119,31 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
         assert "#ofa_hw done" in store.raw_text(vitis_run.id)
         assert vitis_run.e2e_ms is not None
 
-    # a second deploy of the same job reuses the stored measurement (no board work)
+    # a second deploy of the same job reuses the stored measurement (no board work but the preflight's check)
     n_cmds = len(fake_board.commands)
     again = deploy.run(
         compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws)
     )
-    assert again["deploy"]["total_ms"] == results["deploy"]["total_ms"] and len(fake_board.commands) == n_cmds
+    assert again["deploy"]["total_ms"] == results["deploy"]["total_ms"]
+    assert fake_board.commands[n_cmds:] == ["command -v g++"]
 
 
-def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "version,traced",
+    [("1.4", "vaitrace --txt --fine_grained -o vaitrace.txt python3"), ("3.0", "python3 -m vaitrace_py --txt --fine_grained")],
+)
+def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch, version, traced):
+    """The board's vaitrace prints its version's recorded layout; the flow picks that version's options."""
     monkeypatch.chdir(tmp_path)
+    fake_board.behaviour["FAKE_VAITRACE_VERSION"] = version
     ws = tmp_path / "ws"
-    results = deploy.run(
-        compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart"), workspace=ws)
-    )
+    label = f"vitis-ai-{version}/vart"
+    overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart") + [f"backend.vitis.toolchain={label}"]
+    results = deploy.run(compose(overrides, workspace=ws))
     assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
-    assert (
-        results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == "vitis-ai-1.3/vart"
-    )
-    assert results["deploy"]["total_ms"] == pytest.approx(3.279)
-    assert any("vaitrace --txt --fine_grained" in c for c in fake_board.commands)
+    assert results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == label
+    assert results["deploy"]["total_ms"] == pytest.approx(3.279) and results["deploy"]["e2e_ms"] > 0
+    assert sum(traced in c for c in fake_board.commands) == 1
     # the xmodel flow ran the generated script through the (fake) quantizer: calib, then test + export
     (xmodel,) = (tmp_path / "vitis").glob("*/compiled/proxylessmobile05.xmodel")
     source = json.loads(xmodel.read_text())["source"]
@@ -147,9 +158,23 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(backend="vitis_vart")
         prof = store.profile(run.id)
+        raw = store.raw_text(run.id)
+    header = {"1.4": "DPU         | Batch | SubGraph", "3.0": "DPU Id      | Bat | DPU SubGraph"}[version]
+    assert header in raw  # the recorded layout of that version
     cols = ["id", "name", "workload_mop", "runtime_ms", "perf_gops", "mem_mb", "mb_s"]
     pd.testing.assert_frame_equal(prof.nodes[cols], replay.nodes[cols])
     assert prof.totals["runtime_ms"].iloc[0] == pytest.approx(3.279)
+
+
+def test_vart_on_vitis_ai_13_is_refused_up_front(fake_tools, fake_board, tmp_path, monkeypatch):
+    from ofa_hw.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart") + ["backend.vitis.toolchain=vitis-ai-1.3/vart"]
+    with pytest.raises(UserError) as e:
+        deploy.run(compose(overrides, workspace=tmp_path / "ws"))
+    assert "--txt" in str(e.value) and "1.3" in str(e.value) and "\n" not in str(e.value)
+    assert fake_board.commands == [] and not (tmp_path / "vitis").exists()  # nothing ran
 
 
 def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, monkeypatch):
@@ -166,4 +191,4 @@ def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, mo
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(status="failed")
         assert run.backend == "vitis_dnndk" and "compile error" in run.error
-    assert fake_board.commands == []  # nothing reached the board
+    assert fake_board.commands == ["command -v g++"]  # only the preflight reached the board

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ofa_hw.space import get_space
 from ofa_hw.torchnet import build_model
 
 SPACE = get_space("proxyless_w05")
+DPU = DPUConfig.from_preset("zcu102_b4096")
 
 
 def _job(name: str = "proxylessmobile05", r: int | None = None, seed: int = 0) -> ProfileJob:
@@ -64,20 +66,28 @@ def test_kernel_names():
 def test_caffe_flow_in_container(fake_tools, tmp_path):
     settings = make_settings(fake_tools, [], tmp_path / "work")
     flow = CaffeFlow(
-        settings, ToolRunner(container="vitis", conda_env="vitis-ai-caffe"), tmp_path / "work", "zcu102_b4096"
+        settings, ToolRunner(container="vitis", conda_env="vitis-ai-caffe"), tmp_path / "work", DPU
     )
     compiled = flow.build(_job(r=128))
     assert compiled.kernel == "proxylessmobile05" and compiled.artifact.name == "dpu_proxylessmobile05.elf"
-    assert compiled.artifact.read_bytes()[:4] == b"\x7fELF"
+    # two ELFs of the same net: debug mode for per-node profiles, normal mode for the deployable latency
+    assert compiled.artifact.parent.name == "debug" and compiled.deploy_artifact.parent.name == "normal"
+    for elf, mode in ((compiled.artifact, b"debug"), (compiled.deploy_artifact, b"normal")):
+        data = elf.read_bytes()
+        assert data[:4] == b"\x7fELF" and mode + b"\x00" in data  # the fake compiler recorded -e's mode
     assert 'kernel list info for network "proxylessmobile05"' in compiled.kernel_info
-    root = compiled.artifact.parent.parent
+    assert compiled.kernel_info.startswith("kernel list info")  # the console's warnings are not kept
+    root = compiled.artifact.parent.parent.parent
     # float model calibrates from images; the quantizer's redundant input was removed before VAI_C
     assert read_prototxt(root / "float" / "proxylessmobile05.prototxt").layer[0].type == "ImageData"
     assert (root / "quantize_results" / "deploy.prototxt.orig").exists()
     assert "removed from deploy.prototxt: ['top-level input" in compiled.log
-    for log in ("vai_q_caffe.log", "vai_c_caffe.log"):
+    for log in ("vai_q_caffe.log", "vai_c_caffe_debug.log", "vai_c_caffe_normal.log"):
         text = (root / "logs" / log).read_text()
         assert text.startswith("$ docker exec -w ") and "# exit 0" in text
+    for mode in ("debug", "normal"):
+        argv = shlex.split((root / "logs" / f"vai_c_caffe_{mode}.log").read_text().splitlines()[0][2:])
+        assert argv[argv.index("-e") + 1] == f"{{'mode': '{mode}'}}"
     # resumable: a finished build is reused without calling the tools again
     fake_tools_fail = {"FAKE_VAI_C_ERROR": "must not be called"}
     import os
@@ -100,7 +110,7 @@ def test_compile_error_is_a_failed_outcome_with_the_tools_message(fake_tools, tm
     outcome = backend.compile(_job(r=128))
     assert outcome.status == "failed"
     assert "compile error" in outcome.error and "exceeds the weight buffer" in outcome.error
-    assert "vai_c_caffe.log" in outcome.error  # where the full log is kept
+    assert "vai_c_caffe_debug.log" in outcome.error  # where the full log is kept
 
 
 def test_missing_container_and_hostile_config_values(fake_tools, tmp_path):
@@ -170,30 +180,29 @@ def _compiled(tmp_path) -> Compiled:
 
 
 def test_board_output_checks(tmp_path):
-    from fakes.tools import seed_profile_text
+    from fakes.tools import as_printed, seed_profile_text
 
-    from ofa_hw.backends.vitis.backend import DnndkProfiler
+    from ofa_hw.backends.vitis.profilers import DnndkProfiler
     from ofa_hw.dpu import ParseError
 
     dpu = DPUConfig.from_preset("zcu102_b4096")
-    table = seed_profile_text()
-    good = (
-        "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw profile_run 0\n"
-        + table
-        + "#ofa_hw profile_run 1\n"
-        + table
-        + "#ofa_hw done\n"
-    )
-    prof = DnndkProfiler().parse(good, _compiled(tmp_path), 2, dpu)
+    table = as_printed(seed_profile_text())
+    timed = "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw done time\n"
+    profiled = "#ofa_hw profile_run 0\n" + table + "#ofa_hw profile_run 1\n" + table + "#ofa_hw done profile\n"
+    prof = DnndkProfiler().parse(timed + profiled, _compiled(tmp_path), 2, dpu)
     assert prof.n_runs == 2 and prof.e2e_ms == pytest.approx(3.6) and prof.kernel_info == "info"
     with pytest.raises(ParseError, match="incomplete"):
-        DnndkProfiler().parse(good.replace("#ofa_hw done\n", ""), _compiled(tmp_path), 2, dpu)
+        DnndkProfiler().parse(timed + profiled.replace("#ofa_hw done profile\n", ""), _compiled(tmp_path), 2, dpu)
+    with pytest.raises(ParseError, match="no '#ofa_hw done time'"):
+        DnndkProfiler().parse(profiled, _compiled(tmp_path), 2, dpu)
     with pytest.raises(ParseError, match="1 profile tables for 2 runs"):
-        DnndkProfiler().parse(table + "#ofa_hw done\n", _compiled(tmp_path), 2, dpu)
-    with pytest.raises(ParseError, match="expected 'proxylessmobile05'"):
+        DnndkProfiler().parse(timed + table + "#ofa_hw done profile\n", _compiled(tmp_path), 2, dpu)
+    with pytest.raises(ParseError, match="no profile of kernel 'proxylessmobile05'"):
         DnndkProfiler().parse(
-            table.replace("proxylessmobile05", "other") + "#ofa_hw done\n", _compiled(tmp_path), 1, dpu
+            timed + table.replace("proxylessmobile05", "other") + "#ofa_hw done profile\n", _compiled(tmp_path), 1, dpu
         )
+    with pytest.raises(ParseError, match="e2e_us"):
+        DnndkProfiler().parse("#ofa_hw done time\n" + profiled, _compiled(tmp_path), 2, dpu)
 
 
 def test_vaitrace_summary_to_profile():

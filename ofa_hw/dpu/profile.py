@@ -36,6 +36,18 @@ ROW = "%4d %30s %13.3f %7.2f %11.3f %10.1f %11.1f%% %7.1f"
 TOTAL_LABEL = " " * 16 + "Total Nodes In Avg:"
 TOTAL_ROW = "%4s %30s %13.3f %7.2f %11.3f %10.1f %11.1f%% %7.1f"
 
+#: What the two latency figures of a measurement mean (written next to them in results.json).
+FIGURES = {
+    "e2e_ms": (
+        "deployable latency: one task run of a normal-mode kernel outside profile mode (DNNDK board: a "
+        "second, normal-mode ELF of the same net; VART board: the runner without vaitrace; sim: modelled)"
+    ),
+    "profile_total_ms": (
+        "sum of the per-node DPU times of the profile ('All' row); on a DNNDK board from the debug-mode ELF "
+        "in profile mode, which runs node by node: not a deployable latency"
+    ),
+}
+
 #: Printed decimals of each numeric column (utilization is printed in percent with 1 decimal).
 DECIMALS = {"workload_mop": 3, "mem_mb": 2, "runtime_ms": 3, "perf_gops": 1, "mb_s": 1}
 

@@ -3,8 +3,8 @@
 Works with every backend (``sim``, ``vitis_dnndk``, ``vitis_vart``): the job goes through the store's
 runner, so a measurement already stored is reused and a new one is recorded the moment it arrives.
 Writes into Hydra's run directory: ``profile_<net>.txt`` (the tool's raw output), ``nodes_<net>.csv``
-(per-node table) and ``results.json`` with ``deploy.*`` (status, total_ms, e2e_ms, nodes …), ``dpu.*``
-and ``timings_s``.
+(per-node table) and ``results.json`` with ``deploy.*`` (status, total_ms = profile_total_ms, e2e_ms,
+nodes …; ``deploy.figures`` says which latency is which), ``dpu.*`` and ``timings_s``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends import make_backend as build_backend
+from ofa_hw.dpu.profile import FIGURES
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import profile_jobs
 from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, write_results
@@ -69,6 +70,7 @@ def run(cfg: DictConfig) -> dict:
         prof = outcome.profile
         prof.nodes.to_csv(outdir / f"nodes_{net_name}.csv", index=False)
         deploy.update(kernel=prof.kernel, total_ms=prof.total_ms, e2e_ms=prof.e2e_ms, nodes=len(prof.nodes))
+        deploy.update(profile_total_ms=prof.total_ms, figures=FIGURES)  # which figure is which
         print(
             f"{net_name} on {backend.name} ({dpu.name}): {prof.total_ms:.3f} ms over {len(prof.nodes)} DPU nodes, {runs} runs"
         )
