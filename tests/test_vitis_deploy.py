@@ -161,8 +161,10 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch, v
         raw = store.raw_text(run.id)
     header = {"1.4": "DPU         | Batch | SubGraph", "3.0": "DPU Id      | Bat | DPU SubGraph"}[version]
     assert header in raw  # the recorded layout of that version
-    cols = ["id", "name", "workload_mop", "runtime_ms", "perf_gops", "mem_mb", "mb_s"]
+    cols = ["id", "name", "runtime_ms", "mem_mb", "mb_s"]
     pd.testing.assert_frame_equal(prof.nodes[cols], replay.nodes[cols])
+    # vaitrace prints the workload in GOP with 3 decimals: MOP to within 0.5
+    assert (prof.nodes["workload_mop"] - replay.nodes["workload_mop"]).abs().max() <= 0.5
     assert prof.totals["runtime_ms"].iloc[0] == pytest.approx(3.279)
 
 
