@@ -22,7 +22,7 @@ class LutConfig:
         regenerate: Rebuild a LUT whose DPU fingerprint no longer matches the config; ``false`` stops
             with an error instead.
         reuse: Reuse an existing LUT with a matching fingerprint (``false`` always rebuilds from the store).
-        retry_failed: Re-profile jobs the store holds as failed.
+        retry_failed: Re-profile jobs the store holds as failed (default: a rerun retries them).
     """
 
     dir: str = "${workspace}/lut"
@@ -34,4 +34,4 @@ class LutConfig:
     seed: int = 0
     regenerate: bool = True
     reuse: bool = True
-    retry_failed: bool = False
+    retry_failed: bool = True

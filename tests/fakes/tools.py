@@ -1,4 +1,4 @@
-"""Fake Vitis-AI host tools: ``docker``, ``conda``, ``vai_q_caffe``, ``vai_c_caffe``, ``vai_c_xir``.
+"""Fake Vitis-AI host tools: ``docker``, ``conda``, ``python``, ``vai_q_caffe``, ``vai_c_caffe``, ``vai_c_xir``.
 
 Each checks its arguments and inputs the way the real tool would (files exist and parse, options are
 known, ``deploy.prototxt`` has a single input), prints the recorded real output where one exists and
@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 FAKES_DIR = Path(__file__).resolve().parent
-TOOLS = ("docker", "conda", "vai_q_caffe", "vai_c_caffe", "vai_c_xir", "python")
+TOOLS = ("vai_q_caffe", "vai_c_caffe", "vai_c_xir")
 SEED_KERNEL = "proxylessmobile05"
 REAL_DIR = FAKES_DIR.parent / "data" / "real_tool_outputs"
 _RULE = "=" * 101
@@ -114,55 +114,53 @@ def xir_caffe_console(output_dir: Path, kernel: str) -> str:
     return text.replace("alexnetBNnoLRN", kernel)
 
 
-# --------------------------------------------------------------------------- docker / conda
-def docker(argv: list[str]) -> int:
-    if not argv or argv[0] != "exec":
-        return _fail("docker", f"fake docker supports only 'exec', got {argv[:1]}")
-    parser = argparse.ArgumentParser(prog="docker exec")
-    parser.add_argument("-w", "--workdir")
-    parser.add_argument("-e", "--env", action="append", default=[])
-    parser.add_argument("container")
-    parser.add_argument("cmd", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv[1:])
-    running = os.environ.get("FAKE_DOCKER_CONTAINERS", "").split(",")
-    if args.container not in running:
-        print(f"Error: No such container: {args.container}", file=sys.stderr)
-        return 1
-    if not args.cmd:
-        return _fail("docker", "no command given")
-    # The container mounts the host's work tree at the same path, so -w must exist on the host.
-    if args.workdir and not Path(args.workdir).is_dir():
-        print(
-            f'OCI runtime exec failed: chdir to cwd ("{args.workdir}") failed: no such file or directory',
-            file=sys.stderr,
-        )
-        return 126
-    env = dict(os.environ)
-    env.update(e.split("=", 1) for e in args.env)
-    return subprocess.run(args.cmd, cwd=args.workdir, env=env, check=False).returncode
+# --------------------------------------------------------------------------- docker / conda / python
+# Shell scripts: they only check their arguments and exec the tool, and a Python start-up per wrapper
+# would triple the cost of every tool call of a LUT build.
+DOCKER_SH = r"""#!/bin/sh
+# Fake `docker exec [-w DIR] [-e K=V]... CONTAINER CMD...`: the containers in $FAKE_DOCKER_CONTAINERS
+# (comma-separated) run; the container mounts the host's work tree at the same path, so -w must exist.
+if [ "$1" != exec ]; then echo "[docker][Error] fake docker supports only 'exec', got [$1]" >&2; exit 1; fi
+shift
+workdir=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -w|--workdir) workdir=$2; shift 2 ;;
+    -e|--env) export "$2"; shift 2 ;;
+    -*) echo "unknown flag: $1" >&2; exit 125 ;;
+    *) break ;;
+  esac
+done
+if [ $# -eq 0 ]; then echo "[docker][Error] no container given" >&2; exit 1; fi
+container=$1
+shift
+case ",$FAKE_DOCKER_CONTAINERS," in
+  *",$container,"*) ;;
+  *) echo "Error: No such container: $container" >&2; exit 1 ;;
+esac
+if [ $# -eq 0 ]; then echo "[docker][Error] no command given" >&2; exit 1; fi
+if [ -n "$workdir" ] && ! cd "$workdir" 2>/dev/null; then
+  echo "OCI runtime exec failed: chdir to cwd (\"$workdir\") failed: no such file or directory" >&2
+  exit 126
+fi
+exec "$@"
+"""
 
-
-def conda(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[0] != "run" or argv[1] != "-n":
-        return _fail("conda", f"fake conda supports only 'run -n ENV CMD…', got {argv}")
-    name, cmd = argv[2], argv[3:]
-    if name not in os.environ.get("FAKE_CONDA_ENVS", "").split(","):
-        print(
-            f"EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/{name}",
-            file=sys.stderr,
-        )
-        return 1
-    env = dict(os.environ)
-    if name == "vitis-ai-pytorch":
-        env["PYTHONPATH"] = os.pathsep.join([str(FAKES_DIR / "pylib"), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-    sys.stdout.write(proc.stdout.decode(errors="replace"))  # conda run prints the output at the end
-    return proc.returncode
-
-
-def python(argv: list[str]) -> int:
-    """``python`` of the container's conda environment."""
-    return subprocess.run([sys.executable, *argv], check=False).returncode
+CONDA_SH = r"""#!/bin/sh
+# Fake `conda run -n ENV CMD...`: the environments in $FAKE_CONDA_ENVS exist; vitis-ai-pytorch has
+# the fake pytorch_nndct on its path.
+if [ "$1" != run ] || [ "$2" != -n ] || [ $# -lt 4 ]; then
+  echo "[conda][Error] fake conda supports only 'run -n ENV CMD...', got: $*" >&2; exit 1
+fi
+name=$3
+shift 3
+case ",$FAKE_CONDA_ENVS," in
+  *",$name,"*) ;;
+  *) echo "EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/$name" >&2; exit 1 ;;
+esac
+if [ "$name" = vitis-ai-pytorch ]; then export PYTHONPATH="@PYLIB@${PYTHONPATH:+:$PYTHONPATH}"; fi
+exec "$@" 2>&1
+"""
 
 
 # --------------------------------------------------------------------------- vai_q_caffe
@@ -353,9 +351,6 @@ def vai_c_xir(argv: list[str]) -> int:
 def main() -> int:
     tool = Path(sys.argv[0]).name
     return {
-        "docker": docker,
-        "conda": conda,
-        "python": python,
         "vai_q_caffe": vai_q_caffe,
         "vai_c_caffe": vai_c_caffe,
         "vai_c_xir": vai_c_xir,
@@ -363,12 +358,21 @@ def main() -> int:
 
 
 def install(bindir: Path) -> Path:
-    """Write the fake tools as executables into ``bindir`` (run with this interpreter)."""
+    """Write the fake tools as executables into ``bindir``: ``docker``/``conda`` as shell scripts,
+    ``python`` (the container's) as this interpreter, the Vitis-AI tools run with this interpreter."""
     bindir.mkdir(parents=True, exist_ok=True)
+    scripts = {
+        "docker": DOCKER_SH,
+        "conda": CONDA_SH.replace("@PYLIB@", str(FAKES_DIR / "pylib")),
+        "python": f'#!/bin/sh\nexec {sys.executable} "$@"\n',
+    }
     for tool in TOOLS:
-        path = bindir / tool
-        path.write_text(
-            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\nfrom fakes.tools import main\nsys.exit(main())\n"
+        scripts[tool] = (
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\n"
+            "from fakes.tools import main\nsys.exit(main())\n"
         )
+    for tool, text in scripts.items():
+        path = bindir / tool
+        path.write_text(text)
         path.chmod(0o755)
     return bindir

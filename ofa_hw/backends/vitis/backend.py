@@ -279,11 +279,19 @@ class VitisBackend:
         try:
             for future in [pool.submit(self.compile, job) for job in jobs]:
                 future.add_done_callback(compiled_done)
+            failed = 0
             for _ in jobs:
                 item = results.get()
                 if isinstance(item, BaseException):
                     raise item
+                failed += not item.ok
                 yield item
+            if failed:
+                log.warning(
+                    "%d of %d jobs failed (errors kept in the store, tool logs under %s); a rerun retries "
+                    "them (lut.retry_failed / task.retry_failed, both true by default)",
+                    failed, len(jobs), self.workdir,
+                )
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             for _ in threads:

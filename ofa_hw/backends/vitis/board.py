@@ -273,10 +273,15 @@ class BoardClient:
 
     async def put(self, local: Path, remote: str, step: str) -> None:
         """Upload ``local`` to the path ``remote`` over SFTP."""
+        await self.put_many([(local, remote)], step)
+
+    async def put_many(self, files: Sequence[tuple[Path, str]], step: str) -> None:
+        """Upload each ``(local, remote)`` pair, in one SFTP session."""
         conn = self._need(step)
-        with self._upload_errors(step, f"upload of {local.name}"):
+        with self._upload_errors(step, f"upload of {', '.join(Path(f[0]).name for f in files)}"):
             async with conn.start_sftp_client() as sftp:
-                await asyncio.wait_for(sftp.put(str(local), remote), self.step_timeout_s)
+                for local, remote in files:
+                    await asyncio.wait_for(sftp.put(str(local), remote), self.step_timeout_s)
 
     @contextlib.contextmanager
     def _upload_errors(self, step: str, what: str) -> Iterator[None]:

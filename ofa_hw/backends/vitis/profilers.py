@@ -118,15 +118,16 @@ class DnndkProfiler:
         if compiled.deploy_artifact is None:
             raise ValueError(f"{kernel}: the DNNDK flow needs the normal-mode ELF for the deployable latency")
         env = f"{tmp}/{ENV_FILE}"
-        await client.run(quote_cmd(["mkdir", "debug", "normal"], tmp), "job directories")
         elf, lib = f"dpu_{kernel}.elf", f"libdpumodel{kernel}.so"
-        for mode, artifact in (("debug", compiled.artifact), ("normal", compiled.deploy_artifact)):
-            await client.put(artifact, f"{tmp}/{mode}/{elf}", f"upload {mode}-mode ELF")
-            await client.run(
-                f". {shlex.quote(env)} && "
-                + quote_cmd([board.cxx, "-nostdlib", "-fPIC", "-shared", elf, "-o", lib], f"{tmp}/{mode}"),
-                "ELF to shared library",
-            )
+        modes = (("debug", compiled.artifact), ("normal", compiled.deploy_artifact))
+        await client.put_many([(path, f"{tmp}/{mode}.{elf}") for mode, path in modes], "upload ELFs")
+        # each ELF becomes libdpumodel<kernel>.so in its own directory (both kernels have one name)
+        links = " && ".join(
+            quote_cmd(["mkdir", mode]) + " && " + quote_cmd(["mv", f"{mode}.{elf}", f"{mode}/{elf}"]) + " && "
+            + f"(cd {mode} && {quote_cmd([board.cxx, '-nostdlib', '-fPIC', '-shared', elf, '-o', lib])})"
+            for mode, _ in modes
+        )
+        await client.run(f". {shlex.quote(env)} && cd {shlex.quote(tmp)} && {links}", "ELF to shared library")
         binary = await self.binary(client, settings, tmp)
         # N2Cube finds libdpumodel<kernel>.so in ./ (not on LD_LIBRARY_PATH): run in each ELF's directory.
         outputs = []
