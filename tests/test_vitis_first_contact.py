@@ -4,7 +4,6 @@ layouts, and export on compile_jobs threads. Each test would have caught one fin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
