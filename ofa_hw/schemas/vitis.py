@@ -53,7 +53,9 @@ class VitisConfig:
     Attributes:
         flow: ``dnndk`` (Caffe → vai_q_caffe → vai_c_caffe → ELF → N2Cube) or ``vart``
             (PyTorch → vai_q_pytorch → vai_c_xir → xmodel → VART under vaitrace).
-        toolchain: Version label recorded with every measurement (part of its identity in the store).
+        toolchain: Version label recorded with every measurement (part of its identity in the store), as
+            ``vitis-ai-<major>.<minor>/…``: the version picks vaitrace's command line (VART) and is checked
+            against the flow up front (DNNDK: 1.0–1.2; VART: >= 1.4, 1.3's vaitrace has no ``--txt``).
         container: Name of a running Vitis-AI container to ``docker exec`` the tools in; empty = host.
         docker: The docker client executable.
         conda: conda executable inside the container/host; with ``conda_env`` set, tools run under
@@ -61,8 +63,9 @@ class VitisConfig:
         conda_env: Conda environment of the tools (``vitis-ai-caffe`` / ``vitis-ai-pytorch``); empty = none.
         workdir: Host directory for exports, logs and compiled files; must be mounted at the same path
             in the container. Relative paths are resolved against the workspace.
-        arch_json: The DPU's arch file as the container sees it (``.../ZCU102/ZCU102.json`` for DNNDK,
-            ``.../DPUCZDX8G/ZCU102/arch.json`` for xir).
+        arch_json: The DPU's arch file as the container sees it (``.../dpuv2/{board}/{board}.json`` for
+            DNNDK, ``.../DPUCZDX8G/{board}/arch.json`` for xir); ``{board}`` is the preset's board for the
+            board's stock DPU size, else ``<BOARD>_<ARCH>`` (a file the user provides).
         calib_dir: Directory of calibration images (ImageNet samples); empty = synthetic images.
         calib_list: Image list file relative to ``calib_dir`` (``name.jpg label`` lines).
         calib_images: Number of synthetic calibration images when ``calib_dir`` is empty. Latency
@@ -70,7 +73,8 @@ class VitisConfig:
         calib_iter: ``vai_q_caffe --calib_iter`` / number of calibration batches for vai_q_pytorch.
         bn: ``scale`` (BatchNorm + Scale layers, as the seed) or ``fold`` (into the conv).
         quantize_args: Extra arguments for the quantizer (e.g. ``[--gpu, "0"]``).
-        compile_jobs: Quantize/compile jobs run in parallel on the host.
+        compile_jobs: Export/quantize/compile jobs run in parallel on the host (any value is safe:
+            torch.fx tracing is serialised).
         quantize_timeout_s: Time limit of one quantizer call.
         compile_timeout_s: Time limit of one compiler call.
         boards: The board farm (profiling jobs run one per board at a time).
@@ -81,8 +85,9 @@ class VitisConfig:
         warmup: Runs before the measured ones, excluded from the profile.
         lock_timeout_s: How long a job waits for its board's lock before failing.
         lock_dir: Directory of the per-board lock files (shared by every run on this host).
-        n2cube_libs: Linker flags of the board-side profiler.
-        vaitrace: The vaitrace executable on the board (VART flow).
+        n2cube_libs: Linker flags of the board-side C++ profiler.
+        vaitrace: The vaitrace executable on the board (VART flow, Vitis-AI 1.4–1.x; from 2.0 Python apps
+            are traced with ``python3 -m vaitrace_py``).
     """
 
     flow: str = "dnndk"
