@@ -4,7 +4,9 @@ Same interface as the simulator (:class:`~ofa_hw.backends.base.Backend`): ``prof
 ``profile_many(jobs)`` return :class:`~ofa_hw.backends.base.ProfileOutcome` objects whose profiles come
 from the simulator's own parsers, so nothing downstream can tell the two apart. Any failure of a job —
 compile error, unreachable board, timeout, unparsable output — becomes a ``failed`` outcome carrying
-the cause; the batch goes on.
+the cause; the batch goes on. What makes every job fail the same way (no container, no reachable board,
+a toolchain that does not fit the flow) is a one-line :class:`~ofa_hw.errors.UserError` instead: from
+:meth:`VitisBackend.preflight` before any job is planned, or from the first compile.
 
 The farm (``profile_many``) is two pools and no scheduler: a thread pool compiles ``compile_jobs``
 networks at a time on the host, and one worker thread per board takes compiled networks from a queue,
