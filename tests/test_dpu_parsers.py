@@ -9,7 +9,6 @@ from ofa_hw.dpu import (
     parse_dexplorer,
     parse_dnndk_profile,
     parse_kernel_info,
-    parse_vaitrace_summary,
     simulate,
 )
 
@@ -141,27 +140,3 @@ def test_dexplorer(seed_dir):
     assert d["cores"][2]["DPU Arch"] == "B4096"
     with pytest.raises(ParseError, match="Core Count"):
         parse_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text().replace("Core Count           : 3", "Core Count           : 4"))
-
-
-VAITRACE = """\
-DPU Summary:
-DPU Id | Bat | SubGraph | WL(GOP) | RT(ms) | Perf(GOP/s) | LdWB | LdFM | StFM | AvgBw
--------+-----+----------+---------+--------+-------------+------+------+------+------
-DPU_0  | 1   | subgraph_conv_1 | 0.207 | 3.612 | 57.3 | 2.06 | 1.82 | 1.44 | 1456.2
-DPU_1  | 1   | subgraph_conv_1 | 0.207 | 3.598 | 57.5 | 2.06 | 1.82 | 1.44 | 1461.9
-
-Notes: values are averages
-"""
-
-
-def test_vaitrace_summary():
-    df = parse_vaitrace_summary(VAITRACE)
-    assert df["dpu_id"].tolist() == ["DPU_0", "DPU_1"]
-    assert df["runtime_ms"].tolist() == [3.612, 3.598] and df["batch"].tolist() == [1, 1]
-    with pytest.raises(ParseError) as e:
-        parse_vaitrace_summary(VAITRACE.replace("3.598", "n/a"))
-    assert e.value.line == 5
-    with pytest.raises(ParseError):
-        parse_vaitrace_summary(VAITRACE.replace("| 1456.2", ""))
-    with pytest.raises(ParseError):
-        parse_vaitrace_summary("nothing here\n")

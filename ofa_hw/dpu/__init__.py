@@ -31,10 +31,10 @@ from ofa_hw.dpu.parsers import (
     parse_dexplorer,
     parse_dnndk_profile,
     parse_kernel_info,
-    parse_vaitrace_summary,
 )
 from ofa_hw.dpu.profile import Profile
 from ofa_hw.dpu.timing import kernel_info_text, layer_times_ms, node_times_ms, op_times_ms, simulate
+from ofa_hw.dpu.vaitrace import parse_vaitrace_summary
 
 __all__ = [
     "ARCHS",

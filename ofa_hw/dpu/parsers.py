@@ -3,7 +3,7 @@
 * :func:`parse_dnndk_profile` — N2Cube's per-node profile (one table, or a log with one table per run).
 * :func:`parse_kernel_info` — VAI_C's kernel list (``vai_c_* ... -e "{'mode': 'debug'}"``).
 * :func:`parse_dexplorer` — ``dexplorer -w``.
-* :func:`parse_vaitrace_summary` — the DPU summary table of ``vaitrace --txt`` (Vitis-AI ≥ 1.3).
+* :func:`ofa_hw.dpu.vaitrace.parse_vaitrace_summary` (its own module) — vaitrace's DPU summary.
 
 The parsers are strict on purpose: a board log that lost a line or a field must fail loudly, never
 yield a shorter table.
@@ -331,51 +331,3 @@ def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
             if key not in c and not (key == "DPU Freqency" and "DPU Frequency" in c):
                 raise ParseError(f"core {c['DPU Core']} lacks {key!r}", source=source)
     return out
-
-
-# --------------------------------------------------------------------------------------------------
-# vaitrace --txt DPU summary
-# --------------------------------------------------------------------------------------------------
-VAITRACE_COLUMNS = ["DPU Id", "Bat", "SubGraph", "WL(GOP)", "RT(ms)", "Perf(GOP/s)", "LdWB", "LdFM", "StFM", "AvgBw"]
-_VAITRACE_KEYS = ["dpu_id", "batch", "subgraph", "workload_gop", "runtime_ms", "perf_gops", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"]
-
-
-def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.DataFrame:
-    """Parse the DPU summary of ``vaitrace --txt``: one row per (core, subgraph).
-
-    Columns: ``dpu_id, batch, subgraph, workload_gop, runtime_ms, perf_gops, load_weight_mb,
-    load_fm_mb, store_fm_mb, avg_bw_mbs``. Lines before the header and after the table are ignored
-    (vaitrace prints other summaries there); inside the table every row must be complete.
-    """
-    lines = _lines(text, source)
-    start = None
-    for i, line in enumerate(lines):
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells == VAITRACE_COLUMNS:
-            start = i
-            break
-    if start is None:
-        raise ParseError(f"no vaitrace DPU summary header ({' | '.join(VAITRACE_COLUMNS)})", source=source)
-    rows = []
-    for i in range(start + 1, len(lines)):
-        s = lines[i].strip()
-        if not s or set(s) <= set("-=+| "):
-            if rows and not s:
-                break
-            continue
-        if "|" not in s:
-            break
-        cells = [c.strip() for c in s.strip("|").split("|")]
-        if len(cells) != len(VAITRACE_COLUMNS):
-            raise ParseError(f"vaitrace row has {len(cells)} cells, expected {len(VAITRACE_COLUMNS)}", line=i + 1, source=source)
-        row = {"dpu_id": cells[0], "subgraph": cells[2]}
-        try:
-            row["batch"] = int(cells[1])
-        except ValueError:
-            raise ParseError(f"Bat: {cells[1]!r} is not an integer", line=i + 1, source=source) from None
-        for key, cell in zip(_VAITRACE_KEYS[3:], cells[3:]):
-            row[key] = _float(cell, key, i + 1, source)
-        rows.append(row)
-    if not rows:
-        raise ParseError("vaitrace DPU summary without rows", line=start + 2, source=source)
-    return pd.DataFrame(rows, columns=_VAITRACE_KEYS)

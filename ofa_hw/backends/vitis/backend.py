@@ -170,13 +170,19 @@ def profile_from_vaitrace(
     """
     grouped = summary.groupby("subgraph", sort=False).mean(numeric_only=True)
     names = list(grouped.index)
+    # vaitrace 1.4 prints the traffic as one Mem(MB) column, later versions split it (LdWB/LdFM/StFM).
+    if "mem_mb" in grouped and grouped["mem_mb"].notna().all():
+        mem_mb, mb_s = grouped["mem_mb"], grouped["mb_s"]
+    else:
+        mem_mb, mb_s = grouped["load_weight_mb"] + grouped["load_fm_mb"] + grouped["store_fm_mb"], grouped["avg_bw_mbs"]
+    perf = grouped["workload_gop"] / grouped["runtime_ms"] * 1000.0 if "perf_gops" not in grouped else grouped["perf_gops"]
     raw = {
         "workload_mop": grouped["workload_gop"].to_numpy() * 1000.0,
-        "mem_mb": (grouped["load_weight_mb"] + grouped["load_fm_mb"] + grouped["store_fm_mb"]).to_numpy(),
+        "mem_mb": mem_mb.to_numpy(),
         "runtime_ms": grouped["runtime_ms"].to_numpy(),
-        "perf_gops": grouped["perf_gops"].to_numpy(),
-        "utilization": grouped["perf_gops"].to_numpy() / dpu.peak_gops,
-        "mb_s": grouped["avg_bw_mbs"].to_numpy(),
+        "perf_gops": perf.to_numpy(),
+        "utilization": perf.to_numpy() / dpu.peak_gops,
+        "mb_s": mb_s.to_numpy(),
     }
     table = make_table(range(1, len(names) + 1), names, quantize(raw))
     return Profile.from_runs(
