@@ -29,6 +29,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # From an Ultra96's 32-bit LPDDR4 (one DPU port measured at ~1.8 GB/s) to the ZCU102's 64-bit DDR4
     # peak (17–19 GB/s shared by all masters; PG338 puts one B4096 core's need at 3–6.5 GB/s).
     "ddr_bw_gbps": (1.0, 19.2),
+    # Weight loads: from a fifth to twice the feature-map bandwidth (own load path, other burst sizes).
+    "weight_bw_ratio": (0.2, 2.0),
     # Instruction fetch + DDR round trips + end-of-node sync: microseconds, not nanoseconds or ms.
     "node_overhead_us": (2.0, 40.0),
     # DMA descriptors / DDR page misses per MB a node moves: at most a DDR-latency-bound 100 µs per MB.
@@ -76,7 +78,7 @@ class Measurement:
     def from_profile(cls, net: CompiledNet, prof: Profile, label: str | None = None) -> Measurement:
         """Every node of a DNNDK profile (node names must match the compiled net's)."""
         times = _match(net, prof, label or f"profile {prof.kernel}")
-        return cls(net, prof.kernel, tuple((i,) for i in range(len(times))), tuple(prof.nodes["name"]), times, "DNNDK profile")
+        return cls(net, prof.kernel, tuple((i,) for i in range(len(times))), tuple(prof.nodes["name"]), times, "DNNDK profiles")
 
     @classmethod
     def whole(cls, net: CompiledNet, time_ms: float, label: str, source: str) -> Measurement:
@@ -174,6 +176,7 @@ def calibrate(
     name: str | None = None,
     total_weight: float | None = None,
     starts: int = 6,
+    prior_weight: float = 0.0,
 ) -> Calibration:
     """Fit ``free`` constants of ``base`` so the simulator reproduces the measurements.
 
@@ -185,6 +188,9 @@ def calibrate(
         total_weight: Weight of each multi-part measurement's total-error residual (default
             √(parts / such measurements): the totals count as much as the parts together).
         starts: Least-squares starts (the first at ``base``'s constants, the rest seeded random).
+        prior_weight: Pull of each constant towards ``base``'s value, as the residual
+            ``prior_weight · (x − base) / (bound width)``: keeps constants the data barely inform near
+            the starting DPU's when only a few networks are measured (0: none).
     """
     unknown = sorted(set(free) - set(BOUNDS))
     if unknown:
@@ -205,7 +211,8 @@ def calibrate(
     def residuals(x: np.ndarray, dpu0: DPUConfig) -> np.ndarray:
         dpu = dpu0.replace(**dict(zip(smooth, map(float, x))))
         _, rel, totals = problem.figures(dpu)
-        return np.concatenate([rel, w_total * np.asarray([totals[k] for k in problem.multi])])
+        prior = prior_weight * (x - x0) / np.maximum(hi - lo, 1e-12)
+        return np.concatenate([rel, w_total * np.asarray([totals[k] for k in problem.multi]), prior])
 
     _, rel0, tot0 = problem.figures(base)
     bases = [base]
@@ -215,23 +222,29 @@ def calibrate(
     elif thresholds:
         thresholds = []  # no tensor between nodes of one subgraph in the data: nothing to learn it from
     # Several starts: the max() terms make the surface piecewise smooth with shallow local minima.
-    best, best_base = None, base
     rng = np.random.default_rng(0)
     points = [x0] + [lo + (hi - lo) * rng.uniform(0.1, 0.9, size=len(smooth)) for _ in range(max(starts, 1) - 1)]
-    for b in bases:
-        for start in points:
-            if not smooth:
-                break
-            fit = least_squares(residuals, start, args=(b,), bounds=(lo, hi), x_scale=np.maximum(hi - lo, 1e-9) / 10)
-            if best is None or fit.cost < best.cost - 1e-12:
-                best, best_base = fit, b
+    scale = np.maximum(hi - lo, 1e-9) / 10
+
+    def fit_from(b: DPUConfig, start: np.ndarray):
+        return least_squares(residuals, start, args=(b,), bounds=(lo, hi), x_scale=scale)
+
+    best, best_base = None, base
+    if smooth:
+        # Screen every threshold interval from the base constants, then search the best three fully.
+        if len(bases) > 3:
+            screened = sorted(bases, key=lambda b: fit_from(b, x0).cost)[:3]
+            bases = [b for b in bases if b in screened]
+        for b in bases:
+            for start in points:
+                fit = fit_from(b, start)
+                if best is None or fit.cost < best.cost - 1e-12:
+                    best, best_base = fit, b
+    elif len(bases) > 1:
+        best_base = min(bases, key=lambda b: float(np.sum(residuals(np.zeros(0), b) ** 2)))
     constants = {k: float(round(v, 6)) for k, v in zip(smooth, best.x if best is not None else [])}
     constants.update({k: float(round(getattr(best_base, k), 6)) for k in thresholds})
-    sources = {}
-    for m in data:
-        sources.setdefault(m.source, []).append(m.label)
-    provenance = "; ".join(f"{src}: {', '.join(sorted(set(labels)))}" for src, labels in sources.items())
-    dpu = base.replace(name=name or base.name, calibrated_on=_short(provenance), **constants)
+    dpu = base.replace(name=name or base.name, calibrated_on=provenance(data), **constants)
     sims, rel, totals = problem.figures(dpu)
     rows = []
     k = 0
@@ -263,9 +276,16 @@ def _from_pair(pair: tuple[Any, Profile], base: DPUConfig) -> Measurement:
     return Measurement.from_profile(cn, prof)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    """Provenance for the preset: the sources, cut to a readable length (the full list is in results.json)."""
-    return text if len(text) <= limit else text[: limit - 5] + " ..."
+def provenance(data: Sequence[Measurement]) -> str:
+    """What the constants were fitted to, in one line: each source with its networks (or their count)."""
+    sources: dict[str, list[str]] = {}
+    for m in data:
+        sources.setdefault(m.source, []).append(m.label)
+    parts = []
+    for src, labels in sources.items():
+        labels = sorted(set(labels))
+        parts.append(f"{src}: {', '.join(labels)}" if len(labels) <= 3 else f"{src} ({len(labels)} networks)")
+    return "; ".join(parts)
 
 
 def _single(op_kwargs: dict, dpu: DPUConfig):

@@ -220,7 +220,7 @@ def op_violation(op: Op, dpu: DPUConfig) -> str | None:
                     return f"{dim}={k} outside 1..{MAX_KERNEL}"
             if not 1 <= op.stride <= MAX_STRIDE:
                 return f"stride={op.stride} outside 1..{MAX_STRIDE}"
-        if tools.max_channels_per_icp is not None:
+        if tools.max_channels_per_icp is not None and op.kind != "fc":
             limit = tools.max_channels_per_icp * dpu.icp
             if max(op.in_c, op.out_c) > limit:
                 return f"channels {max(op.in_c, op.out_c)} > {limit} (256*ICP, {tools.name} toolchain)"

@@ -57,7 +57,7 @@ BANK_DEPTH = 2048
 NON_LATENCY_FIELDS = ("name", "calibrated_on")
 #: Fields added after the first shipped fingerprints; they enter the hash only when they differ from
 #: their default (which reproduces the earlier model exactly), so existing presets and LUTs stay valid.
-LATER_FIELDS = ("toolchain", "fm_keep_fraction", "hard_act_passes", "node_overhead_us_per_mb")
+LATER_FIELDS = ("toolchain", "weight_bw_ratio", "fm_keep_fraction", "hard_act_passes", "node_overhead_us_per_mb")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,9 @@ class DPUConfig:
         softmax: Optional features; an operator whose feature is off runs on the CPU.
 
     Timing-model constants (fitted by ``ofa-hw task=calibrate``; see ``experiments/calibration``):
-        ddr_bw_gbps: Effective DDR bandwidth of one core for feature maps, weights and code (GB/s).
+        ddr_bw_gbps: Effective DDR bandwidth of one core for feature maps and code (GB/s).
+        weight_bw_ratio: Bandwidth of weight loads as a multiple of ``ddr_bw_gbps`` (weights and feature
+            maps take different load paths and burst sizes; 1: one bandwidth for all).
         node_overhead_us: Fixed cost of one DPU node: instruction fetch, DDR latency, sync (µs).
         tile_overhead_cycles: Pipeline fill/drain and weight-load handshake per output-channel tile (cycles).
         dw_row_cycles: Pipeline latency per depthwise output row and channel group (cycles).
@@ -111,6 +113,7 @@ class DPUConfig:
     avg_pool: bool = True
     softmax: bool = False
     ddr_bw_gbps: float = 6.2
+    weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
     node_overhead_us_per_mb: float = 0.0
     tile_overhead_cycles: float = 487.0
@@ -130,7 +133,7 @@ class DPUConfig:
         get_toolchain(self.toolchain)
         if self.ram_usage not in ("low", "high"):
             raise ValueError(f"DPUConfig.ram_usage: {self.ram_usage!r} is not 'low' or 'high'")
-        for f in ("freq_mhz", "ddr_bw_gbps", "cpu_gops"):
+        for f in ("freq_mhz", "ddr_bw_gbps", "weight_bw_ratio", "cpu_gops"):
             if not getattr(self, f) > 0:
                 raise ValueError(f"DPUConfig.{f}: must be > 0, got {getattr(self, f)!r}")
         if self.cores < 1:

@@ -62,6 +62,7 @@ class OpCosts:
     weight_bytes: np.ndarray
     membership: np.ndarray  # nodes × ops
     node_bytes: np.ndarray  # DDR bytes of each node (external fmaps + weights + code); xir: without spills
+    node_weight_bytes: np.ndarray  # the weights among node_bytes (re-loads per spatial tile included)
     node_mem_bytes: np.ndarray  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads); xir: without spills
     tensor_bytes: np.ndarray  # xir: size of each tensor passed between nodes of one subgraph
     tensor_traffic: np.ndarray  # xir: nodes × tensors, DDR passes (1 write, 1 read per consumer) if it spills
@@ -157,7 +158,7 @@ def op_costs(cn: CompiledNet) -> OpCosts:
     cpu_ops = np.where(on_dpu, 0, np.maximum(2 * np.array([o.macs for o in ops], dtype=np.int64), out_bytes))
     costs = OpCosts(
         conv.astype(float), dw.astype(float), misc.astype(float), act.astype(float), tiles.astype(float),
-        dw_rows.astype(float), layer_bytes.astype(float), weight_bytes.astype(float), member, node_bytes, node_mem,
+        dw_rows.astype(float), layer_bytes.astype(float), weight_bytes.astype(float), member, node_bytes, node_w, node_mem,
         tensor_bytes, traffic, on_dpu, cpu_ops.astype(float),
     )
     object.__setattr__(cn, "_op_costs", costs)
@@ -230,6 +231,7 @@ class NodeTerms:
     misc_cycles: np.ndarray
     act_cycles: np.ndarray
     node_bytes: np.ndarray
+    weight_bytes: np.ndarray
     tensor_bytes: np.ndarray
     tensor_traffic: np.ndarray
 
@@ -243,7 +245,7 @@ def node_terms(cn: CompiledNet) -> NodeTerms:
     m = c.membership
     t = NodeTerms(
         m @ c.conv_cycles, m @ c.tiles, m @ c.dw_cycles, m @ c.dw_rows, m @ c.misc_cycles, m @ c.act_cycles,
-        c.node_bytes, c.tensor_bytes, c.tensor_traffic,
+        c.node_bytes, c.node_weight_bytes, c.tensor_bytes, c.tensor_traffic,
     )
     object.__setattr__(cn, "_node_terms", t)
     return t
@@ -262,7 +264,7 @@ def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
         r, k = r + a, k + b
     return NodeTerms(
         cat("conv_cycles"), cat("tiles"), cat("dw_cycles"), cat("dw_rows"), cat("misc_cycles"), cat("act_cycles"),
-        cat("node_bytes"), cat("tensor_bytes"), traffic,
+        cat("node_bytes"), cat("weight_bytes"), cat("tensor_bytes"), traffic,
     )
 
 
@@ -276,7 +278,10 @@ def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     longest = engines.max(axis=0)
     compute = longest + (1.0 - dpu.engine_overlap) * (engines.sum(axis=0) - longest)
     nbytes = t.node_bytes + _spill(t, dpu)
-    mem = nbytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
+    if dpu.weight_bw_ratio == 1.0:
+        mem = nbytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
+    else:  # weights stream through their own load path at weight_bw_ratio × the feature-map bandwidth
+        mem = (nbytes - t.weight_bytes) / (dpu.ddr_bw_gbps * 1e6) + t.weight_bytes / (dpu.weight_bw_ratio * dpu.ddr_bw_gbps * 1e6)
     overhead = (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
     return overhead + _combine(compute, mem, dpu.mem_overlap)
 

@@ -14,8 +14,8 @@ Two generations compile for the same DPU IP and behave differently (DESIGN §4):
   twice that tensor (written once, read back) — the spill the timing model charges.
 
 Assumptions (no XIR compiler here to ask): the XIR limits kept are those UG1414 lists for
-DPUCZDX8G — kernel 1–16, stride 1–8, dense conv ``k_w·k_h·⌈Cin/ICP⌉ ≤ bank depth``, channels
-≤ 256·ICP (``max_channels_per_icp``) — and depthwise convs take kernels 1–16 with any channel count up to
+DPUCZDX8G — kernel 1–16, stride 1–8, dense conv ``k_w·k_h·⌈Cin/ICP⌉ ≤ bank depth``, conv channels
+≤ 256·ICP (``max_channels_per_icp``; fully connected layers are split by the compiler) — and depthwise convs take kernels 1–16 with any channel count up to
 the same channel limit. The 816-channel 7×7 depthwise is the only direct observation.
 """
 

@@ -28,6 +28,7 @@ class DpuConfig:
     avg_pool: bool = True
     softmax: bool = False
     ddr_bw_gbps: float = 6.2
+    weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
     node_overhead_us_per_mb: float = 0.0
     tile_overhead_cycles: float = 487.0
