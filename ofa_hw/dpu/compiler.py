@@ -379,13 +379,18 @@ def _compile_netspec(ns: Any, dpu: DPUConfig, name: str) -> CompiledNet:
 
 
 def compile_net(model: Any, dpu: DPUConfig, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> CompiledNet:
-    """Compile a netspec or a ``torch.nn.Module`` (traced with torch.fx; needs ``input_shape``).
+    """Compile a netspec, an OFA-MobileNetV3 block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`) or a
+    ``torch.nn.Module`` (traced with torch.fx; needs ``input_shape``).
 
     Raises:
         CompileError: a layer violates a compiler limit of ``dpu``.
     """
     if hasattr(model, "layers") and hasattr(model, "blocks"):
         return _compile_netspec(model, dpu, name or model.name)
+    from ofa_hw.dpu.mbv3 import MBV3Block, block_ops
+
+    if isinstance(model, MBV3Block):
+        return compile_ops(block_ops(model), dpu, name or "block", model.input_shape)
     from ofa_hw.dpu.trace import trace_ops
 
     if input_shape is None:

@@ -454,7 +454,8 @@ def simulate(
     """Compile ``model`` for ``dpu`` and profile it ``runs`` times (seeded jitter).
 
     Args:
-        model: A netspec, a ``(space, arch)`` pair, an arch dict (with ``space=``), or a
+        model: A netspec, a ``(space, arch)`` pair, an arch dict (with ``space=``), an OFA-MobileNetV3
+            block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`), or a
             ``torch.nn.Module`` (with ``input_shape``).
         input_shape: ``(N, C, H, W)`` or ``(C, H, W)`` for a torch model.
         dpu: DPU configuration (default: the ``zcu102_b4096`` preset).

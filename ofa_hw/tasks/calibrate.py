@@ -80,6 +80,8 @@ def _dnndk_pairs(cfg: DictConfig, base):
             arch_dict = json.loads(arch) if arch.strip().startswith("{") else space.named_arch(arch)
             ns = build_netspec(space, arch_dict, name=prof.kernel)
             out.append(Measurement.from_profile(compile_net(ns, base), prof, label=str(path)))
+        except CalibrationInputError:
+            raise
         except ParseError as exc:
             raise CalibrationInputError(str(exc)) from None
         except (ArchError, KeyError, json.JSONDecodeError) as exc:
