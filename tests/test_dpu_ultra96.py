@@ -220,6 +220,9 @@ def test_compile_limits_follow_the_toolchain():
     info = admitted_share(s, b4096, n=200, seed=0)
     assert info["samples"] == 200 and info["share"]["dnndk"] < 0.5 and info["share"]["xir"] == 1.0
     assert "dnndk" in admitted_line(info) and "200 uniformly sampled" in admitted_line(info)
+    from ofa_hw.report import compile_limits_line
+
+    assert compile_limits_line(s, U96, samples=20).startswith("Compile limits: DPU ultra96_b2304 with the xir toolchain")
 
 
 # -- the task end to end -------------------------------------------------------------------------

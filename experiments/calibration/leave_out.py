@@ -101,9 +101,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="experiments/calibration/ultra96_b2304")
     ap.add_argument("--repeats", type=int, default=20, help="draws per few-block size")
+    ap.add_argument("--replot", action="store_true", help="only redraw leave_out.png from the committed CSV/JSON")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        _plot(pd.read_csv(out / "leave_out.csv"), json.loads((out / "leave_out.json").read_text()), out / "leave_out.png")
+        return
     base, data = _setup()
     names = [m.label for m in data]
     measured = np.array([float(m.measured_ms[0]) for m in data])
@@ -164,13 +168,14 @@ def main() -> None:
 
 def _plot(table: pd.DataFrame, summary: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 6))
     m = table["measured_ms"]
-    lim = [0.15, 1.3 * max(m.max(), table[["in_sample_ms", "loo_ms"]].max().max())]
+    lim = [0.08, 1.3 * max(m.max(), table[["in_sample_ms", "loo_ms"]].max().max())]
     ax.plot(lim, lim, color="k", lw=0.8, label="y = x")
     ax.fill_between(lim, [v * 0.9 for v in lim], [v * 1.1 for v in lim], color="0.9", label="±10 %")
     u = summary["uncalibrated"]
@@ -185,6 +190,11 @@ def _plot(table: pd.DataFrame, summary: dict, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlim(lim)
     ax.set_ylim(lim)
+    ticks = [0.1, 0.2, 0.3, 0.5, 1, 2, 3]
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        axis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{t:g}" for t in ticks]))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("measured on the Ultra96 (vaitrace HW time, ms)")
     ax.set_ylabel("simulated (ms)")
     ax.set_title("Ultra96 B2304: simulator vs real board, 22 OFA-MobileNetV3 blocks", fontsize=10)
