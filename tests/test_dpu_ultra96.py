@@ -138,6 +138,20 @@ def test_network_references_and_bad_inputs(tmp_path):
         load_sources([Source(str(REAL / "vaitrace_txt_dpu_summary_v1.4.txt"), network="no_such_mod:f", input_shape=(3, 8, 8))], U96)
 
 
+def test_xdputil_query_describes_the_board():
+    from ofa_hw.dpu.errors import ParseError
+    from ofa_hw.dpu.xdputil import dpu_from_xdputil
+
+    text = (DATA_DIR / "ultra96_b2304" / "xdputil_query.txt").read_text()
+    d = dpu_from_xdputil(text, name="u", base=DPUConfig.from_preset("zcu102_b4096"))
+    assert (d.arch, d.freq_mhz, d.cores, d.target_version, d.toolchain) == ("B2304", 200.0, 1, "v4.1.0", "xir")
+    assert d.peak_gops == pytest.approx(460.8) and d.hard_activations
+    with pytest.raises(ParseError, match="no JSON document"):
+        dpu_from_xdputil("root@board:~# xdputil query\nSegmentation fault\n", source="q.txt")
+    with pytest.raises(ParseError, match="not a DPUCZDX8G size"):
+        dpu_from_xdputil(text.replace("B2304", "B9999"))
+
+
 # -- the physics the Ultra96 data show ------------------------------------------------------------
 def test_spill_to_ddr_when_a_tensor_outgrows_the_buffer():
     big = parse_block("ResidualBlock-in_32x56x56-out_32-k_3-e_3-s_1-act_relu-use_se_False")  # dw out 56*56*96

@@ -217,11 +217,12 @@ def _spill(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class NodeTerms:
-    """Per-node sums of the cost terms of one or several compiled nets (constants not applied yet).
+    """The cost terms of one or several compiled nets, before any constant is applied.
 
-    :func:`terms_times_ms` turns them into node times under any constants; the calibration stacks the
-    terms of all measured nets once (:func:`stack_terms`) and evaluates thousands of candidate
-    constants on them.
+    Per op: engine cycles, tiles and depthwise rows; per node: DDR bytes (and the weights among them);
+    a (nodes × ops) membership; the tensors that may spill. :func:`terms_times_ms` turns them into node
+    times under any constants; the calibration stacks the terms of all measured nets once
+    (:func:`stack_terms`) and evaluates thousands of candidate constants on them.
     """
 
     conv_cycles: np.ndarray
@@ -230,6 +231,7 @@ class NodeTerms:
     dw_rows: np.ndarray
     misc_cycles: np.ndarray
     act_cycles: np.ndarray
+    membership: np.ndarray
     node_bytes: np.ndarray
     weight_bytes: np.ndarray
     tensor_bytes: np.ndarray
@@ -242,38 +244,40 @@ def node_terms(cn: CompiledNet) -> NodeTerms:
     if cached is not None:
         return cached
     c = op_costs(cn)
-    m = c.membership
     t = NodeTerms(
-        m @ c.conv_cycles, m @ c.tiles, m @ c.dw_cycles, m @ c.dw_rows, m @ c.misc_cycles, m @ c.act_cycles,
+        c.conv_cycles, c.tiles, c.dw_cycles, c.dw_rows, c.misc_cycles, c.act_cycles, c.membership,
         c.node_bytes, c.node_weight_bytes, c.tensor_bytes, c.tensor_traffic,
     )
     object.__setattr__(cn, "_node_terms", t)
     return t
 
 
-def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
-    """The nodes of several nets as one :class:`NodeTerms` (their spill tensors kept apart)."""
-    cat = lambda name: np.concatenate([getattr(t, name) for t in terms]) if terms else np.zeros(0)  # noqa: E731
-    n_nodes = sum(len(t.node_bytes) for t in terms)
-    n_tensors = sum(len(t.tensor_bytes) for t in terms)
-    traffic = np.zeros((n_nodes, n_tensors))
+def _block_diag(mats: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
     r = k = 0
-    for t in terms:
-        a, b = t.tensor_traffic.shape
-        traffic[r:r + a, k:k + b] = t.tensor_traffic
-        r, k = r + a, k + b
+    for m in mats:
+        out[r:r + m.shape[0], k:k + m.shape[1]] = m
+        r, k = r + m.shape[0], k + m.shape[1]
+    return out
+
+
+def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
+    """The ops and nodes of several nets as one :class:`NodeTerms` (memberships and spill tensors kept apart)."""
+    cat = lambda name: np.concatenate([getattr(t, name) for t in terms]) if terms else np.zeros(0)  # noqa: E731
     return NodeTerms(
         cat("conv_cycles"), cat("tiles"), cat("dw_cycles"), cat("dw_rows"), cat("misc_cycles"), cat("act_cycles"),
-        cat("node_bytes"), cat("weight_bytes"), cat("tensor_bytes"), traffic,
+        _block_diag([t.membership for t in terms]), cat("node_bytes"), cat("weight_bytes"), cat("tensor_bytes"),
+        _block_diag([t.tensor_traffic for t in terms]),
     )
 
 
 def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     """Noise-free node times (ms) of ``t`` under ``dpu``'s constants (see the module docstring)."""
     f = dpu.freq_mhz * 1e3  # cycles per ms
-    conv = (t.conv_cycles + dpu.tile_overhead_cycles * t.tiles) / f
-    dw = (t.dw_cycles + dpu.dw_row_cycles * t.dw_rows) / f
-    misc = (t.misc_cycles + dpu.hard_act_passes * t.act_cycles) / f
+    m = t.membership
+    conv = m @ (t.conv_cycles + dpu.tile_overhead_cycles * t.tiles) / f
+    dw = m @ (t.dw_cycles + dpu.dw_row_cycles * t.dw_rows) / f
+    misc = m @ (t.misc_cycles + dpu.hard_act_passes * t.act_cycles) / f
     engines = np.stack([conv, dw, misc])
     longest = engines.max(axis=0)
     compute = longest + (1.0 - dpu.engine_overlap) * (engines.sum(axis=0) - longest)

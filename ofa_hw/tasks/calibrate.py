@@ -95,7 +95,7 @@ def _dnndk_pairs(cfg: DictConfig, base):
 
 def run(cfg: DictConfig) -> dict:
     from ofa_hw.dpu.admitted import admitted_line, admitted_share
-    from ofa_hw.dpu.calibrate import FREE, calibrate, sanity_figures
+    from ofa_hw.dpu.calibrate import calibrate, sanity_figures
     from ofa_hw.dpu.measurements import CalibrationInputError, load_sources, sources_from_config
 
     c = cfg.calibrate
@@ -107,8 +107,7 @@ def run(cfg: DictConfig) -> dict:
         data += loaded.measurements
     if not data:
         raise CalibrationInputError("calibrate: no measurements (give calibrate.profiles + archs or calibrate.measurements)")
-    free = list(c.free) or list(FREE)
-    cal = calibrate(data, base, free=free, name=c.name)
+    cal = calibrate(data, base, free=list(c.free) or None, name=c.name)
     dpu = cal.dpu
     task_overhead = None
     if loaded is not None and loaded.task_overheads_us:
@@ -176,7 +175,7 @@ def plot_nodes(table, path: Path, title: str = "") -> None:
     a.bar(x - 0.2, table["measured_ms"], width=0.4, label="measured", color="#4c72b0")
     a.bar(x + 0.2, table["simulated_ms"], width=0.4, label="simulated (calibrated)", color="#dd8452")
     a.set_ylabel("runtime (ms)")
-    a.legend(loc="upper center")
+    a.legend(loc="upper left", framealpha=0.9)
     a.set_title(title)
     b.bar(x, 100 * table["rel_error"], color=np.where(table["rel_error"].abs() > 0.1, "#c44e52", "#55a868"))
     b.axhline(0, color="k", lw=0.6)
