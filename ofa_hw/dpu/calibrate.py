@@ -181,8 +181,8 @@ def default_free(informative: Sequence[str], n_parts: int) -> list[str]:
     :data:`PRIORITY` order, among those the measurements depend on. The rest keep the base DPU's values.
 
     On the 22 Ultra96 blocks this beats fitting everything for every training-set size (leave-one-out
-    9.1 % vs 9.6 %; fitted on 4 / 6 / 11 blocks: 16 / 15 / 9.5 % vs 23–26 / 19–20 / 12–14 % on the rest;
-    ``experiments/calibration/ultra96_b2304``): a handful of blocks pins the dominant constants, not ten.
+    MAPE 9.1 % vs 9.6 %; fitted on 4 / 6 / 11 blocks: 19.8 / 13.0 / 11.2 % vs 26.0 / 20.6 / 12.4 % on the
+    rest; ``experiments/calibration/ultra96_b2304``): a handful of blocks pins the dominant constants, not ten.
     """
     ordered = [k for k in PRIORITY if k in informative]
     return ordered[: max(3, n_parts // 3)]
