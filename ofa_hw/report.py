@@ -130,3 +130,11 @@ def summary_table(results: dict[str, Any]) -> str:
     width = max(len(k) for k, _ in rows)
     rule = "-" * 72
     return "\n".join([rule, *(f"{k:<{width}}  {v}" for k, v in rows), rule])
+
+
+# -- issue 11 (toolchain generations): one line for the report; the report's layout belongs to issue 12 --
+def compile_limits_line(space: Any, dpu: Any, samples: int = 2000, seed: int = 0) -> str:
+    """The DPU's toolchain generation and the share of ``space`` each generation compiles (sampled)."""
+    from ofa_hw.dpu.admitted import admitted_line, admitted_share
+
+    return admitted_line(admitted_share(space, dpu, n=samples, seed=seed))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ofa_hw.dpu import DPUConfig, parse_dnndk_profile, simulate
-from ofa_hw.dpu.calibrate import BOUNDS, calibrate
+from ofa_hw.dpu.calibrate import BOUNDS, SEED_FREE, calibrate
 from ofa_hw.netspec import build_netspec
 from ofa_hw.space import get_space
 
@@ -63,12 +63,28 @@ def test_calibrate_task_writes_preset(tmp_path, workspace, monkeypatch):
     res = task.run(cfg)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["calibration"]["node_mape"] == pytest.approx(res["calibration"]["node_mape"]) and data["calibration"]["node_mape"] <= 0.08
-    assert set(data["calibration"]["constants"]) == set(BOUNDS)
+    assert set(data["calibration"]["constants"]) == set(SEED_FREE)  # calibrate=seed fits the DNNDK model's six
     preset = workspace / "conf" / "dpu" / "myboard.yaml"
     assert preset.is_file() and (tmp_path / "out" / "dpu" / "myboard.yaml").is_file()
     dpu = DPUConfig.from_yaml(preset)
     assert dpu.name == "myboard" and dpu.cores == 3
+    # calibrate=seed refits the shipped zcu102_b4096 constants (to 6 significant digits: the optimum is that
+    # flat in tile_overhead_cycles); the preset itself, its fingerprint and the shipped LUT stay as shipped.
+    shipped = DPUConfig.from_preset("zcu102_b4096")
+    for k, v in data["calibration"]["constants"].items():
+        assert v == pytest.approx(getattr(shipped, k), rel=1e-6, abs=1e-9), k
     # The workspace's conf/ is on Hydra's search path: dpu=myboard now composes.
     from ofa_hw.tasks import make_dpu
 
     assert make_dpu(compose(["dpu=myboard"], workspace=workspace)) == dpu
+
+
+def test_default_free_grows_with_the_data():
+    from ofa_hw.dpu.calibrate import FREE, PRIORITY, default_free
+
+    assert set(PRIORITY) == set(BOUNDS) == set(FREE)
+    assert default_free(FREE, 4) == ["ddr_bw_gbps", "node_overhead_us", "hard_act_passes"]
+    assert default_free(FREE, 22) == list(PRIORITY[:7])
+    assert default_free(FREE, 42) == list(PRIORITY)
+    # constants the data do not inform (no hard activation measured) are skipped, not counted
+    assert default_free([k for k in FREE if k != "hard_act_passes"], 9) == ["ddr_bw_gbps", "node_overhead_us", "fm_keep_fraction"]

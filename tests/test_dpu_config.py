@@ -65,10 +65,10 @@ def _changed(value):
     if isinstance(value, bool):
         return not value
     if isinstance(value, str):
-        return {"B4096": "B2304", "low": "high"}.get(value, value + "x")
+        return {"B4096": "B2304", "low": "high", "dnndk": "xir"}.get(value, value + "x")
     if isinstance(value, int):
         return value + 1
-    return value * 0.5 + 0.25
+    return value * 0.5 + 0.25 if value != 0.5 else 0.75
 
 
 def test_fingerprint_changes_with_every_latency_field():

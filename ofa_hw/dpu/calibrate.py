@@ -1,8 +1,13 @@
-"""Fit the timing model's free constants to measured DNNDK profiles.
+"""Fit the timing model's free constants to measured times: DNNDK node profiles or vaitrace subgraph times.
 
-Least squares on the relative error of every node (plus one term for each profile's total, so the
-sum stays right), with every constant bounded to a physically plausible range (:data:`BOUNDS`).
-The result is a :class:`DPUConfig` carrying the fitted constants, ready to save as a preset.
+A :class:`Measurement` is one compiled network and measured times of some of its parts: every node
+(a DNNDK profile), every DPU subgraph (a vaitrace summary) or the whole network (a per-model time).
+The fit is least squares on the relative error of every measured part (plus one term for each
+network's total when it has several parts, so the sum stays right), with every constant bounded to a
+physically plausible range (:data:`BOUNDS`). The on-chip buffer share ``fm_keep_fraction`` is a
+threshold (a tensor spills or not), so it is searched over the intervals the measured tensors
+define, with the smooth constants fitted inside each. The result is a :class:`DPUConfig` carrying
+the fitted constants, ready to save as a preset.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ from scipy.optimize import least_squares
 from ofa_hw.dpu.compiler import CompiledNet, compile_net
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.dpu.profile import Profile
-from ofa_hw.dpu.timing import node_times_ms
+from ofa_hw.dpu.timing import NodeTerms, node_terms, node_times_ms, stack_terms, terms_times_ms
 
 #: Free constants and their physical ranges (see experiments/calibration/README.md for the reasoning).
 BOUNDS: dict[str, tuple[float, float]] = {
-    # ZCU102 DDR4-2133/2400, 64 bit: 17–19 GB/s peak shared by all masters; PG338 puts one B4096
-    # core's need at 3–6.5 GB/s. Below 2 GB/s or above the DDR peak is not a DPU on this board.
-    "ddr_bw_gbps": (2.0, 19.2),
+    # From an Ultra96's 32-bit LPDDR4 (one DPU port measured at ~1.8 GB/s) to the ZCU102's 64-bit DDR4
+    # peak (17–19 GB/s shared by all masters; PG338 puts one B4096 core's need at 3–6.5 GB/s).
+    "ddr_bw_gbps": (1.0, 19.2),
+    # Weight loads: from a fifth to twice the feature-map bandwidth (own load path, other burst sizes).
+    "weight_bw_ratio": (0.2, 2.0),
     # Instruction fetch + DDR round trips + end-of-node sync: microseconds, not nanoseconds or ms.
     "node_overhead_us": (2.0, 40.0),
+    # DMA descriptors / DDR page misses per MB a node moves: at most a DDR-latency-bound 100 µs per MB.
+    "node_overhead_us_per_mb": (0.0, 100.0),
     # Pipeline fill/drain of a tile: at most a few thousand cycles (a few µs at 300 MHz).
     "tile_overhead_cycles": (0.0, 2000.0),
     # Line-buffer latency per depthwise row: up to about one kernel window (≤ 7·7 … 128 cycles).
@@ -33,8 +42,71 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # The DPU double-buffers LOAD/SAVE against CONV (PG338): most of the shorter side is hidden.
     "mem_overlap": (0.9, 1.0),
     "engine_overlap": (0.0, 1.0),
+    # A tensor between two nodes may take a quarter to all of the feature-map buffer before it spills.
+    "fm_keep_fraction": (0.25, 1.0),
+    # Hard-swish / hard-sigmoid: free (fused into the save path) up to four element-wise passes.
+    "hard_act_passes": (0.0, 4.0),
 }
 FREE = tuple(BOUNDS)
+#: Order in which constants are freed when ``free`` is not given: what dominates a block's time on any
+#: board first (DDR bandwidth, per-node cost, the IP's hard-activation cost, the on-chip buffer), the
+#: second-order pipeline terms last. See :func:`default_free`.
+PRIORITY = (
+    "ddr_bw_gbps", "node_overhead_us", "hard_act_passes", "fm_keep_fraction", "weight_bw_ratio",
+    "node_overhead_us_per_mb", "tile_overhead_cycles", "dw_row_cycles", "mem_overlap", "engine_overlap",
+)  # fmt: skip
+#: The constants of the first (DNNDK, seed-profile) model: what ``calibrate=seed`` fits.
+SEED_FREE = ("ddr_bw_gbps", "node_overhead_us", "tile_overhead_cycles", "dw_row_cycles", "mem_overlap", "engine_overlap")
+#: Constants fitted by searching intervals rather than by gradient (the model is a step in them).
+THRESHOLDS = ("fm_keep_fraction",)
+
+
+@dataclass(frozen=True, eq=False)
+class Measurement:
+    """Measured times of parts of one compiled network.
+
+    Attributes:
+        net: The network compiled for the measured DPU.
+        label: Name of the measurement (profile kernel, CSV row, file).
+        parts: Node positions (0-based) of each measured part.
+        names: Name of each part (node, subgraph or network name).
+        measured_ms: Measured time of each part (ms).
+        source: What measured it (``DNNDK profile``, ``vaitrace``, ``CSV``) for provenance.
+    """
+
+    net: CompiledNet
+    label: str
+    parts: tuple[tuple[int, ...], ...]
+    names: tuple[str, ...]
+    measured_ms: np.ndarray
+    source: str
+
+    @classmethod
+    def from_profile(cls, net: CompiledNet, prof: Profile, label: str | None = None) -> Measurement:
+        """Every node of a DNNDK profile (node names must match the compiled net's)."""
+        times = _match(net, prof, label or f"profile {prof.kernel}")
+        return cls(net, prof.kernel, tuple((i,) for i in range(len(times))), tuple(prof.nodes["name"]), times, "DNNDK profiles")
+
+    @classmethod
+    def whole(cls, net: CompiledNet, time_ms: float, label: str, source: str) -> Measurement:
+        """One time for all DPU nodes of ``net`` (a per-model or single-subgraph measurement)."""
+        if not net.nodes:
+            raise ValueError(f"{label}: the network has no DPU node to compare the measured time with")
+        return cls(net, label, (tuple(range(len(net.nodes))),), (label,), np.array([float(time_ms)]), source)
+
+    @classmethod
+    def subgraphs(cls, net: CompiledNet, times: Sequence[tuple[str, float]], label: str, source: str) -> Measurement:
+        """Per-DPU-subgraph times in the order the tools list the subgraphs (vaitrace summary rows)."""
+        parts = net.dpu_parts
+        if len(parts) != len(times):
+            raise ValueError(
+                f"{label}: {len(times)} measured DPU subgraph(s) ({', '.join(n for n, _ in times)}) but the network "
+                f"compiles into {len(parts)} ({', '.join(p.kernel for p in parts)}) for this DPU; is it the network measured?"
+            )
+        return cls(
+            net, label, tuple(tuple(i - 1 for i in p.nodes) for p in parts), tuple(n for n, _ in times),
+            np.array([float(t) for _, t in times]), source,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,9 +116,9 @@ class Calibration:
     Attributes:
         dpu: The input DPU with the fitted constants (name and provenance set).
         constants: Fitted value of each free constant.
-        node_mape: Mean |sim/measured - 1| over all nodes of all profiles.
-        total_error: Mean over profiles of (sim total / measured total - 1), signed.
-        table: Per node: profile, name, measured_ms, simulated_ms, rel_error.
+        node_mape: Mean |sim/measured - 1| over all measured parts (nodes, subgraphs or networks).
+        total_error: Mean over measurements of (sim total / measured total - 1), signed.
+        table: Per measured part: profile, kernel, name, measured_ms, simulated_ms, rel_error.
         before: The same figures with the starting constants (``node_mape``, ``total_error``).
     """
 
@@ -72,75 +144,170 @@ def _match(cn: CompiledNet, prof: Profile, label: str) -> np.ndarray:
     return prof.nodes["runtime_ms"].to_numpy(dtype=float)
 
 
-def _figures(cns, measured, dpu) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    sims = [node_times_ms(cn, dpu) for cn in cns]
-    rel = np.concatenate([s / m - 1.0 for s, m in zip(sims, measured)])
-    totals = [float(s.sum() / m.sum() - 1.0) for s, m in zip(sims, measured)]
-    return np.concatenate(sims), rel, totals
+class _Problem:
+    """All measurements stacked: one node-terms table and a (parts × nodes) summing matrix."""
+
+    def __init__(self, data: Sequence[Measurement]) -> None:
+        self.data = list(data)
+        self.terms: NodeTerms = stack_terms([node_terms(m.net) for m in self.data])
+        n_parts = sum(len(m.parts) for m in self.data)
+        self.sum = np.zeros((n_parts, len(self.terms.node_bytes)))
+        self.owner = np.zeros(n_parts, dtype=int)
+        row = offset = 0
+        for k, m in enumerate(self.data):
+            for part in m.parts:
+                self.sum[row, [offset + i for i in part]] = 1.0
+                self.owner[row] = k
+                row += 1
+            offset += len(m.net.nodes)
+        self.measured = np.concatenate([m.measured_ms for m in self.data])
+        self.multi = [k for k, m in enumerate(self.data) if len(m.parts) > 1]
+
+    def figures(self, dpu: DPUConfig) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        sim = self.sum @ terms_times_ms(self.terms, dpu)
+        rel = sim / self.measured - 1.0
+        totals = [float(sim[self.owner == k].sum() / self.measured[self.owner == k].sum() - 1.0) for k in range(len(self.data))]
+        return sim, rel, totals
+
+    def threshold_candidates(self, dpu: DPUConfig, lo: float, hi: float) -> list[float]:
+        """One ``fm_keep_fraction`` per interval between the measured tensor sizes (its midpoint)."""
+        sizes = np.unique(self.terms.tensor_bytes / dpu.fm_buffer_bytes)
+        edges = np.unique(np.clip(np.concatenate([[lo, hi], sizes[(sizes > lo) & (sizes < hi)]]), lo, hi))
+        return [float((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])] or [float(np.clip(dpu.fm_keep_fraction, lo, hi))]
+
+
+def default_free(informative: Sequence[str], n_parts: int) -> list[str]:
+    """The constants fitted when none are named: one per three measured parts (at least three), in
+    :data:`PRIORITY` order, among those the measurements depend on. The rest keep the base DPU's values.
+
+    On the 22 Ultra96 blocks this beats fitting everything for every training-set size (leave-one-out
+    MAPE 9.1 % vs 9.6 %; fitted on 4 / 6 / 11 blocks: 19.8 / 13.0 / 11.2 % vs 26.0 / 20.6 / 12.4 % on the
+    rest; ``experiments/calibration/ultra96_b2304``): a handful of blocks pins the dominant constants, not ten.
+    """
+    ordered = [k for k in PRIORITY if k in informative]
+    return ordered[: max(3, n_parts // 3)]
 
 
 def calibrate(
-    pairs: Sequence[tuple[Any, Profile]],
+    data: Sequence[Measurement | tuple[Any, Profile]],
     base: DPUConfig,
-    free: Sequence[str] = FREE,
+    free: Sequence[str] | None = None,
     name: str | None = None,
     total_weight: float | None = None,
+    starts: int = 6,
+    prior_weight: float = 0.0,
 ) -> Calibration:
-    """Fit ``free`` constants of ``base`` so the simulator reproduces the measured profiles.
+    """Fit ``free`` constants of ``base`` so the simulator reproduces the measurements.
 
     Args:
-        pairs: ``(netspec or compiled net, measured Profile)``; node names must match the compiled net's.
+        data: :class:`Measurement` objects, or ``(netspec or compiled net, DNNDK Profile)`` pairs.
         base: Hardware description and starting constants (only ``free`` fields change).
-        free: Names of the constants to fit (subset of :data:`BOUNDS`).
+        free: Names of the constants to fit (subset of :data:`BOUNDS`); None: :func:`default_free`.
         name: Name of the resulting preset (default: ``base.name``).
-        total_weight: Weight of each profile's total-error residual (default √nodes: the total counts
-            as much as the nodes together).
+        total_weight: Weight of each multi-part measurement's total-error residual (default
+            √(parts / such measurements): the totals count as much as the parts together).
+        starts: Least-squares starts (the first at ``base``'s constants, the rest seeded random).
+        prior_weight: Pull of each constant towards ``base``'s value, as the residual
+            ``prior_weight · (x − base) / (bound width)``: keeps constants the data barely inform near
+            the starting DPU's when only a few networks are measured (0: none).
     """
-    unknown = sorted(set(free) - set(BOUNDS))
+    unknown = sorted(set(free or ()) - set(BOUNDS))
     if unknown:
         raise ValueError(f"calibrate: no bounds for {unknown}; free constants are {sorted(BOUNDS)}")
-    if not pairs:
-        raise ValueError("calibrate: no measured profiles")
-    cns = [p if isinstance(p, CompiledNet) else compile_net(p, base) for p, _ in pairs]
-    measured = [_match(cn, prof, f"profile {i} ({prof.kernel})") for i, (cn, (_, prof)) in enumerate(zip(cns, pairs))]
-    n_nodes = sum(len(m) for m in measured)
-    w_total = np.sqrt(n_nodes) if total_weight is None else total_weight
-    lo = np.array([BOUNDS[k][0] for k in free])
-    hi = np.array([BOUNDS[k][1] for k in free])
-    x0 = np.clip(np.array([float(getattr(base, k)) for k in free]), lo, hi)
+    if not data:
+        raise ValueError("calibrate: no measurements")
+    data = [d if isinstance(d, Measurement) else _from_pair(d, base) for d in data]
+    problem = _Problem(data)
+    n_parts = len(problem.measured)
+    w_total = np.sqrt(n_parts / max(len(problem.multi), 1)) if total_weight is None else total_weight
+    informative = [k for k in (FREE if free is None else free) if _informative(problem, base, k)]
+    free = default_free(informative, n_parts) if free is None else informative
+    smooth = [k for k in free if k not in THRESHOLDS]
+    thresholds = [k for k in free if k in THRESHOLDS]
+    lo = np.array([BOUNDS[k][0] for k in smooth])
+    hi = np.array([BOUNDS[k][1] for k in smooth])
+    x0 = np.clip(np.array([float(getattr(base, k)) for k in smooth]), lo, hi)
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        dpu = base.replace(**dict(zip(free, map(float, x))))
-        _, rel, totals = _figures(cns, measured, dpu)
-        return np.concatenate([rel, w_total * np.asarray(totals)])
+    def residuals(x: np.ndarray, dpu0: DPUConfig) -> np.ndarray:
+        dpu = dpu0.replace(**dict(zip(smooth, map(float, x))))
+        _, rel, totals = problem.figures(dpu)
+        parts = [rel, w_total * np.asarray([totals[k] for k in problem.multi])]
+        if prior_weight:
+            parts.append(prior_weight * (x - x0) / np.maximum(hi - lo, 1e-12))
+        return np.concatenate(parts)
 
-    _, rel0, tot0 = _figures(cns, measured, base)
+    _, rel0, tot0 = problem.figures(base)
+    bases = [base]
+    if thresholds and problem.terms.tensor_bytes.size:
+        (key,) = thresholds
+        bases = [base.replace(**{key: v}) for v in problem.threshold_candidates(base, *BOUNDS[key])]
+    elif thresholds:
+        thresholds = []  # no tensor between nodes of one subgraph in the data: nothing to learn it from
     # Several starts: the max() terms make the surface piecewise smooth with shallow local minima.
-    best = None
     rng = np.random.default_rng(0)
-    starts = [x0] + [lo + (hi - lo) * rng.uniform(0.1, 0.9, size=len(free)) for _ in range(5)]
-    for start in starts:
-        fit = least_squares(residuals, start, bounds=(lo, hi), x_scale=np.maximum(hi - lo, 1e-9) / 10)
-        if best is None or fit.cost < best.cost:
-            best = fit
-    constants = {k: float(round(v, 6)) for k, v in zip(free, best.x)}
-    sources = ", ".join(sorted({prof.kernel for _, prof in pairs}))
-    dpu = base.replace(name=name or base.name, calibrated_on=f"DNNDK profiles: {sources}", **constants)
-    sims, rel, totals = _figures(cns, measured, dpu)
+    points = [x0] + [lo + (hi - lo) * rng.uniform(0.1, 0.9, size=len(smooth)) for _ in range(max(starts, 1) - 1)]
+    scale = np.maximum(hi - lo, 1e-9) / 10
+
+    def fit_from(b: DPUConfig, start: np.ndarray):
+        return least_squares(residuals, start, args=(b,), bounds=(lo, hi), x_scale=scale)
+
+    best, best_base = None, base
+    if smooth:
+        # Screen every threshold interval from the base constants, then search the best three fully.
+        if len(bases) > 3:
+            screened = sorted(bases, key=lambda b: fit_from(b, x0).cost)[:3]
+            bases = [b for b in bases if b in screened]
+        for b in bases:
+            for start in points:
+                fit = fit_from(b, start)
+                if best is None or fit.cost < best.cost:
+                    best, best_base = fit, b
+    elif len(bases) > 1:
+        best_base = min(bases, key=lambda b: float(np.sum(residuals(np.zeros(0), b) ** 2)))
+    constants = {k: float(round(v, 6)) for k, v in zip(smooth, best.x if best is not None else [])}
+    constants.update({k: float(round(getattr(best_base, k), 6)) for k in thresholds})
+    dpu = base.replace(name=name or base.name, calibrated_on=provenance(data), **constants)
+    sims, rel, totals = problem.figures(dpu)
     rows = []
     k = 0
-    for i, ((_, prof), m) in enumerate(zip(pairs, measured)):
-        for nm, mv in zip(prof.nodes["name"], m):
-            rows.append({"profile": i, "kernel": prof.kernel, "name": nm, "measured_ms": mv, "simulated_ms": sims[k], "rel_error": rel[k]})
+    for i, m in enumerate(data):
+        for nm, mv in zip(m.names, m.measured_ms):
+            rows.append({"profile": i, "kernel": m.label, "name": nm, "measured_ms": mv, "simulated_ms": sims[k], "rel_error": rel[k]})
             k += 1
     return Calibration(
         dpu=dpu,
-        constants=constants,
+        constants={k: constants[k] for k in free if k in constants},
         node_mape=float(np.mean(np.abs(rel))),
         total_error=float(np.mean(totals)),
         table=pd.DataFrame(rows),
         before={"node_mape": float(np.mean(np.abs(rel0))), "total_error": float(np.mean(tot0))},
     )
+
+
+def _informative(problem: _Problem, base: DPUConfig, key: str) -> bool:
+    """Whether the measurements depend on constant ``key`` at all (e.g. no hard-swish measured: the
+    hard-swish cost stays at ``base``'s value rather than drifting along a flat direction)."""
+    lo, hi = BOUNDS[key]
+    probes = [problem.figures(base.replace(**{key: v}))[0] for v in (lo, (lo + hi) / 2, hi)]
+    return any(not np.allclose(probes[0], p, rtol=1e-9, atol=0.0) for p in probes[1:])
+
+
+def _from_pair(pair: tuple[Any, Profile], base: DPUConfig) -> Measurement:
+    net, prof = pair
+    cn = net if isinstance(net, CompiledNet) else compile_net(net, base)
+    return Measurement.from_profile(cn, prof)
+
+
+def provenance(data: Sequence[Measurement]) -> str:
+    """What the constants were fitted to, in one line: each source with its networks (or their count)."""
+    sources: dict[str, list[str]] = {}
+    for m in data:
+        sources.setdefault(m.source, []).append(m.label)
+    parts = []
+    for src, labels in sources.items():
+        labels = sorted(set(labels))
+        parts.append(f"{src}: {', '.join(labels)}" if len(labels) <= 3 else f"{src} ({len(labels)} networks)")
+    return "; ".join(parts)
 
 
 def _single(op_kwargs: dict, dpu: DPUConfig):

@@ -26,9 +26,17 @@ from ofa_hw.dpu.errors import CompileError
 
 #: Operator kinds the DPU engines execute.
 CONV_KINDS = ("conv", "deconv", "fc")
-DPU_KINDS = CONV_KINDS + ("dwconv", "maxpool", "avgpool", "gap", "add", "concat")
-#: Activations and the DPU feature each needs (None: always available).
-ACT_FEATURE = {"relu": None, "relu6": "conv_relu6", "leakyrelu": "conv_leakyrelu"}
+DPU_KINDS = CONV_KINDS + ("dwconv", "maxpool", "avgpool", "gap", "add", "mul", "concat")
+#: Activations and the DPU feature (a :class:`DPUConfig` attribute) each needs (None: always available).
+ACT_FEATURE = {
+    "relu": None,
+    "relu6": "conv_relu6",
+    "leakyrelu": "conv_leakyrelu",
+    "hswish": "hard_activations",
+    "hsigmoid": "hard_activations",
+}
+#: Operator kinds that need a DPU feature (the element-wise multiply of squeeze-excite: IP v4.x).
+KIND_FEATURE = {"dwconv": "depthwise_conv", "avgpool": "avg_pool", "gap": "avg_pool", "mul": "hard_activations"}
 MAX_KERNEL = 16
 MAX_STRIDE = 8
 MAX_OUT_CHANNELS = 4096
@@ -43,9 +51,11 @@ class Op:
         index: Position in the op list (topological order).
         name: Caffe-style name (``conv_3``, ``fc_1``, ``add_2``, ``pool_1``).
         kind: ``conv`` | ``dwconv`` | ``deconv`` | ``fc`` | ``maxpool`` | ``avgpool`` | ``gap`` | ``add``
+            | ``mul`` (element-wise multiply, the second input may be a per-channel ``C×1×1`` scale)
             | ``concat`` | ``act`` (a standalone activation) | ``cpu`` (anything else).
         inputs: Indices of producer ops (-1: the network input).
-        act: Activation applied to the output (``relu`` | ``relu6`` | ``leakyrelu`` | other | None).
+        act: Activation applied to the output (``relu`` | ``relu6`` | ``leakyrelu`` | ``hswish`` |
+            ``hsigmoid`` | other | None).
         residual: A residual add is folded into this op (netspec form): one more input of the output's size.
         layers: Netspec layer indices this op stands for (empty for fx input).
     """
@@ -196,7 +206,13 @@ def ops_from_netspec(ns: Any) -> list[Op]:
 # Limits
 # --------------------------------------------------------------------------------------------------
 def op_violation(op: Op, dpu: DPUConfig) -> str | None:
-    """The compiler limit ``op`` violates on ``dpu`` (text), or None. Pure and cheap."""
+    """The compiler limit ``op`` violates on ``dpu`` under its toolchain generation (text), or None.
+
+    Both generations: kernels 1–16, strides 1–8, dense conv ``k_w·k_h·⌈Cin/ICP⌉ ≤ bank depth``.
+    ``dnndk`` adds the depthwise bank rule and at most 4096 output channels; ``xir`` allows any
+    depthwise channel count up to ``256·ICP`` channels (see :mod:`ofa_hw.dpu.toolchain`). Pure and cheap.
+    """
+    tools = dpu.tools
     if op.kind in ("conv", "deconv", "dwconv", "fc"):
         if op.kind != "fc":
             for dim, k in (("kernel_h", op.kh), ("kernel_w", op.kw)):
@@ -204,18 +220,22 @@ def op_violation(op: Op, dpu: DPUConfig) -> str | None:
                     return f"{dim}={k} outside 1..{MAX_KERNEL}"
             if not 1 <= op.stride <= MAX_STRIDE:
                 return f"stride={op.stride} outside 1..{MAX_STRIDE}"
+        if tools.max_channels_per_icp is not None and op.kind != "fc":
+            limit = tools.max_channels_per_icp * dpu.icp
+            if max(op.in_c, op.out_c) > limit:
+                return f"channels {max(op.in_c, op.out_c)} > {limit} (256*ICP, {tools.name} toolchain)"
         if op.kind == "dwconv":
             words = op.kh * op.kw * math.ceil(op.out_c / dpu.icp)
-            if words > dpu.bank_depth:
+            if tools.dw_bank_rule and words > dpu.bank_depth:
                 return (
                     f"depthwise k_w*k_h*ceil(C/{dpu.icp})={words} > bank depth {dpu.bank_depth} "
-                    f"(at most {max_dw_channels(op.kh * op.kw, dpu)} channels for {op.kh}x{op.kw})"
+                    f"(at most {max_dw_channels(op.kh * op.kw, dpu)} channels for {op.kh}x{op.kw} with the {tools.name} toolchain)"
                 )
         else:
             words = op.kh * op.kw * math.ceil((op.in_c // op.groups) / dpu.icp)
             if words > dpu.bank_depth:
                 return f"k_w*k_h*ceil(Cin/{dpu.icp})={words} > bank depth {dpu.bank_depth}"
-            if op.out_c > MAX_OUT_CHANNELS:
+            if tools.max_channels_per_icp is None and op.out_c > MAX_OUT_CHANNELS:
                 return f"output channels {op.out_c} > {MAX_OUT_CHANNELS}"
     elif op.kind in ("maxpool", "avgpool"):
         if not (1 <= op.kh <= MAX_POOL_KERNEL and 1 <= op.kw <= MAX_POOL_KERNEL):
@@ -226,7 +246,10 @@ def op_violation(op: Op, dpu: DPUConfig) -> str | None:
 
 
 def max_dw_channels(taps: int, dpu: DPUConfig) -> int:
-    """Widest depthwise conv with ``taps`` = k² that compiles (656 for 7×7, 1296 for 5×5 on B4096)."""
+    """Widest depthwise conv with ``taps`` = k² that compiles (656 for 7×7, 1296 for 5×5 on B4096 with
+    ``dnndk``; ``256·ICP`` with ``xir``, which has no depthwise bank rule)."""
+    if not dpu.tools.dw_bank_rule:
+        return (dpu.tools.max_channels_per_icp or 256) * dpu.icp
     return (dpu.bank_depth // taps) * dpu.icp
 
 
@@ -262,9 +285,8 @@ def is_compilable(ns: Any, dpu: DPUConfig) -> bool:
 # --------------------------------------------------------------------------------------------------
 def on_dpu(op: Op, dpu: DPUConfig) -> bool:
     """Whether ``dpu`` can execute ``op`` (including its fused activation)."""
-    if op.kind == "dwconv" and not dpu.depthwise_conv:
-        return False
-    if op.kind in ("avgpool", "gap") and not dpu.avg_pool:
+    feature = KIND_FEATURE.get(op.kind)
+    if feature is not None and not getattr(dpu, feature):
         return False
     if op.kind not in DPU_KINDS and op.kind != "act":
         return False
@@ -307,7 +329,7 @@ def compile_ops(ops: list[Op], dpu: DPUConfig, name: str, input_shape: tuple[int
                 if op.kind == "dwconv":
                     ok = last.kind == "conv" and not any(ops[j].kind == "dwconv" for j in groups[g])
                 elif op.kind == "act":
-                    ok = last.kind in CONV_KINDS + ("dwconv", "add")
+                    ok = last.kind in CONV_KINDS + ("dwconv", "add", "mul")
                 else:
                     ok = last.kind in ("conv", "deconv", "dwconv") and not any(ops[j].kind in ("maxpool", "avgpool", "gap", "add") for j in groups[g])
                 if ok:
@@ -357,13 +379,18 @@ def _compile_netspec(ns: Any, dpu: DPUConfig, name: str) -> CompiledNet:
 
 
 def compile_net(model: Any, dpu: DPUConfig, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> CompiledNet:
-    """Compile a netspec or a ``torch.nn.Module`` (traced with torch.fx; needs ``input_shape``).
+    """Compile a netspec, an OFA-MobileNetV3 block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`) or a
+    ``torch.nn.Module`` (traced with torch.fx; needs ``input_shape``).
 
     Raises:
         CompileError: a layer violates a compiler limit of ``dpu``.
     """
     if hasattr(model, "layers") and hasattr(model, "blocks"):
         return _compile_netspec(model, dpu, name or model.name)
+    from ofa_hw.dpu.mbv3 import MBV3Block, block_ops
+
+    if isinstance(model, MBV3Block):
+        return compile_ops(block_ops(model), dpu, name or "block", model.input_shape)
     from ofa_hw.dpu.trace import trace_ops
 
     if input_shape is None:

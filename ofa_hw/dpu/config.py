@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import yaml
 
 from ofa_hw.dpu.errors import ParseError
+from ofa_hw.dpu.toolchain import Toolchain, get_toolchain
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dpu"
 
@@ -54,6 +55,9 @@ BANK_DEPTH = 2048
 
 #: Fields that describe the config but do not change latency (excluded from the fingerprint).
 NON_LATENCY_FIELDS = ("name", "calibrated_on")
+#: Fields added after the first shipped fingerprints; they enter the hash only when they differ from
+#: their default (which reproduces the earlier model exactly), so existing presets and LUTs stay valid.
+LATER_FIELDS = ("toolchain", "weight_bw_ratio", "fm_keep_fraction", "hard_act_passes", "node_overhead_us_per_mb")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,10 @@ class DPUConfig:
     Hardware (what ``dexplorer -w`` shows):
         name: Preset name (``zcu102_b4096``); not part of the fingerprint.
         arch: ``B512`` … ``B4096`` (sets PP/ICP/OCP).
-        target_version: DPU target version (``v1.4.0``).
+        target_version: DNNDK target version (``v1.4.0``) or DPU IP version (``v4.1.0``, ``xdputil query``).
+            IP v4.x runs hard-swish, hard-sigmoid and the element-wise multiply of squeeze-excite.
+        toolchain: Compiler generation, ``dnndk`` (VAI_C 1.x) or ``xir`` (``vai_c_xir``, Vitis-AI >= 1.3):
+            sets the compile limits and whether tensors between nodes stay on chip (:mod:`ofa_hw.dpu.toolchain`).
         freq_mhz: DPU clock.
         cores: DPU cores on the board (one task runs on one core).
         ram_usage: ``low`` | ``high``; high doubles the feature-map bank depth (fewer spatial tiles).
@@ -71,10 +78,18 @@ class DPUConfig:
         softmax: Optional features; an operator whose feature is off runs on the CPU.
 
     Timing-model constants (fitted by ``ofa-hw task=calibrate``; see ``experiments/calibration``):
-        ddr_bw_gbps: Effective DDR bandwidth of one core for feature maps, weights and code (GB/s).
+        ddr_bw_gbps: Effective DDR bandwidth of one core for feature maps and code (GB/s).
+        weight_bw_ratio: Bandwidth of weight loads as a multiple of ``ddr_bw_gbps`` (weights and feature
+            maps take different load paths and burst sizes; 1: one bandwidth for all).
         node_overhead_us: Fixed cost of one DPU node: instruction fetch, DDR latency, sync (µs).
         tile_overhead_cycles: Pipeline fill/drain and weight-load handshake per output-channel tile (cycles).
         dw_row_cycles: Pipeline latency per depthwise output row and channel group (cycles).
+        node_overhead_us_per_mb: Node overhead that grows with the node's DDR traffic (µs per MB): DMA
+            descriptors and DDR page misses per transfer; the node overhead is ``a + b·MB``.
+        fm_keep_fraction: Share of the on-chip feature-map buffer a tensor passed between two nodes of
+            one subgraph may take and stay on chip (``xir``); a bigger one spills to DDR (written, read back).
+        hard_act_passes: Cost of hard-swish / hard-sigmoid in element-wise passes over the output
+            (``ICP`` channels × 1 pixel per cycle, as the element-wise add) on top of the op itself.
         mem_overlap: Fraction of the shorter of compute and DDR time hidden under the longer (0..1).
         engine_overlap: Fraction of the shorter engine's time hidden when a node uses several engines.
         task_overhead_us: Per-task cost outside profile mode (dpuRunTask call, cache flush, IRQ) (µs).
@@ -86,6 +101,7 @@ class DPUConfig:
     name: str = "custom"
     arch: str = "B4096"
     target_version: str = "v1.4.0"
+    toolchain: str = "dnndk"
     freq_mhz: float = 300.0
     cores: int = 1
     ram_usage: str = "low"
@@ -97,11 +113,15 @@ class DPUConfig:
     avg_pool: bool = True
     softmax: bool = False
     ddr_bw_gbps: float = 6.2
+    weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
+    node_overhead_us_per_mb: float = 0.0
     tile_overhead_cycles: float = 487.0
     dw_row_cycles: float = 8.4
     mem_overlap: float = 0.9
     engine_overlap: float = 0.0
+    fm_keep_fraction: float = 0.5
+    hard_act_passes: float = 1.0
     task_overhead_us: float = 250.0
     cpu_gops: float = 2.0
     jitter: float = 0.01
@@ -110,17 +130,19 @@ class DPUConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"DPUConfig.arch: unknown DPU arch {self.arch!r}; choose one of {sorted(ARCHS)}")
+        get_toolchain(self.toolchain)
         if self.ram_usage not in ("low", "high"):
             raise ValueError(f"DPUConfig.ram_usage: {self.ram_usage!r} is not 'low' or 'high'")
-        for f in ("freq_mhz", "ddr_bw_gbps", "cpu_gops"):
+        for f in ("freq_mhz", "ddr_bw_gbps", "weight_bw_ratio", "cpu_gops"):
             if not getattr(self, f) > 0:
                 raise ValueError(f"DPUConfig.{f}: must be > 0, got {getattr(self, f)!r}")
         if self.cores < 1:
             raise ValueError(f"DPUConfig.cores: must be >= 1, got {self.cores!r}")
-        for f in ("node_overhead_us", "tile_overhead_cycles", "dw_row_cycles", "task_overhead_us", "jitter"):
+        for f in ("node_overhead_us", "node_overhead_us_per_mb", "tile_overhead_cycles", "dw_row_cycles",
+                  "hard_act_passes", "task_overhead_us", "jitter"):
             if getattr(self, f) < 0:
                 raise ValueError(f"DPUConfig.{f}: must be >= 0, got {getattr(self, f)!r}")
-        for f in ("mem_overlap", "engine_overlap"):
+        for f in ("mem_overlap", "engine_overlap", "fm_keep_fraction"):
             if not 0.0 <= getattr(self, f) <= 1.0:
                 raise ValueError(f"DPUConfig.{f}: must be within [0, 1], got {getattr(self, f)!r}")
 
@@ -145,6 +167,23 @@ class DPUConfig:
     def peak_gops(self) -> float:
         """Peak of one core as DNNDK computes it (the Utilization column's denominator)."""
         return self.freq_mhz * self.spec.ops_per_cycle / 1000.0
+
+    @property
+    def tools(self) -> Toolchain:
+        """The toolchain generation's compiler behaviour (limits, on-chip tensors)."""
+        return get_toolchain(self.toolchain)
+
+    @property
+    def ip_major(self) -> int:
+        """Major version of ``target_version`` (1 for DNNDK targets, 3/4 for DPU IP versions)."""
+        m = re.match(r"\s*v?(\d+)", self.target_version)
+        return int(m.group(1)) if m else 0
+
+    @property
+    def hard_activations(self) -> bool:
+        """Hard-swish, hard-sigmoid and element-wise multiply run on the DPU (IP v4.x; assumption: not
+        before v4.0 — the Ultra96's IP v4.1 is the observation, PG338 v4.0 the first to list them)."""
+        return self.ip_major >= 4
 
     @property
     def dw_pp(self) -> int:
@@ -283,7 +322,13 @@ class DPUConfig:
 
     # -- identity ------------------------------------------------------------------------------
     def latency_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in NON_LATENCY_FIELDS}
+        """Fields that change latency or compilability (what :meth:`fingerprint` hashes)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in NON_LATENCY_FIELDS and not (k in LATER_FIELDS and v == defaults[k])
+        }
 
     def fingerprint(self) -> str:
         """12 hex chars hashing every latency-relevant field (stable across runs and platforms)."""

@@ -7,7 +7,9 @@ Per op (cycles at ``freq_mhz``; ``C(a, b) = ceil(a / b)``):
   output channels are padded to the parallelism. A 3-channel first layer thus runs at 3/16 of peak.
 * depthwise engine: ``C(C, ICP) · out_h · C(out_w, PP/2) · k_h·k_w``, plus ``dw_row_cycles`` of
   pipeline latency per output row and channel group (the line buffer refills k rows per row).
-* pool engine ``C(C, ICP) · out_h · C(out_w, PP/2) · k²``; element-wise add ``C(C, ICP) · h · w``.
+* pool engine ``C(C, ICP) · out_h · C(out_w, PP/2) · k²``; element-wise add and multiply
+  ``C(C, ICP) · h · w``; hard-swish / hard-sigmoid (DPU IP v4.x) ``hard_act_passes`` element-wise
+  passes over the op's output on top of the op.
 * tiles: every output-channel group of a conv-engine op is one tile — LOAD its weights, CONV,
   SAVE — and pays ``tile_overhead_cycles`` of pipeline fill/drain and weight-load handshake that
   compute cannot hide. This is what makes 1×1 convs with many output channels at 7×7 (the
@@ -15,10 +17,15 @@ Per op (cycles at ``freq_mhz``; ``C(a, b) = ceil(a / b)``):
   Feature maps larger than the on-chip buffer are cut into spatial tiles; each re-loads the weights.
 * DDR: node input + output feature maps, the residual input, weights and instruction stream
   (1664 B per node + 264 B per tile, read off the Mem(MB) column of real profiles) over ``ddr_bw_gbps``.
+  Which feature maps count depends on the toolchain generation (:mod:`ofa_hw.dpu.toolchain`): with
+  ``dnndk`` every node writes its output to DDR and its consumers read it back; with ``xir`` a tensor
+  passed between two nodes of one subgraph stays on chip unless it is larger than ``fm_keep_fraction``
+  of the on-chip feature-map buffer — then it spills (written once, read back by each consumer).
 
 Per node: engines run concurrently (a fused depthwise consumes the conv's rows on chip), hiding
 ``engine_overlap`` of the shorter engines; DDR transfers hide ``mem_overlap`` of the shorter of
-compute and memory; ``node_overhead_us`` is the fixed cost per node. End-to-end adds
+compute and memory; each node pays ``node_overhead_us + node_overhead_us_per_mb · MB`` (instruction
+fetch and sync, plus DMA set-up and DDR page misses that grow with the node's traffic). End-to-end adds
 ``task_overhead_us`` and the CPU parts. Runs get seeded log-normal jitter (``jitter`` per node plus a
 run-wide factor of half that size for shared DDR contention).
 """
@@ -48,13 +55,17 @@ class OpCosts:
     conv_cycles: np.ndarray
     dw_cycles: np.ndarray
     misc_cycles: np.ndarray
+    act_cycles: np.ndarray  # one element-wise pass over the output of ops with a hard activation
     tiles: np.ndarray
     dw_rows: np.ndarray
     layer_bytes: np.ndarray  # standalone: own input(s) + output + weights + code
     weight_bytes: np.ndarray
     membership: np.ndarray  # nodes × ops
-    node_bytes: np.ndarray  # DDR bytes of each node (external fmaps + weights + code)
-    node_mem_bytes: np.ndarray  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads)
+    node_bytes: np.ndarray  # DDR bytes of each node (external fmaps + weights + code); xir: without spills
+    node_weight_bytes: np.ndarray  # the weights among node_bytes (re-loads per spatial tile included)
+    node_mem_bytes: np.ndarray  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads); xir: without spills
+    tensor_bytes: np.ndarray  # xir: size of each tensor passed between nodes of one subgraph
+    tensor_traffic: np.ndarray  # xir: nodes × tensors, DDR passes (1 write, 1 read per consumer) if it spills
     on_dpu: np.ndarray  # bool per op
     cpu_ops: np.ndarray  # ops of the CPU parts (2·MACs or element count)
 
@@ -102,7 +113,9 @@ def op_costs(cn: CompiledNet) -> OpCosts:
     pool = np.isin(kind, ("maxpool", "avgpool"))
     misc = np.where(pool, _c(out_c, icp) * out_h * _c(out_w, dpp) * kh * kw, 0)
     misc = np.where(kind == "gap", _c(out_c, icp) * _c(in_h * in_w, dpp), misc)
-    misc = np.where(kind == "add", _c(out_c, icp) * out_h * out_w, misc)
+    misc = np.where(np.isin(kind, ("add", "mul")), _c(out_c, icp) * out_h * out_w, misc)
+    hard = np.array([o.act in ("hswish", "hsigmoid") for o in ops], dtype=bool)
+    act = np.where(hard, _c(out_c, icp) * out_h * out_w, 0)
     misc = misc + np.where(residual, _c(out_c, icp) * out_h * out_w, 0)
     res_bytes = np.where(residual, out_bytes, 0)
     w_eff = np.where(is_conv | is_fc, weight_bytes * spatial, weight_bytes)
@@ -121,30 +134,160 @@ def op_costs(cn: CompiledNet) -> OpCosts:
             if s >= 0:
                 consumers[s].append(o.index)
     input_bytes = int(np.prod(cn.input_shape))
-    for i, node in enumerate(cn.nodes):
-        total = 0
-        for j in node.ops:
-            o = ops[j]
-            for s in o.inputs:
-                if s < 0:
-                    total += input_bytes
-                elif node_of.get(s) != i:
-                    total += _produced_bytes(ops, s, node_of, consumers)
-            if not consumers[j] or any(node_of.get(c) != i for c in consumers[j]):
-                total += int(out_bytes[j])
-            total += int(res_bytes[j])
-        ext[i] = total
+    if dpu.tools.onchip_fmaps:
+        ext, tensor_bytes, traffic = _onchip_traffic(cn, node_of, consumers, out_bytes, res_bytes, input_bytes)
+    else:
+        tensor_bytes, traffic = np.zeros(0), np.zeros((len(cn.nodes), 0))
+        for i, node in enumerate(cn.nodes):
+            total = 0
+            for j in node.ops:
+                o = ops[j]
+                for s in o.inputs:
+                    if s < 0:
+                        total += input_bytes
+                    elif node_of.get(s) != i:
+                        total += _produced_bytes(ops, s, node_of, consumers)
+                if not consumers[j] or any(node_of.get(c) != i for c in consumers[j]):
+                    total += int(out_bytes[j])
+                total += int(res_bytes[j])
+            ext[i] = total
     node_w = member @ w_eff.astype(float)
     node_code = CODE_NODE_BYTES + member @ code.astype(float)
     node_bytes = ext + node_w + node_code
     node_mem = ext + member @ weight_bytes.astype(float) + CODE_NODE_BYTES + member @ (CODE_TILE_BYTES * np.where(is_conv | is_fc, conv_tiles, 0)).astype(float)
     cpu_ops = np.where(on_dpu, 0, np.maximum(2 * np.array([o.macs for o in ops], dtype=np.int64), out_bytes))
     costs = OpCosts(
-        conv.astype(float), dw.astype(float), misc.astype(float), tiles.astype(float), dw_rows.astype(float),
-        layer_bytes.astype(float), weight_bytes.astype(float), member, node_bytes, node_mem, on_dpu, cpu_ops.astype(float),
+        conv.astype(float), dw.astype(float), misc.astype(float), act.astype(float), tiles.astype(float),
+        dw_rows.astype(float), layer_bytes.astype(float), weight_bytes.astype(float), member, node_bytes, node_w, node_mem,
+        tensor_bytes, traffic, on_dpu, cpu_ops.astype(float),
     )
     object.__setattr__(cn, "_op_costs", costs)
     return costs
+
+
+def _onchip_traffic(cn: CompiledNet, node_of: dict, consumers: dict, out_bytes, res_bytes, input_bytes: int):
+    """``xir`` DDR traffic: per node, the bytes that always cross DDR (subgraph inputs and outputs, the
+    residual input), plus the tensors passed between nodes of one subgraph and how often each node
+    would move it if it spilled (producer writes once, every consuming node reads once)."""
+    ops = cn.ops
+    sub_of = {}
+    for s in cn.subgraphs:
+        for nid in s.nodes:
+            sub_of[nid - 1] = s.kernel
+    ext = np.zeros(len(cn.nodes))
+    internal: dict[int, int] = {}  # producing op -> tensor column
+    rows: list[tuple[int, int]] = []  # (node, column) per pass
+    for i, node in enumerate(cn.nodes):
+        for j in node.ops:
+            for s in ops[j].inputs:
+                if s < 0:
+                    ext[i] += input_bytes
+                elif node_of.get(s) != i:
+                    if s in node_of and sub_of[node_of[s]] == sub_of[i]:
+                        rows.append((i, internal.setdefault(s, len(internal))))
+                    else:
+                        ext[i] += _produced_bytes(ops, s, node_of, consumers)
+            outside = [c for c in consumers[j] if node_of.get(c) != i]
+            if not consumers[j] or any(c not in node_of or sub_of[node_of[c]] != sub_of[i] for c in outside):
+                ext[i] += int(out_bytes[j])
+            elif outside:
+                rows.append((i, internal.setdefault(j, len(internal))))
+            ext[i] += int(res_bytes[j])
+    tensor_bytes = np.zeros(len(internal))
+    for j, col in internal.items():
+        tensor_bytes[col] = float(out_bytes[j])
+    traffic = np.zeros((len(cn.nodes), len(internal)))
+    for i, col in rows:
+        traffic[i, col] += 1.0
+    return ext, tensor_bytes, traffic
+
+
+def spill_bytes(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
+    """DDR bytes of each node for tensors that spill (``xir``: larger than ``fm_keep_fraction`` of the
+    on-chip feature-map buffer); zeros for ``dnndk``, which already sends every node's output to DDR."""
+    return _spill(node_terms(cn), dpu or cn.dpu)
+
+
+def _spill(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
+    if not t.tensor_bytes.size:
+        return np.zeros(len(t.node_bytes))
+    spilled = t.tensor_bytes > dpu.fm_keep_fraction * dpu.fm_buffer_bytes
+    return t.tensor_traffic @ (t.tensor_bytes * spilled)
+
+
+@dataclass(frozen=True, eq=False)
+class NodeTerms:
+    """The cost terms of one or several compiled nets, before any constant is applied.
+
+    Per op: engine cycles, tiles and depthwise rows; per node: DDR bytes (and the weights among them);
+    a (nodes × ops) membership; the tensors that may spill. :func:`terms_times_ms` turns them into node
+    times under any constants; the calibration stacks the terms of all measured nets once
+    (:func:`stack_terms`) and evaluates thousands of candidate constants on them.
+    """
+
+    conv_cycles: np.ndarray
+    tiles: np.ndarray
+    dw_cycles: np.ndarray
+    dw_rows: np.ndarray
+    misc_cycles: np.ndarray
+    act_cycles: np.ndarray
+    membership: np.ndarray
+    node_bytes: np.ndarray
+    weight_bytes: np.ndarray
+    tensor_bytes: np.ndarray
+    tensor_traffic: np.ndarray
+
+
+def node_terms(cn: CompiledNet) -> NodeTerms:
+    """The :class:`NodeTerms` of ``cn`` (cached on the compiled net)."""
+    cached = cn.__dict__.get("_node_terms")
+    if cached is not None:
+        return cached
+    c = op_costs(cn)
+    t = NodeTerms(
+        c.conv_cycles, c.tiles, c.dw_cycles, c.dw_rows, c.misc_cycles, c.act_cycles, c.membership,
+        c.node_bytes, c.node_weight_bytes, c.tensor_bytes, c.tensor_traffic,
+    )
+    object.__setattr__(cn, "_node_terms", t)
+    return t
+
+
+def _block_diag(mats: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
+    r = k = 0
+    for m in mats:
+        out[r:r + m.shape[0], k:k + m.shape[1]] = m
+        r, k = r + m.shape[0], k + m.shape[1]
+    return out
+
+
+def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
+    """The ops and nodes of several nets as one :class:`NodeTerms` (memberships and spill tensors kept apart)."""
+    cat = lambda name: np.concatenate([getattr(t, name) for t in terms]) if terms else np.zeros(0)  # noqa: E731
+    return NodeTerms(
+        cat("conv_cycles"), cat("tiles"), cat("dw_cycles"), cat("dw_rows"), cat("misc_cycles"), cat("act_cycles"),
+        _block_diag([t.membership for t in terms]), cat("node_bytes"), cat("weight_bytes"), cat("tensor_bytes"),
+        _block_diag([t.tensor_traffic for t in terms]),
+    )
+
+
+def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
+    """Noise-free node times (ms) of ``t`` under ``dpu``'s constants (see the module docstring)."""
+    f = dpu.freq_mhz * 1e3  # cycles per ms
+    m = t.membership
+    conv = m @ (t.conv_cycles + dpu.tile_overhead_cycles * t.tiles) / f
+    dw = m @ (t.dw_cycles + dpu.dw_row_cycles * t.dw_rows) / f
+    misc = m @ (t.misc_cycles + dpu.hard_act_passes * t.act_cycles) / f
+    engines = np.stack([conv, dw, misc])
+    longest = engines.max(axis=0)
+    compute = longest + (1.0 - dpu.engine_overlap) * (engines.sum(axis=0) - longest)
+    nbytes = t.node_bytes + _spill(t, dpu)
+    if dpu.weight_bw_ratio == 1.0:
+        mem = nbytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
+    else:  # weights stream through their own load path at weight_bw_ratio × the feature-map bandwidth
+        mem = (nbytes - t.weight_bytes) / (dpu.ddr_bw_gbps * 1e6) + t.weight_bytes / (dpu.weight_bw_ratio * dpu.ddr_bw_gbps * 1e6)
+    overhead = (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
+    return overhead + _combine(compute, mem, dpu.mem_overlap)
 
 
 def _produced_bytes(ops, s: int, node_of: dict, consumers: dict) -> int:
@@ -162,18 +305,14 @@ def _combine(a: np.ndarray, b: np.ndarray, overlap: float) -> np.ndarray:
 
 def node_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
     """Noise-free runtime of every DPU node (ms) under ``dpu``'s constants (default: the compile DPU)."""
+    return terms_times_ms(node_terms(cn), dpu or cn.dpu)
+
+
+def node_overhead_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
+    """Fixed cost of every node (ms): ``node_overhead_us + node_overhead_us_per_mb · node DDR MB``."""
     dpu = dpu or cn.dpu
-    c = op_costs(cn)
-    f = dpu.freq_mhz * 1e3  # cycles per ms
-    m = c.membership
-    conv = m @ (c.conv_cycles + dpu.tile_overhead_cycles * c.tiles) / f
-    dw = m @ (c.dw_cycles + dpu.dw_row_cycles * c.dw_rows) / f
-    misc = m @ c.misc_cycles / f
-    engines = np.stack([conv, dw, misc])
-    longest = engines.max(axis=0)
-    compute = longest + (1.0 - dpu.engine_overlap) * (engines.sum(axis=0) - longest)
-    mem = c.node_bytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
-    return dpu.node_overhead_us * 1e-3 + _combine(compute, mem, dpu.mem_overlap)
+    nbytes = op_costs(cn).node_bytes + spill_bytes(cn, dpu)
+    return (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
 
 
 def op_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
@@ -181,7 +320,10 @@ def op_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
     dpu = dpu or cn.dpu
     c = op_costs(cn)
     f = dpu.freq_mhz * 1e3
-    compute = (c.conv_cycles + dpu.tile_overhead_cycles * c.tiles + c.dw_cycles + dpu.dw_row_cycles * c.dw_rows + c.misc_cycles) / f
+    compute = (
+        c.conv_cycles + dpu.tile_overhead_cycles * c.tiles + c.dw_cycles + dpu.dw_row_cycles * c.dw_rows
+        + c.misc_cycles + dpu.hard_act_passes * c.act_cycles
+    ) / f
     mem = c.layer_bytes / (dpu.ddr_bw_gbps * 1e6)
     t = _combine(compute, mem, dpu.mem_overlap)
     return np.where(c.on_dpu, t, c.cpu_ops / (dpu.cpu_gops * 1e6))
@@ -191,14 +333,14 @@ def layer_times_ms(ns: Any, dpu: DPUConfig) -> np.ndarray:
     """One analytic time per netspec layer (ms): the noise-free node time minus the node overhead,
     shared among the node's layers in proportion to their standalone times.
 
-    The layers of a node therefore sum to ``node time - node_overhead_us``; use the shares to split a
+    The layers of a node therefore sum to ``node time - node overhead``; use the shares to split a
     fused node that spans two OFA blocks (e.g. stem + first depthwise) between them.
     """
     from ofa_hw.dpu.compiler import compile_net
 
     cn = compile_net(ns, dpu)
     per_op = op_times_ms(cn, dpu)
-    nodes = node_times_ms(cn, dpu) - dpu.node_overhead_us * 1e-3
+    nodes = node_times_ms(cn, dpu) - node_overhead_ms(cn, dpu)
     for node, t_node in zip(cn.nodes, nodes):
         idx = list(node.ops)
         own = per_op[idx]
@@ -223,7 +365,7 @@ def profile_from_times(
     c = op_costs(cn)
     rng = np.random.default_rng(seed)
     work = np.array([n.workload_mop for n in cn.nodes])
-    mem_mb = c.node_mem_bytes / MIB
+    mem_mb = (c.node_mem_bytes + spill_bytes(cn, dpu)) / MIB
     ids = [n.id for n in cn.nodes]
     names = [n.name for n in cn.nodes]
     tables, totals, e2e = [], [], []
@@ -316,7 +458,8 @@ def simulate(
     """Compile ``model`` for ``dpu`` and profile it ``runs`` times (seeded jitter).
 
     Args:
-        model: A netspec, a ``(space, arch)`` pair, an arch dict (with ``space=``), or a
+        model: A netspec, a ``(space, arch)`` pair, an arch dict (with ``space=``), an OFA-MobileNetV3
+            block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`), or a
             ``torch.nn.Module`` (with ``input_shape``).
         input_shape: ``(N, C, H, W)`` or ``(C, H, W)`` for a torch model.
         dpu: DPU configuration (default: the ``zcu102_b4096`` preset).

@@ -3,7 +3,8 @@
 Supported DPU operators: ``Conv2d`` (dense, grouped, depthwise), ``ConvTranspose2d``, ``BatchNorm2d``
 (folded into the conv before it), ReLU / ReLU6 / LeakyReLU (module or functional; folded into their
 producer), max / average / adaptive-average (global) pooling, ``Linear``, flatten / view / reshape,
-dropout / identity (no-ops), residual ``add`` and channel ``cat``. Anything else becomes a CPU op,
+dropout / identity (no-ops), residual ``add``, channel ``cat``, and (DPU IP v4.x) hard-swish /
+hard-sigmoid (``nn.Hardswish``, ``nn.Hardsigmoid``) and the element-wise ``mul`` of squeeze-excite. Anything else becomes a CPU op,
 which splits the network into DPU and CPU kernels as VAI_C does. Ops are named the way the Caffe
 converter names layers (``conv_1`` …, ``fc_1``, ``pool_1``, ``add_1``, ``concat_1``), so node names
 look like a real DNNDK profile's.
@@ -32,10 +33,10 @@ FX_LOCK = threading.RLock()
 _PASSTHROUGH_MODULES = (nn.Flatten, nn.Dropout, nn.Identity)
 _PASSTHROUGH_FUNCS = {torch.flatten, F.dropout}
 _PASSTHROUGH_METHODS = {"flatten", "view", "reshape", "contiguous", "squeeze"}
-_ACT_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leakyrelu"}
-_ACT_FUNCS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leakyrelu"}
+_ACT_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leakyrelu", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid"}
+_ACT_FUNCS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leakyrelu", F.hardswish: "hswish", F.hardsigmoid: "hsigmoid"}
 _ACT_METHODS = {"relu": "relu"}
-_FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add")
+_FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add", "mul")
 
 
 def _shape(node: fx.Node) -> tuple[int, int, int]:
@@ -178,6 +179,11 @@ def trace_ops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Op],
                 t.add(node, "add", "cpu", ins)  # adding a constant: not an element-wise DPU op
             else:
                 t.add(node, "add", "add", ins)
+        elif fn in (operator.mul, torch.mul) or meth == "mul":
+            if len(node.all_input_nodes) != 2:
+                t.add(node, "mul", "cpu", ins)  # scaling by a constant: not an element-wise DPU op
+            else:
+                t.add(node, "mul", "mul", ins)
         elif fn is torch.cat:
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             t.add(node, "concat", "concat" if dim in (1, -3) else "cpu", ins)

@@ -1,6 +1,30 @@
 """Schema of the ``calibrate`` group: what ``ofa-hw task=calibrate`` fits the DPU model to."""
 
 from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MeasurementSourceConfig:
+    """One measured file (see :mod:`ofa_hw.dpu.measurements` for formats and network references).
+
+    Attributes:
+        file: CSV of per-network hardware times, a vaitrace ``--txt`` summary (any version) or a DNNDK
+            profile log. Relative paths: the working directory, then the package's ``ofa_hw/data``.
+        format: ``auto`` | ``csv`` | ``vaitrace`` | ``dnndk``.
+        network: The network a vaitrace/DNNDK file measured (and CSV rows without a network column): an
+            OFA-MobileNetV3 block name, ``<space>:<arch>``, a ``.onnx`` file or ``module:callable`` (torch).
+        input_shape: ``[C, H, W]`` at which a torch-module network is traced.
+        args: Keyword arguments of a ``module:callable`` network.
+        time_column: CSV column holding the hardware time (default: hw_rt_ms, runtime_ms or time_ms).
+    """
+
+    file: str = ""
+    format: str = "auto"
+    network: str = ""
+    input_shape: list[int] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)
+    time_column: str = ""
 
 
 @dataclass
@@ -11,17 +35,26 @@ class CalibrateConfig:
         in the working directory, then in the package's shipped data (``ofa_hw/data``).
     space: Search space of the profiled networks.
     archs: One per profile: a named arch of ``space`` (``proxyless_mobile_05``) or an arch as JSON.
-    dexplorer: Optional ``dexplorer -w`` output of the board; its hardware replaces the ``dpu`` group's.
-    free: Constants to fit (see ``ofa_hw.dpu.calibrate.BOUNDS``); empty = all.
+    measurements: Further measured files with the networks they measured (vaitrace, CSV, DNNDK).
+    dexplorer: Optional ``dexplorer -w`` output of the board (DNNDK); its hardware replaces the ``dpu`` group's.
+    xdputil: Optional ``xdputil query`` output of the board (VART); sets arch, clock, cores, IP version, xir.
+    overrides: DPUConfig fields set before the fit (hardware the files do not show, starting constants).
+    free: Constants to fit (see ``ofa_hw.dpu.calibrate.BOUNDS``); empty = one per three measured parts
+        in the order of ``ofa_hw.dpu.calibrate.PRIORITY`` (``default_free``).
+    admitted_samples: Subnets of the ``space`` group sampled for the admitted share per toolchain.
     write_workspace: Also write the preset to ``<workspace>/conf/dpu/<name>.yaml``.
-    plot: Write the measured-vs-simulated per-node plot.
+    plot: Write the measured-vs-simulated plot.
     """
 
     name: str = "calibrated"
     profiles: list[str] = field(default_factory=lambda: ["zcu102_b4096/dnndk_profile_proxylessmobile05.txt"])
     space: str = "proxyless_w05"
     archs: list[str] = field(default_factory=lambda: ["proxyless_mobile_05"])
+    measurements: list[MeasurementSourceConfig] = field(default_factory=list)
     dexplorer: str = ""
+    xdputil: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
     free: list[str] = field(default_factory=list)
+    admitted_samples: int = 2000
     write_workspace: bool = True
     plot: bool = True

@@ -16,6 +16,7 @@ class DpuConfig:
     name: str = MISSING
     arch: str = "B4096"
     target_version: str = "v1.4.0"
+    toolchain: str = "dnndk"
     freq_mhz: float = 300.0
     cores: int = 1
     ram_usage: str = "low"
@@ -27,11 +28,15 @@ class DpuConfig:
     avg_pool: bool = True
     softmax: bool = False
     ddr_bw_gbps: float = 6.2
+    weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
+    node_overhead_us_per_mb: float = 0.0
     tile_overhead_cycles: float = 487.0
     dw_row_cycles: float = 8.4
     mem_overlap: float = 0.9
     engine_overlap: float = 0.0
+    fm_keep_fraction: float = 0.5
+    hard_act_passes: float = 1.0
     task_overhead_us: float = 250.0
     cpu_gops: float = 2.0
     jitter: float = 0.01
