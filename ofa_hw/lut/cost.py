@@ -234,6 +234,7 @@ class MeteredBackend:
     def __init__(self, backend: Backend, cost: CostEstimate, desc: str = "profiling", progress: bool = True) -> None:
         self._backend = backend
         self.cost = cost
+        self._prior = cost.per_probe
         self.done = 0
         self.failed = 0
         self._samples: list[tuple[float, float]] = []
@@ -272,7 +273,7 @@ class MeteredBackend:
         self.failed += not outcome.ok
         if outcome.ok and outcome.timings:
             self._samples.append(split_timings(outcome.timings))
-            prior = self.cost.per_probe
+            prior = self._prior
             n = len(self._samples)
             host = (prior.host_s + sum(h for h, _ in self._samples)) / (n + 1)
             boards = [b for _, b in self._samples if b > 0]
@@ -306,3 +307,31 @@ class MeteredBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: str) -> str:
+    """The report's sentence on board time: subnets measured for the LUT, the up-front estimate, held-out error.
+
+    Args:
+        lut: The ``lut`` section of ``results.json``.
+        predictor: The ``predictor`` section.
+        backend: ``backend.name`` (what measured them).
+    """
+    plan = lut.get("plan", "full")
+    text = f"Measured for the LUT: {lut.get('subnets_profiled', lut.get('profiled_subnets'))} subnets on `{backend}` (plan `{plan}`"
+    active = lut.get("active") or {}
+    if active:
+        text += f", stopped on {active.get('stopped')} after {active.get('subnets')} of at most {active.get('max_subnets')}"
+    text += ")"
+    est = lut.get("estimate")
+    if est:
+        board = f"{format_duration(est['board_s'])} of board time" if est["board_s"] else "no board time"
+        text += (f"; announced before profiling: {'up to ' if est.get('upper_bound') else ''}{est['subnets']} subnets, "
+                 f"about {format_duration(est['host_s'])} of host/container time and {board} ({est['source']})")
+    else:
+        text += f"; this run profiled none (LUT {lut.get('source', 'reused')})"
+    mape = predictor.get("heldout_mape")
+    if mape is None:
+        return text + ". The predictor's error on subnets it did not train on is not known (none measured)."
+    return (text + f". Predictor error on {predictor.get('heldout_subnets')} subnets it did not train on: "
+            f"MAPE {mape:.2%} ({predictor.get('heldout_source')}).")
