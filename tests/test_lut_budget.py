@@ -28,7 +28,7 @@ from ofa_hw.lut.cost import (
     probe_times,
 )
 from ofa_hw.lut.manage import LutError, ensure_lut, resolve_plan
-from ofa_hw.lut.plan import plan_seed_probes, sample_max_depth, spread_resolutions
+from ofa_hw.lut.plan import plan_seed_probes, sample_subnets, spread_resolutions
 from ofa_hw.netspec import build_netspec
 from ofa_hw.space import get_space
 from ofa_hw.store import Store, profile_jobs
@@ -96,7 +96,7 @@ def test_probe_times_are_store_medians_else_documented_defaults(tmp_path):
     with Store(tmp_path / "store.sqlite") as store:
         assert probe_times("vitis_dnndk", store) == DEFAULT_TIMES["vitis_dnndk"]
         assert "assumed" in DEFAULT_TIMES["vitis_dnndk"].source  # never passed off as measured
-        archs = sample_max_depth(SPACE, dpu_compile_check(DPU), RES, 3, np.random.default_rng(0))
+        archs = sample_subnets(SPACE, dpu_compile_check(DPU), RES, 3, np.random.default_rng(0))
         for i, (a, h) in enumerate(zip(archs, (80.0, 100.0, 400.0))):
             board.times.update(quantize_s=h - 35.0, board_s=10.0 * (i + 1))
             profile_jobs(board, store, [ProfileJob.create(SPACE, a, f"x_{i}", 1, 0)], progress=False)
@@ -112,7 +112,7 @@ def test_probe_times_are_store_medians_else_documented_defaults(tmp_path):
 def test_metered_backend_refines_its_eta_and_records_under_the_real_backend(tmp_path):
     board = BoardLikeSim(DPU, host_s=50.0, board_s=10.0)
     prior = CostEstimate(4, ProbeTimes(150.0, 50.0, "default"), host_jobs=1, boards=1, backend="vitis_dnndk")
-    archs = sample_max_depth(SPACE, dpu_compile_check(DPU), RES, 4, np.random.default_rng(1))
+    archs = sample_subnets(SPACE, dpu_compile_check(DPU), RES, 4, np.random.default_rng(1))
     jobs = [ProfileJob.create(SPACE, a, f"m_{i}", 1, 0) for i, a in enumerate(archs)]
     with Store(tmp_path / "store.sqlite") as store, MeteredBackend(board, prior, progress=False) as metered:
         assert (metered.name, metered.toolchain, metered.dpu) == (board.name, board.toolchain, board.dpu)
@@ -148,11 +148,14 @@ def test_seed_batch_covers_shapes_and_resolutions():
     archs = plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0)
     assert [a["r"] for a in archs] == [128, 152, 176, 200, 224]
     for arch in archs:
-        assert arch["d"] == [SPACE.max_depth] * (SPACE.n_stages - 1) + [1]  # every block position measured
         ns = build_netspec(SPACE, arch)
         assert all(check(b, ns) for b in ns.blocks)
     for pos in range(SPACE.n_blocks):  # balanced: 5 probes, 5 distinct (kernel, expand) at every position
         assert len({(a["ks"][pos], a["e"][pos]) for a in archs}) == 5
+    for stage in range(SPACE.n_stages - 1):  # and every depth of every stage
+        assert {a["d"][stage] for a in archs} == set(SPACE.depth_list)
+    flat = plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0, vary_depth=False)
+    assert all(a["d"] == [SPACE.max_depth] * (SPACE.n_stages - 1) + [1] for a in flat)
     assert plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0) == archs  # deterministic: resumable
 
 
@@ -165,7 +168,7 @@ class _FakePredictor:
 
 
 def test_pick_uncertain_takes_largest_sigma_one_per_resolution_first():
-    pool = [{**a, "r": r} for a, r in zip(sample_max_depth(SPACE, dpu_compile_check(DPU), RES, 6, np.random.default_rng(2)),
+    pool = [{**a, "r": r} for a, r in zip(sample_subnets(SPACE, dpu_compile_check(DPU), RES, 6, np.random.default_rng(2)),
                                          (160, 160, 192, 224, 192, 160))]
     exclude = {SPACE.arch_id(pool[0])}
     picked, rel = pick_uncertain(_FakePredictor(), pool, 3, exclude, SPACE)
@@ -311,5 +314,5 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
     text = budget_statement(lut.summary(), sec, "sim")
     assert text.startswith(f"Measured for the LUT: {n} subnets on `sim` (plan `budget`, stopped on ")
     assert f"Predictor error on {sec['heldout_subnets']} subnets it did not train on: MAPE" in text
-    mean, _ = trained.predictor.predict(sample_max_depth(SPACE, dpu_compile_check(DPU), [128], 3, np.random.default_rng(3)))
+    mean, _ = trained.predictor.predict(sample_subnets(SPACE, dpu_compile_check(DPU), [128], 3, np.random.default_rng(3)))
     assert np.isfinite(mean).all()  # the predictor covers keys the partial LUT lacks (r=128 never profiled)

@@ -291,15 +291,22 @@ def spread_resolutions(resolutions: Iterable[int], n: int) -> list[int]:
 
 
 def plan_seed_probes(
-    space: SearchSpace, compilable: CompileCheck, resolutions: Iterable[int], n: int, seed: int = 0
+    space: SearchSpace,
+    compilable: CompileCheck,
+    resolutions: Iterable[int],
+    n: int,
+    seed: int = 0,
+    vary_depth: bool = True,
 ) -> list[Arch]:
-    """The first batch of the budget plan: ``n`` max-depth probes over evenly spread resolutions.
+    """The first batch of the budget plan: ``n`` probes over evenly spread resolutions, balanced choices.
 
-    Every block position of the space is in each probe, and position ``p`` cycles through its
-    compilable ``(kernel, expand)`` choices in a random order of its own (the balanced assignment of
-    :func:`plan_probes`), so ``n`` probes measure ``min(n, n_p)`` distinct shapes at every position,
-    across the smallest, largest and intermediate resolutions: what a per-block predictor needs to
-    interpolate over the space.
+    Position ``p`` cycles through its compilable ``(kernel, expand)`` choices in a random order of its
+    own (the balanced assignment of :func:`plan_probes`), and with ``vary_depth`` each stage cycles
+    through the space's depths the same way (else every probe has the maximum depth). So ``n`` probes
+    measure up to ``min(n, n_p)`` distinct shapes per position and every depth of every stage, across the
+    smallest, largest and intermediate resolutions: what a per-block predictor needs to interpolate
+    over the space. Varying the depth matters: on the simulator, predictors trained on max-depth probes
+    only are ~0.15 points of MAPE worse on random subnets (``experiments/board_time``).
 
     Raises:
         ValueError: fixed blocks or a whole position cannot compile at one of the resolutions.
@@ -311,26 +318,42 @@ def plan_seed_probes(
     rng = np.random.default_rng(seed)
     choices = {r: _choices(space, cells, r) for r in set(picked)}
     perms = [rng.permutation(len(c)) for c in choices[picked[0]]] if picked else []
+    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_stages - 1)]
     out = []
     for j, r in enumerate(picked):
         # Same permutation for every resolution; a choice uncompilable at r maps onto r's own list.
         c = choices[r]
-        out.append(_max_depth_arch(space, c, [p % len(cp) for p, cp in zip(perms, c)], j, r))
+        arch = _max_depth_arch(space, c, [p % len(cp) for p, cp in zip(perms, c)], j, r)
+        if vary_depth:  # every depth of every stage, balanced like the block choices
+            arch["d"] = [int(space.depth_list[p[j % len(p)]]) for p in depth_perms] + [1]
+        out.append(arch)
     return out
 
 
-def sample_max_depth(
-    space: SearchSpace, compilable: CompileCheck, resolutions: Iterable[int], n: int, rng: np.random.Generator
+def sample_subnets(
+    space: SearchSpace,
+    compilable: CompileCheck,
+    resolutions: Iterable[int],
+    n: int,
+    rng: np.random.Generator,
+    max_depth: bool = False,
 ) -> list[Arch]:
-    """``n`` random max-depth subnets at random ``resolutions``, every block compilable (no rejection needed)."""
+    """``n`` random subnets at random ``resolutions`` whose every block compiles (drawn from compilable cells).
+
+    Kernel and expand of each position are uniform over its compilable choices and depths uniform
+    over the space's (or the maximum with ``max_depth``), so no rejection sampling is needed.
+    """
     res = sorted(set(int(r) for r in resolutions))
     cells, _ = uncompilable_cells(space, res, compilable)
     choices = {r: _choices(space, cells, r) for r in res}
     out = []
     for _ in range(n):
         r = int(rng.choice(res))
-        picks = [rng.integers(len(c)) for c in choices[r]]
-        out.append(_max_depth_arch(space, choices[r], [np.array([p]) for p in picks], 0, r))
+        picks = [np.array([rng.integers(len(c))]) for c in choices[r]]
+        arch = _max_depth_arch(space, choices[r], picks, 0, r)
+        if not max_depth:
+            arch["d"] = [int(d) for d in rng.choice(space.depth_list, space.n_stages - 1)] + [1]
+        out.append(space.validate(arch))
     return out
 
 
