@@ -200,7 +200,7 @@ def test_stopping_rule():
 
 
 def _run(settings: ActiveSettings, store: Store, backend) -> tuple:
-    from ofa_hw.lut.manage import default_predictor
+    from ofa_hw.lut.active import default_predictor
 
     def measure(archs, names):
         jobs = [ProfileJob.create(SPACE, a, n, 1, 0) for a, n in zip(archs, names)]
@@ -220,7 +220,7 @@ def test_active_plan_scores_each_batch_before_training_on_it(tmp_path):
         assert store.count() == 9  # every measurement kept
         # The newest batch's score is the predictor fitted on the earlier batches only.
         from ofa_hw.lut.active import fit_predictor, heldout_error
-        from ofa_hw.lut.manage import default_predictor
+        from ofa_hw.lut.active import default_predictor
 
         earlier = res.outcomes[:6]
         pred = fit_predictor(lambda: default_predictor(SPACE, DPU), SPACE, DPU, earlier)

@@ -32,6 +32,7 @@ import numpy as np
 
 from ofa_hw.backends.base import ProfileOutcome
 from ofa_hw.lut.plan import CompileCheck, plan_seed_probes, sample_subnets
+from ofa_hw.lut.table import LutError
 from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,28 @@ class ActiveResult:
                 for b in self.batches
             ],
         }
+
+
+def active_settings(lut_cfg: Any) -> ActiveSettings:
+    """The budget plan's settings from the ``lut`` config (schema defaults for missing keys)."""
+    defaults = ActiveSettings()
+    try:
+        return ActiveSettings(
+            max_subnets=int(getattr(lut_cfg, "max_subnets", defaults.max_subnets)),
+            batch=int(getattr(lut_cfg, "batch", defaults.batch)),
+            target_mape=float(getattr(lut_cfg, "target_mape", defaults.target_mape)),
+            pool=int(getattr(lut_cfg, "pool", defaults.pool)),
+            seed=int(getattr(lut_cfg, "seed", defaults.seed)),
+        )
+    except ValueError as exc:
+        raise LutError(str(exc)) from exc
+
+
+def default_predictor(space: SearchSpace, dpu: Any) -> Any:
+    """The budget plan's refitted predictor when the caller names none: XGBoost per block, as ``predictor=xgb``."""
+    from ofa_hw.predictor import LatencyPredictor, XGBModel
+
+    return LatencyPredictor(XGBModel(n_members=6, random_state=0, n_jobs=1), space, dpu)
 
 
 def stop_reason(batches: Sequence[Batch], settings: ActiveSettings) -> str | None:

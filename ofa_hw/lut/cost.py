@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ofa_hw.backends.base import Backend, ProfileJob, ProfileOutcome
+from ofa_hw.lut.active import ACTIVE_PREFIX, ActiveSettings
+from ofa_hw.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +215,34 @@ def count_stored(store: Any, backend: Backend, jobs: Iterable[ProfileJob], retry
     keys = {job_key(job, backend) for job in jobs}
     found = store.lookup(keys)
     return sum(1 for run in found.values() if run.status == "ok" or not retry_failed)
+
+
+def full_plan_cost(backend: Backend, store: Any, jobs: Sequence[ProfileJob], retry_failed: bool = False) -> CostEstimate:
+    """The cost of the full plan's ``jobs`` (probes + validation) the store does not hold yet."""
+    from ofa_hw.store import job_key
+
+    unique = list({job_key(j, backend): j for j in jobs}.values())
+    stored = count_stored(store, backend, unique, retry_failed)
+    return estimate(backend, store, len(unique) - stored, stored=stored)
+
+
+def budget_plan_cost(
+    backend: Backend, store: Any, space: SearchSpace, settings: ActiveSettings, runs: int
+) -> CostEstimate:
+    """The most the budget plan can cost: ``max_subnets`` minus its probes the store already holds."""
+    stored = {
+        r.arch_id
+        for r in store.runs(backend=backend.name, dpu_fingerprint=backend.dpu.fingerprint(), space=space.name,
+                            toolchain=backend.toolchain, status=None)
+        if r.net_name.startswith(ACTIVE_PREFIX) and r.runs == runs and r.seed == settings.seed
+    }
+    held = min(len(stored), settings.max_subnets)
+    return estimate(backend, store, settings.max_subnets - held, stored=held, upper_bound=True)
+
+
+def announce(plan_kind: str, cost: CostEstimate) -> None:
+    """Print the cost before any work (stdout: it is the one line a user must see)."""
+    print(f"LUT plan {plan_kind}: {cost.line()}", flush=True)
 
 
 class MeteredBackend:

@@ -22,9 +22,16 @@ import pandas as pd
 import ofa_hw
 from ofa_hw.backends.base import Backend, ProfileJob
 from ofa_hw.dpu import DPUConfig
-from ofa_hw.lut.active import ACTIVE_PREFIX, ActiveSettings, run_active
+from ofa_hw.lut.active import active_settings, default_predictor, run_active
 from ofa_hw.lut.build import build_lut, validate_lut
-from ofa_hw.lut.cost import CostEstimate, MeteredBackend, count_stored, estimate
+from ofa_hw.lut.cost import (
+    CostEstimate,
+    MeteredBackend,
+    announce,
+    budget_plan_cost,
+    estimate,
+    full_plan_cost,
+)
 from ofa_hw.lut.plan import (
     ProbePlan,
     coverage_frame,
@@ -166,21 +173,6 @@ def resolve_plan(lut_cfg: Any, backend_name: str) -> str:
     if plan not in PLANS:
         raise LutError(f"lut.plan must be one of auto, {', '.join(PLANS)}; got {plan!r}")
     return plan
-
-
-def active_settings(lut_cfg: Any) -> ActiveSettings:
-    """The budget plan's settings from the ``lut`` config (schema defaults for missing keys)."""
-    defaults = ActiveSettings()
-    try:
-        return ActiveSettings(
-            max_subnets=int(getattr(lut_cfg, "max_subnets", defaults.max_subnets)),
-            batch=int(getattr(lut_cfg, "batch", defaults.batch)),
-            target_mape=float(getattr(lut_cfg, "target_mape", defaults.target_mape)),
-            pool=int(getattr(lut_cfg, "pool", defaults.pool)),
-            seed=int(getattr(lut_cfg, "seed", defaults.seed)),
-        )
-    except ValueError as exc:
-        raise LutError(str(exc)) from exc
 
 
 def _reusable(
@@ -356,41 +348,6 @@ def build(
     if coverage["missing"]:
         log.warning("LUT misses %d compilable key(s), e.g. %s", len(coverage["missing"]), coverage["missing"][0])
     return LutResult(table, path, "built", _public(coverage), report, plan, timings_s=timings, estimate=cost)
-
-
-def full_plan_cost(backend: Backend, store: Store, jobs: Sequence[ProfileJob], retry_failed: bool = False) -> CostEstimate:
-    """The cost of the full plan's ``jobs`` (probes + validation) the store does not hold yet."""
-    from ofa_hw.store import job_key
-
-    unique = list({job_key(j, backend): j for j in jobs}.values())
-    stored = count_stored(store, backend, unique, retry_failed)
-    return estimate(backend, store, len(unique) - stored, stored=stored)
-
-
-def budget_plan_cost(
-    backend: Backend, store: Store, space: SearchSpace, settings: ActiveSettings, runs: int
-) -> CostEstimate:
-    """The most the budget plan can cost: ``max_subnets`` minus its probes the store already holds."""
-    stored = {
-        r.arch_id
-        for r in store.runs(backend=backend.name, dpu_fingerprint=backend.dpu.fingerprint(), space=space.name,
-                            toolchain=backend.toolchain, status=None)
-        if r.net_name.startswith(ACTIVE_PREFIX) and r.runs == runs and r.seed == settings.seed
-    }
-    held = min(len(stored), settings.max_subnets)
-    return estimate(backend, store, settings.max_subnets - held, stored=held, upper_bound=True)
-
-
-def announce(plan_kind: str, cost: CostEstimate) -> None:
-    """Print the cost before any work (stdout: it is the one line a user must see)."""
-    print(f"LUT plan {plan_kind}: {cost.line()}", flush=True)
-
-
-def default_predictor(space: SearchSpace, dpu: DPUConfig) -> Any:
-    """The budget plan's refitted predictor when the caller names none: XGBoost per block, as ``predictor=xgb``."""
-    from ofa_hw.predictor import LatencyPredictor, XGBModel
-
-    return LatencyPredictor(XGBModel(n_members=6, random_state=0, n_jobs=1), space, dpu)
 
 
 def build_budget(
