@@ -148,15 +148,27 @@ def test_seed_batch_covers_shapes_and_resolutions():
     archs = plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0)
     assert [a["r"] for a in archs] == [128, 152, 176, 200, 224]
     for arch in archs:
+        assert arch["d"] == [SPACE.max_depth] * (SPACE.n_stages - 1) + [1]  # every block position measured
         ns = build_netspec(SPACE, arch)
         assert all(check(b, ns) for b in ns.blocks)
     for pos in range(SPACE.n_blocks):  # balanced: 5 probes, 5 distinct (kernel, expand) at every position
         assert len({(a["ks"][pos], a["e"][pos]) for a in archs}) == 5
-    for stage in range(SPACE.n_stages - 1):  # and every depth of every stage
-        assert {a["d"][stage] for a in archs} == set(SPACE.depth_list)
-    flat = plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0, vary_depth=False)
-    assert all(a["d"] == [SPACE.max_depth] * (SPACE.n_stages - 1) + [1] for a in flat)
+    varied = plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0, vary_depth=True)
+    for stage in range(SPACE.n_stages - 1):  # the variant cycles every depth of every stage
+        assert {a["d"][stage] for a in varied} == set(SPACE.depth_list)
     assert plan_seed_probes(SPACE, check, SPACE.resolutions, 5, seed=0) == archs  # deterministic: resumable
+
+
+def test_sampled_candidates_compile():
+    check = dpu_compile_check(DPU)
+    rng = np.random.default_rng(4)
+    deep = sample_subnets(SPACE, check, RES, 20, rng, max_depth=True)
+    mixed = sample_subnets(SPACE, check, RES, 20, rng)
+    assert all(a["d"] == [SPACE.max_depth] * (SPACE.n_stages - 1) + [1] for a in deep)
+    assert len({tuple(a["d"]) for a in mixed}) > 1 and {a["r"] for a in deep + mixed} <= set(RES)
+    for arch in deep + mixed:
+        ns = build_netspec(SPACE, arch)
+        assert all(check(b, ns) for b in ns.blocks)
 
 
 class _FakePredictor:

@@ -3,11 +3,11 @@
 ``lut.plan=budget`` (the default on the Vitis backends) spends at most ``lut.max_subnets`` board
 measurements:
 
-1. a **seed batch** of ``lut.batch`` probes over evenly spread resolutions with balanced block and
-   depth choices (:func:`ofa_hw.lut.plan.plan_seed_probes`);
+1. a **seed batch** of ``lut.batch`` max-depth probes over evenly spread resolutions with balanced
+   block choices (:func:`ofa_hw.lut.plan.plan_seed_probes`);
 2. after each batch, the predictor (the configured model) is **refitted** on every probe so far and
-   predicts a pool of ``lut.pool`` random compilable subnets (any depth: the search's own
-   distribution); the next batch is the candidates with the largest relative σ (std / mean), at most
+   predicts a pool of ``lut.pool`` random compilable max-depth subnets (every block position measured
+   per board run); the next batch is the candidates with the largest relative σ (std / mean), at most
    one per resolution until every resolution has one;
 3. **stopping rule** (:func:`stop_reason`): after batch *b* ≥ 2 has been measured, the predictor fitted
    on batches 1…*b*−1 — before *b* was used for training — is scored on batch *b*'s subnets; the
@@ -242,7 +242,7 @@ def run_active(
         on_batch: Called with each measured batch (progress reporting).
     """
     rng = np.random.default_rng(settings.seed + 1)
-    pool = sample_subnets(space, compilable, resolutions, settings.pool, rng)
+    pool = sample_subnets(space, compilable, resolutions, settings.pool, rng, max_depth=True)
     archs = plan_seed_probes(space, compilable, resolutions, min(settings.batch, settings.max_subnets), settings.seed)
     outcomes: list[ProfileOutcome] = []
     batches: list[Batch] = []

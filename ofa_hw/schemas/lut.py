@@ -32,7 +32,7 @@ class LutConfig:
             chosen where the refitted predictor's σ is largest).
         target_mape: Budget plan: stop once the predictor fitted before the newest batch predicts that
             batch with at most this MAPE (a fraction).
-        pool: Budget plan: random compilable subnets (any depth) the next batch is chosen from.
+        pool: Budget plan: random compilable max-depth subnets the next batch is chosen from.
         dry_run: Print the plan's cost (and write it to results.json), profile nothing.
     """
 
