@@ -48,9 +48,14 @@ def _new_predictor(cfg: DictConfig, space, dpu):
 
 def dry_run(cfg: DictConfig) -> dict:
     """``lut.dry_run=true``: say what building the LUT would profile and cost; profile nothing."""
+    from hydra.utils import get_class
+
     space, dpu = make_space(cfg), make_dpu(cfg)
+    # The backend object only for its identity and parallelism (name, toolchain, build jobs, boards):
+    # built without make_backend's checks, since a dry run touches no container and no board.
+    identity = lambda: get_class(cfg.backend._target_).from_config(cfg.backend, dpu)  # noqa: E731
     plan, cost, reused = planned_cost(
-        space, dpu, cfg.lut, backend=lambda: make_backend(cfg, dpu), store=lambda: open_store(cfg),
+        space, dpu, cfg.lut, backend=identity, store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs), backend_name=str(cfg.backend.name),
     )
     if reused is not None:

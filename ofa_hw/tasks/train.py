@@ -99,7 +99,13 @@ def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) 
             log.info("lut.plan=budget: %d held-out/calibration subnet(s) not profiled (board budget); "
                      "the held-out error is the budget plan's", len(jobs))
         elif jobs:
-            profile_jobs(make_backend(cfg, dpu), store, jobs, desc="predictor held-out/calibration subnets")
+            from ofa_hw.lut.cost import MeteredBackend, estimate
+
+            backend, desc = make_backend(cfg, dpu), "predictor held-out/calibration subnets"
+            cost = estimate(backend, store, len(jobs))
+            print(f"{desc}: {cost.line()}", flush=True)  # the cost, before any work
+            with MeteredBackend(backend, cost, desc=desc) as metered:
+                profile_jobs(metered, store, jobs, progress=False)
             stored = store.runs(backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name)
     latest: dict[str, Any] = {}
     for run in stored:  # one measurement per network: the most recent
