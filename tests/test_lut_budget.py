@@ -17,7 +17,7 @@ from ofa_hw.backends.base import ProfileJob, ProfileOutcome
 from ofa_hw.backends.sim import SimBackend
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut import dpu_compile_check
-from ofa_hw.lut.active import ActiveSettings, Batch, pick_uncertain, run_active, stop_reason
+from ofa_hw.lut.active import ActiveSettings, Batch, active_settings, pick_uncertain, run_active, stop_reason
 from ofa_hw.lut.cost import (
     DEFAULT_TIMES,
     CostEstimate,
@@ -209,6 +209,8 @@ def test_stopping_rule():
         ActiveSettings(target_mape=-0.1)
     with pytest.raises(ValueError, match="lut.max_subnets, lut.batch and lut.pool must be >= 1"):
         ActiveSettings(max_subnets=0)
+    with pytest.raises(LutError, match="lut.max_subnets, lut.batch and lut.pool must be >= 1, got 0, 5, 500"):
+        active_settings(SimpleNamespace(max_subnets=0))  # a UserError: one line from the CLI
 
 
 def _run(settings: ActiveSettings, store: Store, backend) -> tuple:

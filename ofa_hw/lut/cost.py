@@ -14,7 +14,6 @@ its ETA from every probe of the running batch.
 
 from __future__ import annotations
 
-import logging
 import statistics
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Sequence
@@ -24,8 +23,6 @@ from tqdm.auto import tqdm
 from ofa_hw.backends.base import Backend, ProfileJob, ProfileOutcome
 from ofa_hw.lut.active import ACTIVE_PREFIX, ActiveSettings
 from ofa_hw.space import SearchSpace
-
-log = logging.getLogger(__name__)
 
 #: Timing keys counted as board work; every other key except :data:`IGNORED_KEYS` is host work.
 BOARD_KEYS = frozenset({"board_s"})
