@@ -48,7 +48,7 @@ NewPredictor = Callable[[], Any]
 
 @dataclass(frozen=True)
 class ActiveSettings:
-    """The budget plan's knobs (``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``)."""
+    """The budget plan's knobs: ``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``."""
 
     max_subnets: int = 20
     batch: int = 5
@@ -59,7 +59,8 @@ class ActiveSettings:
     def __post_init__(self) -> None:
         if self.max_subnets < 1 or self.batch < 1 or self.pool < 1:
             raise ValueError(
-                f"lut.max_subnets, lut.batch and lut.pool must be >= 1, got {self.max_subnets}, {self.batch}, {self.pool}"
+                "lut.max_subnets, lut.batch and lut.pool must be >= 1, "
+                f"got {self.max_subnets}, {self.batch}, {self.pool}"
             )
         if not self.target_mape >= 0:
             raise ValueError(f"lut.target_mape must be >= 0 (a fraction, 0.01 = 1 %), got {self.target_mape}")
@@ -210,7 +211,9 @@ def pick_uncertain(
     return out, float(np.mean(score[chosen])) if chosen else None
 
 
-def fit_predictor(new_predictor: NewPredictor, space: SearchSpace, dpu: Any, outcomes: Sequence[ProfileOutcome]) -> Any:
+def fit_predictor(
+    new_predictor: NewPredictor, space: SearchSpace, dpu: Any, outcomes: Sequence[ProfileOutcome]
+) -> Any:
     """A predictor fitted on the ok ``outcomes`` (per-block times + totals), or ``None`` without any."""
     from ofa_hw.predictor import TrainingSet
 
@@ -258,7 +261,8 @@ def run_active(
         if on_batch is not None:
             on_batch(batch)
         if mape is not None:
-            log.info("budget plan: batch %d held-out MAPE %.2f%% (target %.2f%%)", index, 100 * mape, 100 * settings.target_mape)
+            log.info("budget plan: batch %d held-out MAPE %.2f%% (target %.2f%%)",
+                     index, 100 * mape, 100 * settings.target_mape)
         reason = stop_reason(batches, settings)
         if reason is not None:
             break

@@ -157,7 +157,7 @@ class CostEstimate:
 
     @property
     def wall_per_probe_s(self) -> float:
-        """Wall seconds per subnet once the pipeline is full: host builds and boards overlap, the slower sets the pace."""
+        """Wall seconds per subnet once the pipeline is full (builds and board runs overlap: the slower sets the pace)."""
         return max(self.per_probe.host_s / self.host_jobs, self.per_probe.board_s / self.boards)
 
     @property
@@ -214,7 +214,9 @@ def count_stored(store: Any, backend: Backend, jobs: Iterable[ProfileJob], retry
     return sum(1 for run in found.values() if run.status == "ok" or not retry_failed)
 
 
-def full_plan_cost(backend: Backend, store: Any, jobs: Sequence[ProfileJob], retry_failed: bool = False) -> CostEstimate:
+def full_plan_cost(
+    backend: Backend, store: Any, jobs: Sequence[ProfileJob], retry_failed: bool = False
+) -> CostEstimate:
     """The cost of the full plan's ``jobs`` (probes + validation) the store does not hold yet."""
     from ofa_hw.store import job_key
 
@@ -345,15 +347,18 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         backend: ``backend.name`` (what measured them).
     """
     plan = lut.get("plan", "full")
-    text = f"Measured for the LUT: {lut.get('subnets_profiled', lut.get('profiled_subnets'))} subnets on `{backend}` (plan `{plan}`"
+    subnets = lut.get("subnets_profiled", lut.get("profiled_subnets"))
+    text = f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`"
     active = lut.get("active") or {}
     if active:
-        text += f", stopped on {active.get('stopped')} after {active.get('subnets')} of at most {active.get('max_subnets')}"
+        text += (f", stopped on {active.get('stopped')} after {active.get('subnets')} "
+                 f"of at most {active.get('max_subnets')}")
     text += ")"
     est = lut.get("estimate")
     if est:
         board = f"{format_duration(est['board_s'])} of board time" if est["board_s"] else "no board time"
-        text += (f"; announced before profiling: {'up to ' if est.get('upper_bound') else ''}{est['subnets']} subnets, "
+        upto = "up to " if est.get("upper_bound") else ""
+        text += (f"; announced before profiling: {upto}{est['subnets']} subnets, "
                  f"about {format_duration(est['host_s'])} of host/container time and {board} ({est['source']})")
     else:
         text += f"; this run profiled none (LUT {lut.get('source', 'reused')})"
