@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ofa_hw.lut.cost import budget_statement
+
 
 def _fmt(value: Any, spec: str = ".3f", missing: str = "–") -> str:
     if value is None:
@@ -62,6 +64,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         ),
         f"\nLUT file: `{lut['path']}` ({lut.get('provenance', '')}). Validation = LUT sum vs whole-network "
         f"measurement on {lut.get('validation_subnets', 0)} random subnets.",
+        "\n" + budget_statement(lut, pred, results["backend"]["name"]),  # board time (issue 14)
         "",
         _image(outdir, "lut_coverage.png", "LUT coverage"),
         "## Latency predictor",

@@ -22,8 +22,24 @@ import pandas as pd
 import ofa_hw
 from ofa_hw.backends.base import Backend, ProfileJob
 from ofa_hw.dpu import DPUConfig
+from ofa_hw.lut.active import active_settings, default_predictor, run_active
 from ofa_hw.lut.build import build_lut, validate_lut
-from ofa_hw.lut.plan import ProbePlan, coverage_frame, dpu_compile_check, plan_probes, plot_coverage
+from ofa_hw.lut.cost import (
+    CostEstimate,
+    MeteredBackend,
+    announce,
+    budget_plan_cost,
+    estimate,
+    full_plan_cost,
+)
+from ofa_hw.lut.plan import (
+    ProbePlan,
+    coverage_frame,
+    dpu_compile_check,
+    plan_probes,
+    plot_coverage,
+    uncompilable_cells,
+)
 from ofa_hw.lut.table import LatencyTable, LutError, dpu_label
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import Store, profile_jobs
@@ -59,6 +75,7 @@ class LutResult:
         plan: The probe plan (``None`` when the LUT was reused or given).
         stale: LUTs of the same preset whose fingerprint no longer matches.
         timings_s: Wall time per step.
+        estimate: The cost announced before profiling (``None`` when nothing was to be built).
     """
 
     table: LatencyTable
@@ -69,6 +86,17 @@ class LutResult:
     plan: ProbePlan | None = None
     stale: tuple[Path, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
+    estimate: CostEstimate | None = None
+
+    @property
+    def plan_kind(self) -> str:
+        """``full`` or ``budget``: how the table's probes were chosen (kept in its metadata)."""
+        return str(self.table.meta.validation.get("plan", "full"))
+
+    @property
+    def active(self) -> dict[str, Any] | None:
+        """The budget plan's figures (``lut.active``), ``None`` for a full plan."""
+        return self.table.meta.validation.get("active")
 
     def summary(self) -> dict[str, Any]:
         """The ``lut.*`` figures of ``results.json``."""
@@ -86,6 +114,13 @@ class LutResult:
             "fingerprint": self.table.meta.dpu_fingerprint,
             "provenance": self.table.meta.provenance,
             "stale": [str(p) for p in self.stale],
+            # Board budget (issue 14): how the probes were chosen, how many subnets were measured, what
+            # profiling them was estimated to cost up front, and the error on subnets not trained on.
+            "plan": self.plan_kind,
+            "subnets_profiled": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
+            "estimate": self.estimate.to_dict() if self.estimate is not None else None,
+            "active": self.active,
+            "heldout_mape": (self.active or {}).get("heldout_mape"),
         }
 
 
@@ -123,6 +158,73 @@ def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(diffs) if diffs else "model constants or toolchain"
 
 
+#: ``lut.plan`` values; ``auto`` resolves per backend through :data:`AUTO_PLAN`.
+PLANS = ("full", "budget")
+#: ``lut.plan=auto``: the full coverage plan where probes cost milliseconds (the simulator, whose
+#: shipped LUT is a full one), the budget plan wherever a probe costs container and board minutes.
+AUTO_PLAN = {"sim": "full"}
+
+
+def resolve_plan(lut_cfg: Any, backend_name: str) -> str:
+    """``full`` or ``budget`` for ``lut.plan`` (``auto`` = :data:`AUTO_PLAN`, else ``budget``)."""
+    plan = str(getattr(lut_cfg, "plan", None) or "auto")
+    if plan == "auto":
+        return AUTO_PLAN.get(backend_name, "budget")
+    if plan not in PLANS:
+        raise LutError(f"lut.plan must be one of auto, {', '.join(PLANS)}; got {plan!r}")
+    return plan
+
+
+def _reusable(
+    space: SearchSpace, dpu: DPUConfig, lut_cfg: Any, resolutions: Sequence[int], backend_name: str, plan_kind: str
+) -> tuple[tuple[Path, LatencyTable] | None, list[Path]]:
+    """``((path, table) of a LUT to reuse, or None; stale LUTs)`` in the workspace's and the shipped ``lut/``."""
+    fp = dpu.fingerprint()
+    out_dir = Path(str(lut_cfg.dir)).expanduser()
+    shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
+    matching, stale = find_luts(space, dpu, [out_dir, shipped], backend_name)
+    if lut_cfg.reuse:
+        for path in matching:
+            table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
+            # A budget plan's partial table does not stand in for the full coverage a full plan asks for.
+            partial = table.meta.validation.get("plan") == "budget"
+            if set(resolutions) <= set(table.meta.resolutions) and not (plan_kind == "full" and partial):
+                return (path, table), stale
+    return None, stale
+
+
+def planned_cost(
+    space: SearchSpace,
+    dpu: DPUConfig,
+    lut_cfg: Any,
+    backend: Callable[[], Backend],
+    store: Callable[[], Store],
+    runs: int,
+    backend_name: str = "sim",
+) -> tuple[str, CostEstimate, Path | None]:
+    """What :func:`ensure_lut` would profile, without profiling: ``(plan, cost, LUT it would reuse)``.
+
+    A reusable LUT costs nothing (``cost.subnets == 0``); ``lut.path`` is never profiled either.
+    """
+    resolutions = tuple(sorted(int(r) for r in (lut_cfg.resolutions or space.resolutions)))
+    plan_kind = resolve_plan(lut_cfg, backend_name)
+    be = backend()
+    if lut_cfg.path:
+        return plan_kind, estimate(be, None, 0), Path(str(lut_cfg.path)).expanduser()
+    found, _ = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind)
+    if found is not None:
+        return plan_kind, estimate(be, None, 0), found[0]
+    with store() as st:
+        if plan_kind == "budget":
+            return plan_kind, budget_plan_cost(be, st, space, active_settings(lut_cfg), runs), None
+        plan = plan_probes(space, dpu_compile_check(dpu), resolutions=resolutions, coverage=int(lut_cfg.coverage),
+                           validation_subnets=int(lut_cfg.validation_subnets), seed=int(lut_cfg.seed))
+        seed = int(lut_cfg.seed)
+        jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.probes, plan.probe_names())]
+        jobs += [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.validation, plan.validation_names())]
+        return plan_kind, full_plan_cost(be, st, jobs, bool(lut_cfg.retry_failed)), None
+
+
 def ensure_lut(
     space: SearchSpace,
     dpu: DPUConfig,
@@ -132,6 +234,7 @@ def ensure_lut(
     runs: int,
     rundir: Path | None = None,
     backend_name: str = "sim",
+    new_predictor: Callable[[], Any] | None = None,
 ) -> LutResult:
     """The LUT of ``space`` on ``dpu``: given, reused or (re)built, per the ``lut`` config.
 
@@ -144,6 +247,8 @@ def ensure_lut(
         runs: Profile-mode runs per probe.
         rundir: When given, the coverage CSV/PNG, validation CSV, OFA YAML and a copy of the LUT go here.
         backend_name: Name of the backend (``backend.name``): only LUTs measured on it are reused.
+        new_predictor: Builds the unfitted predictor the budget plan refits after each batch
+            (``lut.plan=budget``; default: :func:`default_predictor`).
 
     Raises:
         LutError: a given LUT does not fit the space or DPU.
@@ -152,6 +257,7 @@ def ensure_lut(
     t0 = time.perf_counter()
     resolutions = tuple(sorted(int(r) for r in (lut_cfg.resolutions or space.resolutions)))
     fp = dpu.fingerprint()
+    plan_kind = resolve_plan(lut_cfg, backend_name)
     if lut_cfg.path:
         path = Path(str(lut_cfg.path)).expanduser()
         table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
@@ -162,14 +268,12 @@ def ensure_lut(
 
     out_dir = Path(str(lut_cfg.dir)).expanduser()
     shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
-    matching, stale = find_luts(space, dpu, [out_dir, shipped], backend_name)
-    if lut_cfg.reuse:
-        for path in matching:
-            table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
-            if set(resolutions) <= set(table.meta.resolutions):
-                log.info("reusing LUT %s (fingerprint %s matches)", path, fp)
-                result = _reused(table, path, "reused", space, resolutions, tuple(stale))
-                return _finish(result, rundir, t0, space, resolutions)
+    found, stale = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind)
+    if found is not None:
+        path, table = found
+        log.info("reusing LUT %s (fingerprint %s matches)", path, fp)
+        result = _reused(table, path, "reused", space, resolutions, tuple(stale))
+        return _finish(result, rundir, t0, space, resolutions)
     if not lut_cfg.regenerate:
         if stale:
             # Name the stale LUT closest to the configured DPU, so the message shows the change the
@@ -188,7 +292,10 @@ def ensure_lut(
         )
     for path in stale:
         log.warning("LUT %s is stale (DPU fingerprint changed to %s); regenerating", path, fp)
-    result = build(space, backend(), store(), lut_cfg, resolutions, runs, out_dir)
+    if plan_kind == "budget":
+        result = build_budget(space, backend(), store(), lut_cfg, resolutions, runs, out_dir, new_predictor)
+    else:
+        result = build(space, backend(), store(), lut_cfg, resolutions, runs, out_dir)
     return _finish(replace(result, stale=tuple(stale)), rundir, t0, space, resolutions)
 
 
@@ -220,9 +327,12 @@ def build(
     seed, retry = int(lut_cfg.seed), bool(lut_cfg.retry_failed)
     t = time.perf_counter()
     probe_jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.probes, plan.probe_names())]
-    probes = profile_jobs(backend, store, probe_jobs, desc=f"LUT probes {backend.dpu.name}", retry_failed=retry)
     val_jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.validation, plan.validation_names())]
-    validation = profile_jobs(backend, store, val_jobs, desc="LUT validation", retry_failed=retry)
+    cost = full_plan_cost(backend, store, probe_jobs + val_jobs, retry)
+    announce("full", cost)
+    with MeteredBackend(backend, cost, desc=f"LUT probes {backend.dpu.name}") as metered:
+        probes = profile_jobs(metered, store, probe_jobs, retry_failed=retry, progress=False)
+        validation = profile_jobs(metered, store, val_jobs, retry_failed=retry, progress=False)
     timings["profile_s"] = time.perf_counter() - t
     failed = [o for o in probes if not o.ok]
     if failed:
@@ -237,7 +347,65 @@ def build(
     coverage = table.coverage(space, plan.resolutions)
     if coverage["missing"]:
         log.warning("LUT misses %d compilable key(s), e.g. %s", len(coverage["missing"]), coverage["missing"][0])
-    return LutResult(table, path, "built", _public(coverage), report, plan, timings_s=timings)
+    return LutResult(table, path, "built", _public(coverage), report, plan, timings_s=timings, estimate=cost)
+
+
+def build_budget(
+    space: SearchSpace,
+    backend: Backend,
+    store: Store,
+    lut_cfg: Any,
+    resolutions: Sequence[int],
+    runs: int,
+    out_dir: Path,
+    new_predictor: Callable[[], Any] | None = None,
+) -> LutResult:
+    """The budget plan (:mod:`ofa_hw.lut.active`): at most ``lut.max_subnets`` probes, then the LUT of them.
+
+    The table holds the keys those probes measured (coverage below 1); its metadata records the plan
+    and the held-out error, and the predictor trained from the same probes covers the rest.
+    """
+    timings: dict[str, float] = {}
+    settings = active_settings(lut_cfg)
+    seed, retry = int(lut_cfg.seed), bool(lut_cfg.retry_failed)
+    check = dpu_compile_check(backend.dpu)
+    cost = budget_plan_cost(backend, store, space, settings, runs)
+    announce("budget", cost)
+    new_predictor = new_predictor or (lambda: default_predictor(space, backend.dpu))
+    t = time.perf_counter()
+    with MeteredBackend(backend, cost, desc=f"LUT probes {backend.dpu.name} (budget)") as metered:
+
+        def measure(archs: list, names: list[str]) -> list:
+            jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(archs, names)]
+            return profile_jobs(metered, store, jobs, retry_failed=retry, progress=False)
+
+        try:
+            active = run_active(space, backend.dpu, check, resolutions, measure, new_predictor, settings)
+        except ValueError as exc:  # the space has no compilable probe on this DPU
+            raise LutError(f"lut.plan=budget: {exc}") from exc
+    timings["profile_s"] = time.perf_counter() - t
+    failed = [o for o in active.outcomes if not o.ok]
+    if failed:
+        log.warning("%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error)
+    t = time.perf_counter()
+    provenance = getattr(backend, "provenance", f"{backend.name} measurements")
+    uncompilable = sorted(set(uncompilable_cells(space, resolutions, check)[0].values()))
+    table = build_lut(space, backend, active.outcomes, resolutions, uncompilable, provenance + " (budget plan)")
+    summary = active.to_dict()
+    validation = {"plan": "budget", "subnets": 0, "mape": None, "max_ape": None, "active": summary}
+    table = LatencyTable(table.frame, replace(table.meta, validation=validation))
+    path = table.save(out_dir)
+    timings["build_s"] = time.perf_counter() - t
+    coverage = table.coverage(space, resolutions)
+    mape = summary["heldout_mape"]
+    print(
+        f"LUT plan budget: {active.subnets} subnets profiled ({active.reason}); held-out MAPE "
+        + (f"{mape:.2%} on the last {summary['heldout_subnets']} subnets before they were trained on" if mape is not None else "n/a")
+        + f"; {coverage['fraction']:.0%} of the compilable keys measured, the predictor covers the rest",
+        flush=True,
+    )
+    return LutResult(table, path, "built", _public(coverage), {"subnets": 0, "mape": None}, None,
+                     timings_s=timings, estimate=cost)
 
 
 def _reused(

@@ -23,6 +23,17 @@ class LutConfig:
             with an error instead.
         reuse: Reuse an existing LUT with a matching fingerprint (``false`` always rebuilds from the store).
         retry_failed: Re-profile jobs the store holds as failed (default: a rerun retries them).
+        plan: Which subnets to profile: ``full`` (every compilable key ``coverage`` times at every
+            resolution, plus ``validation_subnets``), ``budget`` (at most ``max_subnets`` subnets chosen
+            actively for the predictor: :mod:`ofa_hw.lut.active`) or ``auto`` (``full`` on the
+            simulator, ``budget`` on the Vitis backends, where every probe costs container and board minutes).
+        max_subnets: Budget plan: most subnets profiled.
+        batch: Budget plan: subnets per batch (the first batch is a coverage seed; each later one is
+            chosen where the refitted predictor's σ is largest).
+        target_mape: Budget plan: stop once the predictor fitted before the newest batch predicts that
+            batch with at most this MAPE (a fraction).
+        pool: Budget plan: random compilable max-depth subnets the next batch is chosen from.
+        dry_run: Print the plan's cost (and write it to results.json), profile nothing.
     """
 
     dir: str = "${workspace}/lut"
@@ -35,3 +46,9 @@ class LutConfig:
     regenerate: bool = True
     reuse: bool = True
     retry_failed: bool = True
+    plan: str = "auto"
+    max_subnets: int = 20
+    batch: int = 5
+    target_mape: float = 0.01
+    pool: int = 500
+    dry_run: bool = False

@@ -3,7 +3,10 @@
 Writes into Hydra's run directory: a copy of the LUT CSV + JSON, its OFA YAML export, the coverage
 (``lut_coverage.csv``, ``lut_coverage.png``), the validation rows (``lut_validation.csv``) and
 ``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.profiled_subnets``,
-``lut.validation_mape`` (fractions), ``dpu.*`` and ``timings_s``.
+``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.subnets_profiled``, ``lut.estimate.*`` (the cost
+announced before profiling: ``host_s``, ``board_s``, ``wall_s``), ``lut.heldout_mape`` (budget plan),
+``dpu.*`` and ``timings_s``. ``lut.dry_run=true`` prints the plan's cost and writes only ``lut.plan`` and
+``lut.estimate``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from ofa_hw.lut.manage import LutResult, ensure_lut
+from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
 from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -30,11 +33,49 @@ def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
         runs=int(cfg.backend.runs),
         rundir=rundir,
         backend_name=str(cfg.backend.name),
+        new_predictor=_new_predictor(cfg, space, dpu),
     )
+
+
+def _new_predictor(cfg: DictConfig, space, dpu):
+    """Unfitted predictors of the configured model (``predictor.file`` ignored): the budget plan refits it."""
+    from hydra.utils import instantiate
+
+    from ofa_hw.predictor import LatencyPredictor
+
+    return lambda: LatencyPredictor(instantiate(cfg.predictor.model), space, dpu)
+
+
+def dry_run(cfg: DictConfig) -> dict:
+    """``lut.dry_run=true``: say what building the LUT would profile and cost; profile nothing."""
+    from hydra.utils import get_class
+
+    space, dpu = make_space(cfg), make_dpu(cfg)
+    # The backend object only for its identity and parallelism (name, toolchain, build jobs, boards):
+    # built without make_backend's checks, since a dry run touches no container and no board.
+    identity = lambda: get_class(cfg.backend._target_).from_config(cfg.backend, dpu)  # noqa: E731
+    plan, cost, reused = planned_cost(
+        space, dpu, cfg.lut, backend=identity, store=lambda: open_store(cfg),
+        runs=int(cfg.backend.runs), backend_name=str(cfg.backend.name),
+    )
+    if reused is not None:
+        print(f"LUT plan {plan}: nothing to profile, {reused} would be used")
+    else:
+        print(f"LUT plan {plan}: {cost.line()}")
+    return {"lut": {"plan": plan, "estimate": cost.to_dict(), "reuse": str(reused) if reused else None},
+            "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()}}
+
+
+def _pct(value) -> str:
+    return f"{value:.2%}" if value is not None else "n/a"
 
 
 def run(cfg: DictConfig) -> dict:
     outdir = output_dir()
+    if cfg.lut.get("dry_run"):
+        results = dry_run(cfg)
+        write_results(results, outdir)
+        return results
     result = lut_for_config(cfg, rundir=outdir)
     summary = result.summary()
     cov = result.coverage
@@ -45,6 +86,8 @@ def run(cfg: DictConfig) -> dict:
         f"({cov['uncompilable']} uncompilable), {summary['profiled_subnets']} profiled subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
         + (f"{mape:.2%}" if mape is not None else "n/a")
+        + (f"\n  budget plan: held-out MAPE {_pct(summary['heldout_mape'])} (newest batch, predicted before it was trained on)"
+           if summary["plan"] == "budget" else "")
         + f"\n  wall time {result.timings_s['total_s']:.1f} s"
     )
     dpu = make_dpu(cfg)

@@ -3,7 +3,8 @@
 Data, all for the configured space on the configured DPU (fingerprint) and backend:
 
 * training rows: the LUT's per-key statistics (``predictor.source=lut``, default) or the LUT's probe
-  profiles from the store (``predictor.source=store``);
+  profiles from the store (``predictor.source=store``, and always after a ``lut.plan=budget`` LUT, whose
+  few probes measured only part of the keys);
 * held-out subnets: ``predictor.eval_subnets`` random compilable subnets over all resolutions (seeded),
   profiled on the backend unless the store has them; used for scoring only;
 * every other measured non-probe subnet (the LUT's validation subnets, deployed search candidates,
@@ -65,11 +66,13 @@ def _sample(space: Any, dpu: Any, n: int, seed: int) -> list[Any]:
     return sample_compilable(space, np.random.default_rng(seed), n, dpu_compile_check(dpu))
 
 
-def _measured_nets(cfg: DictConfig, space: Any, dpu: Any) -> tuple[list[Any], list[Any], list[Any]]:
+def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
     """``(probe runs, calibration runs, held-out runs)`` of this space/DPU/backend, one per network.
 
     Held-out subnets are ``predictor.eval_subnets`` random compilable subnets drawn with the run's
-    seed; missing ones (and calibration subnets up to ``predictor.calib_subnets``) are profiled first.
+    seed; missing ones (and calibration subnets up to ``predictor.calib_subnets``) are profiled first,
+    except after a budget-plan LUT (``budget``): its ``lut.max_subnets`` is the whole board budget, so
+    only what the store already holds is used and the held-out error is the budget plan's.
     """
     from ofa_hw.backends.base import ProfileJob
     from ofa_hw.store import profile_jobs
@@ -92,8 +95,17 @@ def _measured_nets(cfg: DictConfig, space: Any, dpu: Any) -> tuple[list[Any], li
             extra = [a for a in _sample(space, dpu, n_calib, seed + 104729) if space.arch_id(a) not in heldout_ids]
             jobs += [ProfileJob.create(space, a, f"calib_{i}", runs, seed) for i, a in enumerate(extra)
                      if space.arch_id(a) not in seen][:n_missing]
-        if jobs:
-            profile_jobs(make_backend(cfg, dpu), store, jobs, desc="predictor held-out/calibration subnets")
+        if jobs and budget:
+            log.info("lut.plan=budget: %d held-out/calibration subnet(s) not profiled (board budget); "
+                     "the held-out error is the budget plan's", len(jobs))
+        elif jobs:
+            from ofa_hw.lut.cost import MeteredBackend, estimate
+
+            backend, desc = make_backend(cfg, dpu), "predictor held-out/calibration subnets"
+            cost = estimate(backend, store, len(jobs))
+            print(f"{desc}: {cost.line()}", flush=True)  # the cost, before any work
+            with MeteredBackend(backend, cost, desc=desc) as metered:
+                profile_jobs(metered, store, jobs, progress=False)
             stored = store.runs(backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name)
     latest: dict[str, Any] = {}
     for run in stored:  # one measurement per network: the most recent
@@ -115,7 +127,9 @@ def _net(run: Any, space: Any) -> Any:
     )
 
 
-def _cache_key(cfg: DictConfig, lut_stem: str, calib: list[Any], probes: list[Any], space: Any, dpu: Any) -> str:
+def _cache_key(
+    cfg: DictConfig, lut_stem: str, calib: list[Any], probes: list[Any], space: Any, dpu: Any, from_store: bool = False
+) -> str:
     import ofa_hw
     from ofa_hw.predictor.persist import space_fingerprint
 
@@ -123,7 +137,7 @@ def _cache_key(cfg: DictConfig, lut_stem: str, calib: list[Any], probes: list[An
         "predictor": OmegaConf.to_container(cfg.predictor, resolve=True),
         "lut": lut_stem,
         "calibration": sorted(r.job_key for r in calib),
-        "probes": sorted(r.job_key for r in probes) if cfg.predictor.source == "store" else [],
+        "probes": sorted(r.job_key for r in probes) if from_store else [],
         "space": space_fingerprint(space),
         "dpu": dpu.fingerprint(),
         "version": ofa_hw.__version__,
@@ -153,7 +167,11 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
     timings["lut_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    probes, calib, evaluation = _measured_nets(cfg, space, dpu)
+    # A budget-plan LUT holds only the keys its few probes measured: train on those probes' profiles
+    # (one bootstrap group per subnet, so the uncertainty is calibrated out of bag), as source=store does.
+    budget = lut.plan_kind == "budget"
+    from_store = pcfg.source == "store" or budget
+    probes, calib, evaluation = _measured_nets(cfg, space, dpu, budget=budget)
     calib_nets = [_net(r, space) for r in calib]
     timings["data_s"] = time.perf_counter() - t
 
@@ -163,12 +181,12 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
         predictor, path = make_predictor(pcfg, space, dpu), Path(str(pcfg.file))
         cached = True
     else:
-        key = _cache_key(cfg, lut.table.stem, calib, probes, space, dpu)
+        key = _cache_key(cfg, lut.table.stem, calib, probes, space, dpu, from_store)
         path = workspace(cfg) / "predictors" / f"{space.name}-{dpu.name}-{pcfg.name}-{key}.json"
         if pcfg.cache and path.is_file():
             predictor, cached = LatencyPredictor.load(path, space, dpu), True
         else:
-            data = _training_set(cfg, lut, probes, calib_nets, space, dpu)
+            data = _training_set(cfg, lut, probes, calib_nets, space, dpu, from_store)
             predictor = make_predictor(pcfg, space, dpu).fit(data)
             if pcfg.cache:
                 predictor.save(path, extra={"config": OmegaConf.to_container(pcfg, resolve=True)})
@@ -194,14 +212,35 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
         "noise_rel": predictor.noise_rel,
         "min_latency_ms": predictor.min_latency_ms(),
     })
+    if budget:
+        section["source"] = "store"
+    section.update(_heldout(section, lut))
     timings["total_s"] = time.perf_counter() - t0
     return TrainResult(predictor, path, section, frame, timings)
 
 
-def _training_set(cfg: DictConfig, lut: Any, probes: list[Any], calib_nets: list[Any], space: Any, dpu: Any) -> Any:
+def _heldout(section: dict[str, Any], lut: Any) -> dict[str, Any]:
+    """``predictor.heldout_*``: the error on subnets the predictor did not train on, and what they were.
+
+    The measured held-out subnets when there are any; after a budget plan without them, the plan's
+    newest batch, predicted by the predictor fitted before that batch was used for training.
+    """
+    if section.get("mape") is not None:
+        return {"heldout_mape": section["mape"], "heldout_subnets": section["eval_subnets"],
+                "heldout_source": "random held-out subnets"}
+    active = lut.active or {}
+    if active.get("heldout_mape") is not None:
+        return {"heldout_mape": active["heldout_mape"], "heldout_subnets": active["heldout_subnets"],
+                "heldout_source": "budget plan: newest batch, predicted before it was trained on"}
+    return {"heldout_mape": None, "heldout_subnets": 0, "heldout_source": None}
+
+
+def _training_set(
+    cfg: DictConfig, lut: Any, probes: list[Any], calib_nets: list[Any], space: Any, dpu: Any, from_store: bool = False
+) -> Any:
     from ofa_hw.predictor import TrainingSet
 
-    if cfg.predictor.source == "lut":
+    if not from_store:
         return TrainingSet.from_lut(lut.table, space, nets=calib_nets)
     if not probes:
         raise UserError(f"predictor.source=store: the store holds no probe profiles for DPU {dpu.name} "
@@ -231,7 +270,7 @@ def _evaluate(predictor: Any, nets: list[Any]) -> tuple[pd.DataFrame, dict[str, 
         else:
             section[target] = metrics
     if not section:
-        log.warning("no held-out measured subnets: predictor metrics are not available (predictor.eval_subnets=0)")
+        log.warning("no measured held-out subnets in the store: predictor metrics on random subnets are not available")
         section.update({k: None for k in ("mape", "rmse_ms", "acc1", "acc5", "acc10", "kendall_tau", "spearman_rho")})
     return frame, section
 
