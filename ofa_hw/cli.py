@@ -97,8 +97,14 @@ def _fail(status: int, message: str) -> NoReturn:
     sys.exit(status)
 
 
+#: Set once a task function starts: a Hydra exit status 1 before that is a rejected command line.
+_task_started = False
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> dict:
+    global _task_started
+    _task_started = True
     try:
         check_choices(cfg)
         announce_shadowed_presets(cfg)
@@ -118,6 +124,12 @@ def main() -> None:
         _main()
     except KeyboardInterrupt:  # before the task started (imports, config composition)
         _fail(EXIT_INTERRUPTED, "interrupted before any work; nothing to resume")
+    except SystemExit as exc:
+        # Hydra reports a config it cannot compose (a typo, a wrong type, an unknown option) in a few
+        # lines naming the key, then exits 1 like for a crash; that is a user error: status 2.
+        if exc.code == 1 and not _task_started:
+            sys.exit(EXIT_USER_ERROR)
+        raise
 
 
 if __name__ == "__main__":

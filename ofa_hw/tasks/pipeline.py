@@ -50,11 +50,11 @@ class _StageClock:
 
 def run(cfg: DictConfig) -> dict:
     from ofa_hw.tasks.lut import lut_for_config
-    from ofa_hw.tasks.search import build_context, make_measurer, preflight_budget
+    from ofa_hw.tasks.search import build_context, make_measurer, preflight_search
     from ofa_hw.tasks.train import train_for_config, write_artefacts
     from ofa_hw.search.stage import run_search_stage
 
-    preflight_budget(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
+    preflight_search(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
     outdir = output_dir()
     clock = _StageClock()
     start = time.perf_counter()

@@ -93,8 +93,9 @@ def make_measurer(cfg: DictConfig, space: Any, dpu: Any, predictor: Any, store: 
 EARLY_FLOOR_SHARE = 0.95
 
 
-def preflight_budget(cfg: DictConfig) -> None:
-    """Reject a negative, zero or clearly infeasible ``search.budget_ms`` before the LUT and training stages.
+def preflight_search(cfg: DictConfig) -> None:
+    """Reject bad ``search`` settings before the LUT and training stages: the evolution parameters, a
+    negative ``k_sigma``, a negative, zero or clearly infeasible ``search.budget_ms``.
 
     "Clearly infeasible" is below :data:`EARLY_FLOOR_SHARE` of the fastest compilable subnet by the
     current LUT of the configured space and DPU (``lut.path``, the workspace's or the shipped one);
@@ -104,6 +105,7 @@ def preflight_budget(cfg: DictConfig) -> None:
         UserError: naming ``search.budget_ms`` (or ``search.k_sigma``); :class:`InfeasibleBudgetError`
             with the LUT's floor.
     """
+    evolution_params(cfg.search)  # population, ratios, generations: a bad value fails now, naming it
     budget = cfg.search.budget_ms
     if float(cfg.search.k_sigma) < 0:
         raise UserError(f"search.k_sigma must be >= 0, got {cfg.search.k_sigma}")
@@ -152,7 +154,7 @@ def run(cfg: DictConfig) -> dict:
     from ofa_hw.provenance import measurement_basis
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    preflight_budget(cfg)
+    preflight_search(cfg)
     outdir = output_dir()
     t0 = time.perf_counter()
     trained = train_for_config(cfg)
