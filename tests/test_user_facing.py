@@ -100,6 +100,24 @@ def test_hydra_composition_errors_exit_2(tmp_path):
     assert proc.returncode == 2 and "budget_msx" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_bugs_keep_their_traceback(tmp_path):
+    """Not a user error: a task that crashes with a TypeError shows the traceback (Hydra's status 1)."""
+    proc = cli([f"hydra.run.dir={tmp_path / 'run'}", "task._target_=json.loads"], tmp_path / "ws", tmp_path)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "TypeError" in proc.stderr
+    assert "ofa-hw: error" not in proc.stderr
+
+
+def test_train_prints_where_its_outputs_went(tmp_path, monkeypatch, capsys):
+    from ofa_hw.tasks import train
+
+    monkeypatch.chdir(tmp_path)
+    train.run(compose(["task=train", "predictor=roofline", "predictor.eval_subnets=3", "predictor.calib_subnets=2"],
+                      workspace=tmp_path / "ws"))
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    outdir = (tmp_path / "outputs" / "adhoc").resolve()
+    assert last == f"outputs: {outdir} (predictor.json, predictor_eval.csv, predictor_scatter.png, results.json)"
+
+
 # ------------------------------------------------------------------------------- failed work, Ctrl-C
 def test_failed_deploy_exits_nonzero(tmp_path):
     run = tmp_path / "run"

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: tasks run on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -100,6 +101,7 @@ def plot_predicted_vs_measured(
         ax.axvline(budget_ms, color="k", ls=":", lw=0.8, label="budget (predicted side)")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels of a narrow range must not overlap
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("measured latency (ms)")
     _style(ax, title, fontsize=10, legend_loc="best")
