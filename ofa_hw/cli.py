@@ -1,11 +1,17 @@
-"""The ``ofa-hw`` console script: a Hydra app whose ``task`` group selects the entry point."""
+"""The ``ofa-hw`` console script: a Hydra app whose ``task`` group selects the entry point.
+
+Exit status: 0 = the task produced what it was asked for; 2 = a user error (bad input, or requested
+work that failed, e.g. a network that does not compile) reported in one line ``ofa-hw: error: …``;
+130 = interrupted (Ctrl-C / SIGINT: 128 + signal 2, what shells report for a job killed by SIGINT, so a
+sweep or script can tell "stopped by the user" from "failed"), with one line saying how to resume; any
+other failure is a bug of ours and keeps its traceback (Hydra's exit status 1).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.utils import get_method
@@ -14,6 +20,11 @@ from omegaconf import DictConfig
 from ofa_hw.schemas import register
 
 log = logging.getLogger("ofa_hw")
+
+#: Exit status of a run stopped by SIGINT (128 + 2, the shell convention).
+EXIT_INTERRUPTED = 130
+#: Exit status of a user error (bad input or requested work that failed).
+EXIT_USER_ERROR = 2
 
 register()
 
@@ -29,22 +40,96 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, ArchError)
 
 
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (multi-line messages are joined with ``; ``)."""
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+
+
+def measurements_kept(cfg: DictConfig) -> int | None:
+    """Successful measurements the workspace's store holds (what a rerun reuses); ``None`` if unknown."""
+    try:
+        from ofa_hw.store import open_store
+
+        with open_store(cfg) as store:
+            return store.count(status="ok")
+    except Exception:  # noqa: BLE001 - the count is a courtesy; never mask the interrupt with a new error
+        return None
+
+
+def announce_shadowed_presets(cfg: DictConfig) -> None:
+    """Say so when the selected DPU preset is a workspace preset shadowing a packaged one of that name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ofa_hw.schemas.searchpath import shadowed_presets
+
+    choice = HydraConfig.get().runtime.choices.get("dpu") if HydraConfig.initialized() else None
+    path = shadowed_presets("dpu").get(str(choice))
+    if path is not None:
+        provenance = cfg.dpu.get("calibrated_on") or "no provenance recorded"
+        log.warning("dpu=%s: using the workspace's preset %s (%s); it shadows the packaged preset of that name",
+                    choice, path, provenance)
+
+
+def check_choices(cfg: DictConfig) -> None:
+    """Refuse a group choice that names a schema (``predictor=predictor_schema``) and mandatory values
+    left unset, before any work (the schemas compose, as the presets' defaults lists need them)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from ofa_hw.errors import UserError
+    from ofa_hw.schemas.searchpath import SCHEMA_SUFFIX
+
+    if HydraConfig.initialized():
+        for group, choice in HydraConfig.get().runtime.choices.items():
+            if isinstance(choice, str) and choice.endswith(SCHEMA_SUFFIX) and not group.startswith("hydra"):
+                raise UserError(f"{group}={choice} is the schema of group '{group}', not an option; "
+                                f"`ofa-hw --help` lists the options")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"no value for {', '.join(missing)} (set it on the command line, e.g. {missing[0]}=...)")
+
+
+def _fail(status: int, message: str) -> NoReturn:
+    from ofa_hw.tasks import job_label
+
+    label = job_label()
+    print(f"ofa-hw: {label + ': ' if label else ''}{message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+#: Set once a task function starts: a Hydra exit status 1 before that is a rejected command line.
+_task_started = False
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> dict:
+    global _task_started
+    _task_started = True
     try:
+        check_choices(cfg)
+        announce_shadowed_presets(cfg)
         return get_method(cfg.task._target_)(cfg)
     except user_errors() as err:
-        log.error("%s: %s", type(err).__name__, err)
-        print(f"ofa-hw: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        log.debug("user error", exc_info=True)  # the run's log file keeps the traceback
+        _fail(EXIT_USER_ERROR, f"error: {one_line(err)}")
+    except KeyboardInterrupt:
+        kept = measurements_kept(cfg)
+        _fail(EXIT_INTERRUPTED, "interrupted; rerun to resume"
+              + (f", {kept} measurements kept" if kept is not None else ""))
 
 
 def main() -> None:
     """Console entry point."""
-    # The workspace's conf/ is on Hydra's search path (calibrated DPU presets land there); creating it
-    # up front keeps Hydra from warning about a missing search-path entry on every first run.
-    Path(os.environ.get("OFA_HW_WORKSPACE", ".ofa_hw"), "conf").mkdir(parents=True, exist_ok=True)
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt:  # before the task started (imports, config composition)
+        _fail(EXIT_INTERRUPTED, "interrupted before any work; nothing to resume")
+    except SystemExit as exc:
+        # Hydra reports a config it cannot compose (a typo, a wrong type, an unknown option) in a few
+        # lines naming the key, then exits 1 like for a crash; that is a user error: status 2.
+        if exc.code == 1 and not _task_started:
+            sys.exit(EXIT_USER_ERROR)
+        raise
 
 
 if __name__ == "__main__":

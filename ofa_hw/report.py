@@ -41,13 +41,48 @@ def _image(outdir: Path, name: str, caption: str) -> str:
     return f"![{caption}]({name})\n" if (outdir / name).is_file() else ""
 
 
+def measured_on(results: dict[str, Any], short: bool = False) -> str:
+    """What "measured" means in this run (``basis`` of results.json): the calibrated simulator with its
+    fit error, or the board and toolchain. ``short`` gives the few words put next to each figure."""
+    basis = results.get("basis")
+    if not basis:
+        return "measured on: not recorded"
+    if not short:
+        return f"**Measured on:** {basis['text']}."
+    if basis.get("kind") == "simulator":
+        fit = basis.get("fit") or {}
+        err = f", node MAPE {100 * fit['node_mape']:.1f} % vs its board" if fit.get("node_mape") is not None else ""
+        return f"measured on the simulator ({basis.get('calibrated_on') or 'uncalibrated'}{err})"
+    return f"measured on board(s) {', '.join(basis.get('boards', [])) or '?'} with {basis.get('toolchain') or '?'}"
+
+
+def compile_limit_statement(results: dict[str, Any]) -> str:
+    """The compile-limit rule of the DPU and the share of the space it removes (``compile_limits``)."""
+    limits = results.get("compile_limits")
+    if not limits:
+        return ""
+    share = f"{100 * limits['removed_share']:.1f} %"
+    sample = f"{limits['samples']:,} uniformly sampled subnets (seed {limits['seed']})".replace(",", " ")
+    if not limits.get("rule"):
+        return (f"**Compile limits:** no layer of {results['space']['name']} violates a compile limit of "
+                f"{results['dpu']['preset']}; {share} of {sample} are uncompilable.")
+    return (f"**Compile limits:** the compiler rejects a layer when {limits['rule']} (e.g. layer "
+            f"`{limits['example_layer']}` of the largest subnet); such subnets are excluded from the LUT "
+            f"probes and the search. This removes **{share}** of the space ({limits['uncompilable_cells']} "
+            f"(resolution, block, kernel, expand) cells; share estimated on {sample}, checked with "
+            f"{limits['check']}).")
+
+
 def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
     """Write ``report.md``: DPU, LUT coverage, predictor metrics, chosen subnets, plots."""
     dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
     best = search["best"]
     acc_label = _accuracy_label(search)
+    tag = measured_on(results, short=True)
     parts = [
         f"# ofa-hw report: {results['space']['name']} on {dpu['preset']}",
+        "",
+        measured_on(results),
         "",
         "## DPU",
         _table(
@@ -56,6 +91,8 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
               f"`{dpu['fingerprint']}`", results["backend"]["name"]]],
         ),
         "",
+        compile_limit_statement(results),
+        "",
         "## Latency lookup table",
         _table(
             ["keys", "coverage (compilable keys)", "uncompilable keys", "profiled subnets", "validation MAPE", "source"],
@@ -63,7 +100,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
               _pct(lut.get("validation_mape")), lut.get("source", "–")]],
         ),
         f"\nLUT file: `{lut['path']}` ({lut.get('provenance', '')}). Validation = LUT sum vs whole-network "
-        f"measurement on {lut.get('validation_subnets', 0)} random subnets.",
+        f"measurement on {lut.get('validation_subnets', 0)} random subnets, {tag}.",
         "\n" + budget_statement(lut, pred, results["backend"]["name"]),  # board time (issue 14)
         "",
         _image(outdir, "lut_coverage.png", "LUT coverage"),
@@ -74,13 +111,16 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
               _pct(pred.get("acc1")), _pct(pred.get("acc5")), _pct(pred.get("acc10")),
               _fmt(pred.get("kendall_tau")), _fmt(pred.get("spearman_rho"))]],
         ),
+        f"\nHeld-out subnets {tag}.",
         "",
         _image(outdir, "predictor_scatter.png", "predicted vs measured latency of held-out subnets"),
         "## Search and deployed candidates",
         f"Budget **{_fmt(search['budget_ms'])} ms** ({search.get('budget_source', 'config')}; predicted latency "
         f"+ {_fmt(search.get('k_sigma'), 'g')}·σ must fit). The space spans {_fmt(search.get('floor_ms'))}–"
         f"{_fmt(search.get('ceiling_ms'))} ms on this DPU. {search.get('evaluations', '–')} evaluations in "
-        f"{_fmt(search.get('search_s'), '.2f')} s. Accuracy column: {acc_label}.",
+        f"{_fmt(search.get('search_s'), '.2f')} s. Accuracy column: {acc_label}."
+        + (" The budget is above the slowest subnet of the space: every subnet fits, the most accurate one "
+           "wins and no refinement round runs." if search.get("above_ceiling") else ""),
         "",
         _table(
             ["", "predicted (ms)", "measured (ms)", "slack", acc_label, "arch"],
@@ -88,8 +128,8 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
               _fmt(best.get("accuracy"), ".2f"), f"`{json.dumps(best.get('arch'), separators=(',', ':'))}`"]],
         ),
         "",
-        f"Hit rate (measured latency within budget, top-{search.get('top_k')}): **{_pct(search.get('hit_rate'))}** "
-        f"over {len(search.get('rounds', []))} round(s). All candidates: `candidates.csv`; Pareto front: "
+        f"Hit rate (measured latency within budget, top-{search.get('top_k')}; {tag}): "
+        f"**{_pct(search.get('hit_rate'))}** over {len(search.get('rounds', []))} round(s). All candidates: `candidates.csv`; Pareto front: "
         f"`pareto.csv`.",
         "",
         _candidates_table(outdir / "candidates.csv", acc_label),
@@ -113,8 +153,8 @@ def _candidates_table(csv_path: Path, acc_label: str, limit: int = 10) -> str:
     return _table([acc_label if c == "accuracy" else c for c in cols], rows)
 
 
-def summary_table(results: dict[str, Any]) -> str:
-    """A few aligned lines for the end of a terminal run."""
+def summary_table(results: dict[str, Any], job: str = "") -> str:
+    """A few aligned lines for the end of a terminal run; ``job`` names the multirun job they belong to."""
     dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
     best = search["best"]
     timings = results.get("timings_s", {})
@@ -128,10 +168,13 @@ def summary_table(results: dict[str, Any]) -> str:
         ("best subnet", f"predicted {_fmt(best.get('predicted_ms'))} ms, measured {_fmt(best.get('measured_ms'))} ms, "
                         f"{_accuracy_label(search)} {_fmt(best.get('accuracy'), '.2f')}"),
         ("hit rate", _pct(search.get("hit_rate"))),
+        ("measured on", measured_on(results, short=True)[len("measured on "):]),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())),
     ]
     width = max(len(k) for k, _ in rows)
     rule = "-" * 72
+    if job:
+        rows.insert(0, ("job", job))
     return "\n".join([rule, *(f"{k:<{width}}  {v}" for k, v in rows), rule])
 
 

@@ -80,6 +80,11 @@ def test_multirun_sweep_with_joblib_shares_one_store(tmp_path):
     ]
     proc = run_cli(args, tmp_path / "ws", tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # issue 12: every job's summary says which job it belongs to
+    for num in range(4):
+        assert f"job {num} (" in proc.stdout, proc.stdout[-2000:]
+    labels = [line for line in proc.stdout.splitlines() if line.startswith("job ")]
+    assert len(labels) == 4 and all("search.budget_ms=" in line and "dpu=" in line for line in labels), labels
     results = sorted((tmp_path / "sweep").glob("*/results.json"))
     assert len(results) == 4
     seen = {(r["dpu"]["preset"], r["search"]["budget_ms"]) for r in map(lambda p: json.loads(p.read_text()), results)}

@@ -57,6 +57,39 @@ def test_pipeline_writes_every_result_and_artefact(first_run):
     assert "FLOPs proxy" in report and "not ImageNet accuracy" in report
     assert f"{best['measured_ms']:.3f}" in report
     assert "[1/4] lut" in proc.stdout and "best subnet" in proc.stdout and "hit rate" in proc.stdout
+    # the last line names the run directory and the files once (not "results.json: results.json")
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"outputs: {run.resolve()} (report.md, results.json") and "json: results.json" not in last
+
+
+def test_report_says_what_it_measured_on(first_run):
+    """Issue 12: next to each figure, what "measured" means; the compile-limit rule and its share."""
+    root, proc = first_run
+    run = root / "run1"
+    results = json.loads((run / "results.json").read_text())
+    report = (run / "report.md").read_text()
+    head = report.split("## DPU")[0]
+    assert "**Measured on:** the DPU simulator" in head and "calibrated on DNNDK profiles: proxylessmobile05" in head
+    assert "node MAPE 4.7 %" in head and "not the board" in head
+    tag = "measured on the simulator (DNNDK profiles: proxylessmobile05, node MAPE 4.7 % vs its board)"
+    for section in ("## Latency lookup table", "## Latency predictor", "## Search and deployed candidates"):
+        assert tag in report.split(section)[1].split("\n## ")[0], section
+    limits = results["compile_limits"]
+    assert limits["samples"] == 20000 and 0.5 < limits["removed_share"] < 1.0 and "bank depth 2048" in limits["rule"]
+    assert (f"This removes **{100 * limits['removed_share']:.1f} %** of the space" in report
+            and "20 000 uniformly sampled subnets" in report)
+    assert results["basis"]["kind"] == "simulator" and "measured on" in proc.stdout
+
+
+def test_pareto_csv_reaches_the_ceiling(first_run):
+    """Issue 12: the front reaches the space's latency ceiling (the most accurate end is near it)."""
+    import csv
+
+    root, _ = first_run
+    results = json.loads((root / "run1" / "results.json").read_text())
+    rows = list(csv.DictReader(open(root / "run1" / "pareto.csv")))
+    top = max(float(r["predicted_ms"]) for r in rows)
+    assert top >= 0.99 * results["search"]["ceiling_ms"]
 
 
 def _store_runs(workspace: Path) -> list[str]:

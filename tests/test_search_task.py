@@ -73,6 +73,21 @@ def test_search_task_writes_results(shared_ws, tmp_path, monkeypatch) -> None:
     for name in ("pareto.csv", "pareto.png", "pred_vs_measured.png"):
         assert (out / name).stat().st_size > 0
     assert results["search"]["budget_ms"] == s["budget_ms"]
+    # issue 12: the predictor the search used is in results.json, with its held-out figures
+    assert saved["predictor"]["name"] == "xgb" and saved["predictor"]["mape"] is not None
+    assert (out / "predictor.json").is_file() and saved["basis"]["kind"] == "simulator"
+
+
+def test_budget_above_the_ceiling_warns_and_does_not_refine(shared_ws, tmp_path, monkeypatch, caplog) -> None:
+    from ofa_hw.tasks.search import run
+
+    monkeypatch.chdir(tmp_path)
+    cfg = compose(["task=search", "search.budget_ms=40", *SMALL, "search.refine_rounds=3"], workspace=shared_ws)
+    with caplog.at_level("WARNING"):
+        s = run(cfg)["search"]
+    assert s["above_ceiling"] and len(s["rounds"]) == 1 and s["best"]["measured_ms"] < s["ceiling_ms"] + 0.5
+    assert any("above the slowest subnet" in r.getMessage() and "skips refinement" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_search_task_rejects_an_infeasible_budget(shared_ws, tmp_path, monkeypatch) -> None:

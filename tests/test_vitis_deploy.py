@@ -186,9 +186,11 @@ def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, mo
         "[VAI_C][Error] Depthwise conv proxylessmobile05_conv_59: kernel 7x7, 1664 channels exceed the weight bank",
     )
     ws = tmp_path / "ws"
-    results = deploy.run(
-        compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws)
-    )
+    from ofa_hw.errors import FailedWorkError
+
+    with pytest.raises(FailedWorkError, match="exceed the weight bank"):  # the CLI exits 2 on it
+        deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+    results = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())
     assert results["deploy"]["status"] == "failed" and "exceed the weight bank" in results["deploy"]["error"]
     with Store(ws / "store.sqlite") as store:
         (run,) = store.runs(status="failed")

@@ -345,16 +345,20 @@ class DPUConfig:
 
 
 def preset_dirs(search_dirs: Iterable[str | Path] | None = None) -> list[Path]:
-    """Where presets are looked up, first match wins: ``search_dirs``, the workspace's ``conf/dpu``, shipped."""
+    """Where presets are looked up, first match wins: ``search_dirs``, the workspace's ``conf/dpu``, shipped.
+
+    The workspace is ``$OFA_HW_WORKSPACE`` (default ``.ofa_hw``, as for the CLI), and its presets win over
+    the shipped ones of the same name, exactly as ``dpu=<name>`` on the command line resolves them
+    (:mod:`ofa_hw.schemas.searchpath`): a board calibrated under a shipped name is the one used.
+    """
     dirs = [Path(d) for d in (search_dirs or [])]
-    ws = os.environ.get("OFA_HW_WORKSPACE")
-    if ws:
-        dirs.append(Path(ws) / "conf" / "dpu")
+    dirs.append(Path(os.environ.get("OFA_HW_WORKSPACE") or ".ofa_hw").expanduser() / "conf" / "dpu")
     dirs.append(CONF_DIR)
     return dirs
 
 
 def list_presets(search_dirs: Iterable[str | Path] | None = None) -> list[str]:
+    """Names of every preset in :func:`preset_dirs` (a workspace preset shadowing a shipped one counts once)."""
     names: set[str] = set()
     for d in preset_dirs(search_dirs):
         if d.is_dir():

@@ -335,6 +335,10 @@ def build(
         validation = profile_jobs(metered, store, val_jobs, retry_failed=retry, progress=False)
     timings["profile_s"] = time.perf_counter() - t
     failed = [o for o in probes if not o.ok]
+    if probes and len(failed) == len(probes):  # nothing to build from: say why, in one line
+        raise LutError(f"none of the {len(probes)} probe subnets could be profiled on {backend.name} "
+                       f"({backend.dpu.name}), so no LUT can be built; the first failure, "
+                       f"{failed[0].job.net_name}: {failed[0].error}")
     if failed:
         log.warning("%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error)
     t = time.perf_counter()

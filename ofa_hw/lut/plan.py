@@ -157,8 +157,10 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     keys = frame.drop_duplicates("key")
     covered = int(((keys[column] > 0) & keys["compilable"]).sum())
     total = int(keys["compilable"].sum())
-    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; red = 0, x = some choices uncompilable)", fontsize=8)
-    fig.colorbar(im, ax=ax, label=f"min {column} count")
+    unmeasured = "red = 0 (the colour bar's lower tip), " if covered < total else ""
+    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; {unmeasured}"
+                 "x = some choices uncompilable, grey = none compiles)", fontsize=8)
+    fig.colorbar(im, ax=ax, label=f"min {column} count", extend="min")  # the tip shows the red of 0
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)

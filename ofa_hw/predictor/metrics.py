@@ -59,7 +59,7 @@ def scatter_plot(
     lo, hi = float(min(y[ok].min(), p[ok].min())), float(max(y[ok].max(), p[ok].max()))
     line = np.array([lo, hi])
     ax.fill_between(line, line * 0.95, line * 1.05, color="0.88", label="±5 %")
-    ax.plot(line, line, "k-", lw=0.8)
+    ax.plot(line, line, "k-", lw=0.8, label="y = x (predicted = measured)")
     if std is not None:
         ax.errorbar(y[ok], p[ok], yerr=np.asarray(std, float)[ok], fmt="none", ecolor="C0", alpha=0.25, lw=0.6)
     ax.scatter(y[ok], p[ok], s=8, color="C0", label="subnets")

@@ -1,7 +1,9 @@
 """Structured configs: one dataclass schema per config group, registered in Hydra's ConfigStore.
 
 Every YAML of group ``g`` starts with ``defaults: [g_schema, _self_]``, so a typo or a wrong type in
-a config file or on the command line fails at compose time, before any work is done.
+a config file or on the command line fails at compose time, before any work is done. The schemas are
+served by a config source of their own that lists none of them (:mod:`ofa_hw.schemas.searchpath`), so
+they are never offered as options of their group.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from ofa_hw.schemas.accuracy import AccuracyConfig
@@ -21,6 +22,7 @@ from ofa_hw.schemas.dpu import DpuConfig
 from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.schemas.predictor import PredictorConfig
 from ofa_hw.schemas.search import SearchConfig
+from ofa_hw.schemas.searchpath import SCHEMA_SUFFIX, SchemaSource, WorkspaceSearchPath
 from ofa_hw.schemas.space import SpaceConfig
 from ofa_hw.schemas.store import StoreConfig
 from ofa_hw.schemas.task import TaskConfig
@@ -64,11 +66,25 @@ class Config:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def register() -> None:
-    """Register the root schema and every group schema (idempotent)."""
-    cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=Config)
-    for group, schema in GROUPS.items():
-        cs.store(group=group, name=f"{group}_schema", node=schema)
+def schema_configs() -> dict[str, type]:
+    """Config path -> dataclass of every ``<group>/<group>_schema`` (and ``config_schema``, the root)."""
+    configs: dict[str, type] = {"config_schema": Config}
+    configs.update({f"{group}/{group}{SCHEMA_SUFFIX}": schema for group, schema in GROUPS.items()})
     # Tasks with settings of their own extend TaskConfig (Config.task accepts the subclass).
-    cs.store(group="task", name="deploy_schema", node=DeployTaskConfig)
+    configs["task/deploy_schema"] = DeployTaskConfig
+    return configs
+
+
+def register() -> None:
+    """Make the schemas available to Hydra without offering them as options (idempotent).
+
+    They are served by :class:`~ofa_hw.schemas.searchpath.SchemaSource`, which Hydra's search path
+    gets through :class:`~ofa_hw.schemas.searchpath.WorkspaceSearchPath` (that also puts the
+    workspace's ``conf/`` first). Hydra's ConfigStore is not used: it lists every entry it holds.
+    """
+    from hydra.core.plugins import Plugins
+
+    SchemaSource.schemas = schema_configs()
+    plugins = Plugins.instance()
+    for plugin in (SchemaSource, WorkspaceSearchPath):
+        plugins.register(plugin)

@@ -13,8 +13,8 @@ class DeployTaskConfig(TaskConfig):
     """``ofa-hw task=deploy``: deploy one subnet, profile it, record it in the store.
 
     The subnet is, in this order of precedence: ``arch`` (an OFA arch dict, or its JSON text), the
-    space's named arch ``named_arch`` (e.g. ``proxyless_mobile_05`` of ``proxyless_w05``), or an arch
-    sampled from the space with the run's ``seed``.
+    space's named arch ``named_arch`` (e.g. ``proxyless_mobile_05`` of ``proxyless_w05``), or, only when
+    ``random`` is true, an arch sampled from the space with the run's ``seed``; none of them is an error.
 
     Attributes:
         arch: OFA arch dict ``{ks, e, d, r}`` or JSON string; ``None`` = use ``named_arch`` / sample.
@@ -23,6 +23,7 @@ class DeployTaskConfig(TaskConfig):
             (underscores dropped, as DPU kernel names need) or ``subnet<seed>``.
         runs: Profile-mode runs; ``None`` = ``backend.runs``.
         retry_failed: Profile again when the store holds a failed attempt of the same job.
+        random: Deploy a subnet sampled with the run's seed when neither ``arch`` nor ``named_arch`` is set.
     """
 
     arch: Any = None
@@ -30,3 +31,4 @@ class DeployTaskConfig(TaskConfig):
     net_name: str = ""
     runs: Optional[int] = None
     retry_failed: bool = True
+    random: bool = False

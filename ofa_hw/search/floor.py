@@ -37,7 +37,7 @@ class Floor:
     genes: np.ndarray
 
 
-def _linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
+def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
     """Gene row minimising ``w_mean·mean + w_var·variance`` over the space (separable per block)."""
     space = table.space
     nr, nb, nk, ne = table.blocks.shape
@@ -83,10 +83,10 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
 
     # The two ends of the hull: smallest mean (ties → smallest variance) and smallest variance.
     tiny = 1e-9
-    lo = _linear_argmin(table, 1.0, tiny)
+    lo = linear_argmin(table, 1.0, tiny)
     if k_sigma == 0 or table.var_blocks is None or not np.isfinite(point(lo)[0]):
         return result(lo)
-    hi = _linear_argmin(table, tiny, 1.0)
+    hi = linear_argmin(table, tiny, 1.0)
     vertices = {lo.tobytes(): lo, hi.tobytes(): hi}
     stack = [(lo, hi)]
     while stack:  # each split finds a new hull vertex, so this ends after (#vertices) splits
@@ -95,7 +95,7 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
         if vb >= va or mb <= ma:  # one end dominates the other: no vertex strictly between them
             continue
         lam = (mb - ma) / (va - vb)
-        c = _linear_argmin(table, 1.0, lam)
+        c = linear_argmin(table, 1.0, lam)
         mc, vc = point(c)
         if mc + lam * vc >= ma + lam * va - 1e-9 * max(1.0, abs(ma + lam * va)):
             continue  # c lies on the segment a–b: a and b are adjacent vertices
@@ -106,6 +106,6 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
 
 def table_ceiling(table: BlockTable) -> Floor:
     """The slowest compilable subnet by predicted mean (the top of the space's latency range)."""
-    genes = _linear_argmin(table, -1.0, 0.0)
+    genes = linear_argmin(table, -1.0, 0.0)
     mean, std = table.evaluate_with_std(genes[None, :])
     return Floor(float(mean[0]), float(mean[0]), float(std[0]), genes)

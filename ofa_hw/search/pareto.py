@@ -6,6 +6,13 @@ the best ``population`` of parents ∪ children by the same order — NSGA-II's 
 objectives are the accuracy score (maximised) and the predicted mean latency (minimised); an optional
 budget constrains ``mean + k·σ`` exactly as in the single-objective finder. The reported front is the
 non-dominated set of *every* subnet scored during the run, duplicates removed.
+
+So that the front spans the whole latency range, the first population holds the space's extremes (the
+exact floor and ceiling of the predictor's compiled table, when it has one, and the compilable subnet
+with the most MACs, the most accurate end for every accuracy model of the package): NSGA-II keeps
+boundary points (infinite crowding distance), and evolution fills in between them. Subnets scored by
+other searches (``run(include=...)``, e.g. the budget search's) are re-scored with this run's models and
+merged before the front is taken, so no searched point dominates a point of the front.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ofa_hw.search.evolution import Candidate, Evaluated, FinderBase, candidates
+from ofa_hw.blocktable import BlockTable
+from ofa_hw.search.floor import linear_argmin, table_ceiling
+from ofa_hw.search.latency import block_table_of
 from ofa_hw.space import SearchSpace
 
 
@@ -103,8 +113,44 @@ class ParetoFinder(FinderBase):
         a_wins = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (crowd[a] >= crowd[b]))
         return np.where(a_wins, a, b)
 
-    def run(self, budget_ms: float | None = None, progress: bool = False) -> ParetoResult:
+    def _feasible(self, genes: np.ndarray, limit: float) -> Evaluated:
+        """``genes`` scored with this run's models, the rows that compile and meet ``limit`` only."""
+        genes = np.asarray(genes, dtype=np.int8).reshape(-1, self.space.n_genes)
+        ok = np.empty(0, dtype=np.intp)
+        if len(genes):
+            mean, std, bound = self._latency(genes)
+            ok = np.flatnonzero((bound <= limit) & np.isfinite(bound))
+        if ok.size == 0:
+            none = np.empty(0)
+            return Evaluated(genes[:0], none, none, none, none)
+        return self._score(genes[ok], mean[ok], std[ok], bound[ok])
+
+    def extremes(self) -> np.ndarray:
+        """Gene rows of the fastest (``mean + k·σ``) subnet, the slowest (mean) one and the compilable one
+        with the most MACs (the most accurate end), from the latency model's compiled table; empty when
+        it has none."""
+        table = block_table_of(self.constraint.model)
+        if table is None:
+            return np.empty((0, self.space.n_genes), dtype=np.int8)
+        macs = getattr(self.accuracy, "macs_table", None)
+        if not isinstance(macs, BlockTable):
+            from ofa_hw.accuracy.flops import FlopsProxy
+
+            macs = FlopsProxy(self.space).macs_table
+        # the MACs of the cells that compile (inf = unusable for linear_argmin), maximised
+        usable = BlockTable(self.space, macs.fixed, np.where(np.isfinite(table.blocks), macs.blocks, np.inf))
+        rows = [self.constraint.floor().genes, table_ceiling(table).genes, linear_argmin(usable, -1.0, 0.0)]
+        return np.stack(rows).astype(np.int8)
+
+    def run(self, budget_ms: float | None = None, progress: bool = False,
+            include: np.ndarray | None = None) -> ParetoResult:
         """Evolve the front; with ``budget_ms`` every member satisfies ``mean + k·σ ≤ budget_ms``.
+
+        Args:
+            budget_ms: Constraint on ``mean + k·σ`` (``None`` = none).
+            progress: Show a progress bar.
+            include: Gene rows scored elsewhere (e.g. by the budget search); re-scored with this run's
+                models and merged into the front.
 
         Raises:
             InfeasibleBudgetError: at once, when a budget is given and nothing can meet it.
@@ -117,6 +163,9 @@ class ParetoFinder(FinderBase):
         p = self.params
         n, n_mut = p.population, p.n_mutants
         pop = self._initial(rng, limit, seed_genes)
+        ends = self._feasible(self.extremes(), limit)
+        if len(ends):  # the extremes replace random members: the front then reaches both ends
+            pop = Evaluated.concat([ends, pop.take(np.arange(len(pop) - len(ends)))])
         seen = [pop]
         gens = range(p.generations)
         if progress:
@@ -136,6 +185,8 @@ class ParetoFinder(FinderBase):
             ranks, crowd = self._order(both)
             keep = np.lexsort((-crowd, ranks))[:n]
             pop = both.take(keep)
+        if include is not None:
+            seen.append(self._feasible(include, limit))
         everything = Evaluated.concat(seen)
         everything = everything.take(self.ops.unique_first(everything.genes))
         front = everything.take(np.flatnonzero(front_mask(everything.accuracy, everything.mean_ms)))

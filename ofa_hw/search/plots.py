@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: tasks run on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -26,6 +27,30 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _budget_line(ax, budget_ms: float, lo: float, hi: float, vertical: bool = True, **style) -> None:
+    """The budget line when it lies within the data's axis range; else only a legend entry saying
+    where it is, so an extreme budget does not squeeze every point into one dot."""
+    label = f"budget {budget_ms:.3g} ms"
+    if lo <= budget_ms <= hi:
+        (ax.axvline if vertical else ax.axhline)(budget_ms, label=label, **style)
+    else:
+        side = "right" if budget_ms > hi else "left"
+        if not vertical:
+            side = "above" if budget_ms > hi else "below"
+        ax.plot([], [], label=f"{label} (off the axis, {side})", **style)
+
+
+def _limits(values: np.ndarray, budget_ms: float, pad: float = 0.04) -> tuple[float, float]:
+    """Axis range of ``values``, stretched to the budget only when it is close (within 25 % of the span)."""
+    values = values[np.isfinite(values)]
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo or abs(hi) or 1.0
+    if lo - 0.25 * span <= budget_ms <= hi + 0.25 * span:
+        lo, hi = min(lo, budget_ms), max(hi, budget_ms)
+        span = hi - lo or span
+    return lo - pad * span, hi + pad * span
+
+
 def plot_pareto(
     path: Path,
     front_ms: np.ndarray,
@@ -38,16 +63,22 @@ def plot_pareto(
     title: str = "",
 ) -> Path:
     """Front (predicted mean latency vs accuracy score), the budget line and the searched candidates
-    (predicted, and measured where available)."""
+    (measured where available, and their predictions drawn on top so neither hides the other)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.plot(front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", label="Pareto front (predicted)")
+    ax.plot(front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", zorder=1, label="Pareto front (predicted)")
+    xs = [np.asarray(front_ms, float)]
     if len(candidates_ms):
-        ax.scatter(candidates_ms, candidates_acc, s=18, color="tab:orange", zorder=3, label="top-K (predicted)")
         meas = [(m, a) for m, a in zip(measured_ms, candidates_acc) if m is not None and np.isfinite(m)]
         if meas:
             mx, my = zip(*meas)
-            ax.scatter(mx, my, s=18, marker="x", color="tab:red", zorder=4, label="top-K (measured)")
-    ax.axvline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
+            ax.scatter(mx, my, s=30, marker="x", color="tab:red", lw=1.2, zorder=3, label="top-K (measured)")
+            xs.append(np.asarray(mx, float))
+        ax.scatter(candidates_ms, candidates_acc, s=34, facecolors="none", edgecolors="tab:orange", lw=1.4,
+                   zorder=4, label="top-K (predicted)")
+        xs.append(np.asarray(candidates_ms, float))
+    lo, hi = _limits(np.concatenate(xs), budget_ms)
+    ax.set_xlim(lo, hi)
+    _budget_line(ax, budget_ms, lo, hi, color="k", ls="--", lw=1)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(accuracy_label)
     _style(ax, title, fontsize=10)
@@ -61,12 +92,16 @@ def plot_predicted_vs_measured(
     """Measured against predicted latency of the deployed candidates, with the budget lines."""
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
-    ax.errorbar(p, m, xerr=None if std_ms is None else np.asarray(std_ms, float), fmt="o", ms=3.5, lw=0.8)
-    lo, hi = float(np.nanmin(np.r_[p, m, budget_ms])), float(np.nanmax(np.r_[p, m, budget_ms]))
-    pad = 0.03 * (hi - lo or hi)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, label="measured = predicted")
-    ax.axhline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
-    ax.axvline(budget_ms, color="k", ls=":", lw=0.8)
+    ax.errorbar(p, m, xerr=None if std_ms is None else np.asarray(std_ms, float), fmt="o", ms=3.5, lw=0.8,
+                label="deployed candidates (±σ)")
+    lo, hi = _limits(np.r_[p, m], budget_ms)
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="y = x (measured = predicted)")
+    _budget_line(ax, budget_ms, lo, hi, vertical=False, color="k", ls="--", lw=1)
+    if lo <= budget_ms <= hi:
+        ax.axvline(budget_ms, color="k", ls=":", lw=0.8, label="budget (predicted side)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels of a narrow range must not overlap
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("measured latency (ms)")
     _style(ax, title, fontsize=10, legend_loc="best")
@@ -81,7 +116,7 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
     hit = np.array([r["hit_rate"] for r in rows], float)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     ax.axhspan(-3, 0, color="tab:green", alpha=0.15, label="target: within 3 % below the budget")
-    ax.axhline(0, color="k", ls="--", lw=1)
+    ax.axhline(0, color="k", ls="--", lw=1, label="budget")
     ax.plot(b, 100 * (pred / b - 1), "o-", ms=3.5, lw=1, label="best candidate: predicted")
     ax.plot(b, 100 * (meas / b - 1), "s-", ms=3.5, lw=1, label="best candidate: measured")
     ax.set_ylabel("latency − budget (% of budget)")
@@ -91,8 +126,8 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
         first = np.array([r["first_round_hit_rate"] for r in rows], float)
         if np.any(first != hit):
             ax2.plot(b, first, "v", color="tab:red", ms=5, label="first round (uncorrected predictor)")
-            ax2.legend(fontsize=7, loc="lower right")
-    ax2.axhline(0.95, color="k", ls="--", lw=1)
+    ax2.axhline(0.95, color="k", ls="--", lw=1, label="target 95 %")
+    ax2.legend(fontsize=7, loc="lower right")
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("hit rate (top-K)")
     ax2.set_xlabel("budget (ms)")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ofa_hw.errors import UserError
+from ofa_hw.errors import UserError, config_field
 from ofa_hw.search.evolution import Candidate, EvolutionParams
 from ofa_hw.search.floor import Floor, table_ceiling
 from ofa_hw.search.latency import LatencyConstraint, block_table_of
@@ -31,17 +31,18 @@ log = logging.getLogger(__name__)
 
 
 def evolution_params(node: Any, generations: int | None = None) -> EvolutionParams:
-    """:class:`EvolutionParams` from a ``search`` config node."""
-    return EvolutionParams(
-        population=int(node.population),
-        parent_ratio=float(node.parent_ratio),
-        mutation_ratio=float(node.mutation_ratio),
-        mutate_prob=float(node.mutate_prob),
-        resolution_mutate_prob=float(node.resolution_mutate_prob),
-        generations=int(node.generations if generations is None else generations),
-        max_rounds=int(node.max_rounds),
-        sample_batch=int(node.sample_batch),
-    )
+    """:class:`EvolutionParams` from a ``search`` config node (a bad value is a one-line :class:`UserError`)."""
+    with config_field("search"):
+        return EvolutionParams(
+            population=int(node.population),
+            parent_ratio=float(node.parent_ratio),
+            mutation_ratio=float(node.mutation_ratio),
+            mutate_prob=float(node.mutate_prob),
+            resolution_mutate_prob=float(node.resolution_mutate_prob),
+            generations=int(node.generations if generations is None else generations),
+            max_rounds=int(node.max_rounds),
+            sample_batch=int(node.sample_batch),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,20 @@ def run_search_stage(
     budget, source = resolve_budget(node, lat_range)
     params = evolution_params(node)
     measure = measure if node.measure else None
+    refine_rounds = int(node.refine_rounds)
+    above_ceiling = budget >= lat_range.ceiling_ms
+    if above_ceiling:
+        # Every subnet fits: the most accurate one wins and cannot come closer to the budget, so
+        # refinement rounds chasing the slack target would only repeat the search.
+        log.warning("search.budget_ms %.4g ms is above the slowest subnet of %s on %s (%.4g ms): every subnet "
+                    "fits, so the search returns the most accurate one and skips refinement rounds",
+                    budget, space.name, where, lat_range.ceiling_ms)
+        refine_rounds = 0
 
     start = time.perf_counter()
     verified: Verified = search_and_verify(
         space, latency, accuracy, budget, measure, params=params, k_sigma=k, seed=seed, top_k=int(node.top_k),
-        refine_rounds=int(node.refine_rounds), target_slack=float(node.target_slack),
+        refine_rounds=refine_rounds, target_slack=float(node.target_slack),
         target_hit_rate=float(node.target_hit_rate), where=where, progress=progress,
         refit=refit if node.refit else None,
     )
@@ -203,7 +213,9 @@ def run_search_stage(
             }
             for r in verified.rounds
         ],
-        "stop_reason": verified.stop_reason,
+        "stop_reason": ("budget above the space's ceiling: no refinement" if above_ceiling and measure is not None
+                        else verified.stop_reason),
+        "above_ceiling": above_ceiling,
         "verify_s": verify_s,
     }
 
@@ -211,7 +223,7 @@ def run_search_stage(
         pareto: ParetoResult = ParetoFinder(
             space, LatencyConstraint(latency, k, where), accuracy,
             params=evolution_params(node, int(node.pareto_generations)), seed=seed,
-        ).run(None, progress=progress)
+        ).run(None, progress=progress, include=np.concatenate([r.result.evaluated.genes for r in verified.rounds]))
         f = pareto.front
         write_csv(outdir / "pareto.csv", [
             {"arch_id": c.arch_id, "accuracy": c.accuracy, "predicted_ms": c.predicted_ms, "std_ms": c.std_ms,

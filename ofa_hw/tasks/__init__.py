@@ -27,6 +27,30 @@ def output_dir() -> Path:
     return path
 
 
+def outputs_line(outdir: Path, files: list[str] | None = None) -> str:
+    """``outputs: /abs/run/dir (results.json, …)``: the last line a task prints, the files it wrote there."""
+    outdir = Path(outdir).resolve()
+    names = [f for f in (files or []) if (outdir / f).exists()] or sorted(p.name for p in outdir.iterdir() if p.is_file())
+    return f"outputs: {outdir} ({', '.join(names)})"
+
+
+def job_label() -> str:
+    """``job 3 (search.budget_ms=4 dpu=zcu104_b4096)`` inside a multirun job, else ``""``.
+
+    Every summary a task prints starts with it, so the lines of a sweep say which job they belong to.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return ""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return ""
+    overrides = " ".join(hc.overrides.task)
+    return f"job {hc.job.num}" + (f" ({overrides})" if overrides else "")
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -59,15 +83,19 @@ def workspace(cfg: DictConfig) -> Path:
 
 
 def make_space(cfg: DictConfig):
+    from ofa_hw.errors import config_field
     from ofa_hw.space import space_from_config
 
-    return space_from_config(OmegaConf.to_container(cfg.space, resolve=True))
+    with config_field("space"):
+        return space_from_config(OmegaConf.to_container(cfg.space, resolve=True))
 
 
 def make_dpu(cfg: DictConfig):
     from ofa_hw.dpu import DPUConfig
+    from ofa_hw.errors import config_field
 
-    return DPUConfig.from_dict(OmegaConf.to_container(cfg.dpu, resolve=True))
+    with config_field("dpu"):
+        return DPUConfig.from_dict(OmegaConf.to_container(cfg.dpu, resolve=True))
 
 
 def make_backend(cfg: DictConfig, dpu=None):

@@ -19,28 +19,53 @@ from omegaconf import DictConfig, OmegaConf
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends import make_backend as build_backend
 from ofa_hw.dpu.profile import FIGURES
+from ofa_hw.errors import FailedWorkError, UserError, config_field
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import profile_jobs
-from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, write_results
+from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, outputs_line, write_results
 
 log = logging.getLogger(__name__)
 
 
+def spaces_naming(name: str) -> list[str]:
+    """The preset spaces that know the named arch ``name`` (for the hint of an unknown name)."""
+    from ofa_hw.space import PRESETS
+
+    return sorted(space for space, preset in PRESETS.items() if name in dict(preset.named_archs))
+
+
 def resolve_arch(space: SearchSpace, task: Any, seed: int) -> tuple[dict, str]:
-    """The arch to deploy and its default net name, from ``task.arch`` / ``task.named_arch`` / sampling."""
+    """The arch to deploy and its default net name: ``task.arch``, else ``task.named_arch``, else (only
+    with ``task.random=true``) an arch sampled with the run's seed.
+
+    Raises:
+        UserError: ``task.arch`` is not an arch of the space, ``task.named_arch`` is unknown to it (the
+            message names the spaces that know it), or no arch was given.
+    """
     arch = task.get("arch")
     if arch is not None:
         if isinstance(arch, str):
             try:
                 arch = json.loads(arch)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"task.arch: not a JSON arch dict ({exc})") from None
+                raise UserError(f"task.arch: not a JSON arch dict like "
+                                f"'{{\"ks\": [...], \"e\": [...], \"d\": [...], \"r\": 224}}' ({exc})") from None
         elif OmegaConf.is_config(arch):
             arch = OmegaConf.to_container(arch, resolve=True)
-        return space.validate(arch), f"subnet{seed}"
+        with config_field("task.arch"):
+            return space.validate(arch), f"subnet{seed}"
     if task.get("named_arch"):
-        return space.named_arch(task.named_arch), task.named_arch.replace("_", "")
-    return space.sample(np.random.default_rng(seed)), f"subnet{seed}"
+        name = str(task.named_arch)
+        if name not in dict(space.named_archs):
+            known = spaces_naming(name)
+            hint = (f"; it is an arch of space {', '.join(known)}: pass space={known[0]}" if known
+                    else f"; this space names {sorted(dict(space.named_archs)) or 'no archs'}")
+            raise UserError(f"task.named_arch: space '{space.name}' has no arch named '{name}'{hint}")
+        return space.named_arch(name), name.replace("_", "")
+    if task.get("random"):
+        return space.sample(np.random.default_rng(seed)), f"subnet{seed}"
+    raise UserError("task=deploy needs the subnet: task.arch='{\"ks\": [...], \"e\": [...], \"d\": [...], "
+                    "\"r\": 224}', task.named_arch=<name>, or task.random=true for a subnet sampled with the seed")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -74,12 +99,14 @@ def run(cfg: DictConfig) -> dict:
         print(
             f"{net_name} on {backend.name} ({dpu.name}): {prof.total_ms:.3f} ms over {len(prof.nodes)} DPU nodes, {runs} runs"
         )
-    else:
-        print(f"{net_name} on {backend.name}: FAILED: {outcome.error}")
     results = {
         "deploy": deploy,
         "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
         "timings_s": dict(outcome.timings),
     }
-    write_results(results, outdir)
+    path = write_results(results, outdir)
+    print(outputs_line(outdir, [path.name, f"profile_{net_name}.txt", f"nodes_{net_name}.csv"]))
+    if not outcome.ok:  # the requested measurement is missing: a non-zero exit, so scripts and sweeps see it
+        raise FailedWorkError(f"deploying {net_name} on {backend.name} ({dpu.name}) failed: {outcome.error} "
+                              f"(details: {path})")
     return results

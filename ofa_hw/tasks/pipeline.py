@@ -24,7 +24,8 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from ofa_hw.report import summary_table, write_report
-from ofa_hw.tasks import make_dpu, open_store, output_dir, write_results
+from ofa_hw.errors import FailedWorkError
+from ofa_hw.tasks import job_label, make_dpu, open_store, output_dir, outputs_line, write_results
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,11 @@ class _StageClock:
 
 def run(cfg: DictConfig) -> dict:
     from ofa_hw.tasks.lut import lut_for_config
-    from ofa_hw.tasks.search import build_context, make_measurer
+    from ofa_hw.tasks.search import build_context, make_measurer, preflight_search
     from ofa_hw.tasks.train import train_for_config, write_artefacts
     from ofa_hw.search.stage import run_search_stage
 
+    preflight_search(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
     outdir = output_dir()
     clock = _StageClock()
     start = time.perf_counter()
@@ -74,6 +76,10 @@ def run(cfg: DictConfig) -> dict:
     search_section = clock.run("search", "evolutionary search, then deploy and measure the top candidates", search)
 
     def report() -> dict[str, Any]:
+        from ofa_hw.provenance import measurement_basis
+        from ofa_hw.search.compilable import compile_limit_share
+        from ofa_hw.tasks import make_backend, make_space
+
         results = {
             "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint(), "arch": dpu.arch,
                     "freq_mhz": dpu.freq_mhz, "cores": dpu.cores},
@@ -82,6 +88,8 @@ def run(cfg: DictConfig) -> dict:
             "lut": lut.summary(),
             "predictor": {**trained.section, **predictor_files},
             "search": search_section,
+            "basis": measurement_basis(make_backend(cfg, dpu), dpu),
+            "compile_limits": compile_limit_share(make_space(cfg), dpu, seed=int(cfg.seed)),
         }
         write_report(outdir / "report.md", results, outdir)
         return results
@@ -89,8 +97,12 @@ def run(cfg: DictConfig) -> dict:
     results = clock.run("report", "report.md, results.json", report)
     results["timings_s"] = {**clock.timings, "total": time.perf_counter() - start}
     path = write_results(results, outdir)
-    print(summary_table(results))
-    print(f"outputs: {Path(outdir).resolve()} (report.md, results.json: {path.name})")
+    print(summary_table(results, job=job_label()))
+    print(outputs_line(outdir, ["report.md", path.name, "candidates.csv", "pareto.csv", "predictor.json"]))
+    best = search_section.get("best", {})
+    if search_section.get("hit_rate") is not None and best.get("measured_ms") is None:
+        raise FailedWorkError(f"no candidate could be measured on {cfg.backend.name} ({search_section['failed']} "
+                              f"deployment(s) failed; see candidates.csv in {outdir})")
     return results
 
 

@@ -30,11 +30,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ofa_hw.search.evolution import EvolutionFinder
-from ofa_hw.search.latency import LatencyConstraint
+from ofa_hw.search.floor import Floor
+from ofa_hw.search.latency import InfeasibleBudgetError, LatencyConstraint
 from ofa_hw.search.plots import plot_budget_sweep, plot_convergence
 from ofa_hw.search.stage import evolution_params, latency_range, run_search_stage, write_csv
+from ofa_hw.errors import FailedWorkError, UserError
 from ofa_hw.search.verify import BackendMeasurer, search_and_verify
-from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
+from ofa_hw.tasks import (job_label, make_backend, make_dpu, make_space, open_store, output_dir, outputs_line,
+                          write_results)
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +87,104 @@ def make_measurer(cfg: DictConfig, space: Any, dpu: Any, predictor: Any, store: 
                            target=getattr(predictor, "target", "profile"), progress=progress)
 
 
+#: A configured budget below this share of the current LUT's fastest subnet is rejected before any stage
+#: runs; between it and the predictor's exact floor the search itself rejects it (the floor depends on
+#: the predictor, which is trained later, so the early check leaves it this margin).
+EARLY_FLOOR_SHARE = 0.95
+
+
+def preflight_search(cfg: DictConfig) -> None:
+    """Reject bad ``search`` settings before the LUT and training stages: the evolution parameters, a
+    negative ``k_sigma``, a negative, zero or clearly infeasible ``search.budget_ms``.
+
+    "Clearly infeasible" is below :data:`EARLY_FLOOR_SHARE` of the fastest compilable subnet by the
+    current LUT of the configured space and DPU (``lut.path``, the workspace's or the shipped one);
+    without a current LUT only the sign is checked here and the search checks the exact floor.
+
+    Raises:
+        UserError: naming ``search.budget_ms`` (or ``search.k_sigma``); :class:`InfeasibleBudgetError`
+            with the LUT's floor.
+    """
+    evolution_params(cfg.search)  # population, ratios, generations: a bad value fails now, naming it
+    budget = cfg.search.budget_ms
+    if float(cfg.search.k_sigma) < 0:
+        raise UserError(f"search.k_sigma must be >= 0, got {cfg.search.k_sigma}")
+    if budget is None:
+        return  # the automatic budget lies inside the space's range by construction
+    budget = float(budget)
+    if not np.isfinite(budget) or budget <= 0:
+        raise UserError(f"search.budget_ms must be a positive number of ms, got {cfg.search.budget_ms}")
+    found = current_lut_floor(cfg)
+    if found is not None and budget < EARLY_FLOOR_SHARE * found[0].mean_ms:
+        floor, path = found
+        raise InfeasibleBudgetError(budget, floor, 0.0, f"{cfg.dpu.name} (by the LUT {path.name})")
+
+
+def current_lut_floor(cfg: DictConfig) -> tuple[Floor, Path] | None:
+    """``(the fastest subnet by the LUT, LUT path)`` of a LUT the LUT stage would reuse, else ``None``."""
+    from ofa_hw.lut.manage import SHIPPED_DIR, find_luts
+    from ofa_hw.lut.table import LatencyTable, LutError
+    from ofa_hw.search.floor import table_floor
+
+    space, dpu = make_space(cfg), make_dpu(cfg)
+    if cfg.lut.path:
+        paths = [Path(str(cfg.lut.path)).expanduser()]
+    elif cfg.lut.reuse:
+        shipped = Path(str(cfg.lut.shipped_dir)).expanduser() if cfg.lut.shipped_dir else SHIPPED_DIR
+        paths, _ = find_luts(space, dpu, [Path(str(cfg.lut.dir)).expanduser(), shipped], str(cfg.backend.name))
+    else:
+        return None
+    for path in paths:
+        try:
+            table = LatencyTable.load(path, space=space, dpu_fingerprint=dpu.fingerprint())
+        except (LutError, OSError):
+            continue  # the LUT stage reports what is wrong with it
+        floor = table_floor(table.to_block_table(space), 0.0)
+        if np.isfinite(floor.mean_ms):
+            return floor, path
+    return None
+
+
 def _dpu_section(dpu: Any) -> dict[str, Any]:
     return {"preset": dpu.name, "fingerprint": dpu.fingerprint()}
 
 
 def run(cfg: DictConfig) -> dict:
     """``ofa-hw task=search``."""
+    from ofa_hw.provenance import measurement_basis
+    from ofa_hw.tasks.train import train_for_config, write_artefacts
+
+    preflight_search(cfg)
     outdir = output_dir()
-    ctx = build_context(cfg)
+    t0 = time.perf_counter()
+    trained = train_for_config(cfg)
+    ctx = build_context(cfg, trained.predictor)
+    ctx.timings_s["predictor_s"] = time.perf_counter() - t0
+    predictor_section = {**trained.section, **write_artefacts(trained, outdir)}
     t0 = time.perf_counter()
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
         section = run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, measure, outdir,
                                    seed=int(cfg.seed), where=ctx.where, refit=lambda: fitted_predictor(cfg))
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
-    results = {"search": section, "dpu": _dpu_section(ctx.dpu), "timings_s": timings}
+    results = {"search": section, "predictor": predictor_section, "dpu": _dpu_section(ctx.dpu),
+               "basis": measurement_basis(make_backend(cfg, ctx.dpu), ctx.dpu), "timings_s": timings}
     write_results(results, outdir)
-    print(summary(section))
+    print(summary(section, job=job_label()))
+    print(outputs_line(outdir, ["results.json", "candidates.csv", "pareto.csv", "pareto.png", "pred_vs_measured.png",
+                                "predictor.json"]))
+    if section.get("best", {}).get("measured_ms") is None and section.get("hit_rate") is not None:
+        raise FailedWorkError(f"no candidate could be measured on {cfg.backend.name} ({section['failed']} "
+                              f"deployment(s) failed; candidates.csv in {outdir} has the errors)")
     return results
 
 
-def summary(section: dict[str, Any]) -> str:
-    """A few lines for the terminal."""
+def summary(section: dict[str, Any], job: str = "") -> str:
+    """A few lines for the terminal (``job``: the multirun job they belong to)."""
     best = section["best"]
     acc = section["accuracy_model"]
-    lines = [
+    lines = [f"{job}:"] if job else []
+    lines += [
         f"search: budget {section['budget_ms']:.3f} ms ({section['budget_source']}), k_sigma {section['k_sigma']:g}, "
         f"space range {section['floor_ms']:.3f}..{section['ceiling_ms']:.3f} ms; "
         f"{section['evaluations']} evaluations in {section['search_s']:.2f} s",

@@ -32,7 +32,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.errors import UserError
-from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, workspace, write_results
+from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, outputs_line, workspace, write_results
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +317,7 @@ def run(cfg: DictConfig) -> dict:
     }
     write_results(results, outdir)
     print(summary(result.section))
+    print(outputs_line(outdir, ["predictor.json", "predictor_eval.csv", "predictor_scatter.png", "results.json"]))
     return results
 
 
