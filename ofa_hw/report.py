@@ -63,14 +63,20 @@ def compile_limit_statement(results: dict[str, Any]) -> str:
         return ""
     share = f"{100 * limits['removed_share']:.1f} %"
     sample = f"{limits['samples']:,} uniformly sampled subnets (seed {limits['seed']})".replace(",", " ")
+    by_gen = limits.get("admitted_by_toolchain") or {}
+    generations = ""
+    if by_gen:
+        parts = ", ".join(f"{name} {100 * v:.1f} %" for name, v in by_gen.items())
+        generations = (f" Compile limits belong to the toolchain generation (this DPU: "
+                       f"{limits.get('toolchain', '?')}); share of the space each admits: {parts}.")
     if not limits.get("rule"):
         return (f"**Compile limits:** no layer of {results['space']['name']} violates a compile limit of "
-                f"{results['dpu']['preset']}; {share} of {sample} are uncompilable.")
+                f"{results['dpu']['preset']}; {share} of {sample} are uncompilable.{generations}")
     return (f"**Compile limits:** the compiler rejects a layer when {limits['rule']} (e.g. layer "
             f"`{limits['example_layer']}` of the largest subnet); such subnets are excluded from the LUT "
             f"probes and the search. This removes **{share}** of the space ({limits['uncompilable_cells']} "
             f"(resolution, block, kernel, expand) cells; share estimated on {sample}, checked with "
-            f"{limits['check']}).")
+            f"{limits['check']}).{generations}")
 
 
 def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
@@ -177,10 +183,3 @@ def summary_table(results: dict[str, Any], job: str = "") -> str:
         rows.insert(0, ("job", job))
     return "\n".join([rule, *(f"{k:<{width}}  {v}" for k, v in rows), rule])
 
-
-# -- issue 11 (toolchain generations): one line for the report; the report's layout belongs to issue 12 --
-def compile_limits_line(space: Any, dpu: Any, samples: int = 2000, seed: int = 0) -> str:
-    """The DPU's toolchain generation and the share of ``space`` each generation compiles (sampled)."""
-    from ofa_hw.dpu.admitted import admitted_line, admitted_share
-
-    return admitted_line(admitted_share(space, dpu, n=samples, seed=seed))

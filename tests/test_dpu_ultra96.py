@@ -18,7 +18,7 @@ from torch import nn
 
 from ofa_hw.data import DATA_DIR
 from ofa_hw.dpu import CompileError, DPUConfig, compile_net, is_compilable, node_times_ms, simulate
-from ofa_hw.dpu.admitted import admitted_line, admitted_share
+from ofa_hw.search.compilable import admitted_line, admitted_share
 from ofa_hw.dpu.calibrate import calibrate
 from ofa_hw.dpu.mbv3 import block_ops, parse_block
 from ofa_hw.dpu.measurements import CalibrationInputError, Source, load_sources
@@ -234,9 +234,7 @@ def test_compile_limits_follow_the_toolchain():
     info = admitted_share(s, b4096, n=200, seed=0)
     assert info["samples"] == 200 and info["share"]["dnndk"] < 0.5 and info["share"]["xir"] == 1.0
     assert "dnndk" in admitted_line(info) and "200 uniformly sampled" in admitted_line(info)
-    from ofa_hw.report import compile_limits_line
-
-    assert compile_limits_line(s, U96, samples=20).startswith("Compile limits: DPU ultra96_b2304 with the xir toolchain")
+    assert admitted_line(admitted_share(s, U96, n=20)).startswith("Compile limits: DPU ultra96_b2304 with the xir toolchain")
 
 
 # -- the task end to end -------------------------------------------------------------------------

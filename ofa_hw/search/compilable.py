@@ -5,16 +5,21 @@ same per-block compilability check the LUT planner and the predictor tables use
 (:func:`ofa_hw.lut.plan.dpu_compile_check`, the simulator's VAI_C limits for this DPU config), compiled
 once into a 0/∞ block table so tens of thousands of subnets cost one gather. The rule is stated from the check's
 own message on the largest subnet of the space, so it follows whatever limits the configured
-toolchain applies.
+toolchain applies. The limits belong to the toolchain generation (:mod:`ofa_hw.dpu.toolchain`): the same
+DPU admits more of the space under the XIR compiler than under VAI_C 1.x, so every generation's share
+is estimated on the same sample (:func:`admitted_share`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 
 from ofa_hw.blocktable import BlockTable
+from ofa_hw.dpu.toolchain import TOOLCHAINS
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.space import SearchSpace
 
@@ -28,22 +33,64 @@ def largest_arch(space: SearchSpace) -> dict[str, Any]:
             "d": [max(space.depth_list)] * (space.n_stages - 1) + [1], "r": max(space.resolutions)}
 
 
+def _uncompilable(space: SearchSpace, dpu: Any, genes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per sampled subnet: does it violate a limit of ``dpu``? And how many block cells do."""
+    from ofa_hw.lut.plan import dpu_compile_check
+
+    check = dpu_compile_check(dpu)
+    table = BlockTable.from_block_fn(space, lambda block, ns: 0.0 if check(block, ns) else np.inf)
+    return ~np.isfinite(table.evaluate(genes)), int((~np.isfinite(table.blocks)).sum())
+
+
+def admitted_share(space: SearchSpace, dpu: Any, n: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Estimated share of ``space`` that compiles on ``dpu``'s hardware under each toolchain generation.
+
+    Args:
+        space: The search space.
+        dpu: The DPU (its ``toolchain`` is reported as the configured one; every generation is tried).
+        n: Subnets sampled uniformly as OFA samples them (the same ones for every generation).
+        seed: Seed of the sampler.
+
+    Returns:
+        ``{"space", "dpu", "toolchain", "samples", "seed", "share": {generation: fraction},
+        "ci95": {generation: 95 % binomial half-width}}``.
+    """
+    if n < 1:
+        raise ValueError(f"admitted_share: n must be >= 1, got {n}")
+    genes = GeneOps(space).sample(np.random.default_rng(seed), int(n))
+    share, ci = {}, {}
+    for name in TOOLCHAINS:
+        p = 1.0 - float(np.mean(_uncompilable(space, dpu.replace(toolchain=name), genes)[0]))
+        share[name] = p
+        ci[name] = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
+    return {"space": space.name, "dpu": dpu.name, "toolchain": dpu.toolchain, "samples": int(n), "seed": int(seed),
+            "share": share, "ci95": ci}
+
+
+def admitted_line(info: dict[str, Any]) -> str:
+    """One sentence: the configured generation and the share of the space each generation admits."""
+    parts = ", ".join(f"{k} {100 * v:.1f} %" for k, v in info["share"].items())
+    return (
+        f"Compile limits: DPU {info['dpu']} with the {info['toolchain']} toolchain "
+        f"({TOOLCHAINS[info['toolchain']].flow}); share of space {info['space']} that compiles: {parts} "
+        f"(estimated on {info['samples']} uniformly sampled subnets, ±{100 * max(info['ci95'].values()):.1f} % at 95 %)."
+    )
+
+
 def compile_limit_share(space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
     """The share of ``space`` that cannot compile on ``dpu``, by sampling, and the rule that removes it.
 
     Returns:
         ``{"rule": str | None, "example_layer": str | None, "samples": int, "seed": int,
-        "removed_share": float, "uncompilable_cells": int, "check": str}`` — ``rule`` is ``None`` when no
-        layer of the space violates a limit.
+        "removed_share": float, "uncompilable_cells": int, "check": str, "toolchain": str,
+        "admitted_by_toolchain": {generation: fraction}}`` — ``rule`` is ``None`` when no layer of the
+        space violates a limit.
     """
     from ofa_hw.dpu.compiler import layer_violation
-    from ofa_hw.lut.plan import dpu_compile_check
     from ofa_hw.netspec import build_netspec
 
-    check = dpu_compile_check(dpu)
-    table = BlockTable.from_block_fn(space, lambda block, ns: 0.0 if check(block, ns) else np.inf)
     genes = GeneOps(space).sample(np.random.default_rng(seed), int(samples))
-    removed = float(np.mean(~np.isfinite(table.evaluate(genes))))
+    removed, cells = _uncompilable(space, dpu, genes)
     rule = layer = None
     netspec = build_netspec(space, largest_arch(space))
     for index, spec in enumerate(netspec.layers):
@@ -51,6 +98,9 @@ def compile_limit_share(space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAM
         if why:
             rule, layer = why, str(getattr(spec, "name", index))
             break
+    by_generation = {name: 1.0 - float(np.mean(_uncompilable(space, dpu.replace(toolchain=name), genes)[0]))
+                     for name in TOOLCHAINS}
     return {"rule": rule, "example_layer": layer, "samples": int(samples), "seed": int(seed),
-            "removed_share": removed, "uncompilable_cells": int((~np.isfinite(table.blocks)).sum()),
-            "check": "ofa_hw.lut.plan.dpu_compile_check (the simulator's VAI_C limits for this DPU config)"}
+            "removed_share": float(np.mean(removed)), "uncompilable_cells": cells, "toolchain": dpu.toolchain,
+            "admitted_by_toolchain": by_generation,
+            "check": "ofa_hw.lut.plan.dpu_compile_check (the simulator's compile limits for this DPU config)"}
