@@ -22,7 +22,7 @@ from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.schemas.predictor import PredictorConfig
 from ofa_hw.schemas.search import SearchConfig
 from ofa_hw.schemas.space import SpaceConfig
-from ofa_hw.schemas.store import StoreConfig
+from ofa_hw.schemas.store import PostgresStoreConfig, SQLiteStoreConfig, StoreConfig, StoreTaskConfig
 from ofa_hw.schemas.task import TaskConfig
 
 GROUPS: dict[str, type] = {
@@ -72,3 +72,6 @@ def register() -> None:
         cs.store(group=group, name=f"{group}_schema", node=schema)
     # Tasks with settings of their own extend TaskConfig (Config.task accepts the subclass).
     cs.store(group="task", name="deploy_schema", node=DeployTaskConfig)
+    cs.store(group="task", name="store_task_schema", node=StoreTaskConfig)
+    cs.store(group="store", name="sqlite_schema", node=SQLiteStoreConfig)
+    cs.store(group="store", name="postgres_schema", node=PostgresStoreConfig)
