@@ -312,3 +312,41 @@ def test_sqlite_store_keeps_the_host_flock(tmp_path):
         with pytest.raises(LockTimeout, match="zcu102_22 busy for more than 0.2 s \\(lock "):
             with named_lock("zcu102_22", cfg, tmp_path / "locks", timeout_s=0.2):
                 pass
+
+
+BOARD_HOLDER = textwrap.dedent(
+    """
+    import json, sys, time
+    from ofa_hw.backends.vitis.board import Board, board_lock
+    with board_lock(Board("zcu102", "10.0.0.5"), sys.argv[2], timeout_s=5, store=json.loads(sys.argv[1])):
+        print("HELD", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def test_vitis_board_lock_goes_through_the_shared_store(pg_dsn, pg_store_cfg, tmp_path, monkeypatch, workspace):
+    from ofa_hw.backends.vitis.backend import vitis_settings
+    from ofa_hw.backends.vitis.board import Board, BoardError, board_lock
+
+    # The shipped Vitis backends hand the run's store to the board lock.
+    monkeypatch.setenv("OFA_HW_PG_DSN", pg_dsn)
+    for backend_name in ("vitis_dnndk", "vitis_vart"):
+        cfg = compose([f"backend={backend_name}", "store=postgres"], workspace=workspace)
+        assert vitis_settings(cfg.backend.vitis).lock_store["_target_"] == "ofa_hw.store.PostgresStore"
+    # Two "hosts" (separate processes, separate lock directories) cannot hold one board.
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", BOARD_HOLDER, json.dumps(pg_store_cfg), str(tmp_path / "host_a")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "HELD", holder.stderr.read()
+        with pytest.raises(BoardError, match=r"board zcu102: lock: 10.0.0.5_22 busy for more than 0.3 s \(advisory lock"):
+            with board_lock(Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=0.3, store=pg_store_cfg):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    with board_lock(Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=10, store=pg_store_cfg):
+        pass
