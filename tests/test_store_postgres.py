@@ -161,6 +161,17 @@ WRITER = textwrap.dedent(
         jobs += [ProfileJob.create(space, dict(base, r=r), f"shared_{r}", 1, 0) for r in (200, 204, 208, 212)]
         out = profile_jobs(backend, store, jobs, progress=False)
         assert all(o.ok for o in out)
+    elif mode == "claims":  # every worker wants the same 12 jobs, in its own order; a measurement takes 50 ms
+        class Slow(SimBackend):
+            def profile(self, job):
+                with open(cfg["log"], "a") as fh:
+                    fh.write(job.net_name + chr(10))
+                time.sleep(0.05)
+                return super().profile(job)
+
+        jobs = [ProfileJob.create(space, dict(base, r=128 + 8 * i), f"j{i}", 1, 0) for i in range(12)]
+        out = profile_jobs(Slow(backend.dpu), store, jobs[::-1] if worker % 2 else jobs, progress=False)
+        assert all(o.ok for o in out) and len(out) == 12
     else:  # "hang": commit 3 runs, then die (SIGKILL from the test) inside the 4th transaction
         for i in range(4):
             outcome = backend.profile(ProfileJob.create(space, dict(base, r=160 + 4 * i), f"k{i}", 1, 0))
@@ -198,6 +209,18 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(pg_store_cfg):
         per_run, per_agg = nodes.groupby("run_id").size(), aggregate.groupby("run_id").size()
         assert all(per_run[r.id] == per_agg[r.id] > 0 for r in runs)  # one run's table each, no duplicates
         assert store.table_counts()["nodes"] == len(nodes) + len(aggregate)
+
+
+def test_concurrent_runners_measure_each_job_once(store_cfg, tmp_path):
+    cfg = dict(store_cfg, log=str(tmp_path / "measured.log"))
+    procs = [_writer(cfg, w, "claims") for w in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    measured = (tmp_path / "measured.log").read_text().split()
+    assert sorted(measured) == sorted(f"j{i}" for i in range(12))  # each job measured by exactly one process
+    with open_store(store_cfg) as store:
+        assert store.count() == 12
 
 
 def test_killed_writer_loses_only_its_open_transaction(store_cfg, backend):

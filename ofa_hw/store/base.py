@@ -148,6 +148,19 @@ class BaseStore(ABC):
     def _errors(self, what: str) -> AbstractContextManager[None]:
         """Translate driver errors into :class:`StoreError` naming :attr:`location` and ``what``."""
 
+    @abstractmethod
+    def try_claim(self, key: str) -> bool:
+        """Claim job ``key`` for this process unless another process holds it (never blocks).
+
+        Claims keep concurrent jobs of a sweep from measuring one subnet twice: the holder measures,
+        the others wait for its record. The database server (or the kernel, for a lock file) drops a
+        claim when its holder dies, so a crashed job never blocks the rest.
+        """
+
+    @abstractmethod
+    def release(self, key: str) -> None:
+        """Release a claim taken by :meth:`try_claim`."""
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -181,6 +181,16 @@ class PostgresStore(BaseStore):
         with self._lock, self._conn.cursor() as cur:
             return cur.execute(self._sql(sql), tuple(params)).fetchall()
 
+    # ------------------------------------------------------------------ claims
+    def try_claim(self, key: str) -> bool:
+        """Claim ``key`` with a session advisory lock (released by the server if this process dies)."""
+        with self._errors("claim a job"), self._lock:
+            return bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),)).fetchone()[0])
+
+    def release(self, key: str) -> None:
+        with self._errors("release a job"), self._lock:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),))
+
     # ------------------------------------------------------------------ board locks
     @classmethod
     @contextmanager

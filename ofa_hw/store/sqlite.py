@@ -12,6 +12,8 @@ hosts must use the server-backed store (``store=postgres``, :mod:`ofa_hw.store.p
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -42,6 +44,7 @@ class SQLiteStore(BaseStore):
     def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
         super().__init__(timeout_s)
         self.path = Path(path)
+        self._claims_fd: int | None = None
         self._check_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -134,6 +137,40 @@ class SQLiteStore(BaseStore):
                     f"store {self.path} is not an SQLite database (or its header is destroyed); move it away or delete it"
                 ) from exc
             raise StoreError(f"store {self.path} is corrupt or truncated ({what}: {exc})") from exc
+
+    # ------------------------------------------------------------------ claims
+    def _claim_range(self, key: str) -> tuple[int, int]:
+        # One byte of the side file per job key (48 bits of the key as its offset): POSIX record locks
+        # are released by the kernel when the process dies.
+        if self._claims_fd is None:
+            self._claims_fd = os.open(f"{self.path}.claims", os.O_RDWR | os.O_CREAT, 0o644)
+        return self._claims_fd, int(key[:12], 16)
+
+    def try_claim(self, key: str) -> bool:
+        """Claim ``key`` with a record lock on ``<store>.claims``.
+
+        Record locks belong to the process: threads of one process share its claims (each process runs
+        its own jobs in order), and closing this store releases them.
+        """
+        with self._lock:
+            fd, offset = self._claim_range(key)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except OSError:
+                return False
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            fd, offset = self._claim_range(key)
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._claims_fd is not None:
+                os.close(self._claims_fd)
+                self._claims_fd = None
+            self._conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
