@@ -41,7 +41,8 @@ def _free_port() -> int:
 class PgServer:
     """Start with :meth:`start`, use :attr:`dsn`, end with :meth:`stop`."""
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        self.fsync = fsync
         self.bindir = _bindir()
         self.user: str | None = None
         if os.geteuid() == 0:
@@ -77,8 +78,9 @@ class PgServer:
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions",
         )  # fmt: skip
         pwfile.unlink()
-        # fsync off: these tests kill clients, never the server, so durability across power loss is not tested.
-        options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
+        # fsync off for tests: they kill clients, never the server, so durability across power loss is not
+        # tested; benchmarks keep PostgreSQL's default (on).
+        options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'} -c max_connections=60"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "60", "start")
         return self
 
