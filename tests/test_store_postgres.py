@@ -106,6 +106,19 @@ def test_migrations_are_shared_ordered_and_applied_once(store_cfg, monkeypatch):
         open_store(store_cfg)
 
 
+def test_sqlite_store_from_before_shared_migrations_is_adopted(tmp_path, backend):
+    import sqlite3
+
+    path = tmp_path / "store.sqlite"
+    with SQLiteStore(path) as store:
+        store.record(backend.profile(_job()), backend)
+    with sqlite3.connect(path) as con:  # the layout of stores written before schema_version existed
+        con.execute("DROP TABLE schema_version")
+    with SQLiteStore(path) as store:
+        assert store.count() == 1
+        assert store._fetch("SELECT version, description FROM schema_version") == [(1, "runs and their node tables (adopted)")]
+
+
 # ----------------------------------------------------------------------------- PostgreSQL only
 def test_password_never_appears_in_messages(pg_dsn, pg_store_cfg):
     password = psycopg.conninfo.conninfo_to_dict(pg_dsn)["password"]

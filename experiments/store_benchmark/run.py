@@ -169,7 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     from pgserver import PgServer
 
-    rows: list[dict] = []
+    # A partial rerun keeps the other part's committed rows.
+    previous = HERE / "results.json"
+    kept = {"all": set(), "stores": {"sweep"}, "sweeps": {"store"}}[args.part]
+    rows: list[dict] = [r for r in json.loads(previous.read_text())["rows"] if r["part"] in kept] if previous.exists() else []
     with tempfile.TemporaryDirectory(prefix="ofa_hw_store_bench_") as tmp_s:
         tmp = Path(tmp_s)
         if args.part in ("all", "stores"):

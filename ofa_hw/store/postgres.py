@@ -197,28 +197,21 @@ class PostgresStore(BaseStore):
     def advisory_lock(cls, cfg: Any, name: str, timeout_s: float, poll_s: float = 0.2) -> Iterator[None]:
         """Hold the session-level advisory lock of ``name`` in the database ``cfg`` names.
 
-        The lock lives on a dedicated session: closing it (also when the process dies and the server
+        The lock lives on a session of its own: closing it (also when the process dies and the server
         notices the dropped connection) releases it, so a crashed job never leaves a board locked.
         Advisory locks are per database: every host and workspace sharing the database shares them.
 
         Raises:
             LockTimeout: another session held the lock for more than ``timeout_s``.
         """
-        store = cls.__new__(cls)  # a connection without the schema work: locks need no tables
-        BaseStore.__init__(store, float(cfg.get("timeout_s", 60.0)))
-        store._psycopg = _psycopg()
-        store._dsn = resolve_dsn(str(cfg.get("dsn") or ""))
-        store._redacted = redact(store._dsn)
-        store.namespace = "public"
-        store.connect_timeout_s = float(cfg.get("connect_timeout_s", 10.0))
-        conn = store._connect(f"lock {name}")
         key = advisory_key(f"ofa_hw lock {name}")
-        try:
+        with cls.from_config(cfg) as store:
             deadline = time.monotonic() + timeout_s
-            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            while True:
+                with store._errors(f"lock {name}"):
+                    if store._fetch("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
+                        break
                 if time.monotonic() > deadline:
                     raise LockTimeout(f"{name} busy for more than {timeout_s:g} s (advisory lock in {store._redacted})")
                 time.sleep(poll_s)
             yield
-        finally:
-            conn.close()
