@@ -91,6 +91,7 @@ def bench_stores(pg_dsn: str, tmp: Path) -> list[dict]:
             from ofa_hw.store import open_store
 
             open_store(cfg).close()  # schema created outside the timed part
+            load = os.getloadavg()[0]  # other work on the machine, recorded with the figure
             queue = ctx.Queue()
             start_at = time.time() + 6.0 + writers  # every writer has imported and connected by then
             procs = [ctx.Process(target=_writer, args=(cfg, w, RECORDS_PER_WRITER, start_at, queue)) for w in range(writers)]
@@ -104,7 +105,7 @@ def bench_stores(pg_dsn: str, tmp: Path) -> list[dict]:
             total = writers * RECORDS_PER_WRITER
             assert counts["runs"] == total, (tag, counts)
             wall = max(e for _, e in spans) - min(s for s, _ in spans)
-            rows.append({"part": "store", "store": kind, "writers": writers, "records": total,
+            rows.append({"part": "store", "store": kind, "writers": writers, "records": total, "load_1min": round(load, 1),
                          "node_rows": counts["nodes"], "wall_s": round(wall, 3),
                          "records_per_s": round(total / wall, 1)})
             print(rows[-1], flush=True)
@@ -121,6 +122,7 @@ def bench_launchers(tmp: Path) -> list[dict]:
         argv = [sys.executable, "-m", "ofa_hw.cli", "-m", "task=search",
                 f"search.budget_ms={','.join(map(str, BUDGETS))}", *SEARCH,
                 "backend._target_=sweep_backend.LoggingSim", *launcher, f"hydra.sweep.dir={tmp / ('multirun_' + name)}"]
+        load = os.getloadavg()[0]
         t0 = time.time()
         done = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
         wall = time.time() - t0
@@ -128,7 +130,7 @@ def bench_launchers(tmp: Path) -> list[dict]:
             raise SystemExit(f"{name} sweep failed:\n{done.stderr[-3000:]}")
         results = list((tmp / f"multirun_{name}").rglob("results.json"))
         measured = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines())
-        rows.append({"part": "sweep", "launcher": name, "store": "sqlite", "jobs": len(results),
+        rows.append({"part": "sweep", "launcher": name, "store": "sqlite", "jobs": len(results), "load_1min": round(load, 1),
                      "wall_s": round(wall, 1), "measurements": sum(measured.values()),
                      "distinct_subnets": len(measured), "measured_twice": sum(n > 1 for n in measured.values())})
         print(rows[-1], flush=True)
