@@ -1,9 +1,7 @@
-"""What every measurement store shares: job keys, the run record, and the reads/writes in portable SQL.
+"""What every measurement store shares: the reads and writes, in portable SQL, and their semantics.
 
-A run is identified by its *job key*: backend, DPU fingerprint, toolchain, space, network (arch id),
-runs and seed. The net name is deliberately not part of it: the same subnet profiled under two names
-is one measurement. An ``ok`` run is never overwritten; a ``failed`` run is replaced when the job is
-retried (``retry_failed=True``), keeping an attempt count.
+An ``ok`` run is never overwritten; a ``failed`` run is replaced when the job is retried
+(``retry_failed=True``), keeping an attempt count. Records and job keys: :mod:`ofa_hw.store.records`.
 
 Tables (created by :mod:`ofa_hw.store.migrations`, identical in every backend):
     ``runs``  one row per job key (status, raw text, error, timings, DPU config JSON, arch JSON …)
@@ -11,7 +9,7 @@ Tables (created by :mod:`ofa_hw.store.migrations`, identical in every backend):
               ``run = 0..N-1`` the table of each profile-mode run.
 
 The SQL here is written once with ``?`` placeholders; a backend only supplies a connection, its
-transaction and error handling, and a few dialect words (:attr:`BaseStore.placeholder`,
+transaction and error handling, claims, and a few dialect words (:attr:`BaseStore.placeholder`,
 :attr:`BaseStore.for_update`).
 """
 
@@ -23,90 +21,27 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ofa_hw.backends.base import Backend, ProfileJob, ProfileOutcome
-from ofa_hw.errors import UserError
+from ofa_hw.store.records import (
+    CHUNK,
+    NODE_COLUMNS,
+    RUN_COLUMNS,
+    RUN_FIELDS,
+    StoredRun,
+    StoreError,
+    dpu_config_dict,
+    job_key,
+    node_rows_of,
+    utc_now,
+)
 
 if TYPE_CHECKING:
-    from ofa_hw.dpu import DPUConfig, Profile
-
-#: Node columns of :attr:`ofa_hw.dpu.Profile.nodes`, stored one per SQL column.
-NODE_COLUMNS = ("id", "name", "workload_mop", "mem_mb", "runtime_ms", "perf_gops", "utilization", "mb_s")
-#: Columns of ``runs`` other than ``id``, in table order (a copy between stores moves exactly these).
-RUN_COLUMNS = (
-    "job_key", "backend", "dpu_fingerprint", "dpu_name", "dpu_config", "toolchain", "space", "arch",
-    "arch_id", "net_name", "runs", "seed", "status", "kernel", "kernel_info", "tasks", "totals", "total_ms",
-    "e2e_ms", "raw_text", "error", "timings", "attempts", "created", "updated",
-)  # fmt: skip
-#: Rows per ``IN (...)`` query: below SQLite's bound-parameter limit, small enough for PostgreSQL.
-CHUNK = 500
-
-
-class StoreError(UserError, RuntimeError):
-    """The store is unusable (corrupt, truncated, foreign, unreachable, locked) or a request is invalid."""
-
-
-class LockTimeout(StoreError, TimeoutError):
-    """A lock (a board's, through the store or a lock file) was not free within its timeout."""
-
-
-def dpu_config_dict(dpu: DPUConfig) -> dict[str, Any]:
-    """A JSON-able dict of a DPU configuration (recorded with every run)."""
-    if hasattr(dpu, "to_dict"):
-        return dict(dpu.to_dict())
-    return json.loads(json.dumps(dataclasses.asdict(dpu), default=str))
-
-
-def job_key(job: ProfileJob, backend: Backend) -> str:
-    """The identity of a measurement: same key, same numbers (up to the backend's jitter seed)."""
-    ident = {
-        "backend": backend.name,
-        "dpu": backend.dpu.fingerprint(),
-        "toolchain": backend.toolchain,
-        "space": job.space_name,
-        "arch_id": job.arch_id,
-        "runs": job.runs,
-        "seed": job.seed,
-    }
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredRun:
-    """One row of the ``runs`` table (without the raw text and node rows, which are fetched on demand)."""
-
-    id: int
-    job_key: str
-    backend: str
-    dpu_fingerprint: str
-    dpu_name: str
-    toolchain: str
-    space: str
-    arch: dict[str, Any]
-    arch_id: str
-    net_name: str
-    runs: int
-    seed: int
-    status: str
-    total_ms: float | None
-    e2e_ms: float | None
-    error: str | None
-    timings: dict[str, float]
-    attempts: int
-    created: str
-    updated: str
-
-
-_RUN_FIELDS = [f.name for f in dataclasses.fields(StoredRun)]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    from ofa_hw.dpu import Profile
 
 
 def _marks(n: int) -> str:
@@ -190,7 +125,7 @@ class BaseStore(ABC):
         overwritten); a stored ``failed`` run is replaced by the new outcome and its attempt count raised.
         """
         job, prof = outcome.job, outcome.profile
-        now = _now()
+        now = utc_now()
         values = {
             "job_key": job_key(job, backend),
             "backend": backend.name,
@@ -218,7 +153,7 @@ class BaseStore(ABC):
             "created": now,
             "updated": now,
         }
-        node_rows = _node_rows(prof) if prof is not None else []
+        node_rows = node_rows_of(prof) if prof is not None else []
         with self._errors(f"record {job.net_name}"), self._tx() as cur:
             return self._write_run(cur, values, node_rows, replace_failed=True)
 
@@ -258,10 +193,10 @@ class BaseStore(ABC):
     # ------------------------------------------------------------------- reads
     def _select_runs(self, where: str = "", params: Sequence[Any] = ()) -> list[StoredRun]:
         with self._errors("read runs"):
-            rows = self._fetch(f"SELECT {', '.join(_RUN_FIELDS)} FROM runs {where} ORDER BY id", params)
+            rows = self._fetch(f"SELECT {', '.join(RUN_FIELDS)} FROM runs {where} ORDER BY id", params)
         out = []
         for row in rows:
-            rec = dict(zip(_RUN_FIELDS, row))
+            rec = dict(zip(RUN_FIELDS, row))
             rec["arch"] = json.loads(rec["arch"])
             rec["timings"] = json.loads(rec["timings"])
             out.append(StoredRun(**rec))
@@ -311,7 +246,7 @@ class BaseStore(ABC):
 
     def runs_frame(self, **filters: Any) -> pd.DataFrame:
         """:meth:`runs` as a DataFrame (one row per run, columns as :class:`StoredRun`)."""
-        return pd.DataFrame([dataclasses.asdict(r) for r in self.runs(**filters)], columns=_RUN_FIELDS)
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.runs(**filters)], columns=RUN_FIELDS)
 
     def nodes(self, run_ids: Iterable[int], per_run: bool = False) -> pd.DataFrame:
         """Node rows of the given runs: the aggregate table, or every profile-mode run's table.
@@ -491,18 +426,3 @@ class BaseStore(ABC):
                     out[key] = (status, hashlib.sha256(raw.encode("utf-8")).hexdigest(), int(counts.get(run_id, 0)))
                 last = rows[-1][0]
         return out
-
-
-def _node_rows(prof: Profile) -> list[tuple]:
-    """``(run, seq, *NODE_COLUMNS)`` rows: the aggregate table as run -1, then each run's table."""
-    rows: list[tuple] = []
-    for run, frame in [(-1, prof.nodes)] + list(enumerate(prof.runs)):
-        missing = [c for c in NODE_COLUMNS if c not in frame.columns]
-        if missing:
-            raise StoreError(f"profile of kernel {prof.kernel!r} lacks node columns {missing}")
-        ids = [int(v) for v in frame["id"]]
-        names = [str(v) for v in frame["name"]]
-        # NaN -> NULL; tolist() gives plain Python floats, which the drivers bind fastest.
-        values = [[None if v != v else v for v in frame[c].to_numpy(dtype=float).tolist()] for c in NODE_COLUMNS[2:]]
-        rows.extend((run, seq, ids[seq], names[seq], *(col[seq] for col in values)) for seq in range(len(ids)))
-    return rows

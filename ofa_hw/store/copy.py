@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from ofa_hw.store.base import BaseStore, StoreError
+from ofa_hw.store.base import BaseStore
+from ofa_hw.store.records import StoreError
 
 
 @dataclass(frozen=True)

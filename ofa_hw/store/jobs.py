@@ -17,7 +17,8 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from ofa_hw.backends.base import Backend, ProfileJob, ProfileOutcome
-from ofa_hw.store.base import BaseStore, StoredRun, job_key
+from ofa_hw.store.base import BaseStore
+from ofa_hw.store.records import StoredRun, job_key
 
 #: Seconds between two looks at a job another process is measuring.
 POLL_S = 0.2

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ofa_hw.store.base import LockTimeout
+from ofa_hw.store.records import LockTimeout
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ofa_hw.store.base import StoreError
+from ofa_hw.store.records import StoreError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ofa_hw.store import migrations
-from ofa_hw.store.base import BaseStore, LockTimeout, StoreError, _now
+from ofa_hw.store.base import BaseStore
+from ofa_hw.store.records import LockTimeout, StoreError, utc_now
 
 #: Environment variable holding the DSN when ``store.dsn`` is empty.
 DSN_ENV = "OFA_HW_PG_DSN"
@@ -141,7 +142,7 @@ class PostgresStore(BaseStore):
             def execute(sql: str, params: tuple = ()) -> Any:
                 return cur.execute(self._sql(sql), params)
 
-            migrations.migrate(execute, "postgres", tables, self.location, _now())
+            migrations.migrate(execute, "postgres", tables, self.location, utc_now())
 
     def _scrub(self, text: str) -> str:
         secrets = []

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ofa_hw.store import migrations
-from ofa_hw.store.base import BaseStore, StoreError, _now
+from ofa_hw.store.base import BaseStore
+from ofa_hw.store.records import StoreError, utc_now
 
 #: File name of the store inside a workspace directory.
 STORE_FILENAME = "store.sqlite"
@@ -114,7 +115,7 @@ class SQLiteStore(BaseStore):
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if legacy == 0 and tables - {"sqlite_sequence", "schema_version"}:
                 raise StoreError(f"store {self.path} is an SQLite file of another application (tables {sorted(tables)})")
-            migrations.migrate(conn.execute, "sqlite", tables, str(self.path), _now(), legacy_version=legacy)
+            migrations.migrate(conn.execute, "sqlite", tables, str(self.path), utc_now(), legacy_version=legacy)
             # Kept in step with schema_version: older ofa_hw releases read only this.
             conn.execute(f"PRAGMA user_version = {migrations.schema_version()}")
 
