@@ -75,3 +75,9 @@ def test_ray_sweep_shares_one_postgres_store(tmp_path, pg_dsn, pg_store_cfg):
     store = ["store=postgres", f"store.namespace={pg_store_cfg['namespace']}"]
     _, measured = _sweep(tmp_path, ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"], store, {"OFA_HW_PG_DSN": pg_dsn})
     _check(tmp_path, measured, pg_store_cfg)
+    # The DSN's password reached the jobs through the environment, and no saved config or log holds it.
+    import psycopg
+
+    password = psycopg.conninfo.conninfo_to_dict(pg_dsn)["password"].encode()
+    leaks = [p for p in (tmp_path / "multirun").rglob("*") if p.is_file() and password in p.read_bytes()]
+    assert not leaks
