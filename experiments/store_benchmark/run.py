@@ -151,6 +151,7 @@ def plot(rows: list[dict], path: Path) -> None:
     a.set_xlabel("writer processes")
     a.set_ylabel("measurements recorded per second")
     a.set_xticks(WRITERS)
+    a.set_ylim(bottom=0)
     a.set_title("store write throughput (1 run + ~84 node rows each)")
     a.grid(alpha=0.3)
     a.legend()
@@ -160,6 +161,7 @@ def plot(rows: list[dict], path: Path) -> None:
         for i, r in enumerate(sweeps):
             b.annotate(f"{r['wall_s']:.0f} s", (i, r["wall_s"]), ha="center", va="bottom")
     b.set_ylabel("wall time (s)")
+    b.set_ylim(0, 1.15 * max([r["wall_s"] for r in sweeps], default=1))
     b.set_title("16-job task=search sweep on the simulator, 2 cores")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -167,8 +169,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "stores", "sweeps"], default="all")
+    parser.add_argument("--part", choices=["all", "stores", "sweeps", "plot"], default="all")
     args = parser.parse_args()
+    if args.part == "plot":  # redraw from the committed results
+        plot(json.loads((HERE / "results.json").read_text())["rows"], HERE / "store_benchmark.png")
+        return
     from pgserver import PgServer
 
     # A partial rerun keeps the other part's committed rows.
