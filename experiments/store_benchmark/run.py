@@ -41,7 +41,7 @@ LAUNCHERS = {
 
 
 def _outcomes():
-    """16 distinct simulated profiles of proxyless_w05 subnets (runs=1: 2 x ~42 node rows per record)."""
+    """16 distinct simulated profiles of proxyless_w05 subnets (runs=1: the aggregate and one run table, ~70 node rows per record)."""
     import numpy as np
 
     from ofa_hw.backends import ProfileJob, SimBackend
@@ -152,7 +152,7 @@ def plot(rows: list[dict], path: Path) -> None:
     a.set_ylabel("measurements recorded per second")
     a.set_xticks(WRITERS)
     a.set_ylim(bottom=0)
-    a.set_title("store write throughput (1 run + ~84 node rows each)")
+    a.set_title("store write throughput (1 run + ~70 node rows each)")
     a.grid(alpha=0.3)
     a.legend()
     sweeps = [r for r in rows if r["part"] == "sweep"]
