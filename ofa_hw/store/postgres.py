@@ -163,13 +163,11 @@ class PostgresStore(BaseStore):
             yield
         except StoreError:
             raise
-        except pg.errors.LockNotAvailable as exc:
+        except pg.errors.LockNotAvailable:
             raise StoreError(
                 f"store {self.location}: {what} waited {self.timeout_s:.0f} s for another session's lock"
             ) from None
-        except pg.OperationalError as exc:
-            raise StoreError(f"store {self.location}: {what} failed: {self._scrub(str(exc).strip())}") from None
-        except pg.Error as exc:
+        except pg.Error as exc:  # "from None": the driver's exception may carry connection details
             raise StoreError(f"store {self.location}: {what} failed: {self._scrub(str(exc).strip())}") from None
 
     @contextmanager
