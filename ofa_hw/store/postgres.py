@@ -168,7 +168,7 @@ class PostgresStore(BaseStore):
                 f"store {self.location}: {what} waited {self.timeout_s:.0f} s for another session's lock"
             ) from None
         except pg.Error as exc:  # "from None": the driver's exception may carry connection details
-            raise StoreError(f"store {self.location}: {what} failed: {self._scrub(str(exc).strip())}") from None
+            raise StoreError(f"store {self.location}: {what} failed: {self._scrub(' '.join(str(exc).split()))}") from None
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
