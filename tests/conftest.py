@@ -84,3 +84,45 @@ def ofa_importable(monkeypatch):
             del sys.modules[name]
         return
     yield
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """The DSN of a real PostgreSQL server for this test session (skips with the reason when none starts).
+
+    ``OFA_HW_TEST_PG_DSN`` names a server of your own; otherwise one is started from Debian's binaries
+    (see ``tests/pgserver.py``) and stopped at the end of the session.
+    """
+    import os
+
+    if os.environ.get("OFA_HW_TEST_PG_DSN"):
+        yield os.environ["OFA_HW_TEST_PG_DSN"]
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    from pgserver import PgServer, PgUnavailable
+
+    try:
+        server = PgServer().start()
+    except PgUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_store_cfg(pg_dsn, request):
+    """A ``store=postgres`` config node on the test server, in a namespace of its own (dropped afterwards)."""
+    import re
+    import uuid
+
+    import psycopg
+
+    namespace = "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    yield {"_target_": "ofa_hw.store.PostgresStore", "dsn": pg_dsn, "namespace": namespace, "timeout_s": 30.0}
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')

@@ -93,7 +93,8 @@ def save_predictor(pred: LatencyPredictor, path: str | os.PathLike, extra: dict[
     doc = {"sha256": hashlib.sha256(_canonical(body)).hexdigest(), **body}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A temporary name of this process's own: concurrent jobs of a sweep may save the same predictor.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")))
     tmp.replace(path)
     return path

@@ -24,7 +24,7 @@ from ofa_hw.schemas.predictor import PredictorConfig
 from ofa_hw.schemas.search import SearchConfig
 from ofa_hw.schemas.searchpath import SCHEMA_SUFFIX, SchemaSource, WorkspaceSearchPath
 from ofa_hw.schemas.space import SpaceConfig
-from ofa_hw.schemas.store import StoreConfig
+from ofa_hw.schemas.store import PostgresStoreConfig, SQLiteStoreConfig, StoreConfig, StoreTaskConfig
 from ofa_hw.schemas.task import TaskConfig
 
 GROUPS: dict[str, type] = {
@@ -72,6 +72,9 @@ def schema_configs() -> dict[str, type]:
     configs.update({f"{group}/{group}{SCHEMA_SUFFIX}": schema for group, schema in GROUPS.items()})
     # Tasks with settings of their own extend TaskConfig (Config.task accepts the subclass).
     configs["task/deploy_schema"] = DeployTaskConfig
+    configs["task/store_task_schema"] = StoreTaskConfig
+    configs["store/sqlite_schema"] = SQLiteStoreConfig
+    configs["store/postgres_schema"] = PostgresStoreConfig
     return configs
 
 

@@ -85,6 +85,9 @@ class VitisConfig:
         warmup: Runs before the measured ones, excluded from the profile.
         lock_timeout_s: How long a job waits for its board's lock before failing.
         lock_dir: Directory of the per-board lock files (shared by every run on this host).
+        lock_store: The run's store config (``${store}`` in the shipped backend configs). A store shared
+            by hosts (``store=postgres``) locks each board with an advisory lock in its database, so jobs
+            on different hosts never drive one board; otherwise (SQLite, ``null``) the flock in ``lock_dir``.
         n2cube_libs: Linker flags of the board-side C++ profiler.
         vaitrace: The vaitrace executable on the board (VART flow, Vitis-AI 1.4–1.x; from 2.0 Python apps
             are traced with ``python3 -m vaitrace_py``).
@@ -115,5 +118,6 @@ class VitisConfig:
     warmup: int = 2
     lock_timeout_s: float = 3600.0
     lock_dir: str = "~/.cache/ofa_hw/locks"
+    lock_store: Optional[dict] = None
     n2cube_libs: list[str] = field(default_factory=lambda: ["-ln2cube", "-lpthread"])
     vaitrace: str = "vaitrace"

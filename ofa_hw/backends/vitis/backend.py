@@ -156,7 +156,7 @@ class VitisBackend:
         start = time.monotonic()
         output = ""
         try:
-            with board_lock(board, s.lock_dir, s.lock_timeout_s):
+            with board_lock(board, s.lock_dir, s.lock_timeout_s, store=s.lock_store):
                 timings["lock_wait_s"] = time.monotonic() - start
                 start = time.monotonic()
                 output = asyncio.run(asyncio.wait_for(self._session(board, compiled), self.timeout_s))

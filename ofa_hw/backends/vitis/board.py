@@ -9,15 +9,14 @@ Security rules this module keeps:
   reach the board as data, never as shell code;
 * each job works in its own ``mktemp -d`` directory, removed afterwards (also after failures).
 
-A board runs one job at a time: :func:`board_lock` holds an exclusive ``flock`` on a per-board lock
-file, which serialises threads and processes of this host (Hydra multiruns, several farms).
+A board runs one job at a time: :func:`board_lock` holds the board's exclusive lock, an advisory lock in
+the shared PostgreSQL store when there is one (every host), else an ``flock`` per board (this host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -343,30 +342,26 @@ class BoardClient:
 
 @contextlib.contextmanager
 def board_lock(
-    board: Board, lock_dir: str | Path, timeout_s: float = 3600.0, poll_s: float = 0.2
+    board: Board,
+    lock_dir: str | Path,
+    timeout_s: float = 3600.0,
+    poll_s: float = 0.2,
+    store: dict | None = None,
 ) -> Iterator[None]:
-    """Hold the board's exclusive lock (one job per board across threads and processes of this host).
+    """Hold the board's exclusive lock: one job per board across every process sharing the lock.
+
+    With a server-backed ``store`` (``store=postgres``) the lock is an advisory lock in that database, so
+    jobs on different hosts never drive one board together; otherwise an ``flock`` in ``lock_dir``
+    serialises the threads and processes of this host (see :mod:`ofa_hw.store.locks`).
 
     Raises:
         BoardError: when the lock is not free within ``timeout_s``.
     """
-    lock_dir = Path(lock_dir).expanduser()
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{board.host}_{board.port}")
-    path = lock_dir / f"{safe}.lock"
-    deadline = time.monotonic() + timeout_s
-    with open(path, "a+") as fh:  # a new open file description per holder: flock excludes threads too
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BoardError(
-                        board.name, "lock", f"board busy for more than {timeout_s:g} s (lock {path})"
-                    ) from None
-                time.sleep(poll_s)
+    from ofa_hw.store.locks import LockTimeout, named_lock
+
+    with contextlib.ExitStack() as stack:
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            stack.enter_context(named_lock(f"{board.host}_{board.port}", store, lock_dir, timeout_s, poll_s))
+        except LockTimeout as exc:
+            raise BoardError(board.name, "lock", str(exc)) from None
+        yield
