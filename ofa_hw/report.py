@@ -79,6 +79,14 @@ def compile_limit_statement(results: dict[str, Any]) -> str:
             f"{limits['check']}).{generations}")
 
 
+def latency_figure_statement(target: str) -> str:
+    """Which latency the predictor, the budget and the "measured" column mean (debug sum or deployable)."""
+    from ofa_hw.dpu.profile import FIGURES
+
+    key = "e2e_ms" if target == "e2e" else "profile_total_ms"
+    return f"**Latency figure** (`predictor.target={target}`): {FIGURES[key]}."
+
+
 def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
     """Write ``report.md``: DPU, LUT coverage, predictor metrics, chosen subnets, plots."""
     dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
@@ -121,6 +129,8 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         "",
         _image(outdir, "predictor_scatter.png", "predicted vs measured latency of held-out subnets"),
         "## Search and deployed candidates",
+        latency_figure_statement(pred.get("target", "profile")),
+        "",
         f"Budget **{_fmt(search['budget_ms'])} ms** ({search.get('budget_source', 'config')}; predicted latency "
         f"+ {_fmt(search.get('k_sigma'), 'g')}·σ must fit). The space spans {_fmt(search.get('floor_ms'))}–"
         f"{_fmt(search.get('ceiling_ms'))} ms on this DPU. {search.get('evaluations', '–')} evaluations in "

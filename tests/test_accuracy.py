@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose
+
 from ofa_hw.accuracy import AccuracyModel, accuracy_info, make_accuracy_model
 from ofa_hw.accuracy.encoding import ArchEncoder, resolution_basis
 from ofa_hw.accuracy.flops import FlopsProxy

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import compose
 from omegaconf import OmegaConf
 
-from conftest import compose
 from ofa_hw.backends import Backend, ProfileJob, ProfileOutcome, SimBackend, make_backend
 from ofa_hw.dpu import DPUConfig, is_compilable
 from ofa_hw.dpu.parsers import parse_dnndk_profile

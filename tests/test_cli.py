@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from conftest import compose
 from ofa_hw.schemas import GROUPS
 
 CONF = Path(__file__).resolve().parents[1] / "ofa_hw" / "conf"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes.real import real_text
 
 from ofa_hw.dpu import (

@@ -13,18 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from torch import nn
 
 from ofa_hw.data import DATA_DIR
 from ofa_hw.dpu import CompileError, DPUConfig, compile_net, is_compilable, node_times_ms, simulate
-from ofa_hw.search.compilable import admitted_line, admitted_share
 from ofa_hw.dpu.calibrate import calibrate
 from ofa_hw.dpu.mbv3 import block_ops, parse_block
 from ofa_hw.dpu.measurements import CalibrationInputError, Source, load_sources
 from ofa_hw.dpu.timing import op_costs, spill_bytes
 from ofa_hw.export.onnx import export_onnx
 from ofa_hw.netspec import build_netspec
+from ofa_hw.search.compilable import admitted_line, admitted_share
 from ofa_hw.space import get_space
 
 CSV = DATA_DIR / "ultra96_b2304" / "ofa_mbv3_blocks_calibration.csv"

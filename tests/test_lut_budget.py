@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import compose
+
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
 from ofa_hw.backends.sim import SimBackend
 from ofa_hw.dpu import DPUConfig
@@ -233,8 +233,7 @@ def test_active_plan_scores_each_batch_before_training_on_it(tmp_path):
         assert len({SPACE.arch_id(o.job.arch) for o in res.outcomes}) == 9  # no subnet measured twice
         assert store.count() == 9  # every measurement kept
         # The newest batch's score is the predictor fitted on the earlier batches only.
-        from ofa_hw.lut.active import fit_predictor, heldout_error
-        from ofa_hw.lut.active import default_predictor
+        from ofa_hw.lut.active import default_predictor, fit_predictor, heldout_error
 
         earlier = res.outcomes[:6]
         pred = fit_predictor(lambda: default_predictor(SPACE, DPU), SPACE, DPU, earlier)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import compose
+
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut import LatencyTable, LutError
 from ofa_hw.lut.manage import SHIPPED_DIR, LutStaleError

@@ -79,6 +79,10 @@ def test_report_says_what_it_measured_on(first_run):
     assert (f"This removes **{100 * limits['removed_share']:.1f} %** of the space" in report
             and "20 000 uniformly sampled subnets" in report)
     assert results["basis"]["kind"] == "simulator" and "measured on" in proc.stdout
+    # Issue 11: the share of the space each toolchain generation admits; issue 15: which latency figure.
+    assert set(limits["admitted_by_toolchain"]) == {"dnndk", "xir"} and limits["admitted_by_toolchain"]["xir"] == 1.0
+    assert "share of the space each admits: dnndk" in report
+    assert "**Latency figure** (`predictor.target=profile`): sum of the per-node DPU times" in report
 
 
 def test_pareto_csv_reaches_the_ceiling(first_run):

@@ -13,6 +13,7 @@ from ofa_hw.search.evolution import Candidate
 from ofa_hw.search.verify import BackendMeasurer
 from ofa_hw.space import get_space
 
+
 @pytest.fixture(scope="module")
 def shared_ws(tmp_path_factory):
     """One workspace for the task tests: the predictor is fitted once, then reused from its cache."""

@@ -7,7 +7,14 @@ import pytest
 
 from ofa_hw.accuracy.flops import FlopsProxy
 from ofa_hw.blocktable import BlockTable
-from ofa_hw.search import EvolutionParams, GeneOps, InfeasibleBudgetError, LatencyConstraint, TableLatency, table_floor
+from ofa_hw.search import (
+    EvolutionParams,
+    GeneOps,
+    InfeasibleBudgetError,
+    LatencyConstraint,
+    TableLatency,
+    table_floor,
+)
 from ofa_hw.search.verify import (
     CorrectedLatency,
     MeasuredCorrection,

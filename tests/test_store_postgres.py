@@ -20,8 +20,15 @@ from ofa_hw.backends import ProfileJob, ProfileOutcome, SimBackend
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.dpu.parsers import parse_dnndk_profile
 from ofa_hw.space import get_space
-from ofa_hw.store import LockTimeout, PostgresStore, SQLiteStore, StoreError, open_store, profile_jobs
-from ofa_hw.store import migrations
+from ofa_hw.store import (
+    LockTimeout,
+    PostgresStore,
+    SQLiteStore,
+    StoreError,
+    migrations,
+    open_store,
+    profile_jobs,
+)
 from ofa_hw.store.copy import copy_runs
 from ofa_hw.store.locks import named_lock
 

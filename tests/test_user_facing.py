@@ -74,12 +74,10 @@ def test_infeasible_budget_is_rejected_before_the_lut_stage(tmp_path):
 
 def test_no_lut_from_zero_profiles_is_one_line(tmp_path, monkeypatch):
     """Every probe failing ("no successful profiles") names the backend and the first failure."""
+    import ofa_hw.backends.sim as sim_module
+    from ofa_hw.dpu.compiler import CompileError
     from ofa_hw.lut.table import LutError
     from ofa_hw.tasks.lut import lut_for_config
-
-    import ofa_hw.backends.sim as sim_module
-
-    from ofa_hw.dpu.compiler import CompileError
 
     def broken(*args, **kwargs):
         raise CompileError("conv_0", "simulated toolchain outage")
@@ -185,9 +183,9 @@ def _calibrated_copy(ws: Path, freq: float = 200.0) -> Path:
 
 
 def test_workspace_preset_wins_over_the_packaged_one(tmp_path, monkeypatch):
+    from ofa_hw.backends.sim import SimBackend
     from ofa_hw.dpu import DPUConfig, list_presets
     from ofa_hw.provenance import measurement_basis
-    from ofa_hw.backends.sim import SimBackend
 
     ws = tmp_path / "ws"
     _calibrated_copy(ws)

@@ -187,8 +187,9 @@ torch.load = load
 
 
 def test_quantize_script_runs_on_the_pytorch_of_old_containers(tmp_path):
-    from ofa_hw.backends.vitis.flows import synthetic_calibration
     from fakes.tools import FAKES_DIR
+
+    from ofa_hw.backends.vitis.flows import synthetic_calibration
 
     arch = {**SPACE.named_arch("proxyless_mobile_05"), "r": 128}
     model = build_model(SPACE, arch, "net").eval()

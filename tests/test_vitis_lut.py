@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import compose
+from fakes.board_server import FakeBoard
 from fakes.fixtures import *  # noqa: F401,F403
 from fakes.fixtures import needs_gcc
-
-from fakes.board_server import FakeBoard
 
 from ofa_hw.schemas.vitis import VitisConfig
 from ofa_hw.store import Store
@@ -73,3 +72,22 @@ def test_real_board_path_lut_build_has_no_crashes(fake_tools, two_boards, tmp_pa
     assert sum(c.endswith(" normal 0") for c in calls) == len(runs)  # timed tasks: normal-mode ELFs
     assert not any(c.endswith(" normal 1") for c in calls)
     assert all(b.commands for b in two_boards)  # both boards of the farm worked
+
+
+def test_default_budget_plan_on_the_fake_board_path(fake_tools, two_boards, tmp_path, capsys):
+    """Issue 14 on the real-board path: ``backend=vitis_dnndk`` defaults to the budget plan, prints its cost
+    before the first probe and profiles at most ``lut.max_subnets`` subnets through the fake tools/boards."""
+    overrides = [o for o in _overrides(fake_tools, two_boards, tmp_path, RESOLUTIONS) if o != "lut.plan=full"]
+    cfg = compose(overrides, workspace=tmp_path / "ws")
+    assert cfg.lut.plan == "auto" and cfg.lut.max_subnets == 20
+    result = lut_for_config(cfg, rundir=tmp_path / "run")
+    out = capsys.readouterr().out
+    first = out.index("LUT plan budget: up to 20 subnets, about")
+    assert "Ctrl-C is safe, rerun resumes" in out.splitlines()[out[:first].count("\n")]
+    with Store(tmp_path / "ws" / "store.sqlite") as store:
+        runs = store.runs(backend="vitis_dnndk")
+    assert 0 < len(runs) <= 20 and all(r.status == "ok" for r in runs)
+    assert result.plan is None and result.estimate is not None and result.table.meta.validation["plan"] == "budget"
+    # every profiled subnet went through the board: one debug-mode profile task per run
+    calls = [c for b in two_boards for c in b.n2cube_log.read_text().splitlines() if c.startswith("dpuCreateTask")]
+    assert sum(c.endswith(" debug 1") for c in calls) == len(runs)

@@ -40,7 +40,6 @@ from ofa_hw.dpu.mbv3 import block_ops, parse_block
 from ofa_hw.dpu.measurements import load_sources, sources_from_config
 from ofa_hw.dpu.timing import node_times_ms
 
-
 #: Which constants are fitted: the task's default (one per three measured blocks, by priority) and all.
 VARIANTS = {"default": None, "all_free": FREE}
 

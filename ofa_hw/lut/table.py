@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -232,7 +233,10 @@ class LatencyTable:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         csv_path = directory / f"{self.stem}.csv"
-        tmp_csv, tmp_json = csv_path.with_suffix(".csv.tmp"), csv_path.with_suffix(".json.tmp")
+        # Per-process temporary names: sweep jobs that build the same LUT at once must not rename each
+        # other's half-written files (the last complete pair wins; both are the same table).
+        tmp_csv = csv_path.with_name(f"{csv_path.name}.{os.getpid()}.tmp")
+        tmp_json = csv_path.with_name(f"{csv_path.with_suffix('.json').name}.{os.getpid()}.tmp")
         self.frame.to_csv(tmp_csv, index=False, float_format="%.6g")
         tmp_json.write_text(json.dumps(self.meta.to_dict(), indent=1) + "\n")
         # Rename last so a crash never leaves a CSV without its metadata.

@@ -16,8 +16,8 @@ from omegaconf import MISSING
 from ofa_hw.schemas.accuracy import AccuracyConfig
 from ofa_hw.schemas.backend import BackendConfig
 from ofa_hw.schemas.bench import BenchConfig
-from ofa_hw.schemas.deploy import DeployTaskConfig
 from ofa_hw.schemas.calibrate import CalibrateConfig
+from ofa_hw.schemas.deploy import DeployTaskConfig
 from ofa_hw.schemas.dpu import DpuConfig
 from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.schemas.predictor import PredictorConfig

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-from hydra.core.object_type import ObjectType
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
+from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf

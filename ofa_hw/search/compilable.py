@@ -12,9 +12,8 @@ is estimated on the same sample (:func:`admitted_share`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 

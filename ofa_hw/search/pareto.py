@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ofa_hw.search.evolution import Candidate, Evaluated, FinderBase, candidates
 from ofa_hw.blocktable import BlockTable
+from ofa_hw.search.evolution import Candidate, Evaluated, FinderBase, candidates
 from ofa_hw.search.floor import linear_argmin, table_ceiling
 from ofa_hw.search.latency import block_table_of
 from ofa_hw.space import SearchSpace

@@ -9,8 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: tasks run on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _style(ax, title: str, fontsize: int, legend_loc: str = "lower right") -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ofa_hw.store.base import BaseStore
-from ofa_hw.store.records import NODE_COLUMNS, LockTimeout, StoredRun, StoreError, dpu_config_dict, job_key
 from ofa_hw.store.jobs import profile_jobs
 from ofa_hw.store.migrations import schema_version
 from ofa_hw.store.postgres import PostgresStore
+from ofa_hw.store.records import NODE_COLUMNS, LockTimeout, StoredRun, StoreError, dpu_config_dict, job_key
 from ofa_hw.store.sqlite import STORE_FILENAME, SQLiteStore
 
 #: The embedded store under its historical name (``Store(path)`` opens a workspace's SQLite file).

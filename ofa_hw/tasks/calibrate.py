@@ -94,9 +94,9 @@ def _dnndk_pairs(cfg: DictConfig, base):
 
 
 def run(cfg: DictConfig) -> dict:
-    from ofa_hw.search.compilable import admitted_line, admitted_share
     from ofa_hw.dpu.calibrate import calibrate, sanity_figures
     from ofa_hw.dpu.measurements import CalibrationInputError, load_sources, sources_from_config
+    from ofa_hw.search.compilable import admitted_line, admitted_share
 
     c = cfg.calibrate
     outdir = output_dir()

@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from ofa_hw.report import summary_table, write_report
 from ofa_hw.errors import FailedWorkError
+from ofa_hw.report import summary_table, write_report
 from ofa_hw.tasks import job_label, make_dpu, open_store, output_dir, outputs_line, write_results
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,10 @@ class _StageClock:
 
 
 def run(cfg: DictConfig) -> dict:
+    from ofa_hw.search.stage import run_search_stage
     from ofa_hw.tasks.lut import lut_for_config
     from ofa_hw.tasks.search import build_context, make_measurer, preflight_search
     from ofa_hw.tasks.train import train_for_config, write_artefacts
-    from ofa_hw.search.stage import run_search_stage
 
     preflight_search(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
     outdir = output_dir()

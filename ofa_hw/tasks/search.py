@@ -29,15 +29,23 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from ofa_hw.errors import FailedWorkError, UserError
 from ofa_hw.search.evolution import EvolutionFinder
 from ofa_hw.search.floor import Floor
 from ofa_hw.search.latency import InfeasibleBudgetError, LatencyConstraint
 from ofa_hw.search.plots import plot_budget_sweep, plot_convergence
 from ofa_hw.search.stage import evolution_params, latency_range, run_search_stage, write_csv
-from ofa_hw.errors import FailedWorkError, UserError
 from ofa_hw.search.verify import BackendMeasurer, search_and_verify
-from ofa_hw.tasks import (job_label, make_backend, make_dpu, make_space, open_store, output_dir, outputs_line,
-                          write_results)
+from ofa_hw.tasks import (
+    job_label,
+    make_backend,
+    make_dpu,
+    make_space,
+    open_store,
+    output_dir,
+    outputs_line,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +212,8 @@ def _ofa_run(ctx: SearchContext, budget_ms: float, k_sigma: float, generations: 
         from ofa.nas.search_algorithm import EvolutionFinder as OFAEvolutionFinder
     except ImportError as exc:
         return {"available": False, "reason": f"ofa not importable: {exc}"}
-    from ofa_hw.search.ofa_compat import OFAAccuracyAdapter
-
     from ofa_hw.predictor import OFAEfficiencyAdapter
+    from ofa_hw.search.ofa_compat import OFAAccuracyAdapter
 
     efficiency = OFAEfficiencyAdapter(ctx.predictor, ctx.space, k_sigma=k_sigma)
 

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shlex
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
