@@ -278,3 +278,12 @@ def test_calibrate_file_errors_are_one_line(tmp_path, case):
     err = [line for line in proc.stderr.splitlines() if line.startswith("ofa-hw: error:")]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(err) == 1 and name in err[0] and "Traceback" not in proc.stderr
+
+
+def test_calibrate_without_measurements_is_one_line(tmp_path):
+    """No calibrate set chosen and no files given: nothing from the seed board is mixed in silently."""
+    proc = _cli(tmp_path, "calibrate.name=myboard")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("ofa-hw: error: calibrate: no measurements")
+    assert "calibrate=seed" in proc.stderr

@@ -47,9 +47,11 @@ class CalibrateConfig:
     """
 
     name: str = "calibrated"
-    profiles: list[str] = field(default_factory=lambda: ["zcu102_b4096/dnndk_profile_proxylessmobile05.txt"])
+    # Empty by default: a user's own measurements must never be mixed with the seed's ZCU102 profile
+    # (``calibrate=seed`` selects that one explicitly).
+    profiles: list[str] = field(default_factory=list)
     space: str = "proxyless_w05"
-    archs: list[str] = field(default_factory=lambda: ["proxyless_mobile_05"])
+    archs: list[str] = field(default_factory=list)
     measurements: list[MeasurementSourceConfig] = field(default_factory=list)
     dexplorer: str = ""
     xdputil: str = ""

@@ -106,7 +106,8 @@ def run(cfg: DictConfig) -> dict:
     if loaded is not None:
         data += loaded.measurements
     if not data:
-        raise CalibrationInputError("calibrate: no measurements (give calibrate.profiles + archs or calibrate.measurements)")
+        raise CalibrationInputError("calibrate: no measurements (give calibrate.profiles + archs or calibrate.measurements, "
+                                     "or a shipped set: calibrate=seed | calibrate=ultra96_b2304)")
     cal = calibrate(data, base, free=list(c.free) or None, name=c.name)
     dpu = cal.dpu
     task_overhead = None
