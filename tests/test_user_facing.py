@@ -199,6 +199,21 @@ def test_workspace_preset_wins_over_the_packaged_one(tmp_path, monkeypatch):
     assert compose(["dpu=zcu102_b4096"]).dpu.freq_mhz == 300.0  # other workspaces keep the packaged one
 
 
+def test_workspace_override_on_the_command_line_finds_its_presets(tmp_path):
+    """``task=calibrate workspace=DIR`` writes DIR/conf/dpu/<name>.yaml; ``dpu=<name> workspace=DIR`` must find
+    it without $OFA_HW_WORKSPACE (the search path is fixed before composition, so it reads the command line)."""
+    from ofa_hw.schemas.searchpath import _workspace_override
+
+    assert _workspace_override(["task=lut", f"workspace={tmp_path}"]) == str(tmp_path)
+    assert _workspace_override(["workspace=a,b"]) is None and _workspace_override(["task=lut"]) is None
+    ws = tmp_path / "elsewhere"
+    _calibrated_copy(ws, freq=150.0)
+    proc = cli([f"workspace={ws}", "dpu=zcu102_b4096", "--cfg", "job"], None, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "freq_mhz: 150.0" in proc.stdout
+    assert not (tmp_path / ".ofa_hw").exists()
+
+
 def test_cli_says_when_a_workspace_preset_shadows(tmp_path):
     ws, run = tmp_path / "ws", tmp_path / "run"
     _calibrated_copy(ws)

@@ -2,7 +2,8 @@
 
 Two Hydra plugins, registered by :func:`ofa_hw.schemas.register`:
 
-* :class:`WorkspaceSearchPath` puts ``<workspace>/conf`` (``$OFA_HW_WORKSPACE``, default ``.ofa_hw``)
+* :class:`WorkspaceSearchPath` puts ``<workspace>/conf`` (``workspace=`` on the command line, else
+  ``$OFA_HW_WORKSPACE``, default ``.ofa_hw``)
   *before* the packaged configs, so a preset the user calibrated under a packaged name
   (``task=calibrate calibrate.name=zcu102_b4096``) is the one ``dpu=zcu102_b4096`` selects; the CLI
   logs when that happens (:func:`shadowed_presets`). The directory is only searched when it exists:
@@ -16,6 +17,7 @@ Two Hydra plugins, registered by :func:`ofa_hw.schemas.register`:
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,9 +31,23 @@ from omegaconf import OmegaConf
 SCHEMA_SUFFIX = "_schema"
 
 
-def workspace_dir() -> Path:
-    """The workspace the CLI uses by default (``workspace: ${oc.env:OFA_HW_WORKSPACE,.ofa_hw}``)."""
-    return Path(os.environ.get("OFA_HW_WORKSPACE") or ".ofa_hw").expanduser()
+def _workspace_override(argv: list[str]) -> str | None:
+    """The value of a ``workspace=DIR`` command-line override, if the command line has exactly one.
+
+    The search path is fixed before Hydra composes the config, so the override is read from the command
+    line itself; a sweep over several workspaces (``workspace=a,b``) has no single one and is ignored.
+    """
+    values = [arg.split("=", 1)[1] for arg in argv if arg.lstrip("+").startswith("workspace=")]
+    if len(values) != 1 or "," in values[0] or not values[0]:
+        return None
+    return values[0].strip("'\"")
+
+
+def workspace_dir(argv: list[str] | None = None) -> Path:
+    """The workspace of this run: a ``workspace=`` override on the command line, else
+    ``$OFA_HW_WORKSPACE``, else ``.ofa_hw`` (as ``workspace: ${oc.env:OFA_HW_WORKSPACE,.ofa_hw}`` resolves)."""
+    override = _workspace_override(sys.argv[1:] if argv is None else argv)
+    return Path(override or os.environ.get("OFA_HW_WORKSPACE") or ".ofa_hw").expanduser()
 
 
 def workspace_conf_dir() -> Path:
