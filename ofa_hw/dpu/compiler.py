@@ -15,7 +15,7 @@ real tools do, reported in :attr:`CompiledNet.subgraphs`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -104,6 +104,23 @@ class Op:
     @property
     def out_bytes(self) -> int:
         return self.out_h * self.out_w * self.out_c
+
+
+#: Op kinds an activation folds into (VAI_C fuses the activation into the op producing its input).
+FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add", "mul")
+
+
+def fold_into(op: Op, **changes: Any) -> Op | None:
+    """``op`` with a following BN (``bn=True``) or activation (``act=...``) folded in, as VAI_C fuses
+    them; ``None`` when the compiler would keep that layer separate. Front ends (torch.fx, ONNX) share it.
+    """
+    if "act" in changes and (op.kind not in FOLDS_ACT or op.act is not None):
+        return None
+    if "bn" in changes:
+        if op.kind not in ("conv", "dwconv", "deconv", "fc") or op.act is not None:
+            return None
+        changes = {}  # BN folds into the weights: nothing of the op changes
+    return replace(op, **changes)
 
 
 @dataclass(frozen=True)

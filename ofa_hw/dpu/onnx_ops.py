@@ -11,16 +11,14 @@ vai_q_onnx and most exporters produce). Supported DPU operators: ``Conv`` (dense
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from ofa_hw.dpu.compiler import Op
+from ofa_hw.dpu.compiler import Op, fold_into
 
 _PASSTHROUGH = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 _ACTS = {"Relu": "relu", "LeakyRelu": "leakyrelu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid"}
-_FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add", "mul")
 
 
 class OnnxError(ValueError):
@@ -87,14 +85,10 @@ class _Reader:
         idx = self.of.get(src, -1)
         if idx < 0 or self.users.get(src, 0) != 1:
             return False
-        op = self.ops[idx]
-        if "act" in changes and (op.kind not in _FOLDS_ACT or op.act is not None):
+        folded = fold_into(self.ops[idx], **changes)
+        if folded is None:
             return False
-        if "bn" in changes:
-            if op.kind not in ("conv", "dwconv", "deconv", "fc") or op.act is not None:
-                return False
-            changes = {}
-        self.ops[idx] = dataclasses.replace(op, **changes)
+        self.ops[idx] = folded
         self.of[node.output[0]] = idx
         return True
 

@@ -12,7 +12,6 @@ look like a real DNNDK profile's.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import threading
 from typing import Any
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ofa_hw.dpu.compiler import Op
+from ofa_hw.dpu.compiler import Op, fold_into
 
 #: Held by every torch.fx trace + shape propagation of the package. While ``fx.symbolic_trace`` runs it
 #: patches ``torch.nn.Module.__call__`` process-wide, so a trace or a ShapeProp forward in another
@@ -36,7 +35,6 @@ _PASSTHROUGH_METHODS = {"flatten", "view", "reshape", "contiguous", "squeeze"}
 _ACT_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leakyrelu", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid"}
 _ACT_FUNCS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leakyrelu", F.hardswish: "hswish", F.hardsigmoid: "hsigmoid"}
 _ACT_METHODS = {"relu": "relu"}
-_FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add", "mul")
 
 
 def _shape(node: fx.Node) -> tuple[int, int, int]:
@@ -85,14 +83,10 @@ class _Tracer:
         idx = self.of.get(producer, -1)
         if idx < 0 or len(producer.users) != 1:
             return False
-        op = self.ops[idx]
-        if "act" in changes and (op.kind not in _FOLDS_ACT or op.act is not None):
+        folded = fold_into(self.ops[idx], **changes)
+        if folded is None:
             return False
-        if "bn" in changes:
-            if op.kind not in ("conv", "dwconv", "deconv", "fc") or op.act is not None:
-                return False
-            changes = {}
-        self.ops[idx] = dataclasses.replace(op, **changes)
+        self.ops[idx] = folded
         self.of[node] = idx
         return True
 
