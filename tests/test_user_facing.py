@@ -366,3 +366,11 @@ def test_predictor_bench_table_is_readable():
 def test_readme_states_the_cpu_wheel_index():
     readme = (ROOT / "README.md").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in readme
+
+
+def test_ci_runs_the_readme_test_command():
+    """CI must run exactly what the README tells a user to run."""
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("**Run the tests**")[1].split("```bash\n")[1].split("\n```")[0].strip()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert command in ci
