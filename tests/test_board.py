@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 from fakes.board_server import FakeBoard
-from fakes.fixtures import *
+from fakes.fixtures import *  # noqa: F403 - pytest fixtures
 from fakes.fixtures import make_settings, needs_gcc
 from fakes.tools import as_printed, seed_profile_text, write_fake_elf
 

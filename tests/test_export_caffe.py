@@ -15,11 +15,11 @@ from ofa_hw.export.caffe import (
     CaffeExportError,
     load_caffe,
     read_prototxt,
-    remove_redundant_input,
     save_caffe,
     to_caffe,
     with_image_data,
 )
+from ofa_hw.export.caffe_deploy import remove_redundant_input
 from ofa_hw.export.caffe_pb import ProtoSyntaxError, parse_proto, pb
 from ofa_hw.space import get_space
 from ofa_hw.torchnet import build_model

@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 from conftest import compose
-from fakes.fixtures import *
+from fakes.fixtures import *  # noqa: F403 - pytest fixtures
 from fakes.fixtures import needs_gcc
 from fakes.tools import seed_profile_text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes.fixtures import *
+from fakes.fixtures import *  # noqa: F403 - pytest fixtures
 from fakes.fixtures import make_settings, needs_gcc
 from fakes.nets import randomize_
 

@@ -29,7 +29,8 @@ from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
 from ofa_hw.dpu import DPUConfig, ParseError, parse_kernel_info
 from ofa_hw.errors import UserError
-from ofa_hw.export.caffe import remove_redundant_input, save_caffe, to_caffe, with_image_data
+from ofa_hw.export.caffe import save_caffe, to_caffe, with_image_data
+from ofa_hw.export.caffe_deploy import remove_redundant_input
 from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, write_quantize_script
 from ofa_hw.netspec import build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
