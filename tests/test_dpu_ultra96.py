@@ -287,3 +287,13 @@ def test_calibrate_without_measurements_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("ofa-hw: error: calibrate: no measurements")
     assert "calibrate=seed" in proc.stderr
+
+
+def test_report_basis_names_the_ultra96_fit():
+    """The report says what the simulator was fitted on and how well, for a preset task=calibrate wrote."""
+    from ofa_hw.backends.sim import SimBackend
+    from ofa_hw.provenance import measurement_basis
+
+    basis = measurement_basis(SimBackend(U96), U96)
+    assert basis["fit"]["node_mape"] == pytest.approx(0.0737) and basis["fit"]["total_error"] == pytest.approx(-0.018)
+    assert "ofa_mbv3_blocks_calibration.csv" in basis["text"] and "MAPE 7.4 %" in basis["text"]
