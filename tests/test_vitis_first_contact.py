@@ -5,6 +5,8 @@ layouts, and export on compile_jobs threads. Each test would have caught one fin
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -123,6 +125,11 @@ def test_preflight_checks_container_env_and_boards_before_any_work(fake_tools, f
         "conda environment 'vitis-ai-caffee' does not exist": dict(conda_env="vitis-ai-caffee"),
         "cannot run": dict(docker=str(tmp_path / "no-docker")),
     }
+    host_path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d != str(fake_tools.bin))
+    real_docker = shutil.which("docker", path=host_path)
+    if real_docker and subprocess.run([real_docker, "info"], capture_output=True, timeout=60).returncode != 0:
+        # The real Docker client of this machine, with no daemon running (what a user without Docker sees).
+        cases["Docker is not usable here"] = dict(docker=real_docker)
     for expected, change in cases.items():
         with pytest.raises(BackendUnavailable, match=expected) as e:
             VitisBackend("vitis_dnndk", B4096, make_settings(fake_tools, [fake_board], tmp_path / "work", **change)).preflight()

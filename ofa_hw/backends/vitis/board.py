@@ -21,11 +21,15 @@ import logging
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
+# asyncssh still imports cryptography's DSA classes, which warn at import time; DSA keys are never used
+# here, and eight lines of that warning on every Vitis run hide the one line a user must read.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh(\..*)?$")
+import asyncssh  # noqa: E402
 
 from ofa_hw.schemas.vitis import BoardConfig
 

@@ -71,6 +71,9 @@ def _tool_problem(exc: ToolError, s, backend: VitisBackend, where: str, arch: st
     if exc.returncode is None and "cannot start" in str(exc):
         fix = "install Docker or set backend.vitis.docker" if s.container else "install the tools on this host"
         return f"cannot run {shlex.quote(str(exc).split(': ', 1)[-1])}: {fix} (or backend.vitis.container='' for host tools)"
+    if "Cannot connect to the Docker daemon" in out or "permission denied while trying to connect to the Docker daemon" in out:
+        return (f"Docker is not usable here ({_first_line(exc)}): start the Docker daemon (or get access to it), "
+                "or run the Vitis-AI tools on this host with backend.vitis.container=''")
     if "No such container" in out or "is not running" in out:
         return (
             f"container {s.container!r} does not exist or is not running: start the Vitis-AI container with "
