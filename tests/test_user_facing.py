@@ -146,18 +146,28 @@ def test_ctrl_c_exits_130_with_the_kept_count(tmp_path):
     ws, empty = tmp_path / "ws", tmp_path / "no_luts"
     empty.mkdir()
     env = {**os.environ, "OFA_HW_WORKSPACE": str(ws)}
-    proc = subprocess.Popen([sys.executable, "-m", "ofa_hw.cli", f"lut.shipped_dir={empty}",
+    proc = subprocess.Popen([sys.executable, "-m", "ofa_hw.cli", f"lut.shipped_dir={empty}", "lut.coverage=3",
                              f"hydra.run.dir={tmp_path / 'run'}"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A test run started in the background by a non-interactive shell inherits
+                            # SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+                            # give the job the default disposition, as a user's Ctrl-C finds it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db, deadline = ws / "store.sqlite", time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(db) as con:
-                if con.execute("select count(*) from runs").fetchone()[0] >= 3:
-                    break
-        except sqlite3.Error:
-            pass  # not created yet
-        time.sleep(0.1)
+        # Read-only and never creating the file (the job must create its own store), with a short busy
+        # timeout: a blocked poll must not let the job run to its end before the signal is sent.
+        if db.exists():
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05)
+                try:
+                    if con.execute("select count(*) from runs").fetchone()[0] >= 3:
+                        break
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                pass  # tables not created yet, or a writer holds the file for a moment
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
