@@ -29,7 +29,6 @@ Every version is returned in one frame, so that callers never branch on the vers
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -149,20 +148,22 @@ def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.D
                     raise ParseError(f"batch: {cell!r} is not an integer", line=i + 1, source=source) from None
             else:
                 row[key] = _number(cell, key, i + 1, source)
-        rows.append(_derive(row))
+        if "efficiency" in row:
+            row["efficiency"] /= 100.0  # printed in %
+        rows.append(row)
     if not rows:
         raise ParseError("vaitrace DPU summary without rows", line=start + 2, source=source)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return fill_derived(pd.DataFrame(rows))[list(COLUMNS)]
 
 
-def _derive(row: dict) -> dict:
-    """Fill the version-independent columns (mem_mb, mb_s, perf_gops, efficiency as a fraction)."""
-    out = {key: row.get(key, math.nan) for key in COLUMNS}
-    if "load_weight_mb" in row:
-        out["mem_mb"] = row["load_weight_mb"] + row["load_fm_mb"] + row["store_fm_mb"]
-        out["mb_s"] = row["avg_bw_mbs"]
-    if "efficiency" in row:
-        out["efficiency"] = row["efficiency"] / 100.0
-    if "perf_gops" not in row:
-        out["perf_gops"] = row["workload_gop"] / row["runtime_ms"] * 1000.0 if row["runtime_ms"] > 0 else math.nan
+def fill_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column of :data:`COLUMNS`; the version-independent ones filled where a version
+    (or a hand-made frame) lacks them: ``mem_mb`` = LdWB + LdFM + StFM, ``mb_s`` = AvgBw (else mem / time),
+    ``perf_gops`` = WL / time.
+    """
+    out = frame.reindex(columns=[*frame.columns, *(c for c in COLUMNS if c not in frame)])
+    runtime = out["runtime_ms"].where(out["runtime_ms"] > 0)
+    out["mem_mb"] = out["mem_mb"].fillna(out["load_weight_mb"] + out["load_fm_mb"] + out["store_fm_mb"])
+    out["mb_s"] = out["mb_s"].fillna(out["avg_bw_mbs"]).fillna(out["mem_mb"] / runtime * 1000.0)
+    out["perf_gops"] = out["perf_gops"].fillna(out["workload_gop"] / runtime * 1000.0)
     return out

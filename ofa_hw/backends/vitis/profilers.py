@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ofa_hw.backends.vitis.board import ENV_FILE, BoardClient, quote_cmd
 from ofa_hw.backends.vitis.flows import Compiled
 from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
 from ofa_hw.dpu.profile import make_table, quantize, run_totals
+from ofa_hw.dpu.vaitrace import fill_derived
 from ofa_hw.errors import UserError
 from ofa_hw.schemas.vitis import VitisConfig
 
@@ -203,10 +203,6 @@ class VartProfiler:
         )
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
-
-
 def profile_from_vaitrace(
     summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = ""
 ) -> Profile:
@@ -217,23 +213,16 @@ def profile_from_vaitrace(
     workload / runtime, Mem = loaded weights + loaded and stored feature maps (or 1.4's ``Mem``),
     MB/s = ``AvgBw`` (or 1.4's ``MB/s``, else Mem / runtime); utilization is Perf over one core's peak.
     """
-    grouped = summary.groupby("subgraph", sort=False).mean(numeric_only=True)
+    grouped = fill_derived(summary).groupby("subgraph", sort=False).mean(numeric_only=True)
     names = list(grouped.index)
-    work = _column(grouped, "workload_gop").fillna(0.0).to_numpy() * 1000.0
-    rt = _column(grouped, "runtime_ms").to_numpy(dtype=float)
+    work = grouped["workload_gop"].fillna(0.0).to_numpy() * 1000.0
+    rt = grouped["runtime_ms"].to_numpy(dtype=float)
     if np.isnan(rt).any() or (rt <= 0).any():
         bad = names[int(np.argmax(np.isnan(rt) | (rt <= 0)))]
         raise ParseError(f"vaitrace summary: subgraph {bad!r} has no positive runtime", source="vaitrace output")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        perf = _column(grouped, "perf_gops").fillna(pd.Series(work / rt, index=grouped.index)).to_numpy()
-        loads = _column(grouped, "load_weight_mb") + _column(grouped, "load_fm_mb") + _column(grouped, "store_fm_mb")
-        mem = _column(grouped, "mem_mb").fillna(loads).fillna(0.0).to_numpy()
-        mbs = (
-            _column(grouped, "avg_bw_mbs")
-            .fillna(_column(grouped, "mb_s"))
-            .fillna(pd.Series(mem / rt * 1000.0, index=grouped.index))
-            .to_numpy()
-        )
+    perf = grouped["perf_gops"].to_numpy()
+    mem = grouped["mem_mb"].fillna(0.0).to_numpy()
+    mbs = grouped["mb_s"].fillna(0.0).to_numpy()
     raw = {
         "workload_mop": work,
         "mem_mb": mem,
