@@ -9,9 +9,9 @@ masked sum — no model in the loop. Latency predictors, the FLOPs proxy and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
@@ -50,7 +50,10 @@ def space_blocks(space: SearchSpace) -> SpaceBlocks:
     nb = space.n_blocks
     nets = tuple(
         tuple(
-            tuple(build_netspec(space, {"ks": [k] * nb, "e": [e] * nb, "d": depth, "r": r}) for e in space.expand_list)
+            tuple(
+                build_netspec(space, {"ks": [k] * nb, "e": [e] * nb, "d": depth, "r": r})
+                for e in space.expand_list
+            )
             for k in space.ks_list
         )
         for r in space.resolutions
@@ -81,13 +84,15 @@ class BlockTable:
         nr, nb = len(self.space.resolutions), self.space.n_blocks
         want = (nr, nb, len(self.space.ks_list), len(self.space.expand_list))
         if self.fixed.shape != (nr,) or self.blocks.shape != want:
-            raise ValueError(f"table shapes {self.fixed.shape}, {self.blocks.shape} do not fit space "
-                             f"'{self.space.name}' (expected {(nr,)}, {want})")
+            raise ValueError(
+                f"table shapes {self.fixed.shape}, {self.blocks.shape} do not fit space "
+                f"'{self.space.name}' (expected {(nr,)}, {want})"
+            )
 
     @classmethod
     def from_block_fn(
         cls, space: SearchSpace, fn: Callable[[Block, NetSpec], float | tuple[float, float]]
-    ) -> "BlockTable":
+    ) -> BlockTable:
         """Fill a table by calling ``fn(block, netspec)`` once per cell (a value or ``(mean, var)``)."""
         sb = space_blocks(space)
         shape = (len(space.resolutions), space.n_blocks, len(space.ks_list), len(space.expand_list))
@@ -112,7 +117,9 @@ class BlockTable:
         nb = self.space.n_blocks
         _, _, nk, ne = self.blocks.shape
         r = genes[:, -1].astype(np.int32)
-        idx = ((r[:, None] * nb + np.arange(nb, dtype=np.int32)) * nk + genes[:, :nb]) * ne + genes[:, nb : 2 * nb]
+        idx = ((r[:, None] * nb + np.arange(nb, dtype=np.int32)) * nk + genes[:, :nb]) * ne + genes[
+            :, nb : 2 * nb
+        ]
         # Inactive blocks point one past the table, at an appended zero cell: one flat gather, no mask
         # multiply and no 4-D fancy indexing (this is the search's hot path).
         idx[~self.space.active_mask(genes)] = self.blocks.size

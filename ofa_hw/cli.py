@@ -66,8 +66,12 @@ def announce_shadowed_presets(cfg: DictConfig) -> None:
     path = shadowed_presets("dpu").get(str(choice))
     if path is not None:
         provenance = cfg.dpu.get("calibrated_on") or "no provenance recorded"
-        log.warning("dpu=%s: using the workspace's preset %s (%s); it shadows the packaged preset of that name",
-                    choice, path, provenance)
+        log.warning(
+            "dpu=%s: using the workspace's preset %s (%s); it shadows the packaged preset of that name",
+            choice,
+            path,
+            provenance,
+        )
 
 
 def check_choices(cfg: DictConfig) -> None:
@@ -82,11 +86,15 @@ def check_choices(cfg: DictConfig) -> None:
     if HydraConfig.initialized():
         for group, choice in HydraConfig.get().runtime.choices.items():
             if isinstance(choice, str) and choice.endswith(SCHEMA_SUFFIX) and not group.startswith("hydra"):
-                raise UserError(f"{group}={choice} is the schema of group '{group}', not an option; "
-                                f"`ofa-hw --help` lists the options")
+                raise UserError(
+                    f"{group}={choice} is the schema of group '{group}', not an option; "
+                    f"`ofa-hw --help` lists the options"
+                )
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise UserError(f"no value for {', '.join(missing)} (set it on the command line, e.g. {missing[0]}=...)")
+        raise UserError(
+            f"no value for {', '.join(missing)} (set it on the command line, e.g. {missing[0]}=...)"
+        )
 
 
 def _fail(status: int, message: str) -> NoReturn:
@@ -114,8 +122,10 @@ def _main(cfg: DictConfig) -> dict:
         _fail(EXIT_USER_ERROR, f"error: {one_line(err)}")
     except KeyboardInterrupt:
         kept = measurements_kept(cfg)
-        _fail(EXIT_INTERRUPTED, "interrupted; rerun to resume"
-              + (f", {kept} measurements kept" if kept is not None else ""))
+        _fail(
+            EXIT_INTERRUPTED,
+            "interrupted; rerun to resume" + (f", {kept} measurements kept" if kept is not None else ""),
+        )
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ plain exceptions while the CLI still reports the cause in one line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class UserError(Exception):

@@ -9,9 +9,9 @@ toolchain names its nodes after them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 from ofa_hw.space import STAGE_STRIDES, Arch, SearchSpace, make_divisible
 
@@ -142,7 +142,9 @@ def conv_key(in_hw: int, in_c: int, out_hw: int, out_c: int, kind: str = "Conv")
     return f"{kind}-input:{in_hw}x{in_hw}x{in_c}-output:{out_hw}x{out_hw}x{out_c}"
 
 
-def mbconv_key(in_hw: int, in_c: int, out_hw: int, out_c: int, expand: int, kernel: int, stride: int, idskip: int) -> str:
+def mbconv_key(
+    in_hw: int, in_c: int, out_hw: int, out_c: int, expand: int, kernel: int, stride: int, idskip: int
+) -> str:
     return (
         f"expanded_conv-input:{in_hw}x{in_hw}x{in_c}-output:{out_hw}x{out_hw}x{out_c}"
         f"-expand:{expand}-kernel:{kernel}-stride:{stride}-idskip:{idskip}"
@@ -195,7 +197,9 @@ class _Builder:
         )
 
 
-def _mbconv(b: _Builder, hw: int, cin: int, cout: int, expand: int, kernel: int, stride: int, space_block: int) -> int:
+def _mbconv(
+    b: _Builder, hw: int, cin: int, cout: int, expand: int, kernel: int, stride: int, space_block: int
+) -> int:
     """Append one MBConv block (1×1 expand, k×k depthwise, 1×1 project); returns the output size."""
     out_hw = conv_out(hw, stride)
     residual = stride == 1 and cin == cout
@@ -204,10 +208,23 @@ def _mbconv(b: _Builder, hw: int, cin: int, cout: int, expand: int, kernel: int,
     else:
         mid = _mid_channels(cin, expand)
         b.layer("conv", "expand", in_hw=hw, in_c=cin, out_hw=hw, out_c=mid, act="relu6")
-    b.layer("dwconv", "dw", in_hw=hw, in_c=mid, out_hw=out_hw, out_c=mid, kernel=kernel, stride=stride, groups=mid, act="relu6")
+    b.layer(
+        "dwconv",
+        "dw",
+        in_hw=hw,
+        in_c=mid,
+        out_hw=out_hw,
+        out_c=mid,
+        kernel=kernel,
+        stride=stride,
+        groups=mid,
+        act="relu6",
+    )
     b.layer("conv", "project", in_hw=out_hw, in_c=mid, out_hw=out_hw, out_c=cout, residual=residual)
     key = mbconv_key(hw, cin, out_hw, cout, expand, kernel, stride, int(residual))
-    b.close_block("expanded_conv", key, space_block, expand=expand, kernel=kernel, stride=stride, idskip=int(residual))
+    b.close_block(
+        "expanded_conv", key, space_block, expand=expand, kernel=kernel, stride=stride, idskip=int(residual)
+    )
     return out_hw
 
 

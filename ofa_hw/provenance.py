@@ -21,7 +21,9 @@ from typing import Any
 # The header task=calibrate writes: "MAPE 0.0737 over 22 measured parts, total error -0.0180" (older
 # presets: "node MAPE 0.0312, total error -0.0100").
 _FIT = re.compile(r"MAPE\s+([0-9.]+)(?:\s+over\s+\d+\s+measured parts)?\s*,\s*total error\s+([+-]?[0-9.]+)")
-_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "calibration" / "results" / "results.json"
+_EXPERIMENT = (
+    Path(__file__).resolve().parent.parent / "experiments" / "calibration" / "results" / "results.json"
+)
 
 
 def preset_file(name: str) -> Path | None:
@@ -42,12 +44,19 @@ def calibration_fit(dpu: Any) -> dict[str, Any] | None:
         header = "\n".join(line for line in path.read_text().splitlines() if line.lstrip().startswith("#"))
         match = _FIT.search(header)
         if match:
-            return {"node_mape": float(match.group(1)), "total_error": float(match.group(2)), "source": str(path)}
+            return {
+                "node_mape": float(match.group(1)),
+                "total_error": float(match.group(2)),
+                "source": str(path),
+            }
     if _EXPERIMENT.is_file():
         cal = json.loads(_EXPERIMENT.read_text()).get("calibration", {})
         if cal.get("preset") == dpu.name and cal.get("fingerprint") == _preset_fingerprint(dpu):
-            return {"node_mape": cal.get("node_mape"), "total_error": cal.get("total_error"),
-                    "source": str(_EXPERIMENT.relative_to(_EXPERIMENT.parents[3]))}
+            return {
+                "node_mape": cal.get("node_mape"),
+                "total_error": cal.get("total_error"),
+                "source": str(_EXPERIMENT.relative_to(_EXPERIMENT.parents[3])),
+            }
     return None
 
 
@@ -63,18 +72,33 @@ def measurement_basis(backend: Any, dpu: Any) -> dict[str, Any]:
     if name == "sim":
         fit = calibration_fit(dpu)
         source = dpu.calibrated_on or "nothing (the model's default constants)"
-        fit_text = (f"fit error: node MAPE {100 * fit['node_mape']:.1f} %, total {100 * fit['total_error']:+.1f} % "
-                    f"({fit['source']})" if fit and fit.get("node_mape") is not None else "fit error not recorded")
+        fit_text = (
+            f"fit error: node MAPE {100 * fit['node_mape']:.1f} %, total {100 * fit['total_error']:+.1f} % "
+            f"({fit['source']})"
+            if fit and fit.get("node_mape") is not None
+            else "fit error not recorded"
+        )
         overridden = _overridden(dpu)
-        text = (f"the DPU simulator ({toolchain}), preset {dpu.name} calibrated on {source}; {fit_text}"
-                + ("; its constants were changed on the command line since" if overridden else "")
-                + ". Predictor MAPE/τ and hit rates compare the predictor with this same simulator its LUT "
-                  "came from: they show how well it learned the simulator, not the board")
-        return {"kind": "simulator", "backend": name, "toolchain": toolchain, "calibrated_on": dpu.calibrated_on,
-                "fit": fit, "overridden": overridden, "text": text}
+        text = (
+            f"the DPU simulator ({toolchain}), preset {dpu.name} calibrated on {source}; {fit_text}"
+            + ("; its constants were changed on the command line since" if overridden else "")
+            + ". Predictor MAPE/τ and hit rates compare the predictor with this same simulator its LUT "
+            "came from: they show how well it learned the simulator, not the board"
+        )
+        return {
+            "kind": "simulator",
+            "backend": name,
+            "toolchain": toolchain,
+            "calibrated_on": dpu.calibrated_on,
+            "fit": fit,
+            "overridden": overridden,
+            "text": text,
+        }
     boards = [str(getattr(b, "name", b)) for b in getattr(backend, "boards", [])]
-    text = (f"real hardware: board(s) {', '.join(boards) or '?'} ({dpu.name}, {dpu.arch} @ {dpu.freq_mhz:g} MHz) "
-            f"through {name}, toolchain {toolchain or '?'}")
+    text = (
+        f"real hardware: board(s) {', '.join(boards) or '?'} ({dpu.name}, {dpu.arch} @ {dpu.freq_mhz:g} MHz) "
+        f"through {name}, toolchain {toolchain or '?'}"
+    )
     return {"kind": "board", "backend": name, "toolchain": toolchain, "boards": boards, "text": text}
 
 

@@ -34,7 +34,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _accuracy_label(search: dict[str, Any]) -> str:
     acc = search.get("accuracy_model", {})
     label = acc.get("label", "accuracy")
-    return f"{label} — a proxy, not ImageNet accuracy" if acc.get("is_proxy") and "proxy" not in label.lower() else label
+    return (
+        f"{label} — a proxy, not ImageNet accuracy"
+        if acc.get("is_proxy") and "proxy" not in label.lower()
+        else label
+    )
 
 
 def _image(outdir: Path, name: str, caption: str) -> str:
@@ -51,7 +55,11 @@ def measured_on(results: dict[str, Any], short: bool = False) -> str:
         return f"**Measured on:** {basis['text']}."
     if basis.get("kind") == "simulator":
         fit = basis.get("fit") or {}
-        err = f", node MAPE {100 * fit['node_mape']:.1f} % vs its board" if fit.get("node_mape") is not None else ""
+        err = (
+            f", node MAPE {100 * fit['node_mape']:.1f} % vs its board"
+            if fit.get("node_mape") is not None
+            else ""
+        )
         return f"measured on the simulator ({basis.get('calibrated_on') or 'uncalibrated'}{err})"
     return f"measured on board(s) {', '.join(basis.get('boards', [])) or '?'} with {basis.get('toolchain') or '?'}"
 
@@ -67,21 +75,27 @@ def compile_limit_statement(results: dict[str, Any]) -> str:
     generations = ""
     if by_gen:
         parts = ", ".join(f"{name} {100 * v:.1f} %" for name, v in by_gen.items())
-        generations = (f" Compile limits belong to the toolchain generation (this DPU: "
-                       f"{limits.get('toolchain', '?')}); share of the space each admits: {parts}.")
+        generations = (
+            f" Compile limits belong to the toolchain generation (this DPU: "
+            f"{limits.get('toolchain', '?')}); share of the space each admits: {parts}."
+        )
     if not limits.get("rule"):
-        return (f"**Compile limits:** no layer of {results['space']['name']} violates a compile limit of "
-                f"{results['dpu']['preset']}; {share} of {sample} are uncompilable.{generations}")
-    return (f"**Compile limits:** the compiler rejects a layer when {limits['rule']} (e.g. layer "
-            f"`{limits['example_layer']}` of the largest subnet); such subnets are excluded from the LUT "
-            f"probes and the search. This removes **{share}** of the space ({limits['uncompilable_cells']} "
-            f"(resolution, block, kernel, expand) cells; share estimated on {sample}, checked with "
-            f"{limits['check']}).{generations}")
+        return (
+            f"**Compile limits:** no layer of {results['space']['name']} violates a compile limit of "
+            f"{results['dpu']['preset']}; {share} of {sample} are uncompilable.{generations}"
+        )
+    return (
+        f"**Compile limits:** the compiler rejects a layer when {limits['rule']} (e.g. layer "
+        f"`{limits['example_layer']}` of the largest subnet); such subnets are excluded from the LUT "
+        f"probes and the search. This removes **{share}** of the space ({limits['uncompilable_cells']} "
+        f"(resolution, block, kernel, expand) cells; share estimated on {sample}, checked with "
+        f"{limits['check']}).{generations}"
+    )
 
 
 def latency_figure_statement(target: str) -> str:
     """Which latency the predictor, the budget and the "measured" column mean (debug sum or deployable)."""
-    from ofa_hw.dpu.profile import FIGURES
+    from ofa_hw.formats.profile import FIGURES
 
     key = "e2e_ms" if target == "e2e" else "profile_total_ms"
     return f"**Latency figure** (`predictor.target={target}`): {FIGURES[key]}."
@@ -101,17 +115,40 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         "## DPU",
         _table(
             ["preset", "arch", "clock", "cores", "fingerprint", "backend"],
-            [[dpu["preset"], dpu.get("arch", "–"), f"{_fmt(dpu.get('freq_mhz'), '.0f')} MHz", dpu.get("cores", "–"),
-              f"`{dpu['fingerprint']}`", results["backend"]["name"]]],
+            [
+                [
+                    dpu["preset"],
+                    dpu.get("arch", "–"),
+                    f"{_fmt(dpu.get('freq_mhz'), '.0f')} MHz",
+                    dpu.get("cores", "–"),
+                    f"`{dpu['fingerprint']}`",
+                    results["backend"]["name"],
+                ]
+            ],
         ),
         "",
         compile_limit_statement(results),
         "",
         "## Latency lookup table",
         _table(
-            ["keys", "coverage (compilable keys)", "uncompilable keys", "profiled subnets", "validation MAPE", "source"],
-            [[lut["keys"], _pct(lut["coverage"]), lut.get("uncompilable_keys", "–"), lut["profiled_subnets"],
-              _pct(lut.get("validation_mape")), lut.get("source", "–")]],
+            [
+                "keys",
+                "coverage (compilable keys)",
+                "uncompilable keys",
+                "profiled subnets",
+                "validation MAPE",
+                "source",
+            ],
+            [
+                [
+                    lut["keys"],
+                    _pct(lut["coverage"]),
+                    lut.get("uncompilable_keys", "–"),
+                    lut["profiled_subnets"],
+                    _pct(lut.get("validation_mape")),
+                    lut.get("source", "–"),
+                ]
+            ],
         ),
         f"\nLUT file: `{lut['path']}` ({lut.get('provenance', '')}). Validation = LUT sum vs whole-network "
         f"measurement on {lut.get('validation_subnets', 0)} random subnets, {tag}.",
@@ -120,10 +157,30 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         _image(outdir, "lut_coverage.png", "LUT coverage"),
         "## Latency predictor",
         _table(
-            ["model", "held-out subnets", "MAPE", "RMSE (ms)", "±1 %", "±5 %", "±10 %", "Kendall τ", "Spearman ρ"],
-            [[pred["name"], pred.get("eval_subnets", "–"), _pct(pred.get("mape")), _fmt(pred.get("rmse_ms"), ".4f"),
-              _pct(pred.get("acc1")), _pct(pred.get("acc5")), _pct(pred.get("acc10")),
-              _fmt(pred.get("kendall_tau")), _fmt(pred.get("spearman_rho"))]],
+            [
+                "model",
+                "held-out subnets",
+                "MAPE",
+                "RMSE (ms)",
+                "±1 %",
+                "±5 %",
+                "±10 %",
+                "Kendall τ",
+                "Spearman ρ",
+            ],
+            [
+                [
+                    pred["name"],
+                    pred.get("eval_subnets", "–"),
+                    _pct(pred.get("mape")),
+                    _fmt(pred.get("rmse_ms"), ".4f"),
+                    _pct(pred.get("acc1")),
+                    _pct(pred.get("acc5")),
+                    _pct(pred.get("acc10")),
+                    _fmt(pred.get("kendall_tau")),
+                    _fmt(pred.get("spearman_rho")),
+                ]
+            ],
         ),
         f"\nHeld-out subnets {tag}.",
         "",
@@ -135,13 +192,25 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         f"+ {_fmt(search.get('k_sigma'), 'g')}·σ must fit). The space spans {_fmt(search.get('floor_ms'))}–"
         f"{_fmt(search.get('ceiling_ms'))} ms on this DPU. {search.get('evaluations', '–')} evaluations in "
         f"{_fmt(search.get('search_s'), '.2f')} s. Accuracy column: {acc_label}."
-        + (" The budget is above the slowest subnet of the space: every subnet fits, the most accurate one "
-           "wins and no refinement round runs." if search.get("above_ceiling") else ""),
+        + (
+            " The budget is above the slowest subnet of the space: every subnet fits, the most accurate one "
+            "wins and no refinement round runs."
+            if search.get("above_ceiling")
+            else ""
+        ),
         "",
         _table(
             ["", "predicted (ms)", "measured (ms)", "slack", acc_label, "arch"],
-            [["best", _fmt(best.get("predicted_ms")), _fmt(best.get("measured_ms")), _pct(best.get("slack")),
-              _fmt(best.get("accuracy"), ".2f"), f"`{json.dumps(best.get('arch'), separators=(',', ':'))}`"]],
+            [
+                [
+                    "best",
+                    _fmt(best.get("predicted_ms")),
+                    _fmt(best.get("measured_ms")),
+                    _pct(best.get("slack")),
+                    _fmt(best.get("accuracy"), ".2f"),
+                    f"`{json.dumps(best.get('arch'), separators=(',', ':'))}`",
+                ]
+            ],
         ),
         "",
         f"Hit rate (measured latency within budget, top-{search.get('top_k')}; {tag}): "
@@ -163,9 +232,24 @@ def _candidates_table(csv_path: Path, acc_label: str, limit: int = 10) -> str:
     import pandas as pd
 
     frame = pd.read_csv(csv_path).head(limit)
-    cols = [c for c in ("round", "rank", "net_name", "predicted_ms", "std_ms", "measured_ms", "meets_budget", "accuracy")
-            if c in frame.columns]
-    rows = [[_fmt(v, ".3f") if isinstance(v, float) else v for v in row] for row in frame[cols].itertuples(index=False)]
+    cols = [
+        c
+        for c in (
+            "round",
+            "rank",
+            "net_name",
+            "predicted_ms",
+            "std_ms",
+            "measured_ms",
+            "meets_budget",
+            "accuracy",
+        )
+        if c in frame.columns
+    ]
+    rows = [
+        [_fmt(v, ".3f") if isinstance(v, float) else v for v in row]
+        for row in frame[cols].itertuples(index=False)
+    ]
     return _table([acc_label if c == "accuracy" else c for c in cols], rows)
 
 
@@ -175,16 +259,28 @@ def summary_table(results: dict[str, Any], job: str = "") -> str:
     best = search["best"]
     timings = results.get("timings_s", {})
     rows = [
-        ("DPU", f"{dpu['preset']} ({dpu.get('arch', '')} @ {_fmt(dpu.get('freq_mhz'), '.0f')} MHz), fp {dpu['fingerprint']}"),
-        ("LUT", f"{lut['keys']} keys, coverage {_pct(lut['coverage'])}, {lut['profiled_subnets']} profiled subnets, "
-                f"validation MAPE {_pct(lut.get('validation_mape'))}"),
-        ("predictor", f"{pred['name']}: MAPE {_pct(pred.get('mape'))}, ±5 % {_pct(pred.get('acc5'))}, "
-                      f"Kendall τ {_fmt(pred.get('kendall_tau'))}"),
+        (
+            "DPU",
+            f"{dpu['preset']} ({dpu.get('arch', '')} @ {_fmt(dpu.get('freq_mhz'), '.0f')} MHz), fp {dpu['fingerprint']}",
+        ),
+        (
+            "LUT",
+            f"{lut['keys']} keys, coverage {_pct(lut['coverage'])}, {lut['profiled_subnets']} profiled subnets, "
+            f"validation MAPE {_pct(lut.get('validation_mape'))}",
+        ),
+        (
+            "predictor",
+            f"{pred['name']}: MAPE {_pct(pred.get('mape'))}, ±5 % {_pct(pred.get('acc5'))}, "
+            f"Kendall τ {_fmt(pred.get('kendall_tau'))}",
+        ),
         ("budget", f"{_fmt(search['budget_ms'])} ms"),
-        ("best subnet", f"predicted {_fmt(best.get('predicted_ms'))} ms, measured {_fmt(best.get('measured_ms'))} ms, "
-                        f"{_accuracy_label(search)} {_fmt(best.get('accuracy'), '.2f')}"),
+        (
+            "best subnet",
+            f"predicted {_fmt(best.get('predicted_ms'))} ms, measured {_fmt(best.get('measured_ms'))} ms, "
+            f"{_accuracy_label(search)} {_fmt(best.get('accuracy'), '.2f')}",
+        ),
         ("hit rate", _pct(search.get("hit_rate"))),
-        ("measured on", measured_on(results, short=True)[len("measured on "):]),
+        ("measured on", measured_on(results, short=True)[len("measured on ") :]),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())),
     ]
     width = max(len(k) for k, _ in rows)
@@ -192,4 +288,3 @@ def summary_table(results: dict[str, Any], job: str = "") -> str:
     if job:
         rows.insert(0, ("job", job))
     return "\n".join([rule, *(f"{k:<{width}}  {v}" for k, v in rows), rule])
-

@@ -137,7 +137,9 @@ class SearchSpace:
             raise ArchError("arch is missing field 'r' (or its alias 'image_size')")
         ks = self._int_list(arch["ks"], "ks", (self.n_blocks,), self.ks_list)
         e = self._int_list(arch["e"], "e", (self.n_blocks,), self.expand_list)
-        d = self._int_list(arch["d"], "d", (self.n_stages - 1, self.n_stages), self.depth_list, last_free=True)
+        d = self._int_list(
+            arch["d"], "d", (self.n_stages - 1, self.n_stages), self.depth_list, last_free=True
+        )
         d = d[: self.n_stages - 1] + [1]
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
             raise ArchError(f"field 'r' must be an int, got {r!r}")
@@ -149,7 +151,12 @@ class SearchSpace:
         return {"ks": ks, "e": e, "d": d, "r": int(r)}
 
     def _int_list(
-        self, value: Any, key: str, lengths: tuple[int, ...], choices: tuple[int, ...], last_free: bool = False
+        self,
+        value: Any,
+        key: str,
+        lengths: tuple[int, ...],
+        choices: tuple[int, ...],
+        last_free: bool = False,
     ) -> list[int]:
         if not isinstance(value, (list, tuple, np.ndarray)):
             raise ArchError(f"field '{key}' must be a list, got {type(value).__name__}")

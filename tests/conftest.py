@@ -80,7 +80,9 @@ def ofa_importable(monkeypatch):
         monkeypatch.setattr(sys, "meta_path", [_TorchvisionStub(), *sys.meta_path])
         yield
         # Forget the stub and the OFA modules imported through it, so no other test sees them.
-        for name in [n for n in sys.modules if n in ("torchvision", "ofa") or n.startswith(("torchvision.", "ofa."))]:
+        for name in [
+            n for n in sys.modules if n in ("torchvision", "ofa") or n.startswith(("torchvision.", "ofa."))
+        ]:
             del sys.modules[name]
         return
     yield

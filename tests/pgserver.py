@@ -23,13 +23,17 @@ class PgUnavailable(RuntimeError):
 
 
 def _bindir() -> Path:
-    for candidate in [os.environ.get("OFA_HW_TEST_PG_BINDIR", "")] + sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+    for candidate in [os.environ.get("OFA_HW_TEST_PG_BINDIR", "")] + sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), reverse=True
+    ):
         if candidate and (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    raise PgUnavailable("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql (.ci/run does)")
+    raise PgUnavailable(
+        "no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql (.ci/run does)"
+    )
 
 
 def _free_port() -> int:
@@ -49,9 +53,13 @@ class PgServer:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                raise PgUnavailable("running as root and there is no 'postgres' user to run the server as") from None
+                raise PgUnavailable(
+                    "running as root and there is no 'postgres' user to run the server as"
+                ) from None
             if not shutil.which("runuser"):
-                raise PgUnavailable("running as root and runuser is missing (needed to start the server as postgres)")
+                raise PgUnavailable(
+                    "running as root and runuser is missing (needed to start the server as postgres)"
+                )
             self.user = "postgres"
         self.root = Path(tempfile.mkdtemp(prefix="ofa_hw_pg_"))
         self.port = _free_port()
@@ -81,12 +89,26 @@ class PgServer:
         # fsync off for tests: they kill clients, never the server, so durability across power loss is not
         # tested; benchmarks keep PostgreSQL's default (on).
         options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'} -c max_connections=60"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"
+            )
         except PgUnavailable:
             pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -29,7 +29,9 @@ def space():
 def test_flops_proxy_matches_netspec_macs_and_is_labelled(space):
     model = FlopsProxy(space)
     assert isinstance(model, AccuracyModel)
-    assert model.is_proxy and "proxy" in model.label.lower() and "not imagenet accuracy" in model.label.lower()
+    assert (
+        model.is_proxy and "proxy" in model.label.lower() and "not imagenet accuracy" in model.label.lower()
+    )
     archs = space.sample(np.random.default_rng(0), 40)
     genes = space.encode(archs)
     macs = np.array([build_netspec(space, a).macs for a in archs], dtype=float)
@@ -49,8 +51,12 @@ def test_flops_proxy_extremes_and_monotonicity(space):
     np.testing.assert_allclose(model.predict([small, large]), [0.0, 100.0], atol=1e-9)
     base = space.sample(np.random.default_rng(1))
     base["ks"][0], base["e"][0], base["d"][0], base["r"] = 3, 3, 2, 160
-    bigger = [dict(base, ks=[5] + base["ks"][1:]), dict(base, e=[4] + base["e"][1:]),
-              dict(base, d=[3] + base["d"][1:]), dict(base, r=164)]
+    bigger = [
+        dict(base, ks=[5] + base["ks"][1:]),
+        dict(base, e=[4] + base["e"][1:]),
+        dict(base, d=[3] + base["d"][1:]),
+        dict(base, r=164),
+    ]
     s0, *s1 = model.predict([base, *bigger])
     assert all(s > s0 for s in s1)
 
@@ -65,7 +71,10 @@ def test_flops_proxy_resolution_weight(space):
     target = plain.macs_encoded(space.encode([hi_r]))[0]
     pick = lo[np.argmin(np.abs(plain.macs_encoded(lo) - target))][None]
     both = np.concatenate([space.encode([hi_r]), pick])
-    assert aware.predict_encoded(both)[0] - aware.predict_encoded(both)[1] > plain.predict_encoded(both)[0] - plain.predict_encoded(both)[1]
+    assert (
+        aware.predict_encoded(both)[0] - aware.predict_encoded(both)[1]
+        > plain.predict_encoded(both)[0] - plain.predict_encoded(both)[1]
+    )
     with pytest.raises(ValueError, match="resolution_weight"):
         FlopsProxy(space, resolution_weight=-1.0)
 
@@ -120,8 +129,10 @@ def test_resolution_basis_interpolates_untrained_resolutions():
 def _true_top1(space, arch) -> float:
     """A smooth synthetic 'accuracy' of an arch (what the MLP must learn)."""
     active = space.active_blocks(arch)
-    score = sum(0.12 * space.ks_list.index(arch["ks"][b]) + 0.2 * space.expand_list.index(arch["e"][b]) + 0.35
-                for b in active)
+    score = sum(
+        0.12 * space.ks_list.index(arch["ks"][b]) + 0.2 * space.expand_list.index(arch["e"][b]) + 0.35
+        for b in active
+    )
     return 55.0 + score + 6.0 * np.log(arch["r"] / 128)
 
 
@@ -134,8 +145,10 @@ def _write_ofa_dataset(root: Path, space, n_nets: int, resolutions=(160, 224), s
     (root / "src").mkdir(parents=True)
     (root / "net_id.dict").write_text(json.dumps(sorted(json.dumps(n) for n in nets), indent=4))
     for r in resolutions:
-        table = {json.dumps({**n, "image_size": r}): float(_true_top1(space, {**n, "r": r}) + rng.normal(0, 0.05))
-                 for n in nets}
+        table = {
+            json.dumps({**n, "image_size": r}): float(_true_top1(space, {**n, "r": r}) + rng.normal(0, 0.05))
+            for n in nets
+        }
         (root / "src" / f"{r}.dict").write_text(json.dumps(table, indent=4))
     return nets
 
@@ -162,10 +175,19 @@ def test_load_ofa_dataset(tmp_path, space):
     "corrupt, message",
     [
         (lambda root: (root / "net_id.dict").unlink(), r"net_id\.dict: not found"),
-        (lambda root: (root / "net_id.dict").write_text("[\n  \"x\",\n  oops\n]"), r"net_id\.dict: invalid JSON at line 3"),
-        (lambda root: (root / "net_id.dict").write_text(json.dumps(["{\"ks\": [3]}"])), r"net_id\.dict entry 0: field 'e'|net_id\.dict entry 0: arch is missing"),
+        (
+            lambda root: (root / "net_id.dict").write_text('[\n  "x",\n  oops\n]'),
+            r"net_id\.dict: invalid JSON at line 3",
+        ),
+        (
+            lambda root: (root / "net_id.dict").write_text(json.dumps(['{"ks": [3]}'])),
+            r"net_id\.dict entry 0: field 'e'|net_id\.dict entry 0: arch is missing",
+        ),
         (lambda root: (root / "src" / "big.dict").write_text("{}"), r"big\.dict: file name must be"),
-        (lambda root: (root / "src" / "100.dict").write_text("{}"), r"100\.dict: resolution 100 is not in space"),
+        (
+            lambda root: (root / "src" / "100.dict").write_text("{}"),
+            r"100\.dict: resolution 100 is not in space",
+        ),
     ],
 )
 def test_dataset_file_errors(tmp_path, space, corrupt, message):
@@ -179,10 +201,16 @@ def test_dataset_file_errors(tmp_path, space, corrupt, message):
     "edit, message",
     [
         (lambda k, v: ("not json", v), r"224\.dict entry 1 \(not json\): not a JSON subnet config"),
-        (lambda k, v: (json.dumps({**json.loads(k), "image_size": 160}), v), r"224\.dict entry 1 .*image_size 160 does not match"),
+        (
+            lambda k, v: (json.dumps({**json.loads(k), "image_size": 160}), v),
+            r"224\.dict entry 1 .*image_size 160 does not match",
+        ),
         (lambda k, v: (k, 180.0), r"224\.dict entry 1 .*outside \[0, 100\]"),
         (lambda k, v: (k, "75.1"), r"224\.dict entry 1 .*must be a number"),
-        (lambda k, v: (json.dumps({**json.loads(k), "ks": [4] * 21}), v), r"224\.dict entry 1 .*field 'ks'\[0\] = 4"),
+        (
+            lambda k, v: (json.dumps({**json.loads(k), "ks": [4] * 21}), v),
+            r"224\.dict entry 1 .*field 'ks'\[0\] = 4",
+        ),
     ],
 )
 def test_dataset_entry_errors_name_file_and_entry(tmp_path, space, edit, message):
@@ -214,7 +242,9 @@ def trained(tmp_path_factory, space):
     root = tmp_path_factory.mktemp("accds")
     _write_ofa_dataset(root, space, 250, seed=7)
     ds = load_ofa_accuracy_dataset(root, space)
-    model = train_table_model(ds, space, TrainOptions(epochs=60, batch_size=64, lr=3e-3, seed=0), progress=False)
+    model = train_table_model(
+        ds, space, TrainOptions(epochs=60, batch_size=64, lr=3e-3, seed=0), progress=False
+    )
     return root, ds, model
 
 
@@ -236,8 +266,16 @@ def test_table_model_learns_ofa_dataset(trained, space):
 def test_table_model_state_dict_and_round_trip(trained, space, tmp_path):
     _, ds, model = trained
     keys = set(model.net.state_dict())
-    assert keys == {"layers.0.0.weight", "layers.0.0.bias", "layers.1.0.weight", "layers.1.0.bias",
-                    "layers.2.0.weight", "layers.2.0.bias", "layers.3.weight", "base_acc"}  # OFA's names
+    assert keys == {
+        "layers.0.0.weight",
+        "layers.0.0.bias",
+        "layers.1.0.weight",
+        "layers.1.0.bias",
+        "layers.2.0.weight",
+        "layers.2.0.bias",
+        "layers.3.weight",
+        "base_acc",
+    }  # OFA's names
     assert model.net.layers[0][0].weight.shape == (400, 151)
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
@@ -279,15 +317,23 @@ def test_factory_flops_default(workspace, space):
     assert cfg.accuracy.name == "flops"
     model = make_accuracy_model(cfg, space)
     assert model.name == "flops" and model.is_proxy
-    assert accuracy_info(model) == {"model": "flops", "is_proxy": True, "label": "FLOPs proxy (not ImageNet accuracy)"}
+    assert accuracy_info(model) == {
+        "model": "flops",
+        "is_proxy": True,
+        "label": "FLOPs proxy (not ImageNet accuracy)",
+    }
     assert make_accuracy_model(cfg.accuracy, space).name == "flops"
 
 
 def test_factory_table_trains_caches_and_retrains(tmp_path, workspace, space):
     data = tmp_path / "ds"
     _write_ofa_dataset(data, space, 40, seed=13)
-    overrides = ["accuracy=table", f"accuracy.table.dataset_dir={data}", "accuracy.table.epochs=3",
-                 "accuracy.table.hidden_size=32"]
+    overrides = [
+        "accuracy=table",
+        f"accuracy.table.dataset_dir={data}",
+        "accuracy.table.epochs=3",
+        "accuracy.table.hidden_size=32",
+    ]
     cfg = compose(overrides, workspace=workspace)
     model_dir = Path(cfg.accuracy.table.model_dir)
     assert model_dir.is_relative_to(workspace)

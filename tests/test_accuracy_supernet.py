@@ -66,7 +66,11 @@ def ofa_proxyless_checkpoint(width_mult=1.3, n_classes=1000, seed=0, naming="pub
     base = [32, 16, 24, 40, 80, 96, 192, 320, 1280]
     c0, c1, head = _md(base[0] * width_mult), _md(base[1] * width_mult), _md(base[-1] * width_mult)
     mb = "mobile_inverted_conv" if naming == "published" else "conv"
-    nest = (lambda s: s) if naming != "flat" else (lambda s: s.replace(".conv.conv.", ".conv.").replace(".bn.bn", ".bn"))
+    nest = (
+        (lambda s: s)
+        if naming != "flat"
+        else (lambda s: s.replace(".conv.conv.", ".conv.").replace(".bn.bn", ".bn"))
+    )
     conv("first_conv.conv.weight", (c0, 3, 3, 3))
     bn("first_conv.bn", c0)
     conv(f"blocks.0.{mb}.depth_conv.conv.weight", (c0, 1, 3, 3))
@@ -105,9 +109,13 @@ def ref_depthwise(sd, block, mid, k):
     p = f"blocks.{block}.conv.depth_conv.conv"
     w = sd[f"{p}.conv.weight"][:mid, 0]  # (mid, 7, 7)
     if k <= 5:
-        w = torch.einsum("pq,cq->cp", sd[f"{p}.7to5_matrix"], w[:, 1:6, 1:6].reshape(mid, 25)).reshape(mid, 5, 5)
+        w = torch.einsum("pq,cq->cp", sd[f"{p}.7to5_matrix"], w[:, 1:6, 1:6].reshape(mid, 25)).reshape(
+            mid, 5, 5
+        )
     if k <= 3:
-        w = torch.einsum("pq,cq->cp", sd[f"{p}.5to3_matrix"], w[:, 1:4, 1:4].reshape(mid, 9)).reshape(mid, 3, 3)
+        w = torch.einsum("pq,cq->cp", sd[f"{p}.5to3_matrix"], w[:, 1:4, 1:4].reshape(mid, 9)).reshape(
+            mid, 3, 3
+        )
     return w[:, None]
 
 
@@ -117,6 +125,7 @@ def ref_forward(sd, arch, x, calib=None):
     With ``calib`` (a dict), BNs normalise with batch statistics and accumulate image-weighted batch
     means/variances into it (OFA's set_running_statistics); otherwise they use the running statistics.
     """
+
     def bn(h, prefix):
         c = h.shape[1]
         if calib is not None:
@@ -125,13 +134,19 @@ def ref_forward(sd, arch, x, calib=None):
             calib[prefix] = (n + h.shape[0], sm + mean * h.shape[0], sv + var * h.shape[0])
         else:
             mean, var = sd[f"{prefix}.running_mean"][:c], sd[f"{prefix}.running_var"][:c]
-        return (h - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + EPS) * \
-            sd[f"{prefix}.weight"][:c][None, :, None, None] + sd[f"{prefix}.bias"][:c][None, :, None, None]
+        return (h - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + EPS) * sd[
+            f"{prefix}.weight"
+        ][:c][None, :, None, None] + sd[f"{prefix}.bias"][:c][None, :, None, None]
 
     act = lambda h: h.clamp(0, 6)  # noqa: E731
     x = act(bn(F.conv2d(x, sd["first_conv.conv.weight"], stride=2, padding=1), "first_conv.bn"))
     c0 = x.shape[1]
-    x = act(bn(F.conv2d(x, sd["blocks.0.conv.depth_conv.conv.weight"], padding=1, groups=c0), "blocks.0.conv.depth_conv.bn"))
+    x = act(
+        bn(
+            F.conv2d(x, sd["blocks.0.conv.depth_conv.conv.weight"], padding=1, groups=c0),
+            "blocks.0.conv.depth_conv.bn",
+        )
+    )
     x = bn(F.conv2d(x, sd["blocks.0.conv.point_linear.conv.weight"]), "blocks.0.conv.point_linear.bn")
     for stage, stride in enumerate([2, 2, 2, 1, 2, 1]):
         depth = 1 if stage == 5 else arch["d"][stage]
@@ -141,8 +156,18 @@ def ref_forward(sd, arch, x, calib=None):
             k, e, s = arch["ks"][b], arch["e"][b], stride if pos == 0 else 1
             cin = x.shape[1]
             mid = _md(round(cin * e))
-            h = act(bn(F.conv2d(x, sd[f"{p}.inverted_bottleneck.conv.conv.weight"][:mid, :cin]), f"{p}.inverted_bottleneck.bn.bn"))
-            h = act(bn(F.conv2d(h, ref_depthwise(sd, b + 1, mid, k), stride=s, padding=k // 2, groups=mid), f"{p}.depth_conv.bn.bn"))
+            h = act(
+                bn(
+                    F.conv2d(x, sd[f"{p}.inverted_bottleneck.conv.conv.weight"][:mid, :cin]),
+                    f"{p}.inverted_bottleneck.bn.bn",
+                )
+            )
+            h = act(
+                bn(
+                    F.conv2d(h, ref_depthwise(sd, b + 1, mid, k), stride=s, padding=k // 2, groups=mid),
+                    f"{p}.depth_conv.bn.bn",
+                )
+            )
             h = bn(F.conv2d(h, sd[f"{p}.point_linear.conv.conv.weight"][:, :mid]), f"{p}.point_linear.bn.bn")
             x = h + x if s == 1 and h.shape[1] == cin else h
     x = act(bn(F.conv2d(x, sd["feature_mix_layer.conv.weight"]), "feature_mix_layer.bn"))
@@ -209,13 +234,21 @@ def test_checkpoint_errors_name_the_key(space, checkpoint, tmp_path):
     path, sd = checkpoint
     bad = dict(sd)
     bad["blocks.3.mobile_inverted_conv.depth_conv.conv.conv.weight"] = torch.zeros(10, 1, 7, 7)
-    with pytest.raises(CheckpointError, match=r"blocks\.3\.mobile_inverted_conv\.depth_conv\.conv\.conv\.weight' has shape \(10, 1, 7, 7\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"blocks\.3\.mobile_inverted_conv\.depth_conv\.conv\.conv\.weight' has shape \(10, 1, 7, 7\)",
+    ):
         SupernetWeights.from_state_dict(bad, space, source="x.pth")
     missing = {k: v for k, v in sd.items() if "5to3" not in k or "blocks.7." not in k}
-    with pytest.raises(CheckpointError, match=r"x\.pth: missing key\(s\) \['blocks\.7\.conv\.depth_conv\.conv\.5to3_matrix'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"x\.pth: missing key\(s\) \['blocks\.7\.conv\.depth_conv\.conv\.5to3_matrix'\]",
+    ):
         SupernetWeights.from_state_dict(missing, space, source="x.pth")
     with pytest.raises(CheckpointError, match=r"key 'blocks\.1\.conv\.se\.weight' is not part"):
-        SupernetWeights.from_state_dict({**sd, "blocks.1.conv.se.weight": torch.zeros(1)}, space, source="x.pth")
+        SupernetWeights.from_state_dict(
+            {**sd, "blocks.1.conv.se.weight": torch.zeros(1)}, space, source="x.pth"
+        )
     with pytest.raises(CheckpointError, match="width 0.5"):  # a w1.3 checkpoint against the w0.5 space
         SupernetWeights.load(path, get_space("proxyless_w05"))
     with pytest.raises(CheckpointError, match="not found"):
@@ -235,14 +268,18 @@ def test_extracted_weights_match_hand_built_reference(space, checkpoint):
     model = build_model(space, arch)
     assert set(got) == set(model.state_dict())  # loads strictly into the lead's static module
     # walk the subnet in OFA's order and compare every tensor with a slice / transform made by hand
-    ref: list[tuple[torch.Tensor, str]] = [(plain["first_conv.conv.weight"], "first_conv.bn"),
-                                           (plain["blocks.0.conv.depth_conv.conv.weight"], "blocks.0.conv.depth_conv.bn"),
-                                           (plain["blocks.0.conv.point_linear.conv.weight"], "blocks.0.conv.point_linear.bn")]
+    ref: list[tuple[torch.Tensor, str]] = [
+        (plain["first_conv.conv.weight"], "first_conv.bn"),
+        (plain["blocks.0.conv.depth_conv.conv.weight"], "blocks.0.conv.depth_conv.bn"),
+        (plain["blocks.0.conv.point_linear.conv.weight"], "blocks.0.conv.point_linear.bn"),
+    ]
     cin = 24
     for b in space.active_blocks(arch):
         p = f"blocks.{b + 1}.conv"
         mid = _md(round(cin * arch["e"][b]))
-        ref.append((plain[f"{p}.inverted_bottleneck.conv.conv.weight"][:mid, :cin], f"{p}.inverted_bottleneck.bn.bn"))
+        ref.append(
+            (plain[f"{p}.inverted_bottleneck.conv.conv.weight"][:mid, :cin], f"{p}.inverted_bottleneck.bn.bn")
+        )
         ref.append((ref_depthwise(plain, b + 1, mid, arch["ks"][b]), f"{p}.depth_conv.bn.bn"))
         ref.append((plain[f"{p}.point_linear.conv.conv.weight"][:, :mid], f"{p}.point_linear.bn.bn"))
         cin = plain[f"{p}.point_linear.conv.conv.weight"].shape[0]
@@ -276,8 +313,13 @@ def test_static_subnet_equals_dynamic_supernet_forward(space, checkpoint, image_
 # --------------------------------------------------------------------------- BN recalibration and evaluation
 def test_recalibrate_bn_matches_ofa_statistics():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                              torch.nn.Conv2d(4, 5, 1), torch.nn.BatchNorm2d(5))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 5, 1),
+        torch.nn.BatchNorm2d(5),
+    )
     data = [(torch.randn(n, 3, 8, 8) * 2 + 1, torch.zeros(n, dtype=torch.long)) for n in (6, 6, 3)]
     assert recalibrate_bn(net, data) == 15
     sums = {1: [0, 0, 0], 4: [0, 0, 0]}
@@ -303,8 +345,15 @@ def _normalised(crops):
 def test_evaluation_matches_reference_pipeline(space, checkpoint, image_dir, tmp_path):
     path, sd = checkpoint
     folder = ImageFolder.scan(image_dir)
-    model = SupernetAccuracyModel(space, SupernetWeights.load(path, space), folder, calib_images=100,
-                                  calib_augment=False, batch_size=5, results_file=tmp_path / "res.json")
+    model = SupernetAccuracyModel(
+        space,
+        SupernetWeights.load(path, space),
+        folder,
+        calib_images=100,
+        calib_augment=False,
+        batch_size=5,
+        results_file=tmp_path / "res.json",
+    )
     assert isinstance(model, AccuracyModel) and not model.is_proxy
     arch = mixed_arch(space, r=132)
     result = model.evaluate(arch)
@@ -337,8 +386,13 @@ def test_known_classifier_gives_known_top1_top5(space, checkpoint, image_dir):
     bias[[1, 0, 7, 8, 9, 2]] = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0, 0.5])  # top-5: 1, 0, 7, 8, 9
     sd["classifier.linear.weight"] = torch.zeros(1000, 1664)
     sd["classifier.linear.bias"] = bias
-    model = SupernetAccuracyModel(space, SupernetWeights.from_state_dict(sd, space), ImageFolder.scan(image_dir),
-                                  calib_images=4, batch_size=4)
+    model = SupernetAccuracyModel(
+        space,
+        SupernetWeights.from_state_dict(sd, space),
+        ImageFolder.scan(image_dir),
+        calib_images=4,
+        batch_size=4,
+    )
     result = model.evaluate(mixed_arch(space))
     assert (result.top1, result.top5, result.n_images) == (pytest.approx(100 / 3), pytest.approx(200 / 3), 12)
     log_p = torch.log_softmax(bias, 0)
@@ -404,8 +458,10 @@ def test_random_resized_box_bounds_and_determinism(tmp_path):
     rng = np.random.default_rng(0)
     for _ in range(500):
         left, top, w, h = random_resized_box(300, 140, rng)
-        assert 0 <= left and 0 <= top and left + w <= 300 and top + h <= 140 and w > 0 and h > 0
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+        assert left >= 0 and top >= 0 and left + w <= 300 and top + h <= 140 and w > 0 and h > 0
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(
+        tmp_path / "a.png"
+    )
     a = train_crop(tmp_path / "a.png", 64, np.random.default_rng([7, 64, 3]))
     b = train_crop(tmp_path / "a.png", 64, np.random.default_rng([7, 64, 3]))
     assert a.shape == (64, 64, 3) and np.array_equal(a, b)
@@ -418,8 +474,16 @@ def test_factory_builds_supernet_model(space, checkpoint, image_dir, workspace):
     from ofa_hw.accuracy import make_accuracy_model
 
     path, _ = checkpoint
-    cfg = compose(["accuracy=supernet", f"accuracy.supernet.checkpoint={path}", f"accuracy.supernet.val_dir={image_dir}",
-                   "accuracy.supernet.calib_images=4", "accuracy.supernet.threads=1"], workspace=workspace)
+    cfg = compose(
+        [
+            "accuracy=supernet",
+            f"accuracy.supernet.checkpoint={path}",
+            f"accuracy.supernet.val_dir={image_dir}",
+            "accuracy.supernet.calib_images=4",
+            "accuracy.supernet.threads=1",
+        ],
+        workspace=workspace,
+    )
     model = make_accuracy_model(cfg, space)
     assert isinstance(model, SupernetAccuracyModel) and model.threads == 1
     assert model.results_file == workspace / "accuracy" / "supernet_results.json"

@@ -8,9 +8,10 @@ from conftest import compose
 from omegaconf import OmegaConf
 
 from ofa_hw.backends import Backend, ProfileJob, ProfileOutcome, SimBackend, make_backend
-from ofa_hw.dpu import DPUConfig, is_compilable
-from ofa_hw.dpu.parsers import parse_dnndk_profile
+from ofa_hw.dpu import DPUConfig
+from ofa_hw.formats.dnndk import parse_dnndk_profile
 from ofa_hw.netspec import build_netspec
+from ofa_hw.sim import is_compilable
 from ofa_hw.space import ArchError, get_space
 from ofa_hw.tasks import make_backend as task_make_backend
 
@@ -43,7 +44,9 @@ def test_profile_ok_raw_text_is_the_dnndk_output(sim):
     out = sim.profile(ProfileJob.create(SPACE, arch, "probe_a", runs=4, seed=7))
     assert out.ok and out.error is None and out.timings["total_s"] > 0
     assert out.profile.n_runs == 4
-    assert all(name.startswith("probe_a_conv_") or name == "probe_a_fc_1" for name in out.profile.nodes["name"])
+    assert all(
+        name.startswith("probe_a_conv_") or name == "probe_a_fc_1" for name in out.profile.nodes["name"]
+    )
     assert parse_dnndk_profile(out.raw_text) == out.profile
     again = sim.profile(ProfileJob.create(SPACE, arch, "probe_a", runs=4, seed=7))
     assert again.profile == out.profile  # the seed fixes the jitter
@@ -57,7 +60,10 @@ def test_uncompilable_subnet_is_a_failed_outcome(sim):
 
 
 def test_profile_many_keeps_going_after_failures(sim):
-    jobs = [ProfileJob.create(SPACE, a, f"n{i}") for i, a in enumerate(_archs(sim.dpu, False, 1) + _archs(sim.dpu, True, 2))]
+    jobs = [
+        ProfileJob.create(SPACE, a, f"n{i}")
+        for i, a in enumerate(_archs(sim.dpu, False, 1) + _archs(sim.dpu, True, 2))
+    ]
     outs = list(sim.profile_many(jobs))
     assert [o.job.net_name for o in outs] == ["n0", "n1", "n2"]
     assert [o.status for o in outs] == ["failed", "ok", "ok"]

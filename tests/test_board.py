@@ -29,7 +29,8 @@ from ofa_hw.backends.vitis.board import (
     quote_cmd,
 )
 from ofa_hw.backends.vitis.flows import Compiled
-from ofa_hw.dpu import DPUConfig, parse_dnndk_profile
+from ofa_hw.dpu import DPUConfig
+from ofa_hw.formats import parse_dnndk_profile
 from ofa_hw.space import get_space
 
 pytestmark = needs_gcc
@@ -58,7 +59,13 @@ class PrecompiledFlow:
 
     def build(self, job: ProfileJob) -> Compiled:
         return Compiled(
-            job, KERNEL, self.elf["debug"], "kernel list", "log", {"compile_s": 0.0}, deploy_artifact=self.elf["normal"]
+            job,
+            KERNEL,
+            self.elf["debug"],
+            "kernel list",
+            "log",
+            {"compile_s": 0.0},
+            deploy_artifact=self.elf["normal"],
         )
 
 
@@ -103,9 +110,12 @@ def test_profile_on_the_loopback_board(fake_tools, fake_board, tmp_path, elf):
     cmds = fake_board.commands
     for mode in ("debug", "normal"):
         assert any(
-            f"(cd {mode} && g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so)" in c for c in cmds
+            f"(cd {mode} && g++ -nostdlib -fPIC -shared dpu_{KERNEL}.elf -o libdpumodel{KERNEL}.so)" in c
+            for c in cmds
         )
-    assert sum("g++ -O2 -o ofa_hw_dpu_profile ofa_hw_dpu_profile.cpp -ln2cube -lpthread" in c for c in cmds) <= 1
+    assert (
+        sum("g++ -O2 -o ofa_hw_dpu_profile ofa_hw_dpu_profile.cpp -ln2cube -lpthread" in c for c in cmds) <= 1
+    )
     assert any(re.search(rf"/normal && \S+/ofa_hw_dpu_profile-\w+ time {KERNEL} 3 1$", c) for c in cmds)
     assert any(re.search(rf"/debug && \S+/ofa_hw_dpu_profile-\w+ profile {KERNEL} 3 1$", c) for c in cmds)
     calls = fake_board.n2cube_log.read_text().splitlines()
@@ -146,7 +156,11 @@ def test_hostile_config_values_fail_cleanly(fake_tools, fake_board, tmp_path, el
     backend = _backend(fake_tools, [fake_board], tmp_path, elf)
     backend.boards = [_board(fake_board, cxx=f"g++; touch {marker}")]
     outcome = backend.profile(_job())
-    assert outcome.status == "failed" and "ELF to shared library" in outcome.error and "not found" in outcome.error
+    assert (
+        outcome.status == "failed"
+        and "ELF to shared library" in outcome.error
+        and "not found" in outcome.error
+    )
     backend.boards = [_board(fake_board, remote_tmp=f"{fake_board.root}/tmp/$(touch {marker})")]
     outcome = backend.profile(_job())
     assert outcome.status == "failed" and "mktemp" in outcome.error

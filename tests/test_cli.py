@@ -22,8 +22,14 @@ CONF = Path(__file__).resolve().parents[1] / "ofa_hw" / "conf"
 
 def run_cli(args: list[str], workspace: Path, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OFA_HW_WORKSPACE": str(workspace)}
-    return subprocess.run([sys.executable, "-m", "ofa_hw.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ofa_hw.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_help_and_job_config(tmp_path):
@@ -74,9 +80,17 @@ def test_cli_rejects_a_typo_before_any_work(tmp_path):
 def test_multirun_sweep_with_joblib_shares_one_store(tmp_path):
     """`ofa-hw -m search.budget_ms=… dpu=…,… hydra/launcher=joblib`: every job lands, no measurement twice."""
     args = [
-        "-m", "task=search", "search.budget_ms=4,5", "dpu=zcu102_b4096,zcu104_b4096", "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}", "search.generations=40",
-        "search.pareto=false", "search.top_k=4", "predictor.eval_subnets=6",
+        "-m",
+        "task=search",
+        "search.budget_ms=4,5",
+        "dpu=zcu102_b4096,zcu104_b4096",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "search.generations=40",
+        "search.pareto=false",
+        "search.top_k=4",
+        "predictor.eval_subnets=6",
     ]
     proc = run_cli(args, tmp_path / "ws", tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -87,7 +101,10 @@ def test_multirun_sweep_with_joblib_shares_one_store(tmp_path):
     assert len(labels) == 4 and all("search.budget_ms=" in line and "dpu=" in line for line in labels), labels
     results = sorted((tmp_path / "sweep").glob("*/results.json"))
     assert len(results) == 4
-    seen = {(r["dpu"]["preset"], r["search"]["budget_ms"]) for r in map(lambda p: json.loads(p.read_text()), results)}
+    seen = {
+        (r["dpu"]["preset"], r["search"]["budget_ms"])
+        for r in map(lambda p: json.loads(p.read_text()), results)
+    }
     assert seen == {(d, b) for d in ("zcu102_b4096", "zcu104_b4096") for b in (4.0, 5.0)}
     with sqlite3.connect(tmp_path / "ws" / "store.sqlite") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}

@@ -7,18 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ofa_hw.dpu import (
-    CompileError,
-    DPUConfig,
+from ofa_hw.dpu import CompileError, DPUConfig
+from ofa_hw.formats import parse_dnndk_profile
+from ofa_hw.netspec import build_netspec
+from ofa_hw.sim import (
     check_compilable,
     compile_net,
     is_compilable,
     layer_violation,
     max_dw_channels,
-    parse_dnndk_profile,
     simulate,
 )
-from ofa_hw.netspec import build_netspec
 from ofa_hw.space import get_space
 
 DPU = DPUConfig.from_preset("zcu102_b4096")
@@ -115,7 +114,9 @@ def test_fx_trace_every_operator():
     kinds = {op.kind for op in cn.ops}
     assert kinds == {"conv", "dwconv", "add", "maxpool", "concat", "deconv", "avgpool", "gap", "fc"}
     by_name = {op.name: op for op in cn.ops}
-    assert by_name["conv_1"].act == "relu6" and by_name["conv_2"].act == "relu" and by_name["conv_4"].groups == 2
+    assert (
+        by_name["conv_1"].act == "relu6" and by_name["conv_2"].act == "relu" and by_name["conv_4"].groups == 2
+    )
     assert by_name["conv_5"].act == "leakyrelu"
     nodes = {n.name: [cn.ops[i].kind for i in n.ops] for n in cn.nodes}
     assert nodes["allops_conv_3"] == ["conv", "add"]  # residual add fused into the conv

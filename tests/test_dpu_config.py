@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
-from ofa_hw.dpu import DPUConfig, ParseError, list_presets
+from ofa_hw.dpu import DPUConfig, list_presets
+from ofa_hw.formats import ParseError
+from ofa_hw.formats.dnndk import dpu_from_dexplorer
 from ofa_hw.schemas.dpu import DpuConfig
 
 
@@ -22,25 +24,39 @@ def test_presets_exist_and_load():
 
 
 def test_from_dexplorer_matches_seed_board(seed_dir):
-    d = DPUConfig.from_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text())
+    d = dpu_from_dexplorer((seed_dir / "dexplorer_w_dpu_config.txt").read_text())
     z = DPUConfig.from_preset("zcu102_b4096")
-    hw = ["arch", "target_version", "freq_mhz", "cores", "ram_usage", "depthwise_conv", "depthwise_relu6",
-          "conv_relu6", "conv_leakyrelu", "channel_augmentation", "avg_pool", "softmax"]
+    hw = [
+        "arch",
+        "target_version",
+        "freq_mhz",
+        "cores",
+        "ram_usage",
+        "depthwise_conv",
+        "depthwise_relu6",
+        "conv_relu6",
+        "conv_leakyrelu",
+        "channel_augmentation",
+        "avg_pool",
+        "softmax",
+    ]
     assert {k: getattr(d, k) for k in hw} == {k: getattr(z, k) for k in hw}
 
 
 def test_from_dexplorer_rejects_garbage():
     with pytest.raises(ParseError):
-        DPUConfig.from_dexplorer("[DPU IP Spec]\nDPU Core Count : 1\n")
+        dpu_from_dexplorer("[DPU IP Spec]\nDPU Core Count : 1\n")
     with pytest.raises(ParseError) as e:
-        DPUConfig.from_dexplorer("hello\n")
+        dpu_from_dexplorer("hello\n")
     assert e.value.line == 1
 
 
 def test_dict_roundtrip_and_schema_in_sync():
     z = DPUConfig.from_preset("zcu102_b4096")
     assert DPUConfig.from_dict(z.to_dict()) == z
-    schema = {f.name: (str(f.type).replace("<class '", "").replace("'>", "")) for f in dataclasses.fields(DpuConfig)}
+    schema = {
+        f.name: (str(f.type).replace("<class '", "").replace("'>", "")) for f in dataclasses.fields(DpuConfig)
+    }
     ours = {f.name: str(f.type) for f in dataclasses.fields(DPUConfig)}
     assert schema == ours
     defaults = {f.name: f.default for f in dataclasses.fields(DpuConfig) if f.name != "name"}

@@ -7,17 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from ofa_hw.dpu import (
-    DPUConfig,
-    compile_net,
-    is_compilable,
-    layer_times_ms,
-    node_times_ms,
-    parse_dnndk_profile,
-    simulate,
-)
-from ofa_hw.dpu.calibrate import sanity_figures
+from ofa_hw.dpu import DPUConfig
+from ofa_hw.formats import parse_dnndk_profile
 from ofa_hw.netspec import build_netspec
+from ofa_hw.sim import compile_net, is_compilable, layer_times_ms, node_times_ms, simulate
+from ofa_hw.sim.calibrate import sanity_figures
 from ofa_hw.space import get_space
 
 DPU = DPUConfig.from_preset("zcu102_b4096")

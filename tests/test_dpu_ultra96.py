@@ -16,14 +16,15 @@ import pytest
 from torch import nn
 
 from ofa_hw.data import DATA_DIR
-from ofa_hw.dpu import CompileError, DPUConfig, compile_net, is_compilable, node_times_ms, simulate
-from ofa_hw.dpu.calibrate import calibrate
-from ofa_hw.dpu.mbv3 import block_ops, parse_block
-from ofa_hw.dpu.measurements import CalibrationInputError, Source, load_sources
-from ofa_hw.dpu.timing import op_costs, spill_bytes
+from ofa_hw.dpu import CompileError, DPUConfig
 from ofa_hw.export.onnx import export_onnx
+from ofa_hw.frontends.mbv3_blocks import block_ops, parse_block
 from ofa_hw.netspec import build_netspec
 from ofa_hw.search.compilable import admitted_line, admitted_share
+from ofa_hw.sim import compile_net, is_compilable, node_times_ms, simulate
+from ofa_hw.sim.calibrate import calibrate
+from ofa_hw.sim.measurements import CalibrationInputError, Source, load_sources
+from ofa_hw.sim.timing import op_costs, spill_bytes
 from ofa_hw.space import get_space
 
 CSV = DATA_DIR / "ultra96_b2304" / "ofa_mbv3_blocks_calibration.csv"
@@ -46,7 +47,20 @@ def _render_v30(rows: list[list[str]]) -> str:
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     rule = "=" * len(line(header))
     notes = recorded[recorded.index("Notes:") - 1 :]
-    return "\n".join(["DPU Summary:", rule, line(header), "-+-".join("-" * w for w in widths), *map(line, rows), rule, *notes]) + "\n"
+    return (
+        "\n".join(
+            [
+                "DPU Summary:",
+                rule,
+                line(header),
+                "-+-".join("-" * w for w in widths),
+                *map(line, rows),
+                rule,
+                *notes,
+            ]
+        )
+        + "\n"
+    )
 
 
 def _render_v14(rows: list[list[str]]) -> str:
@@ -55,7 +69,12 @@ def _render_v14(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     rule = "=" * len(line(header))
-    return "\n".join(["DPU Summary:", rule, line(header), "-+-".join("-" * w for w in widths), *map(line, rows), rule]) + "\n"
+    return (
+        "\n".join(
+            ["DPU Summary:", rule, line(header), "-+-".join("-" * w for w in widths), *map(line, rows), rule]
+        )
+        + "\n"
+    )
 
 
 def _row(name: str) -> pd.Series:
@@ -71,12 +90,33 @@ def test_vaitrace_with_torch_or_onnx_networks_calibrates_like_the_csv(tmp_path):
     for k, name in enumerate(THREE):
         r, b = _row(name), parse_block(name)
         # HW_RT is the hardware time; SW_RT (execute_async + wait) is larger: the fit must use HW_RT.
-        text = _render_v30([["DPUCZDX8G_1", "1", f"subgraph_{k}", f"{r.workload_GOP:.3f}", f"{r.avg_ms:.3f}",
-                             f"{r.hw_rt_ms:.4f}", "20.000", "~0", f"{r.memIO_MB:.3f}", "0.010", f"{r.memBW_MBps:.3f}"]])
+        text = _render_v30(
+            [
+                [
+                    "DPUCZDX8G_1",
+                    "1",
+                    f"subgraph_{k}",
+                    f"{r.workload_GOP:.3f}",
+                    f"{r.avg_ms:.3f}",
+                    f"{r.hw_rt_ms:.4f}",
+                    "20.000",
+                    "~0",
+                    f"{r.memIO_MB:.3f}",
+                    "0.010",
+                    f"{r.memBW_MBps:.3f}",
+                ]
+            ]
+        )
         (tmp_path / f"vt{k}.txt").write_text(text)
-        vt_torch.append(Source(str(tmp_path / f"vt{k}.txt"), network="ofa_hw.dpu.mbv3_torch:block_module",
-                               args={"name": name}, input_shape=b.input_shape))
-        from ofa_hw.dpu.mbv3_torch import block_module
+        vt_torch.append(
+            Source(
+                str(tmp_path / f"vt{k}.txt"),
+                network="ofa_hw.frontends.mbv3_blocks_torch:block_module",
+                args={"name": name},
+                input_shape=b.input_shape,
+            )
+        )
+        from ofa_hw.frontends.mbv3_blocks_torch import block_module
 
         onnx = export_onnx(block_module(name), tmp_path / f"b{k}.onnx", input_hw=b.hw, input_c=b.in_c)
         vt_onnx.append(Source(str(tmp_path / f"vt{k}.txt"), format="vaitrace", network=str(onnx)))
@@ -87,7 +127,9 @@ def test_vaitrace_with_torch_or_onnx_networks_calibrates_like_the_csv(tmp_path):
     for loaded in (csv, torch_, onnx_):
         assert [float(m.measured_ms[0]) for m in loaded.measurements] == pytest.approx(hw, rel=1e-3)
         sims = [float(node_times_ms(m.net, U96).sum()) for m in loaded.measurements]
-        assert sims == pytest.approx([float(node_times_ms(compile_net(parse_block(n), U96), U96).sum()) for n in THREE], rel=1e-9)
+        assert sims == pytest.approx(
+            [float(node_times_ms(compile_net(parse_block(n), U96), U96).sum()) for n in THREE], rel=1e-9
+        )
     assert all(m.source == "vaitrace 3.x" for m in torch_.measurements)
     # software minus hardware time of each run: VART's per-task overhead (0.055-0.07 ms on this board)
     assert min(torch_.task_overheads_us) > 40 and max(torch_.task_overheads_us) < 80
@@ -101,15 +143,19 @@ def test_vaitrace_with_torch_or_onnx_networks_calibrates_like_the_csv(tmp_path):
 
 def two_part_net() -> nn.Module:
     """Two convs split by an operator the DPU lacks (GELU runs on the CPU): two DPU subgraphs."""
-    return nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.GELU(), nn.Conv2d(32, 32, 1), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.GELU(), nn.Conv2d(32, 32, 1), nn.ReLU()
+    )
 
 
 def test_vaitrace_14_per_subgraph_times(tmp_path):
     """A v1.4 summary (RunTime only, two cores) of a two-subgraph network: one measured part per
     subgraph, the cores averaged; a summary whose subgraph count differs is refused naming both."""
-    rows = [["DPUCZDX8G_1", "1", "subgraph_conv_1", "0.002", "0.110", "18.0", "0.050", "454.0"],
-            ["DPUCZDX8G_1", "1", "subgraph_conv_2", "0.001", "0.040", "25.0", "0.020", "500.0"],
-            ["DPUCZDX8G_2", "1", "subgraph_conv_1", "0.002", "0.130", "15.0", "0.050", "385.0"]]
+    rows = [
+        ["DPUCZDX8G_1", "1", "subgraph_conv_1", "0.002", "0.110", "18.0", "0.050", "454.0"],
+        ["DPUCZDX8G_1", "1", "subgraph_conv_2", "0.001", "0.040", "25.0", "0.020", "500.0"],
+        ["DPUCZDX8G_2", "1", "subgraph_conv_1", "0.002", "0.130", "15.0", "0.050", "385.0"],
+    ]
     (tmp_path / "two.txt").write_text(_render_v14(rows))
     src = Source(str(tmp_path / "two.txt"), network="test_dpu_ultra96:two_part_net", input_shape=(16, 28, 28))
     (m,) = load_sources([src], U96).measurements
@@ -118,7 +164,16 @@ def test_vaitrace_14_per_subgraph_times(tmp_path):
     assert [len(p) for p in m.parts] == [1, 1] and len(m.net.dpu_parts) == 2
     (tmp_path / "one.txt").write_text(_render_v14(rows[:1]))
     with pytest.raises(CalibrationInputError, match=r"one.txt.*1 measured DPU subgraph.*compiles into 2"):
-        load_sources([Source(str(tmp_path / "one.txt"), network="test_dpu_ultra96:two_part_net", input_shape=(16, 28, 28))], U96)
+        load_sources(
+            [
+                Source(
+                    str(tmp_path / "one.txt"),
+                    network="test_dpu_ultra96:two_part_net",
+                    input_shape=(16, 28, 28),
+                )
+            ],
+            U96,
+        )
 
 
 def test_network_references_and_bad_inputs(tmp_path):
@@ -127,23 +182,40 @@ def test_network_references_and_bad_inputs(tmp_path):
     (tmp_path / "t.csv").write_text("network,time_ms\nproxyless_w05:proxyless_mobile_05,3.3\n")
     (m,) = load_sources([Source(str(tmp_path / "t.csv"))], U96).measurements
     assert len(m.net.nodes) == 42  # a named arch of one of the package's spaces
-    (tmp_path / "bad.csv").write_text("block,hw_rt_ms\nResidualBlock-in_96x14x14-out_96-k_9-e_3-s_1-act_gelu-use_se_False,0.3\n")
+    (tmp_path / "bad.csv").write_text(
+        "block,hw_rt_ms\nResidualBlock-in_96x14x14-out_96-k_9-e_3-s_1-act_gelu-use_se_False,0.3\n"
+    )
     with pytest.raises(CalibrationInputError, match=r"bad.csv:2: .*not an OFA-MobileNetV3 block name"):
         load_sources([Source(str(tmp_path / "bad.csv"))], U96)
     (tmp_path / "neg.csv").write_text("block,hw_rt_ms\nConv_in-3x224x224_out-24_k-3_act-relu,-1\n")
     with pytest.raises(CalibrationInputError, match=r"neg.csv:2: hw_rt_ms -1"):
         load_sources([Source(str(tmp_path / "neg.csv"))], U96)
     with pytest.raises(CalibrationInputError, match="cannot import module 'no_such_mod'"):
-        load_sources([Source(str(REAL / "vaitrace_txt_dpu_summary_v1.4.txt"), network="no_such_mod:f", input_shape=(3, 8, 8))], U96)
+        load_sources(
+            [
+                Source(
+                    str(REAL / "vaitrace_txt_dpu_summary_v1.4.txt"),
+                    network="no_such_mod:f",
+                    input_shape=(3, 8, 8),
+                )
+            ],
+            U96,
+        )
 
 
 def test_xdputil_query_describes_the_board():
-    from ofa_hw.dpu.errors import ParseError
-    from ofa_hw.dpu.xdputil import dpu_from_xdputil
+    from ofa_hw.formats.errors import ParseError
+    from ofa_hw.formats.xdputil import dpu_from_xdputil
 
     text = (DATA_DIR / "ultra96_b2304" / "xdputil_query.txt").read_text()
     d = dpu_from_xdputil(text, name="u", base=DPUConfig.from_preset("zcu102_b4096"))
-    assert (d.arch, d.freq_mhz, d.cores, d.target_version, d.toolchain) == ("B2304", 200.0, 1, "v4.1.0", "xir")
+    assert (d.arch, d.freq_mhz, d.cores, d.target_version, d.toolchain) == (
+        "B2304",
+        200.0,
+        1,
+        "v4.1.0",
+        "xir",
+    )
     assert d.peak_gops == pytest.approx(460.8) and d.hard_activations
     with pytest.raises(ParseError, match="no JSON document"):
         dpu_from_xdputil("root@board:~# xdputil query\nSegmentation fault\n", source="q.txt")
@@ -162,13 +234,21 @@ def test_spill_to_ddr_when_a_tensor_outgrows_the_buffer():
     # The time jumps by exactly the extra DDR traffic (with no overlap to hide it).
     d = U96.replace(mem_overlap=0.0, engine_overlap=0.0)
     cn = compile_net(big, d)
-    jump = node_times_ms(cn, d.replace(fm_keep_fraction=0.25)).sum() - node_times_ms(cn, d.replace(fm_keep_fraction=1.0)).sum()
+    jump = (
+        node_times_ms(cn, d.replace(fm_keep_fraction=0.25)).sum()
+        - node_times_ms(cn, d.replace(fm_keep_fraction=1.0)).sum()
+    )
     extra = 2 * 56 * 56 * 96
-    assert jump == pytest.approx(extra / (d.ddr_bw_gbps * 1e6) + d.node_overhead_us_per_mb * extra / 1e9, rel=1e-9)
+    assert jump == pytest.approx(
+        extra / (d.ddr_bw_gbps * 1e6) + d.node_overhead_us_per_mb * extra / 1e9, rel=1e-9
+    )
     # DNNDK writes every node's output to DDR anyway: no spill term, the traffic is in the node bytes.
     dn = U96.replace(toolchain="dnndk", target_version="v4.1.0")
     assert spill_bytes(compile_net(big, dn), dn).sum() == 0
-    assert op_costs(compile_net(big, dn)).node_bytes.sum() > op_costs(compile_net(big, U96)).node_bytes.sum() + extra / 2
+    assert (
+        op_costs(compile_net(big, dn)).node_bytes.sum()
+        > op_costs(compile_net(big, U96)).node_bytes.sum() + extra / 2
+    )
 
 
 def test_memory_traffic_matches_vaitrace_memio():
@@ -182,7 +262,11 @@ def test_memory_traffic_matches_vaitrace_memio():
         pred = (c.node_mem_bytes.sum() + spill) / 1e6
         close += abs(pred / r.memIO_MB - 1) <= 0.25
         plain = c.node_mem_bytes.sum() / 1e6
-        if r.memIO_MB >= 2.5 * plain and cn.ops[0].in_h >= 56 or (r.memIO_MB >= 2.5 * plain and cn.ops[1].stride == 1):
+        if (
+            r.memIO_MB >= 2.5 * plain
+            and cn.ops[0].in_h >= 56
+            or (r.memIO_MB >= 2.5 * plain and cn.ops[1].stride == 1)
+        ):
             jumps_missed += [r.block] if spill == 0 else []
     assert close >= 18
     assert jumps_missed == []
@@ -200,8 +284,8 @@ def test_every_block_simulates_and_the_fit_is_good():
 
 
 def test_trace_reads_hard_activations_and_se_multiply():
-    from ofa_hw.dpu.mbv3_torch import block_module
-    from ofa_hw.dpu.trace import trace_ops
+    from ofa_hw.frontends.mbv3_blocks_torch import block_module
+    from ofa_hw.frontends.torch_fx import trace_ops
 
     name = THREE[1]
     ops, _ = trace_ops(block_module(name), (1, 96, 14, 14))
@@ -216,7 +300,9 @@ def test_trace_reads_hard_activations_and_se_multiply():
 
 # -- compile limits follow the toolchain generation ----------------------------------------------
 def test_compile_limits_follow_the_toolchain():
-    wide = parse_block("ResidualBlock-in_136x14x14-out_136-k_7-e_6-s_1-act_h_swish-use_se_True")  # 7x7 dw, 816 ch
+    wide = parse_block(
+        "ResidualBlock-in_136x14x14-out_136-k_7-e_6-s_1-act_h_swish-use_se_True"
+    )  # 7x7 dw, 816 ch
     assert wide.mid == 816
     compile_net(wide, U96)  # XIR compiled it into one subgraph on the real board
     dnndk = U96.replace(toolchain="dnndk")
@@ -233,15 +319,31 @@ def test_compile_limits_follow_the_toolchain():
     info = admitted_share(s, b4096, n=200, seed=0)
     assert info["samples"] == 200 and info["share"]["dnndk"] < 0.5 and info["share"]["xir"] == 1.0
     assert "dnndk" in admitted_line(info) and "200 uniformly sampled" in admitted_line(info)
-    assert admitted_line(admitted_share(s, U96, n=20)).startswith("Compile limits: DPU ultra96_b2304 with the xir toolchain")
+    assert admitted_line(admitted_share(s, U96, n=20)).startswith(
+        "Compile limits: DPU ultra96_b2304 with the xir toolchain"
+    )
 
 
 # -- the task end to end -------------------------------------------------------------------------
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     ws = tmp_path / "ws"
-    cmd = [sys.executable, "-m", "ofa_hw.cli", "task=calibrate", f"workspace={ws}", f"hydra.run.dir={tmp_path / 'run'}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**__import__("os").environ, "OFA_HW_WORKSPACE": str(ws)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "ofa_hw.cli",
+        "task=calibrate",
+        f"workspace={ws}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *args,
+    ]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "OFA_HW_WORKSPACE": str(ws)},
+    )
 
 
 def test_task_reproduces_the_shipped_preset(tmp_path):
@@ -295,5 +397,7 @@ def test_report_basis_names_the_ultra96_fit():
     from ofa_hw.provenance import measurement_basis
 
     basis = measurement_basis(SimBackend(U96), U96)
-    assert basis["fit"]["node_mape"] == pytest.approx(0.0737) and basis["fit"]["total_error"] == pytest.approx(-0.018)
+    assert basis["fit"]["node_mape"] == pytest.approx(0.0737) and basis["fit"][
+        "total_error"
+    ] == pytest.approx(-0.018)
     assert "ofa_mbv3_blocks_calibration.csv" in basis["text"] and "MAPE 7.4 %" in basis["text"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ofa_hw.dpu import ParseError, parse_vaitrace_summary
-from ofa_hw.dpu.vaitrace import NEAR_ZERO
+from ofa_hw.formats import ParseError, parse_vaitrace_summary
+from ofa_hw.formats.vaitrace import NEAR_ZERO
 
 REAL = Path(__file__).parent / "data" / "real_tool_outputs"
 
@@ -26,7 +26,9 @@ def _render(header: list[str], rows: list[list[str]]) -> str:
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     rule = "=" * len(line(header))
     sep = "-+-".join("-" * w for w in widths)
-    return "\n".join(["DPU Summary:", rule, line(header), sep, *(line(r) for r in rows), rule, "", "Notes:", ""])
+    return "\n".join(
+        ["DPU Summary:", rule, line(header), sep, *(line(r) for r in rows), rule, "", "Notes:", ""]
+    )
 
 
 def test_v14_recorded_table():
@@ -71,7 +73,11 @@ def test_v20_and_v25_headers(version, sub_cell):
 
 
 def test_table_inside_a_console_log():
-    text = "app: loading model\n" + (REAL / "vaitrace_txt_dpu_summary_v1.4.txt").read_text() + "\nCPU Functions:\n...\n"
+    text = (
+        "app: loading model\n"
+        + (REAL / "vaitrace_txt_dpu_summary_v1.4.txt").read_text()
+        + "\nCPU Functions:\n...\n"
+    )
     assert len(parse_vaitrace_summary(text)) == 2
 
 

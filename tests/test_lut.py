@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from ofa_hw.backends import ProfileJob, SimBackend
-from ofa_hw.dpu import DPUConfig, compile_net, is_compilable, layer_times_ms
-from ofa_hw.dpu.parsers import parse_dnndk_profile
+from ofa_hw.dpu import DPUConfig
+from ofa_hw.formats.dnndk import parse_dnndk_profile
 from ofa_hw.lut import (
     LatencyTable,
     LutError,
@@ -27,6 +27,7 @@ from ofa_hw.lut import (
     validate_lut,
 )
 from ofa_hw.netspec import build_netspec, space_keys
+from ofa_hw.sim import compile_net, is_compilable, layer_times_ms
 from ofa_hw.space import get_space
 
 SPACE = get_space("ofa_proxyless_w13")
@@ -47,8 +48,13 @@ def plan(dpu):
 def built(dpu, plan):
     """A LUT built from the plan's probes on the simulator, and the validation outcomes."""
     sim = SimBackend(dpu)
-    probes = [sim.profile(ProfileJob.create(SPACE, a, n, runs=3)) for a, n in zip(plan.probes, plan.probe_names())]
-    val = [sim.profile(ProfileJob.create(SPACE, a, n, runs=3)) for a, n in zip(plan.validation, plan.validation_names())]
+    probes = [
+        sim.profile(ProfileJob.create(SPACE, a, n, runs=3)) for a, n in zip(plan.probes, plan.probe_names())
+    ]
+    val = [
+        sim.profile(ProfileJob.create(SPACE, a, n, runs=3))
+        for a, n in zip(plan.validation, plan.validation_names())
+    ]
     assert all(o.ok for o in probes + val)
     table = build_lut(SPACE, sim, probes, plan.resolutions, plan.uncompilable, sim.provenance)
     return table, probes, val
@@ -78,7 +84,9 @@ def test_seed_profile_maps_onto_mobile05_blocks(seed_dir, dpu):
     assert [ns.layers[i].role for i in layers[-2]] == ["feature_mix", "pool"]
     bt = block_times(ns, prof.nodes, layer_times_ms(ns, dpu))
     assert bt.sum() == pytest.approx(prof.nodes["runtime_ms"].sum())
-    assert bt[0] > 0 and bt[1] > 0 and bt[0] + bt[1] - 0.134 == pytest.approx(0.063)  # conv_1 split, conv_3 whole
+    assert (
+        bt[0] > 0 and bt[1] > 0 and bt[0] + bt[1] - 0.134 == pytest.approx(0.063)
+    )  # conv_1 split, conv_3 whole
     assert len(bt) == len(ns.blocks) == 23
     assert (bt > 0).all()
 
@@ -160,7 +168,9 @@ def test_block_table_matches_predict(built, plan, dpu):
     bt = table.to_block_table(SPACE)
     ri = [SPACE.resolutions.index(r) for r in RES]
     archs = list(plan.validation) + list(plan.probes[:4])
-    np.testing.assert_allclose(bt.evaluate(SPACE.encode(archs)), [table.predict(SPACE, a) for a in archs], rtol=1e-9)
+    np.testing.assert_allclose(
+        bt.evaluate(SPACE.encode(archs)), [table.predict(SPACE, a) for a in archs], rtol=1e-9
+    )
     assert np.isnan(bt.fixed[SPACE.resolutions.index(128)])  # not built for 128
     assert np.isinf(bt.blocks[ri]).any()  # uncompilable cells
     mean, std = bt.evaluate_with_std(SPACE.encode(archs[:2]))
@@ -175,8 +185,17 @@ def test_save_load_round_trip(built, tmp_path, dpu):
     assert loaded.keys == table.keys and loaded.meta == table.meta
     np.testing.assert_allclose(loaded.frame["mean_ms"], table.frame["mean_ms"], rtol=1e-5)
     frame = pd.read_csv(path)
-    assert list(frame.columns) == ["key", "count", "mean_ms", "std_ms", "min_ms", "median_ms",
-                                   "dpu_fingerprint", "toolchain", "backend"]
+    assert list(frame.columns) == [
+        "key",
+        "count",
+        "mean_ms",
+        "std_ms",
+        "min_ms",
+        "median_ms",
+        "dpu_fingerprint",
+        "toolchain",
+        "backend",
+    ]
 
 
 def _saved(built, tmp_path) -> Path:
@@ -201,10 +220,14 @@ def test_nan_is_a_clear_error(built, tmp_path):
 
 def test_lut_of_another_space_or_dpu_is_refused(built, tmp_path, dpu):
     path = _saved(built, tmp_path)
-    with pytest.raises(LutError, match="is for space 'ofa_proxyless_w13', not the configured 'proxyless_w05'"):
+    with pytest.raises(
+        LutError, match="is for space 'ofa_proxyless_w13', not the configured 'proxyless_w05'"
+    ):
         LatencyTable.load(path, space=get_space("proxyless_w05"))
     other = dpu.replace(freq_mhz=200.0).fingerprint()
-    with pytest.raises(LutError, match=f"fingerprint {dpu.fingerprint()}, but the configured DPU has fingerprint {other}"):
+    with pytest.raises(
+        LutError, match=f"fingerprint {dpu.fingerprint()}, but the configured DPU has fingerprint {other}"
+    ):
         LatencyTable.load(path, dpu_fingerprint=other)
 
 
@@ -238,7 +261,11 @@ def test_ofa_yaml_round_trip(built, tmp_path):
 def test_ofa_yaml_with_unknown_keys_is_refused(built, tmp_path):
     path = built[0].to_ofa_yaml(tmp_path / "lut.yaml")
     data = yaml.safe_load(path.read_text())
-    data["expanded_conv-input:7x7x999-output:7x7x999-expand:6-kernel:3-stride:1-idskip:1"] = {"count": 1, "mean": 1.0, "std": 0.0}
+    data["expanded_conv-input:7x7x999-output:7x7x999-expand:6-kernel:3-stride:1-idskip:1"] = {
+        "count": 1,
+        "mean": 1.0,
+        "std": 0.0,
+    }
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(LutError, match=r"lut\.yaml: 1 key\(s\) are not keys of space 'ofa_proxyless_w13'"):
         LatencyTable.from_ofa_yaml(path, SPACE, built[0].meta)
@@ -250,6 +277,7 @@ def test_ofa_yaml_with_unknown_keys_is_refused(built, tmp_path):
 def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path, ofa_importable):
     """OFA's own ProxylessNASLatencyTable answers from our YAML (``ofa`` is in the test extra)."""
     import ofa.nas.efficiency_predictor.latency_lookup_table as lut_module
+
     table = built[0]
     path = table.to_ofa_yaml(tmp_path / "lut.yaml")
     ofa_table = lut_module.ProxylessNASLatencyTable.__new__(lut_module.ProxylessNASLatencyTable)
@@ -260,14 +288,21 @@ def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path, ofa_importa
     total = 0.0
     for block in ns.blocks:
         if block.kind == "expanded_conv":
-            total += ofa_table.query("expanded_conv", [block.in_hw, block.in_hw, block.in_c],
-                                     [block.out_hw, block.out_hw, block.out_c], expand=block.expand,
-                                     ks=block.kernel, stride=block.stride, id_skip=block.idskip)
+            total += ofa_table.query(
+                "expanded_conv",
+                [block.in_hw, block.in_hw, block.in_c],
+                [block.out_hw, block.out_hw, block.out_c],
+                expand=block.expand,
+                ks=block.kernel,
+                stride=block.stride,
+                id_skip=block.idskip,
+            )
         elif block.kind == "Logits":
             total += ofa_table.query("Logits", [block.in_hw, block.in_hw, block.in_c], [block.out_c])
         else:
-            total += ofa_table.query(block.kind, [block.in_hw, block.in_hw, block.in_c],
-                                     [block.out_hw, block.out_hw, block.out_c])
+            total += ofa_table.query(
+                block.kind, [block.in_hw, block.in_hw, block.in_c], [block.out_hw, block.out_hw, block.out_c]
+            )
     assert total == pytest.approx(table.predict(SPACE, arch), rel=1e-6)
     assert not math.isnan(total)
 
@@ -277,7 +312,9 @@ def test_simulator_lut_predicts_the_real_board(seed_dir, dpu):
     space = get_space("proxyless_w05")
     plan = plan_probes(space, dpu_compile_check(dpu), resolutions=[224], validation_subnets=0)
     sim = SimBackend(dpu)
-    probes = [sim.profile(ProfileJob.create(space, a, n, runs=2)) for a, n in zip(plan.probes, plan.probe_names())]
+    probes = [
+        sim.profile(ProfileJob.create(space, a, n, runs=2)) for a, n in zip(plan.probes, plan.probe_names())
+    ]
     table = build_lut(space, sim, probes, plan.resolutions, plan.uncompilable)
     measured = parse_dnndk_profile((seed_dir / "dnndk_profile_proxylessmobile05.txt").read_text()).total_ms
     assert len(plan.probes) == 9 and table.coverage(space)["fraction"] == 1.0

@@ -53,8 +53,13 @@ class BoardLikeSim(SimBackend):
         self.boards = ["zcu102"]
         self.ran: list[str] = []
         self.capsys, self.stdout_at_first_probe = capsys, None
-        self.times = {"export_s": 5.0, "quantize_s": host_s - 35.0, "compile_s": 30.0, "board_s": board_s,
-                      "lock_wait_s": 999.0}
+        self.times = {
+            "export_s": 5.0,
+            "quantize_s": host_s - 35.0,
+            "compile_s": 30.0,
+            "board_s": board_s,
+            "lock_wait_s": 999.0,
+        }
 
     def profile(self, job):
         if not self.ran and self.capsys is not None:
@@ -63,14 +68,29 @@ class BoardLikeSim(SimBackend):
             print(out, end="")  # keep it visible to later readers
         self.ran.append(job.net_name)
         outcome = super().profile(job)
-        return ProfileOutcome(outcome.job, outcome.status, outcome.profile, outcome.raw_text, outcome.error,
-                              dict(self.times))
+        return ProfileOutcome(
+            outcome.job, outcome.status, outcome.profile, outcome.raw_text, outcome.error, dict(self.times)
+        )
 
 
 def _lut_cfg(ws: Path, **over) -> SimpleNamespace:
-    base = dict(resolutions=list(RES), path=None, dir=str(ws / "lut"), shipped_dir=str(ws / "no_shipped"),
-                reuse=True, regenerate=True, coverage=1, validation_subnets=4, seed=0, retry_failed=False,
-                plan="auto", max_subnets=20, batch=5, target_mape=0.01, pool=200)
+    base = dict(
+        resolutions=list(RES),
+        path=None,
+        dir=str(ws / "lut"),
+        shipped_dir=str(ws / "no_shipped"),
+        reuse=True,
+        regenerate=True,
+        coverage=1,
+        validation_subnets=4,
+        seed=0,
+        retry_failed=False,
+        plan="auto",
+        max_subnets=20,
+        batch=5,
+        target_mape=0.01,
+        pool=200,
+    )
     base.update(over)
     return SimpleNamespace(**base)
 
@@ -83,8 +103,10 @@ def test_estimate_arithmetic_and_the_up_front_line():
     assert cost.wall_per_probe_s == 60  # two builds at once: 60 s per probe, the board 30 s
     assert cost.wall_s == pytest.approx(19 * 60 + 150)
     line = cost.line()
-    assert line.startswith("up to 20 subnets (3 more already in the store), about 40 min of container time and "
-                           "10 min of board time")
+    assert line.startswith(
+        "up to 20 subnets (3 more already in the store), about 40 min of container time and "
+        "10 min of board time"
+    )
     assert line.endswith("; Ctrl-C is safe, rerun resumes") and "default: assumed" in line
     sim = CostEstimate(245, ProbeTimes(0.012, 0.0, "measured"), backend="sim")
     assert sim.line().startswith("245 subnets, about 2.9 s of simulator time and no board time")
@@ -180,8 +202,13 @@ class _FakePredictor:
 
 
 def test_pick_uncertain_takes_largest_sigma_one_per_resolution_first():
-    pool = [{**a, "r": r} for a, r in zip(sample_subnets(SPACE, dpu_compile_check(DPU), RES, 6, np.random.default_rng(2)),
-                                         (160, 160, 192, 224, 192, 160))]
+    pool = [
+        {**a, "r": r}
+        for a, r in zip(
+            sample_subnets(SPACE, dpu_compile_check(DPU), RES, 6, np.random.default_rng(2)),
+            (160, 160, 192, 224, 192, 160),
+        )
+    ]
     exclude = {SPACE.arch_id(pool[0])}
     picked, rel = pick_uncertain(_FakePredictor(), pool, 3, exclude, SPACE)
     # pool[0] is measured already; of the rest: 1 (160), then 2 (192), skip 4 (192 again), 3 (224)
@@ -220,7 +247,9 @@ def _run(settings: ActiveSettings, store: Store, backend) -> tuple:
         jobs = [ProfileJob.create(SPACE, a, n, 1, 0) for a, n in zip(archs, names)]
         return profile_jobs(backend, store, jobs, progress=False)
 
-    return run_active(SPACE, DPU, dpu_compile_check(DPU), RES, measure, lambda: default_predictor(SPACE, DPU), settings)
+    return run_active(
+        SPACE, DPU, dpu_compile_check(DPU), RES, measure, lambda: default_predictor(SPACE, DPU), settings
+    )
 
 
 def test_active_plan_scores_each_batch_before_training_on_it(tmp_path):
@@ -247,10 +276,19 @@ def test_active_plan_scores_each_batch_before_training_on_it(tmp_path):
 def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path, capsys):
     ws = tmp_path / "ws"
     board = BoardLikeSim(DPU, capsys=capsys)
-    result = ensure_lut(SPACE, DPU, _lut_cfg(ws, target_mape=0.0), backend=lambda: board,
-                        store=lambda: Store(ws / "store.sqlite"), runs=2, backend_name="vitis_dnndk")
+    result = ensure_lut(
+        SPACE,
+        DPU,
+        _lut_cfg(ws, target_mape=0.0),
+        backend=lambda: board,
+        store=lambda: Store(ws / "store.sqlite"),
+        runs=2,
+        backend_name="vitis_dnndk",
+    )
     first = board.stdout_at_first_probe
-    assert first.startswith("LUT plan budget: up to 20 subnets, about 42 min of container time and 10 min of board time")
+    assert first.startswith(
+        "LUT plan budget: up to 20 subnets, about 42 min of container time and 10 min of board time"
+    )
     assert "default: assumed" in first and first.rstrip().endswith("Ctrl-C is safe, rerun resumes")
     summary = result.summary()
     assert result.plan_kind == "budget" and summary["plan"] == "budget"
@@ -264,27 +302,53 @@ def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path
     # Rebuilt from the store: nothing profiled again, and the estimate now uses the measured times.
     again = BoardLikeSim(DPU)
     capsys.readouterr()
-    rebuilt = ensure_lut(SPACE, DPU, _lut_cfg(ws, target_mape=0.0, reuse=False), backend=lambda: again,
-                         store=lambda: Store(ws / "store.sqlite"), runs=2, backend_name="vitis_dnndk")
+    rebuilt = ensure_lut(
+        SPACE,
+        DPU,
+        _lut_cfg(ws, target_mape=0.0, reuse=False),
+        backend=lambda: again,
+        store=lambda: Store(ws / "store.sqlite"),
+        runs=2,
+        backend_name="vitis_dnndk",
+    )
     assert again.ran == [] and rebuilt.summary()["subnets_profiled"] == 20
     out = capsys.readouterr().out
     assert "LUT plan budget: up to 0 subnets (20 more already in the store)" in out
     assert "measured: median of 20 stored vitis_dnndk runs" in out
 
     # The full plan does not take the budget plan's partial table for a full one.
-    full = ensure_lut(SPACE, DPU, _lut_cfg(ws, plan="full"), backend=lambda: SimBackend(DPU),
-                      store=lambda: Store(ws / "store.sqlite"), runs=2, backend_name="vitis_dnndk")
+    full = ensure_lut(
+        SPACE,
+        DPU,
+        _lut_cfg(ws, plan="full"),
+        backend=lambda: SimBackend(DPU),
+        store=lambda: Store(ws / "store.sqlite"),
+        runs=2,
+        backend_name="vitis_dnndk",
+    )
     assert full.source == "built" and full.plan_kind == "full" and full.coverage["fraction"] == 1.0
 
 
 def test_full_plan_announces_its_cost_and_counts_stored_subnets(tmp_path, capsys):
     ws = tmp_path / "ws"
-    ensure_lut(SPACE, DPU, _lut_cfg(ws, resolutions=[224]), backend=lambda: SimBackend(DPU),
-               store=lambda: Store(ws / "store.sqlite"), runs=1)
+    ensure_lut(
+        SPACE,
+        DPU,
+        _lut_cfg(ws, resolutions=[224]),
+        backend=lambda: SimBackend(DPU),
+        store=lambda: Store(ws / "store.sqlite"),
+        runs=1,
+    )
     out = capsys.readouterr().out
     assert "LUT plan full: 13 subnets, about " in out and "of simulator time and no board time" in out
-    ensure_lut(SPACE, DPU, _lut_cfg(ws, resolutions=[224], validation_subnets=6, reuse=False),
-               backend=lambda: SimBackend(DPU), store=lambda: Store(ws / "store.sqlite"), runs=1)
+    ensure_lut(
+        SPACE,
+        DPU,
+        _lut_cfg(ws, resolutions=[224], validation_subnets=6, reuse=False),
+        backend=lambda: SimBackend(DPU),
+        store=lambda: Store(ws / "store.sqlite"),
+        runs=1,
+    )
     out = capsys.readouterr().out
     # the same 9 probes and the first 4 validation subnets are stored: only 2 validation subnets are new
     assert "LUT plan full: 2 subnets (13 more already in the store)" in out
@@ -294,8 +358,16 @@ def test_full_plan_announces_its_cost_and_counts_stored_subnets(tmp_path, capsys
 def test_cli_vitis_dnndk_plans_20_subnets_and_prints_the_cost_up_front(tmp_path):
     """``ofa-hw backend=vitis_dnndk task=lut`` as a user types it (dry run: no container, no board needed)."""
     ws = tmp_path / "ws"
-    cmd = [sys.executable, "-m", "ofa_hw.cli", "backend=vitis_dnndk", "task=lut", "lut.dry_run=true",
-           f"workspace={ws}", f"hydra.run.dir={tmp_path / 'run'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ofa_hw.cli",
+        "backend=vitis_dnndk",
+        "task=lut",
+        "lut.dry_run=true",
+        f"workspace={ws}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("LUT plan budget: up to 20 subnets, about ")
@@ -313,8 +385,17 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
 
     monkeypatch.chdir(tmp_path)
     ws = tmp_path / "ws"
-    cfg = compose(["lut.plan=budget", "lut.resolutions=[160,192,224]", "backend.runs=2", "lut.pool=100",
-                   f"lut.shipped_dir={tmp_path / 'none'}", "predictor.cache=false"], workspace=ws)
+    cfg = compose(
+        [
+            "lut.plan=budget",
+            "lut.resolutions=[160,192,224]",
+            "backend.runs=2",
+            "lut.pool=100",
+            f"lut.shipped_dir={tmp_path / 'none'}",
+            "predictor.cache=false",
+        ],
+        workspace=ws,
+    )
     lut = lut_task.lut_for_config(cfg)
     n = Store(ws / "store.sqlite").count(status=None)
     assert n == lut.summary()["subnets_profiled"] <= 20
@@ -327,5 +408,7 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
     text = budget_statement(lut.summary(), sec, "sim")
     assert text.startswith(f"Measured for the LUT: {n} subnets on `sim` (plan `budget`, stopped on ")
     assert f"Predictor error on {sec['heldout_subnets']} subnets it did not train on: MAPE" in text
-    mean, _ = trained.predictor.predict(sample_subnets(SPACE, dpu_compile_check(DPU), [128], 3, np.random.default_rng(3)))
+    mean, _ = trained.predictor.predict(
+        sample_subnets(SPACE, dpu_compile_check(DPU), [128], 3, np.random.default_rng(3))
+    )
     assert np.isfinite(mean).all()  # the predictor covers keys the partial LUT lacks (r=128 never profiled)

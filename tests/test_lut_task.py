@@ -38,12 +38,18 @@ def test_task_writes_results_and_artefacts(run_task, tmp_path, workspace):
     lut = res["lut"]
     assert lut["coverage"] == 1.0 and lut["profiled_subnets"] == 18 and lut["source"] == "built"
     assert 0 <= lut["validation_mape"] < 0.02 and lut["validation_subnets"] == 4
-    assert lut["keys"] == lut["compilable_keys"] == len(space_keys(get_space("ofa_proxyless_w13"), [160, 224])) - lut["uncompilable_keys"]
+    assert (
+        lut["keys"]
+        == lut["compilable_keys"]
+        == len(space_keys(get_space("ofa_proxyless_w13"), [160, 224])) - lut["uncompilable_keys"]
+    )
     assert Path(lut["path"]).parent == workspace / "lut"
     assert res["dpu"]["fingerprint"] == DPUConfig.from_preset("zcu102_b4096").fingerprint()
     outdir = tmp_path / "outputs" / "adhoc"
     on_disk = json.loads((outdir / "results.json").read_text())
-    assert on_disk["lut"]["coverage"] == 1.0 and on_disk["lut"]["validation_mape"] == pytest.approx(lut["validation_mape"])
+    assert on_disk["lut"]["coverage"] == 1.0 and on_disk["lut"]["validation_mape"] == pytest.approx(
+        lut["validation_mape"]
+    )
     for name in ("lut_coverage.csv", "lut_coverage.png", "lut_validation.csv", Path(lut["path"]).name):
         assert (outdir / name).is_file(), name
     assert (outdir / f"{Path(lut['path']).stem}.ofa.yaml").is_file()
@@ -109,10 +115,20 @@ def test_multirun_over_two_dpus_shares_one_store(tmp_path):
     """Two DPU configs profiled at once by the joblib launcher's worker processes, into one store."""
     ws = tmp_path / "ws"
     cmd = [
-        sys.executable, "-m", "ofa_hw.cli", "-m", "task=lut", "dpu=zcu102_b4096,zcu104_b4096",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-        f"workspace={ws}", "lut.resolutions=[224]", "lut.validation_subnets=2", "backend.runs=1",
-        f"lut.shipped_dir={tmp_path / 'none'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        sys.executable,
+        "-m",
+        "ofa_hw.cli",
+        "-m",
+        "task=lut",
+        "dpu=zcu102_b4096,zcu104_b4096",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"workspace={ws}",
+        "lut.resolutions=[224]",
+        "lut.validation_subnets=2",
+        "backend.runs=1",
+        f"lut.shipped_dir={tmp_path / 'none'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

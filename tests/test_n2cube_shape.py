@@ -27,7 +27,9 @@ INCLUDE = BOARD_SRC / "include"
 
 
 def _exported(lib: Path) -> set[str]:
-    out = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
     return {line.split()[-1] for line in out.splitlines() if "dpu" in line}
 
 
@@ -51,7 +53,11 @@ def test_the_profiler_does_not_build_as_c(tmp_path):
     # any C program including the header fails on its C++ headers, as with the real header
     prog = tmp_path / "uses_header.c"
     prog.write_text("#include <dnndk/n2cube.h>\nint main(void) { return dpuOpen(); }\n")
-    header = subprocess.run(["gcc", "-I", str(INCLUDE), "-c", str(prog), "-o", str(tmp_path / "h.o")], capture_output=True, text=True)
+    header = subprocess.run(
+        ["gcc", "-I", str(INCLUDE), "-c", str(prog), "-o", str(tmp_path / "h.o")],
+        capture_output=True,
+        text=True,
+    )
     assert header.returncode != 0 and "atomic" in header.stderr
 
 
@@ -68,7 +74,9 @@ def test_c_declarations_do_not_link(tmp_path, board_root):  # noqa: F811
     )
     lib = board_root / "usr" / "lib"
     linked = subprocess.run(
-        ["gcc", "-o", str(tmp_path / "declares"), str(prog), "-L", str(lib), "-ln2cube"], capture_output=True, text=True
+        ["gcc", "-o", str(tmp_path / "declares"), str(prog), "-L", str(lib), "-ln2cube"],
+        capture_output=True,
+        text=True,
     )
     assert linked.returncode != 0
     assert "undefined reference to `dpuLoadKernel'" in linked.stderr and "dpuOpen'" not in linked.stderr
@@ -77,10 +85,24 @@ def test_c_declarations_do_not_link(tmp_path, board_root):  # noqa: F811
 def test_the_profiler_builds_as_cpp(tmp_path, board_root):  # noqa: F811
     lib = board_root / "usr" / "lib"
     built = subprocess.run(
-        ["g++", "-O2", "-I", str(INCLUDE), "-o", str(tmp_path / "prof"), str(PROFILER), "-L", str(lib), "-ln2cube", "-lpthread"],
+        [
+            "g++",
+            "-O2",
+            "-I",
+            str(INCLUDE),
+            "-o",
+            str(tmp_path / "prof"),
+            str(PROFILER),
+            "-L",
+            str(lib),
+            "-ln2cube",
+            "-lpthread",
+        ],
         capture_output=True,
         text=True,
     )
     assert built.returncode == 0, built.stderr
-    usage = subprocess.run([str(tmp_path / "prof")], capture_output=True, text=True, env={"LD_LIBRARY_PATH": str(lib)})
+    usage = subprocess.run(
+        [str(tmp_path / "prof")], capture_output=True, text=True, env={"LD_LIBRARY_PATH": str(lib)}
+    )
     assert usage.returncode == 2 and "time|profile KERNEL" in usage.stderr

@@ -44,11 +44,23 @@ def test_mobile05_per_block_macs_match_seed_csv(mobile05, seed_dir):
 
 def test_layer_graph_and_keys(mobile05):
     names = [layer.name for layer in mobile05.layers]
-    assert names[:4] == ["conv_1", "conv_2", "conv_3", "conv_4"] and names[-3:] == ["conv_61", "pool_1", "fc_1"]
+    assert names[:4] == ["conv_1", "conv_2", "conv_3", "conv_4"] and names[-3:] == [
+        "conv_61",
+        "pool_1",
+        "fc_1",
+    ]
     assert mobile05.keys[0] == "Conv-input:224x224x3-output:112x112x16"
-    assert mobile05.keys[1] == "expanded_conv-input:112x112x16-output:112x112x8-expand:1-kernel:3-stride:1-idskip:0"
-    assert mobile05.keys[2] == "expanded_conv-input:112x112x8-output:56x56x16-expand:3-kernel:5-stride:2-idskip:0"
-    assert mobile05.keys[3] == "expanded_conv-input:56x56x16-output:56x56x16-expand:3-kernel:3-stride:1-idskip:1"
+    assert (
+        mobile05.keys[1]
+        == "expanded_conv-input:112x112x16-output:112x112x8-expand:1-kernel:3-stride:1-idskip:0"
+    )
+    assert (
+        mobile05.keys[2]
+        == "expanded_conv-input:112x112x8-output:56x56x16-expand:3-kernel:5-stride:2-idskip:0"
+    )
+    assert (
+        mobile05.keys[3] == "expanded_conv-input:56x56x16-output:56x56x16-expand:3-kernel:3-stride:1-idskip:1"
+    )
     assert mobile05.keys[-2:] == ["Conv_1-input:7x7x160-output:7x7x1280", "Logits-input:7x7x1280-output:1000"]
     residual = [layer for layer in mobile05.layers if layer.residual]
     assert all(layer.role == "project" and layer.in_hw == layer.out_hw for layer in residual)

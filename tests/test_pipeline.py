@@ -12,17 +12,36 @@ from pathlib import Path
 import pytest
 
 REQUIRED_KEYS = [
-    "dpu.preset", "dpu.fingerprint", "lut.keys", "lut.coverage", "lut.profiled_subnets", "predictor.name",
-    "predictor.mape", "predictor.kendall_tau", "predictor.acc5", "search.budget_ms", "search.best.arch",
-    "search.best.predicted_ms", "search.best.measured_ms", "search.best.accuracy", "search.hit_rate", "timings_s",
+    "dpu.preset",
+    "dpu.fingerprint",
+    "lut.keys",
+    "lut.coverage",
+    "lut.profiled_subnets",
+    "predictor.name",
+    "predictor.mape",
+    "predictor.kendall_tau",
+    "predictor.acc5",
+    "search.budget_ms",
+    "search.best.arch",
+    "search.best.predicted_ms",
+    "search.best.measured_ms",
+    "search.best.accuracy",
+    "search.hit_rate",
+    "timings_s",
 ]
 FAST = ["search.generations=60", "search.pareto_generations=40"]
 
 
 def ofa_hw(args: list[str], workspace: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OFA_HW_WORKSPACE": str(workspace)}
-    return subprocess.run([sys.executable, "-m", "ofa_hw.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ofa_hw.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def dotted(results: dict, key: str):
@@ -50,8 +69,15 @@ def test_pipeline_writes_every_result_and_artefact(first_run):
     best = results["search"]["best"]
     assert best["measured_ms"] <= results["search"]["budget_ms"]
     assert set(results["timings_s"]) >= {"lut", "train", "search", "report"}
-    for name in ("report.md", "candidates.csv", "predictor.json", "predictor_scatter.png", "pareto.png",
-                 "pred_vs_measured.png", "lut_coverage.png"):
+    for name in (
+        "report.md",
+        "candidates.csv",
+        "predictor.json",
+        "predictor_scatter.png",
+        "pareto.png",
+        "pred_vs_measured.png",
+        "lut_coverage.png",
+    ):
         assert (run / name).is_file(), name
     report = (run / "report.md").read_text()
     assert "FLOPs proxy" in report and "not ImageNet accuracy" in report
@@ -59,7 +85,10 @@ def test_pipeline_writes_every_result_and_artefact(first_run):
     assert "[1/4] lut" in proc.stdout and "best subnet" in proc.stdout and "hit rate" in proc.stdout
     # the last line names the run directory and the files once (not "results.json: results.json")
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"outputs: {run.resolve()} (report.md, results.json") and "json: results.json" not in last
+    assert (
+        last.startswith(f"outputs: {run.resolve()} (report.md, results.json")
+        and "json: results.json" not in last
+    )
 
 
 def test_report_says_what_it_measured_on(first_run):
@@ -69,18 +98,30 @@ def test_report_says_what_it_measured_on(first_run):
     results = json.loads((run / "results.json").read_text())
     report = (run / "report.md").read_text()
     head = report.split("## DPU")[0]
-    assert "**Measured on:** the DPU simulator" in head and "calibrated on DNNDK profiles: proxylessmobile05" in head
+    assert (
+        "**Measured on:** the DPU simulator" in head
+        and "calibrated on DNNDK profiles: proxylessmobile05" in head
+    )
     assert "node MAPE 4.7 %" in head and "not the board" in head
     tag = "measured on the simulator (DNNDK profiles: proxylessmobile05, node MAPE 4.7 % vs its board)"
     for section in ("## Latency lookup table", "## Latency predictor", "## Search and deployed candidates"):
         assert tag in report.split(section)[1].split("\n## ")[0], section
     limits = results["compile_limits"]
-    assert limits["samples"] == 20000 and 0.5 < limits["removed_share"] < 1.0 and "bank depth 2048" in limits["rule"]
-    assert (f"This removes **{100 * limits['removed_share']:.1f} %** of the space" in report
-            and "20 000 uniformly sampled subnets" in report)
+    assert (
+        limits["samples"] == 20000
+        and 0.5 < limits["removed_share"] < 1.0
+        and "bank depth 2048" in limits["rule"]
+    )
+    assert (
+        f"This removes **{100 * limits['removed_share']:.1f} %** of the space" in report
+        and "20 000 uniformly sampled subnets" in report
+    )
     assert results["basis"]["kind"] == "simulator" and "measured on" in proc.stdout
     # Issue 11: the share of the space each toolchain generation admits; issue 15: which latency figure.
-    assert set(limits["admitted_by_toolchain"]) == {"dnndk", "xir"} and limits["admitted_by_toolchain"]["xir"] == 1.0
+    assert (
+        set(limits["admitted_by_toolchain"]) == {"dnndk", "xir"}
+        and limits["admitted_by_toolchain"]["xir"] == 1.0
+    )
     assert "share of the space each admits: dnndk" in report
     assert "**Latency figure** (`predictor.target=profile`): sum of the per-node DPU times" in report
 
@@ -116,7 +157,11 @@ def test_second_run_reuses_the_store(first_run):
 
 
 def test_infeasible_budget_is_a_one_line_error(tmp_path):
-    proc = ofa_hw([f"hydra.run.dir={tmp_path / 'run'}", "task=search", "search.budget_ms=0.5"], tmp_path / "ws", tmp_path)
+    proc = ofa_hw(
+        [f"hydra.run.dir={tmp_path / 'run'}", "task=search", "search.budget_ms=0.5"],
+        tmp_path / "ws",
+        tmp_path,
+    )
     assert proc.returncode == 2
     assert "infeasible" in proc.stderr and "smallest" in proc.stderr
     assert "Traceback" not in proc.stderr

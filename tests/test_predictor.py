@@ -54,10 +54,19 @@ def measured(dpu):
     backend, check = SimBackend(dpu), dpu_compile_check(dpu)
     train = sample_compilable(SPACE, np.random.default_rng(0), 8, check, resolutions=[160, 192, 224])
     test = sample_compilable(SPACE, np.random.default_rng(1), 12, check)
-    out_train = [backend.profile(ProfileJob.create(SPACE, a, f"tr{i}", runs=3, seed=i)) for i, a in enumerate(train)]
-    out_test = [backend.profile(ProfileJob.create(SPACE, a, f"te{i}", runs=3, seed=100 + i)) for i, a in enumerate(test)]
+    out_train = [
+        backend.profile(ProfileJob.create(SPACE, a, f"tr{i}", runs=3, seed=i)) for i, a in enumerate(train)
+    ]
+    out_test = [
+        backend.profile(ProfileJob.create(SPACE, a, f"te{i}", runs=3, seed=100 + i))
+        for i, a in enumerate(test)
+    ]
     assert all(o.ok for o in out_train + out_test)
-    return TrainingSet.from_outcomes(SPACE, dpu, out_train), test, np.array([o.profile.total_ms for o in out_test])
+    return (
+        TrainingSet.from_outcomes(SPACE, dpu, out_train),
+        test,
+        np.array([o.profile.total_ms for o in out_test]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +89,9 @@ def test_features_cover_every_column_and_follow_the_dpu(dpu):
     assert 3.0 < ratio < 4.5
     # Padding: 7x7 output on PP = 8 wastes 1/8 of the pixel lanes.
     head = next(b for b in ns.blocks if b.kind == "Conv_1")
-    assert block_features(head, ns, HwParams.from_dpu(dpu))["pix_eff"] == pytest.approx(ns.blocks[-1].in_hw / 8)
+    assert block_features(head, ns, HwParams.from_dpu(dpu))["pix_eff"] == pytest.approx(
+        ns.blocks[-1].in_hw / 8
+    )
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -126,7 +137,9 @@ def test_lut_model_is_exact_on_measured_keys_and_falls_back_elsewhere(dpu):
 
 
 def test_training_rows_from_lut_keys_of_another_space_are_rejected(dpu):
-    bad = TrainingSet(SPACE, keys=(KeyMeasurement("Conv-input:999x999x3-output:500x500x40", 0.1),), lut_id="x")
+    bad = TrainingSet(
+        SPACE, keys=(KeyMeasurement("Conv-input:999x999x3-output:500x500x40", 0.1),), lut_id="x"
+    )
     with pytest.raises(ValueError, match="not keys of space"):
         bad.block_rows(HwParams.from_dpu(dpu))
     assert "Conv-input:224x224x3-output:112x112x40" in key_blocks(SPACE)
@@ -141,7 +154,9 @@ def test_compiled_table_matches_the_model_and_marks_uncompilable_archs(fitted, m
     np.testing.assert_allclose(table_mean, direct_mean, rtol=1e-9)
     np.testing.assert_allclose(table_std, direct_std, rtol=1e-9)
     wide = SPACE.validate({"ks": [7] * 21, "e": [6] * 21, "d": [4] * 5 + [1], "r": 224})
-    assert not all(dpu_compile_check(dpu)(b, build_netspec(SPACE, wide)) for b in build_netspec(SPACE, wide).blocks)
+    assert not all(
+        dpu_compile_check(dpu)(b, build_netspec(SPACE, wide)) for b in build_netspec(SPACE, wide).blocks
+    )
     mean, std = pred.predict(wide)
     assert np.isinf(mean[0]) and np.isinf(std[0])
     floor = pred.min_latency_ms()
@@ -157,7 +172,8 @@ def test_overheads_profile_and_e2e(fitted, measured):
     gap = e2e - profile
     assert (gap > 0).all() and np.ptp(gap) < 0.05 * gap.mean() + 1e-3  # a per-network task overhead
     lut_only = LatencyPredictor(make_model("roofline"), SPACE).fit(
-        TrainingSet(SPACE, keys=(KeyMeasurement("Conv-input:224x224x3-output:112x112x40", 0.1),), lut_id="k"))
+        TrainingSet(SPACE, keys=(KeyMeasurement("Conv-input:224x224x3-output:112x112x40", 0.1),), lut_id="k")
+    )
     with pytest.raises(PredictorError, match="no 'e2e' latency"):
         lut_only.predict_encoded(SPACE.encode([test[0]]), target="e2e")
 
@@ -172,7 +188,8 @@ def test_predictions_are_deterministic_for_a_seed(measured, dpu):
     data = measured[0]
     tables = [
         LatencyPredictor(make_model(name, **FAST[name], random_state=seed), SPACE, dpu).fit(data).compile()
-        for name in ("rf", "mlp") for seed in (7, 7, 8)
+        for name in ("rf", "mlp")
+        for seed in (7, 7, 8)
     ]
     for a, b, c in (tables[:3], tables[3:]):
         np.testing.assert_array_equal(a.blocks, b.blocks)
@@ -197,8 +214,12 @@ def test_persistence_round_trip(name, fitted, measured, dpu, tmp_path):
     loaded = load_predictor(path, SPACE, dpu)
     _, test, _ = measured
     for target in ("profile", "e2e"):
-        np.testing.assert_allclose(loaded.predict(test, target=target)[0], pred.predict(test, target=target)[0], rtol=1e-12)
-        np.testing.assert_allclose(loaded.predict(test, target=target)[1], pred.predict(test, target=target)[1], rtol=1e-12)
+        np.testing.assert_allclose(
+            loaded.predict(test, target=target)[0], pred.predict(test, target=target)[0], rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            loaded.predict(test, target=target)[1], pred.predict(test, target=target)[1], rtol=1e-12
+        )
     assert loaded.min_latency_ms() == pytest.approx(pred.min_latency_ms(), rel=1e-12)
 
 

@@ -11,6 +11,7 @@ from conftest import compose
 
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.sim import SimBackend
+from ofa_hw.bench.predictor import bench_params, run_benchmark
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
 from ofa_hw.lut import dpu_compile_check
@@ -24,7 +25,6 @@ from ofa_hw.predictor import (
     make_model,
     make_predictor,
 )
-from ofa_hw.predictor.bench import bench_params, run_benchmark
 from ofa_hw.predictor.data import sample_compilable
 from ofa_hw.space import get_space
 from ofa_hw.tasks import make_dpu, make_space
@@ -42,9 +42,12 @@ def dpu() -> DPUConfig:
 def predictor(dpu) -> LatencyPredictor:
     backend, check = SimBackend(dpu), dpu_compile_check(dpu)
     archs = sample_compilable(SPACE, np.random.default_rng(5), 6, check, resolutions=[160, 192, 224])
-    outcomes = [backend.profile(ProfileJob.create(SPACE, a, f"n{i}", runs=2, seed=i)) for i, a in enumerate(archs)]
+    outcomes = [
+        backend.profile(ProfileJob.create(SPACE, a, f"n{i}", runs=2, seed=i)) for i, a in enumerate(archs)
+    ]
     return LatencyPredictor(make_model("rf", n_estimators=8, n_members=3), SPACE, dpu).fit(
-        TrainingSet.from_outcomes(SPACE, dpu, outcomes))
+        TrainingSet.from_outcomes(SPACE, dpu, outcomes)
+    )
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -75,8 +78,13 @@ def test_make_predictor_loads_a_file_and_checks_its_model(predictor, dpu, tmp_pa
 # ----------------------------------------------------------------------------------------- train task
 def test_train_task_writes_metrics_scatter_and_predictor(workspace, tmp_path, monkeypatch, dpu):
     monkeypatch.chdir(tmp_path)
-    overrides = ["task=train", "predictor=roofline", "predictor.eval_subnets=6", "predictor.calib_subnets=3",
-                 "backend.runs=2"]
+    overrides = [
+        "task=train",
+        "predictor=roofline",
+        "predictor.eval_subnets=6",
+        "predictor.calib_subnets=3",
+        "backend.runs=2",
+    ]
     res = train_task.run(compose(overrides, workspace=workspace))
     sec = res["predictor"]
     assert sec["name"] == "roofline" and sec["eval_subnets"] == 6 and sec["calibration_subnets"] == 3
@@ -103,17 +111,37 @@ def test_benchmark_rows_and_targets(tmp_path, dpu):
     backend = SimBackend(dpu)
 
     def measure(archs, prefix, desc):
-        return [backend.profile(ProfileJob.create(SPACE, a, f"{prefix}_{i}", runs=2, seed=0)) for i, a in enumerate(archs)]
+        return [
+            backend.profile(ProfileJob.create(SPACE, a, f"{prefix}_{i}", runs=2, seed=0))
+            for i, a in enumerate(archs)
+        ]
 
-    params = bench_params({"truth_subnets": 25, "budgets": [3, 5], "models": ["roofline", "lut"],
-                           "throughput_archs": 20000, "throughput_min_s": 0.05, "target_budget": 5})
+    params = bench_params(
+        {
+            "truth_subnets": 25,
+            "budgets": [3, 5],
+            "models": ["roofline", "lut"],
+            "throughput_archs": 20000,
+            "throughput_min_s": 0.05,
+            "target_budget": 5,
+        }
+    )
     res = run_benchmark(SPACE, dpu, measure, params, tmp_path, seed=0, runs=2)
     assert [(r["model"], r["profiled_subnets"]) for r in res["rows"]] == [
-        ("roofline", 3), ("roofline", 5), ("lut", 3), ("lut", 5)]
+        ("roofline", 3),
+        ("roofline", 5),
+        ("lut", 3),
+        ("lut", 5),
+    ]
     for row in res["rows"]:
         assert {"mape", "acc1", "acc5", "acc10", "kendall_tau", "train_s", "archs_per_s"} <= set(row)
         assert 0 <= row["mape"] < 0.05 and row["archs_per_s"] > 1e4
-    assert res["best"]["profiled_subnets"] <= 5 and set(res["targets"]["met"]) == {"mape", "acc5", "kendall_tau", "archs_per_s"}
+    assert res["best"]["profiled_subnets"] <= 5 and set(res["targets"]["met"]) == {
+        "mape",
+        "acc5",
+        "kendall_tau",
+        "archs_per_s",
+    }
     assert {p.name for p in tmp_path.iterdir()} >= {"rows.csv", "predictor_bench.png", "best_scatter.png"}
     with pytest.raises(ValueError, match="unknown key"):
         bench_params({"budget": [5]})
@@ -149,7 +177,9 @@ def test_ofa_evolution_finder_runs_on_our_predictor(predictor):
     budget = float(np.median(predicted[np.isfinite(predicted)]))  # most random subnets cannot compile: inf
     random.seed(0)
     np.random.seed(0)
-    finder = ofa_evolution.EvolutionFinder(adapter, KernelSumAccuracy(), population_size=20, max_time_budget=5)
+    finder = ofa_evolution.EvolutionFinder(
+        adapter, KernelSumAccuracy(), population_size=20, max_time_budget=5
+    )
     _, (_, best, latency) = finder.run_evolution_search(budget)
     assert latency <= budget and np.isfinite(latency)
     assert adapter.get_efficiency(best) == pytest.approx(latency)
@@ -159,11 +189,25 @@ def test_ofa_evolution_finder_runs_on_our_predictor(predictor):
 def test_train_from_the_store_probes(workspace, tmp_path, monkeypatch):
     """``predictor.source=store``: the LUT's probe profiles (grouped by subnet) instead of its key table."""
     monkeypatch.chdir(tmp_path)
-    base = ["task=train", "predictor=gbdt", "predictor.model.n_estimators=30", "predictor.model.n_members=3",
-            "predictor.eval_subnets=4", "predictor.calib_subnets=2", "backend.runs=2", "predictor.source=store"]
-    with pytest.raises(UserError, match="no probe profiles"):  # the shipped LUT was reused: no probes measured
+    base = [
+        "task=train",
+        "predictor=gbdt",
+        "predictor.model.n_estimators=30",
+        "predictor.model.n_members=3",
+        "predictor.eval_subnets=4",
+        "predictor.calib_subnets=2",
+        "backend.runs=2",
+        "predictor.source=store",
+    ]
+    with pytest.raises(
+        UserError, match="no probe profiles"
+    ):  # the shipped LUT was reused: no probes measured
         train_task.run(compose(base, workspace=workspace))
-    own_lut = ["lut.resolutions=[160,224]", "lut.validation_subnets=2", f"lut.shipped_dir={tmp_path / 'none'}"]
+    own_lut = [
+        "lut.resolutions=[160,224]",
+        "lut.validation_subnets=2",
+        f"lut.shipped_dir={tmp_path / 'none'}",
+    ]
     sec = train_task.run(compose(base + own_lut, workspace=workspace))["predictor"]
     assert sec["source"] == "store" and sec["train_rows"] == 18 * 21 + 18 * 4  # 18 max-depth probes
     assert sec["calibration_subnets"] >= 2 and sec["mape"] < 0.03

@@ -135,16 +135,25 @@ def test_infeasible_budget_fails_at_once_with_the_floor(table, accuracy) -> None
 
 def test_floor_is_exact_against_brute_force() -> None:
     """On a space small enough to enumerate, the floor of mean + k·σ equals the brute-force minimum."""
-    tiny = SearchSpace(name="tiny", width_mult=0.5, ks_list=(3, 5), expand_list=(3,), depth_list=(1, 2),
-                       resolutions=(128, 160))
+    tiny = SearchSpace(
+        name="tiny",
+        width_mult=0.5,
+        ks_list=(3, 5),
+        expand_list=(3,),
+        depth_list=(1, 2),
+        resolutions=(128, 160),
+    )
     rng = np.random.default_rng(7)
     nb = tiny.n_blocks  # 11
     blocks = rng.uniform(0.05, 0.5, (2, nb, 2, 1))
     var_blocks = rng.uniform(0.0, 0.05, blocks.shape) ** 2 * rng.choice([1, 30], blocks.shape)
     table = BlockTable(tiny, rng.uniform(0.5, 1.0, 2), blocks, rng.uniform(0, 0.01, 2), var_blocks)
-    rows = [list(k) + [0] * nb + list(d) + [r]
-            for k in itertools.product(range(2), repeat=nb)
-            for d in itertools.product(range(2), repeat=5) for r in range(2)]
+    rows = [
+        list(k) + [0] * nb + list(d) + [r]
+        for k in itertools.product(range(2), repeat=nb)
+        for d in itertools.product(range(2), repeat=5)
+        for r in range(2)
+    ]
     genes = np.asarray(rows, dtype=np.int8)
     mean, std = table.evaluate_with_std(genes)
     for k in (0.0, 0.5, 2.0, 10.0):
@@ -226,8 +235,11 @@ def test_pareto_front_is_non_dominated(table, accuracy) -> None:
     res = finder(table, accuracy, cls=ParetoFinder, params=EvolutionParams(generations=300)).run(4.0)
     f = res.front
     assert len(f) > 20 and (f.bound_ms <= 4.0).all()
-    dominated = ((f.accuracy[None, :] >= f.accuracy[:, None]) & (f.mean_ms[None, :] <= f.mean_ms[:, None])
-                 & ((f.accuracy[None, :] > f.accuracy[:, None]) | (f.mean_ms[None, :] < f.mean_ms[:, None])))
+    dominated = (
+        (f.accuracy[None, :] >= f.accuracy[:, None])
+        & (f.mean_ms[None, :] <= f.mean_ms[:, None])
+        & ((f.accuracy[None, :] > f.accuracy[:, None]) | (f.mean_ms[None, :] < f.mean_ms[:, None]))
+    )
     assert not dominated.any()
     assert np.all(np.diff(f.mean_ms) >= 0) and np.all(np.diff(f.accuracy) > 0)
     # it spans the range and is competitive with the single-objective optimum at the budget

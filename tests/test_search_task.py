@@ -27,7 +27,7 @@ def test_search_config_group_composes() -> None:
     cfg = compose(["search.budget_ms=4.5", "search.k_sigma=1"])
     assert cfg.search.budget_ms == 4.5 and cfg.search.k_sigma == 1.0 and cfg.search.population == 100
     assert compose(["task=search"]).task._target_ == "ofa_hw.tasks.search.run"
-    assert compose(["task=bench", "bench=search"]).bench._target_ == "ofa_hw.tasks.search.bench"
+    assert compose(["task=bench", "bench=search"]).bench._target_ == "ofa_hw.bench.search.bench"
     with pytest.raises(Exception, match="budget_mss"):
         compose(["search.budget_mss=4"])
     with pytest.raises(Exception, match="k_sigma"):
@@ -83,12 +83,16 @@ def test_budget_above_the_ceiling_warns_and_does_not_refine(shared_ws, tmp_path,
     from ofa_hw.tasks.search import run
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["task=search", "search.budget_ms=40", *SMALL, "search.refine_rounds=3"], workspace=shared_ws)
+    cfg = compose(
+        ["task=search", "search.budget_ms=40", *SMALL, "search.refine_rounds=3"], workspace=shared_ws
+    )
     with caplog.at_level("WARNING"):
         s = run(cfg)["search"]
     assert s["above_ceiling"] and len(s["rounds"]) == 1 and s["best"]["measured_ms"] < s["ceiling_ms"] + 0.5
-    assert any("above the slowest subnet" in r.getMessage() and "skips refinement" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "above the slowest subnet" in r.getMessage() and "skips refinement" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_search_task_rejects_an_infeasible_budget(shared_ws, tmp_path, monkeypatch) -> None:
@@ -97,16 +101,28 @@ def test_search_task_rejects_an_infeasible_budget(shared_ws, tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     cfg = compose(["task=search", "search.budget_ms=0.5", *SMALL], workspace=shared_ws)
-    with pytest.raises(InfeasibleBudgetError, match=r"infeasible on zcu102_b4096.*smallest predicted latency.*reaches is 2\.\d+ ms"):
+    with pytest.raises(
+        InfeasibleBudgetError,
+        match=r"infeasible on zcu102_b4096.*smallest predicted latency.*reaches is 2\.\d+ ms",
+    ):
         run(cfg)
 
 
 def test_search_bench_small(shared_ws, tmp_path, monkeypatch) -> None:
-    from ofa_hw.tasks.search import bench
+    from ofa_hw.bench.search import bench
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["task=bench", "bench=search", *SMALL, "bench.params.timing_repeats=1",
-                   "bench.params.ofa_generations=3", "bench.params.sweep_budgets=3"], workspace=shared_ws)
+    cfg = compose(
+        [
+            "task=bench",
+            "bench=search",
+            *SMALL,
+            "bench.params.timing_repeats=1",
+            "bench.params.ofa_generations=3",
+            "bench.params.sweep_budgets=3",
+        ],
+        workspace=shared_ws,
+    )
     res = bench(cfg)
     assert res["search_s"] > 0 and res["evaluations"] > 60 * 100
     assert len(res["rows"]) == 3

@@ -91,8 +91,9 @@ def test_refinement_fixes_an_optimistic_predictor(truth, accuracy) -> None:
     pred = TableLatency(biased(truth, 0.92))
     budget = 4.0
     measure = measurer(truth)
-    v = search_and_verify(SPACE, pred, accuracy, budget, measure, params=PARAMS, k_sigma=1.0, top_k=10,
-                          refine_rounds=3)
+    v = search_and_verify(
+        SPACE, pred, accuracy, budget, measure, params=PARAMS, k_sigma=1.0, top_k=10, refine_rounds=3
+    )
     assert v.rounds[0].hit_rate(budget) < 0.5  # the test can fail: the raw predictor misses
     assert len(v.rounds) >= 2 and v.rounds[1].correction is not None
     assert v.rounds[1].correction.scale == pytest.approx(1 / 0.92, rel=0.04)
@@ -116,7 +117,11 @@ def test_pick_best_prefers_accuracy_among_hits(truth, accuracy) -> None:
     pred = TableLatency(truth)
     v = search_and_verify(SPACE, pred, accuracy, 4.0, None, params=PARAMS)
     top = v.rounds[0].result.top(3)
-    ms = [Measurement(top[0], 0, "a", 4.2), Measurement(top[1], 0, "b", 3.9), Measurement(top[2], 0, "c", 3.8)]
+    ms = [
+        Measurement(top[0], 0, "a", 4.2),
+        Measurement(top[1], 0, "b", 3.9),
+        Measurement(top[2], 0, "c", 3.8),
+    ]
     assert pick_best(ms, 4.0).net_name == "b"
     assert pick_best(ms, 3.0).net_name == "c"  # none meets: the fastest
     assert pick_best([Measurement(top[0], 0, "x", None, "compile error")], 4.0) is None
@@ -131,7 +136,16 @@ def test_refit_hook_runs_between_rounds(truth, accuracy) -> None:
         calls.append(1)
         return fixed
 
-    v = search_and_verify(SPACE, TableLatency(biased(truth, 0.9)), accuracy, 4.0, measurer(truth), params=PARAMS,
-                          k_sigma=1.0, refine_rounds=2, refit=refit)
+    v = search_and_verify(
+        SPACE,
+        TableLatency(biased(truth, 0.9)),
+        accuracy,
+        4.0,
+        measurer(truth),
+        params=PARAMS,
+        k_sigma=1.0,
+        refine_rounds=2,
+        refit=refit,
+    )
     assert len(calls) == len(v.rounds) - 1 >= 1
     assert v.rounds[1].correction.scale == pytest.approx(1.0, abs=0.03)  # fitted on the refitted model

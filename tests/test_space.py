@@ -89,7 +89,9 @@ def test_mutation_rates_follow_ofa():
         child = space.mutate(base, rng, prob=0.1, r_prob=0.5)
         changed_r += child["r"] != base["r"]
         changed_k += sum(x != y for x, y in zip(child["ks"], base["ks"]))
-        changed_ke += sum((x, y) != (u, v) for x, y, u, v in zip(child["ks"], child["e"], base["ks"], base["e"]))
+        changed_ke += sum(
+            (x, y) != (u, v) for x, y, u, v in zip(child["ks"], child["e"], base["ks"], base["e"])
+        )
     # A resampled gene keeps its value with p = 1/#choices: expected change rates 0.5·24/25 for r,
     # 0.1·2/3 for k alone and 0.1·8/9 for the (k, e) pair (one coin per block resamples both).
     assert abs(changed_r / 2000 - 0.48) < 0.04

@@ -11,7 +11,7 @@ import pytest
 
 from ofa_hw.backends import ProfileJob, ProfileOutcome, SimBackend
 from ofa_hw.dpu import DPUConfig
-from ofa_hw.dpu.parsers import parse_dnndk_profile
+from ofa_hw.formats.dnndk import parse_dnndk_profile
 from ofa_hw.space import get_space
 from ofa_hw.store import Store, StoreError, job_key, profile_jobs
 

@@ -18,7 +18,7 @@ from conftest import compose
 
 from ofa_hw.backends import ProfileJob, ProfileOutcome, SimBackend
 from ofa_hw.dpu import DPUConfig
-from ofa_hw.dpu.parsers import parse_dnndk_profile
+from ofa_hw.formats.dnndk import parse_dnndk_profile
 from ofa_hw.space import get_space
 from ofa_hw.store import (
     LockTimeout,
@@ -60,13 +60,19 @@ def test_round_trip_keeps_raw_text_and_profile(store_cfg, backend, seed_dir):
     text = (seed_dir / "dnndk_profile_proxylessmobile05.txt").read_text()
     prof = parse_dnndk_profile(text)
     with open_store(store_cfg) as store:
-        run_id = store.record(ProfileOutcome(_job(), "ok", profile=prof, raw_text=text, timings={"run_s": 1.5}), backend)
+        run_id = store.record(
+            ProfileOutcome(_job(), "ok", profile=prof, raw_text=text, timings={"run_s": 1.5}), backend
+        )
         assert store.raw_text(run_id) == text and store.profile(run_id) == prof
         run = store.get(_job(), backend)
         assert run.status == "ok" and run.total_ms == pytest.approx(3.279) and run.timings == {"run_s": 1.5}
         assert run.arch == _job().arch and run.attempts == 1
         nodes = store.nodes([run_id])
-        assert len(nodes) == 42 and str(nodes["runtime_ms"].dtype) == "float64" and str(nodes["id"].dtype) == "int64"
+        assert (
+            len(nodes) == 42
+            and str(nodes["runtime_ms"].dtype) == "float64"
+            and str(nodes["id"].dtype) == "int64"
+        )
     with open_store(store_cfg) as again:  # a second connection sees the committed run
         assert again.count() == 1
 
@@ -95,14 +101,18 @@ def test_runner_resumes_and_retries_failures_only_on_request(store_cfg, backend)
         run = store.get(jobs[1], sim)
         assert run.attempts == 2 and run.error is None and store.count(status=None) == 3
         # An ok measurement is never overwritten by a later failure.
-        assert store.record(ProfileOutcome(jobs[0], "failed", error="late"), sim) == store.get(jobs[0], sim).id
+        assert (
+            store.record(ProfileOutcome(jobs[0], "failed", error="late"), sim) == store.get(jobs[0], sim).id
+        )
         assert store.get(jobs[0], sim).status == "ok"
 
 
 def test_migrations_are_shared_ordered_and_applied_once(store_cfg, monkeypatch):
     with open_store(store_cfg) as store:
         pass
-    step = migrations.Migration(2, "test: an index on arch ids", ("CREATE INDEX runs_arch ON runs (arch_id)",))
+    step = migrations.Migration(
+        2, "test: an index on arch ids", ("CREATE INDEX runs_arch ON runs (arch_id)",)
+    )
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, step])
     for _ in range(2):  # the second open finds version 2 recorded and applies nothing
         with open_store(store_cfg) as store:
@@ -123,7 +133,9 @@ def test_sqlite_store_from_before_shared_migrations_is_adopted(tmp_path, backend
         con.execute("DROP TABLE schema_version")
     with SQLiteStore(path) as store:
         assert store.count() == 1
-        assert store._fetch("SELECT version, description FROM schema_version") == [(1, "runs and their node tables (adopted)")]
+        assert store._fetch("SELECT version, description FROM schema_version") == [
+            (1, "runs and their node tables (adopted)")
+        ]
 
 
 # ----------------------------------------------------------------------------- PostgreSQL only
@@ -266,7 +278,12 @@ def _fill_sqlite(path: Path, backend) -> SQLiteStore:
     for i, r in enumerate((128, 160, 192, 224)):
         store.record(backend.profile(_job(f"n{i}", runs=2, r=r)), backend)
     # Raw text that must survive byte for byte: CRLF, trailing blanks, non-ASCII, a NUL-free control char.
-    odd = ProfileOutcome(_job("odd", r=176), "failed", raw_text="línea 1\r\nµs  \t\n\x1b[31mred\x1b[0m\n  ", error="compile error: ü")
+    odd = ProfileOutcome(
+        _job("odd", r=176),
+        "failed",
+        raw_text="línea 1\r\nµs  \t\n\x1b[31mred\x1b[0m\n  ",
+        error="compile error: ü",
+    )
     store.record(odd, backend)
     return store
 
@@ -288,7 +305,9 @@ def test_copy_sqlite_to_postgres_and_back_loses_nothing(tmp_path, pg_store_cfg, 
         assert src.profile(a.id) == back.profile(b.id)
 
 
-def test_store_task_import_export_and_check(tmp_path, pg_dsn, pg_store_cfg, monkeypatch, workspace, backend, capsys):
+def test_store_task_import_export_and_check(
+    tmp_path, pg_dsn, pg_store_cfg, monkeypatch, workspace, backend, capsys
+):
     from ofa_hw.tasks.store import run
 
     monkeypatch.chdir(tmp_path)
@@ -296,7 +315,11 @@ def test_store_task_import_export_and_check(tmp_path, pg_dsn, pg_store_cfg, monk
     _fill_sqlite(workspace / "store.sqlite", backend).close()
     pg = ["store=postgres", f"store.namespace={pg_store_cfg['namespace']}"]
     res = run(compose(["task=store", "task.verb=import", *pg], workspace=workspace))
-    assert res["verified"] and res["copied"] == 5 and res["target_counts"]["nodes"] == res["source_counts"]["nodes"] > 0
+    assert (
+        res["verified"]
+        and res["copied"] == 5
+        and res["target_counts"]["nodes"] == res["source_counts"]["nodes"] > 0
+    )
     out = capsys.readouterr().out
     assert "verified" in out and pg_dsn not in out and "password" not in out
     back = tmp_path / "back.sqlite"
@@ -306,11 +329,19 @@ def test_store_task_import_export_and_check(tmp_path, pg_dsn, pg_store_cfg, monk
     assert info["counts"] == res["source_counts"] and info["kind"] == "postgres"
     # A run that arrives damaged is caught by the check (here: raw text altered in the target).
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'UPDATE "{pg_store_cfg["namespace"]}".runs SET raw_text = raw_text || \'!\' WHERE net_name = %s', ("n0",))
+        conn.execute(
+            f"UPDATE \"{pg_store_cfg['namespace']}\".runs SET raw_text = raw_text || '!' WHERE net_name = %s",
+            ("n0",),
+        )
     with pytest.raises(StoreError, match=r"1 runs did not arrive intact .* differs in raw text"):
         run(compose(["task=store", "task.verb=import", *pg], workspace=workspace))
     with pytest.raises(StoreError, match="task.sqlite: .*missing.sqlite does not exist"):
-        run(compose(["task=store", "task.verb=import", f"task.sqlite={tmp_path / 'missing.sqlite'}", *pg], workspace=workspace))
+        run(
+            compose(
+                ["task=store", "task.verb=import", f"task.sqlite={tmp_path / 'missing.sqlite'}", *pg],
+                workspace=workspace,
+            )
+        )
 
 
 # ----------------------------------------------------------------------------- board locks
@@ -334,9 +365,10 @@ def test_two_processes_cannot_hold_one_board(pg_store_cfg, tmp_path):
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "HELD", holder.stderr.read()
-        with pytest.raises(LockTimeout, match="zcu102_22 busy for more than 0.5 s \\(advisory lock in postgresql host="):
-            with named_lock("zcu102_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5):
-                pass
+        with pytest.raises(
+            LockTimeout, match="zcu102_22 busy for more than 0.5 s \\(advisory lock in postgresql host="
+        ), named_lock("zcu102_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5):
+            pass
         with named_lock("zcu104_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5):
             pass  # another board is free
     finally:
@@ -368,7 +400,9 @@ BOARD_HOLDER = textwrap.dedent(
 )
 
 
-def test_vitis_board_lock_goes_through_the_shared_store(pg_dsn, pg_store_cfg, tmp_path, monkeypatch, workspace):
+def test_vitis_board_lock_goes_through_the_shared_store(
+    pg_dsn, pg_store_cfg, tmp_path, monkeypatch, workspace
+):
     from ofa_hw.backends.vitis.backend import vitis_settings
     from ofa_hw.backends.vitis.board import Board, BoardError, board_lock
 
@@ -385,9 +419,12 @@ def test_vitis_board_lock_goes_through_the_shared_store(pg_dsn, pg_store_cfg, tm
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "HELD", holder.stderr.read()
-        with pytest.raises(BoardError, match=r"board zcu102: lock: 10.0.0.5_22 busy for more than 0.3 s \(advisory lock"):
-            with board_lock(Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=0.3, store=pg_store_cfg):
-                pass
+        with pytest.raises(
+            BoardError, match=r"board zcu102: lock: 10.0.0.5_22 busy for more than 0.3 s \(advisory lock"
+        ), board_lock(
+            Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=0.3, store=pg_store_cfg
+        ):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)

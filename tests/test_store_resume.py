@@ -24,8 +24,16 @@ RUNS = 3
 
 def _lut_cfg(ws: Path) -> SimpleNamespace:
     return SimpleNamespace(
-        resolutions=RESOLUTIONS, path=None, dir=str(ws / "lut"), shipped_dir=str(ws / "no_shipped"),
-        reuse=True, regenerate=True, coverage=1, validation_subnets=6, seed=0, retry_failed=False,
+        resolutions=RESOLUTIONS,
+        path=None,
+        dir=str(ws / "lut"),
+        shipped_dir=str(ws / "no_shipped"),
+        reuse=True,
+        regenerate=True,
+        coverage=1,
+        validation_subnets=6,
+        seed=0,
+        retry_failed=False,
     )
 
 
@@ -75,7 +83,9 @@ def test_sigkill_midway_then_resume(tmp_path):
     db = ws / "store.sqlite"
     child = subprocess.Popen(
         [sys.executable, "-c", BUILD, str(ws), str(Path(__file__).parent)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while _stored_runs(db) < 10:
@@ -86,13 +96,19 @@ def test_sigkill_midway_then_resume(tmp_path):
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     before = _stored_runs(db)
-    assert not (ws / "lut").exists() or not list((ws / "lut").glob("*.csv")), "the build finished before the kill"
+    assert not (ws / "lut").exists() or not list((ws / "lut").glob("*.csv")), (
+        "the build finished before the kill"
+    )
 
     dpu = DPUConfig.from_preset("zcu102_b4096")
     sim = CountingSim(dpu)
     result = ensure_lut(
-        get_space("ofa_proxyless_w13"), dpu, _lut_cfg(ws), backend=lambda: sim,
-        store=lambda: Store(db), runs=RUNS,
+        get_space("ofa_proxyless_w13"),
+        dpu,
+        _lut_cfg(ws),
+        backend=lambda: sim,
+        store=lambda: Store(db),
+        runs=RUNS,
     )
     planned = len(result.plan.probes) + len(result.plan.validation)
     assert planned == 9 * len(RESOLUTIONS) + 6
@@ -105,8 +121,12 @@ def test_sigkill_midway_then_resume(tmp_path):
     assert all(r.status == "ok" and r.attempts == 1 for r in runs)
     # No half-written run: every run has its aggregate table and RUNS per-run tables, nothing orphaned.
     with sqlite3.connect(db) as con:
-        orphans = con.execute("SELECT COUNT(*) FROM nodes WHERE run_id NOT IN (SELECT id FROM runs)").fetchone()[0]
-        per_run = dict(con.execute("SELECT run_id, COUNT(DISTINCT run) FROM nodes GROUP BY run_id").fetchall())
+        orphans = con.execute(
+            "SELECT COUNT(*) FROM nodes WHERE run_id NOT IN (SELECT id FROM runs)"
+        ).fetchone()[0]
+        per_run = dict(
+            con.execute("SELECT run_id, COUNT(DISTINCT run) FROM nodes GROUP BY run_id").fetchall()
+        )
     assert orphans == 0
     assert per_run == {r.id: RUNS + 1 for r in runs}
     assert result.coverage["fraction"] == 1.0 and result.table.meta.profiled_subnets == 9 * len(RESOLUTIONS)

@@ -27,7 +27,9 @@ def _launcher_missing(module: str, extra: str) -> str | None:
     return None
 
 
-def _sweep(tmp_path: Path, launcher: list[str], store: list[str], env_extra: dict[str, str] | None = None) -> tuple[Path, list[str]]:
+def _sweep(
+    tmp_path: Path, launcher: list[str], store: list[str], env_extra: dict[str, str] | None = None
+) -> tuple[Path, list[str]]:
     ws = tmp_path / "ws"
     log = tmp_path / "measured.log"
     env = dict(
@@ -73,7 +75,12 @@ def test_ray_sweep_shares_one_postgres_store(tmp_path, pg_dsn, pg_store_cfg):
     if reason:
         pytest.skip(reason)
     store = ["store=postgres", f"store.namespace={pg_store_cfg['namespace']}"]
-    _, measured = _sweep(tmp_path, ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"], store, {"OFA_HW_PG_DSN": pg_dsn})
+    _, measured = _sweep(
+        tmp_path,
+        ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"],
+        store,
+        {"OFA_HW_PG_DSN": pg_dsn},
+    )
     _check(tmp_path, measured, pg_store_cfg)
     # The DSN's password reached the jobs through the environment, and no saved config or log holds it.
     import psycopg

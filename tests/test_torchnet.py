@@ -35,7 +35,9 @@ def test_every_resolution_runs_and_shortcuts_are_identity():
                 bn.bias.zero_()
     seen = {}
     hooks = [
-        model.layers[name].register_forward_pre_hook(lambda m, args, name=name: seen.setdefault(name, args[0].clone()))
+        model.layers[name].register_forward_pre_hook(
+            lambda m, args, name=name: seen.setdefault(name, args[0].clone())
+        )
         for name in ("conv_7", "conv_10")  # input of the residual block conv_7..conv_9, and of the next one
     ]
     model(torch.randn(1, 3, 224, 224))

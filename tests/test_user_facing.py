@@ -23,12 +23,20 @@ SHIPPED_LUT = ROOT / "lut" / "ofa_proxyless_w13-zcu102_b4096-64a7b89ab114.csv"
 LARGE_ARCH = json.dumps({"ks": [7] * 21, "e": [6] * 21, "d": [4] * 5 + [1], "r": 224})
 
 
-def cli(args: list[str], workspace: Path | None, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(
+    args: list[str], workspace: Path | None, cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "OFA_HW_WORKSPACE"}
     if workspace is not None:
         env["OFA_HW_WORKSPACE"] = str(workspace)
-    return subprocess.run([sys.executable, "-m", "ofa_hw.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ofa_hw.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
@@ -44,13 +52,18 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     "args, expected",
     [
         (["task=deploy", "task.arch=not json"], "ofa-hw: error: task.arch: not a JSON arch dict"),
-        (["task=deploy", "task.named_arch=proxyless_mobile_05"],
-         "ofa-hw: error: task.named_arch: space 'ofa_proxyless_w13' has no arch named 'proxyless_mobile_05'; "
-         "it is an arch of space proxyless_w05: pass space=proxyless_w05"),
+        (
+            ["task=deploy", "task.named_arch=proxyless_mobile_05"],
+            "ofa-hw: error: task.named_arch: space 'ofa_proxyless_w13' has no arch named 'proxyless_mobile_05'; "
+            "it is an arch of space proxyless_w05: pass space=proxyless_w05",
+        ),
         (["task=deploy"], "ofa-hw: error: task=deploy needs the subnet: task.arch="),
         (["task=deploy", "task.arch={ks: [3]}"], "ofa-hw: error: task.arch: arch is missing field 'e'"),
         (["dpu.freq_mhz=-5"], "ofa-hw: error: dpu: DPUConfig.freq_mhz: must be > 0"),
-        (["search.budget_ms=-1"], "ofa-hw: error: search.budget_ms must be a positive number of ms, got -1.0"),
+        (
+            ["search.budget_ms=-1"],
+            "ofa-hw: error: search.budget_ms must be a positive number of ms, got -1.0",
+        ),
         (["search.population=1"], "ofa-hw: error: search: search.population must be >= 2"),
         (["predictor=predictor_schema"], "ofa-hw: error: predictor=predictor_schema is the schema of group"),
     ],
@@ -75,8 +88,8 @@ def test_infeasible_budget_is_rejected_before_the_lut_stage(tmp_path):
 def test_no_lut_from_zero_profiles_is_one_line(tmp_path, monkeypatch):
     """Every probe failing ("no successful profiles") names the backend and the first failure."""
     import ofa_hw.backends.sim as sim_module
-    from ofa_hw.dpu.compiler import CompileError
     from ofa_hw.lut.table import LutError
+    from ofa_hw.sim.compiler import CompileError
     from ofa_hw.tasks.lut import lut_for_config
 
     def broken(*args, **kwargs):
@@ -86,10 +99,15 @@ def test_no_lut_from_zero_profiles_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     empty = tmp_path / "no_luts"
     empty.mkdir()
-    cfg = compose(["space=proxyless_w05", f"lut.shipped_dir={empty}", "lut.resolutions=[224]", "lut.coverage=1"],
-                  workspace=tmp_path / "ws")
-    with pytest.raises(LutError, match=r"none of the \d+ probe subnets could be profiled on sim .*first failure, "
-                                      r"\w+: compile error: layer conv_0: simulated toolchain outage"):
+    cfg = compose(
+        ["space=proxyless_w05", f"lut.shipped_dir={empty}", "lut.resolutions=[224]", "lut.coverage=1"],
+        workspace=tmp_path / "ws",
+    )
+    with pytest.raises(
+        LutError,
+        match=r"none of the \d+ probe subnets could be profiled on sim .*first failure, "
+        r"\w+: compile error: layer conv_0: simulated toolchain outage",
+    ):
         lut_for_config(cfg)
 
 
@@ -109,26 +127,43 @@ def test_train_prints_where_its_outputs_went(tmp_path, monkeypatch, capsys):
     from ofa_hw.tasks import train
 
     monkeypatch.chdir(tmp_path)
-    train.run(compose(["task=train", "predictor=roofline", "predictor.eval_subnets=3", "predictor.calib_subnets=2"],
-                      workspace=tmp_path / "ws"))
+    train.run(
+        compose(
+            ["task=train", "predictor=roofline", "predictor.eval_subnets=3", "predictor.calib_subnets=2"],
+            workspace=tmp_path / "ws",
+        )
+    )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     outdir = (tmp_path / "outputs" / "adhoc").resolve()
-    assert last == f"outputs: {outdir} (predictor.json, predictor_eval.csv, predictor_scatter.png, results.json)"
+    assert (
+        last == f"outputs: {outdir} (predictor.json, predictor_eval.csv, predictor_scatter.png, results.json)"
+    )
 
 
 # ------------------------------------------------------------------------------- failed work, Ctrl-C
 def test_failed_deploy_exits_nonzero(tmp_path):
     run = tmp_path / "run"
-    proc = cli([f"hydra.run.dir={run}", "task=deploy", f"task.arch='{LARGE_ARCH}'"], tmp_path / "ws", tmp_path)
+    proc = cli(
+        [f"hydra.run.dir={run}", "task=deploy", f"task.arch='{LARGE_ARCH}'"], tmp_path / "ws", tmp_path
+    )
     assert proc.returncode == 2
     assert "failed: compile error: layer conv_44: depthwise" in error_line(proc)
     assert json.loads((run / "results.json").read_text())["deploy"]["status"] == "failed"
 
 
 def test_deploy_with_a_missing_container_exits_nonzero(tmp_path):
-    proc = cli([f"hydra.run.dir={tmp_path / 'run'}", "task=deploy", "task.random=true", "backend=vitis_dnndk",
-                "backend.vitis.container=ofa_hw_no_such_container", "backend.vitis.retries=0"],
-               tmp_path / "ws", tmp_path)
+    proc = cli(
+        [
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "task=deploy",
+            "task.random=true",
+            "backend=vitis_dnndk",
+            "backend.vitis.container=ofa_hw_no_such_container",
+            "backend.vitis.retries=0",
+        ],
+        tmp_path / "ws",
+        tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
 
@@ -146,13 +181,25 @@ def test_ctrl_c_exits_130_with_the_kept_count(tmp_path):
     ws, empty = tmp_path / "ws", tmp_path / "no_luts"
     empty.mkdir()
     env = {**os.environ, "OFA_HW_WORKSPACE": str(ws)}
-    proc = subprocess.Popen([sys.executable, "-m", "ofa_hw.cli", f"lut.shipped_dir={empty}", "lut.coverage=3",
-                             f"hydra.run.dir={tmp_path / 'run'}"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # A test run started in the background by a non-interactive shell inherits
-                            # SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
-                            # give the job the default disposition, as a user's Ctrl-C finds it.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ofa_hw.cli",
+            f"lut.shipped_dir={empty}",
+            "lut.coverage=3",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A test run started in the background by a non-interactive shell inherits
+        # SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+        # give the job the default disposition, as a user's Ctrl-C finds it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     db, deadline = ws / "store.sqlite", time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         # Read-only and never creating the file (the job must create its own store), with a short busy
@@ -174,8 +221,10 @@ def test_ctrl_c_exits_130_with_the_kept_count(tmp_path):
     with sqlite3.connect(db) as con:
         kept = con.execute("select count(*) from runs where status = 'ok'").fetchone()[0]
     assert kept >= 3
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == \
-        f"ofa-hw: interrupted; rerun to resume, {kept} measurements kept"
+    assert (
+        "Traceback" not in err
+        and err.strip().splitlines()[-1] == f"ofa-hw: interrupted; rerun to resume, {kept} measurements kept"
+    )
 
 
 # ------------------------------------------------------------------------------------ presets, help
@@ -187,8 +236,12 @@ def _calibrated_copy(ws: Path, freq: float = 200.0) -> Path:
     mine = packaged.replace(freq_mhz=freq, calibrated_on="DNNDK profiles: myboard")
     path = ws / "conf" / "dpu" / "zcu102_b4096.yaml"
     path.parent.mkdir(parents=True)
-    path.write_text(mine.to_yaml("DPU preset zcu102_b4096: calibrated by `ofa-hw task=calibrate` on my.log\n"
-                                 "node MAPE 0.0312, total error -0.0100; fingerprint x"))
+    path.write_text(
+        mine.to_yaml(
+            "DPU preset zcu102_b4096: calibrated by `ofa-hw task=calibrate` on my.log\n"
+            "node MAPE 0.0312, total error -0.0100; fingerprint x"
+        )
+    )
     return path
 
 
@@ -227,8 +280,11 @@ def test_workspace_override_on_the_command_line_finds_its_presets(tmp_path):
 def test_cli_says_when_a_workspace_preset_shadows(tmp_path):
     ws, run = tmp_path / "ws", tmp_path / "run"
     _calibrated_copy(ws)
-    proc = cli([f"hydra.run.dir={run}", "task=deploy", "space=proxyless_w05", "task.named_arch=proxyless_mobile_05"],
-               ws, tmp_path)
+    proc = cli(
+        [f"hydra.run.dir={run}", "task=deploy", "space=proxyless_w05", "task.named_arch=proxyless_mobile_05"],
+        ws,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr  # Hydra's console log handler
     assert "dpu=zcu102_b4096: using the workspace's preset" in log and "shadows the packaged preset" in log
@@ -253,14 +309,29 @@ def test_help_offers_no_schema_and_creates_nothing(tmp_path):
 def test_report_statements():
     from ofa_hw.report import compile_limit_statement, measured_on
 
-    board = {"basis": {"kind": "board", "boards": ["zcu102-a"], "toolchain": "vitis-ai-1.0/dnndk-3.1",
-                       "text": "real hardware: board(s) zcu102-a"}}
+    board = {
+        "basis": {
+            "kind": "board",
+            "boards": ["zcu102-a"],
+            "toolchain": "vitis-ai-1.0/dnndk-3.1",
+            "text": "real hardware: board(s) zcu102-a",
+        }
+    }
     assert measured_on(board, short=True) == "measured on board(s) zcu102-a with vitis-ai-1.0/dnndk-3.1"
     assert measured_on({}) == "measured on: not recorded"
-    results = {"space": {"name": "s"}, "dpu": {"preset": "p"},
-               "compile_limits": {"rule": "depthwise k_w*k_h*ceil(C/16)=2352 > bank depth 2048", "example_layer": "conv_44",
-                                  "samples": 20000, "seed": 0, "removed_share": 0.8669, "uncompilable_cells": 500,
-                                  "check": "the check"}}
+    results = {
+        "space": {"name": "s"},
+        "dpu": {"preset": "p"},
+        "compile_limits": {
+            "rule": "depthwise k_w*k_h*ceil(C/16)=2352 > bank depth 2048",
+            "example_layer": "conv_44",
+            "samples": 20000,
+            "seed": 0,
+            "removed_share": 0.8669,
+            "uncompilable_cells": 500,
+            "check": "the check",
+        },
+    }
     text = compile_limit_statement(results)
     assert "when depthwise k_w*k_h*ceil(C/16)=2352 > bank depth 2048" in text and "**86.7 %**" in text
     assert "20 000 uniformly sampled subnets (seed 0)" in text
@@ -268,9 +339,9 @@ def test_report_statements():
 
 def test_compile_limit_share_agrees_with_the_per_arch_check():
     from ofa_hw.dpu import DPUConfig
-    from ofa_hw.dpu.compiler import is_compilable
     from ofa_hw.netspec import build_netspec
     from ofa_hw.search.compilable import compile_limit_share
+    from ofa_hw.sim.compiler import is_compilable
     from ofa_hw.space import get_space
 
     space, dpu = get_space("ofa_proxyless_w13"), DPUConfig.from_preset("zcu102_b4096")
@@ -294,13 +365,23 @@ def test_pareto_front_reaches_the_ceiling_and_dominates_every_searched_point():
     table = LatencyTable.load(SHIPPED_LUT, space=space).to_block_table(space)
     latency, accuracy = TableLatency(table), FlopsProxy(space)
     ceiling = table_ceiling(table).mean_ms
-    searched = [EvolutionFinder(space, latency, accuracy, params=EvolutionParams(generations=40), k_sigma=2.0,
-                                seed=s).run(b).evaluated for s, b in enumerate((6.0, 15.0, 16.5))]
+    searched = [
+        EvolutionFinder(space, latency, accuracy, params=EvolutionParams(generations=40), k_sigma=2.0, seed=s)
+        .run(b)
+        .evaluated
+        for s, b in enumerate((6.0, 15.0, 16.5))
+    ]
     genes = np.concatenate([e.genes for e in searched])
-    front = ParetoFinder(space, latency, accuracy, params=EvolutionParams(generations=40), k_sigma=2.0).run(
-        None, include=genes).front
-    assert front.mean_ms.max() >= 0.99 * ceiling and front.mean_ms.min() <= 1.01 * table.evaluate(
-        ParetoFinder(space, latency, accuracy, k_sigma=2.0).extremes()[:1])[0]
+    front = (
+        ParetoFinder(space, latency, accuracy, params=EvolutionParams(generations=40), k_sigma=2.0)
+        .run(None, include=genes)
+        .front
+    )
+    assert (
+        front.mean_ms.max() >= 0.99 * ceiling
+        and front.mean_ms.min()
+        <= 1.01 * table.evaluate(ParetoFinder(space, latency, accuracy, k_sigma=2.0).extremes()[:1])[0]
+    )
     lat, _ = latency.predict_encoded(genes)
     acc = accuracy.predict_encoded(genes)
     ok = np.isfinite(lat)
@@ -318,7 +399,9 @@ class _Figures:
         import matplotlib.figure
 
         self.figures: list = []
-        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: self.figures.append(fig))
+        monkeypatch.setattr(
+            matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: self.figures.append(fig)
+        )
 
     def legend(self, index: int = -1, ax: int = 0) -> list[str]:
         legend = self.figures[index].axes[ax].get_legend()
@@ -331,12 +414,22 @@ def test_plots_label_every_line_and_keep_extreme_budgets_off_the_axis(monkeypatc
 
     figs = _Figures(monkeypatch)
     plot_predicted_vs_measured(tmp_path / "a.png", [9.3, 9.35], [9.31, 9.36], 9.4, [0.02, 0.02])
-    assert any("y = x" in t for t in figs.legend()) and any(t.startswith("budget 9.4 ms") for t in figs.legend())
+    assert any("y = x" in t for t in figs.legend()) and any(
+        t.startswith("budget 9.4 ms") for t in figs.legend()
+    )
     plot_predicted_vs_measured(tmp_path / "b.png", [9.3, 9.35], [9.31, 9.36], 1000.0)
     ax = figs.figures[-1].axes[0]
     assert ax.get_xlim()[1] < 10 and any("budget 1e+03 ms (off the axis" in t for t in figs.legend())
-    plot_pareto(tmp_path / "c.png", np.array([2.0, 5.0, 9.0]), np.array([1.0, 50.0, 90.0]), 500.0, "acc",
-                [8.9, 9.0], [89.0, 90.0], [8.95, 9.05])
+    plot_pareto(
+        tmp_path / "c.png",
+        np.array([2.0, 5.0, 9.0]),
+        np.array([1.0, 50.0, 90.0]),
+        500.0,
+        "acc",
+        [8.9, 9.0],
+        [89.0, 90.0],
+        [8.95, 9.05],
+    )
     ax = figs.figures[-1].axes[0]
     assert ax.get_xlim()[1] < 10 and any("off the axis" in t for t in figs.legend())
     zorder = {c.get_label(): c.get_zorder() for c in ax.collections}
@@ -351,22 +444,42 @@ def test_coverage_title_mentions_red_only_with_a_colour_bar_that_shows_it(monkey
     from ofa_hw.lut.plan import plot_coverage
 
     figs = _Figures(monkeypatch)
-    frame = pd.DataFrame({"key": ["a", "b", "c"], "position": ["b1", "b1", "b2"], "resolution": [224] * 3,
-                          "compilable": [True, True, True], "measured": [3, 0, 2]})
+    frame = pd.DataFrame(
+        {
+            "key": ["a", "b", "c"],
+            "position": ["b1", "b1", "b2"],
+            "resolution": [224] * 3,
+            "compilable": [True, True, True],
+            "measured": [3, 0, 2],
+        }
+    )
     plot_coverage(frame, tmp_path / "cov.png")
     title = figs.figures[-1].axes[0].get_title()
     colorbar = figs.figures[-1].axes[1]
-    assert "red = 0 (the colour bar's lower tip)" in title and len(colorbar.patches) + len(colorbar.collections) > 0
+    assert (
+        "red = 0 (the colour bar's lower tip)" in title
+        and len(colorbar.patches) + len(colorbar.collections) > 0
+    )
     frame["measured"] = [3, 1, 2]
     plot_coverage(frame, tmp_path / "cov2.png")
     assert "red =" not in figs.figures[-1].axes[0].get_title()
 
 
 def test_predictor_bench_table_is_readable():
-    from ofa_hw.predictor.bench import table_text
+    from ofa_hw.bench.predictor import table_text
 
-    rows = [{"model": "xgb", "profiled_subnets": 64, "mape": 0.0123, "acc1": 0.5, "acc5": 1.0,
-             "kendall_tau": 0.98765, "train_s": 1.234, "archs_per_s": 2.5e6}]
+    rows = [
+        {
+            "model": "xgb",
+            "profiled_subnets": 64,
+            "mape": 0.0123,
+            "acc1": 0.5,
+            "acc5": 1.0,
+            "kendall_tau": 0.98765,
+            "train_s": 1.234,
+            "archs_per_s": 2.5e6,
+        }
+    ]
     text = table_text({"rows": rows})
     header, rule, line = text.splitlines()
     assert "MAPE" in header and "±5 %" in header and set(rule) <= {"-", " "}

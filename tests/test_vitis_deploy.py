@@ -16,7 +16,7 @@ from fakes.fixtures import needs_gcc
 from fakes.tools import seed_profile_text
 
 import ofa_hw.backends.sim as sim_module
-from ofa_hw.dpu import parse_dnndk_profile
+from ofa_hw.formats import parse_dnndk_profile
 from ofa_hw.store import Store
 from ofa_hw.tasks import deploy
 
@@ -130,7 +130,10 @@ def test_deploy_dnndk_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "version,traced",
-    [("1.4", "vaitrace --txt --fine_grained -o vaitrace.txt python3"), ("3.0", "python3 -m vaitrace_py --txt --fine_grained")],
+    [
+        ("1.4", "vaitrace --txt --fine_grained -o vaitrace.txt python3"),
+        ("3.0", "python3 -m vaitrace_py --txt --fine_grained"),
+    ],
 )
 def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch, version, traced):
     """The board's vaitrace prints its version's recorded layout; the flow picks that version's options."""
@@ -138,7 +141,11 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch, v
     fake_board.behaviour["FAKE_VAITRACE_VERSION"] = version
     ws = tmp_path / "ws"
     label = f"vitis-ai-{version}/vart"
-    overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart") + [f"backend.vitis.toolchain={label}"]
+    overrides = (
+        SEED_NET
+        + _board_overrides(fake_tools, fake_board, tmp_path, "vart")
+        + [f"backend.vitis.toolchain={label}"]
+    )
     results = deploy.run(compose(overrides, workspace=ws))
     assert results["deploy"]["status"] == "ok", results["deploy"]["error"]
     assert results["deploy"]["backend"] == "vitis_vart" and results["deploy"]["toolchain"] == label
@@ -172,7 +179,11 @@ def test_vart_on_vitis_ai_13_is_refused_up_front(fake_tools, fake_board, tmp_pat
     from ofa_hw.errors import UserError
 
     monkeypatch.chdir(tmp_path)
-    overrides = SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "vart") + ["backend.vitis.toolchain=vitis-ai-1.3/vart"]
+    overrides = (
+        SEED_NET
+        + _board_overrides(fake_tools, fake_board, tmp_path, "vart")
+        + ["backend.vitis.toolchain=vitis-ai-1.3/vart"]
+    )
     with pytest.raises(UserError) as e:
         deploy.run(compose(overrides, workspace=tmp_path / "ws"))
     assert "--txt" in str(e.value) and "1.3" in str(e.value) and "\n" not in str(e.value)
@@ -189,7 +200,9 @@ def test_deploy_compile_failure_is_recorded(fake_tools, fake_board, tmp_path, mo
     from ofa_hw.errors import FailedWorkError
 
     with pytest.raises(FailedWorkError, match="exceed the weight bank"):  # the CLI exits 2 on it
-        deploy.run(compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws))
+        deploy.run(
+            compose(SEED_NET + _board_overrides(fake_tools, fake_board, tmp_path, "dnndk"), workspace=ws)
+        )
     results = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())
     assert results["deploy"]["status"] == "failed" and "exceed the weight bank" in results["deploy"]["error"]
     with Store(ws / "store.sqlite") as store:

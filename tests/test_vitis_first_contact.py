@@ -40,7 +40,9 @@ import ofa_fake_vaitrace  # noqa: E402  (the board's fake vaitrace)
 
 
 def _job(r: int = 128, seed: int = 0) -> ProfileJob:
-    return ProfileJob.create(SPACE, {**SPACE.named_arch("proxyless_mobile_05"), "r": r}, "proxylessmobile05", seed=seed)
+    return ProfileJob.create(
+        SPACE, {**SPACE.named_arch("proxyless_mobile_05"), "r": r}, "proxylessmobile05", seed=seed
+    )
 
 
 # ----------------------------------------------------------------------------- toolchain versions
@@ -70,19 +72,32 @@ def test_vaitrace_options_follow_the_version():
 
 
 def test_fake_vaitrace_prints_the_recorded_layouts_and_options_per_version(tmp_path, monkeypatch):
-    for name, version in (("vaitrace_txt_dpu_summary_v1.4.txt", "1.4"), ("vaitrace_txt_dpu_summary_v3.0.txt", "3.0")):
+    for name, version in (
+        ("vaitrace_txt_dpu_summary_v1.4.txt", "1.4"),
+        ("vaitrace_txt_dpu_summary_v3.0.txt", "3.0"),
+    ):
         text = real_text(name)
         rows = [[c.strip() for c in line.split(" | ")] for line in text.split("\n")[4:] if " | " in line]
         rendered = ofa_fake_vaitrace.render(ofa_fake_vaitrace.HEADERS[version], rows)
         rendered += ofa_fake_vaitrace.NOTES_3X if version == "3.0" else ""
-        assert text.startswith(rendered) and text[len(rendered):].strip() in ("", "....")
+        assert text.startswith(rendered) and text[len(rendered) :].strip() in ("", "....")
     script = tmp_path / "app.py"
     script.write_text("print('#ofa_hw done')\n")
     env = {"PYTHONPATH": str(BOARD_SRC / "pylib"), "PATH": "/usr/bin:/bin"}
     vaitrace = [sys.executable, str(BOARD_SRC / "vaitrace")]
-    old = subprocess.run(vaitrace + ["--txt", sys.executable, str(script)], capture_output=True, text=True, env={**env, "FAKE_VAITRACE_VERSION": "1.3"})
+    old = subprocess.run(
+        vaitrace + ["--txt", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={**env, "FAKE_VAITRACE_VERSION": "1.3"},
+    )
     assert old.returncode == 2 and "unrecognized arguments: --txt" in old.stderr
-    py = subprocess.run([sys.executable, "-m", "vaitrace_py", "--txt", str(script)], capture_output=True, text=True, env={**env, "FAKE_VAITRACE_VERSION": "1.4"})
+    py = subprocess.run(
+        [sys.executable, "-m", "vaitrace_py", "--txt", str(script)],
+        capture_output=True,
+        text=True,
+        env={**env, "FAKE_VAITRACE_VERSION": "1.4"},
+    )
     assert py.returncode != 0 and "No module named vaitrace_py" in py.stderr
 
 
@@ -109,13 +124,17 @@ def test_missing_arch_file_is_one_line_naming_it(fake_tools, fake_board, tmp_pat
     assert "targets B4096" in msg and "B2304" in msg
     # an XIR arch file naming another DPU size is refused too
     vart = make_settings(fake_tools, [fake_board], tmp_path / "work", flow="vart")
-    with pytest.raises(BackendUnavailable, match="targets DPUCZDX8G_ISA0_B4096_MAX_BG2, but DPU preset zcu102_b2304"):
+    with pytest.raises(
+        BackendUnavailable, match="targets DPUCZDX8G_ISA0_B4096_MAX_BG2, but DPU preset zcu102_b2304"
+    ):
         VitisBackend("vitis_vart", B2304, vart).preflight()
 
 
 # ------------------------------------------------------------------------------------ preflight
 @needs_gcc
-def test_preflight_checks_container_env_and_boards_before_any_work(fake_tools, fake_board, tmp_path, monkeypatch):
+def test_preflight_checks_container_env_and_boards_before_any_work(
+    fake_tools, fake_board, tmp_path, monkeypatch
+):
     ok = make_settings(fake_tools, [fake_board], tmp_path / "work")
     backend = VitisBackend("vitis_dnndk", B4096, ok)
     backend.preflight()
@@ -132,22 +151,45 @@ def test_preflight_checks_container_env_and_boards_before_any_work(fake_tools, f
         cases["Docker is not usable here"] = dict(docker=real_docker)
     for expected, change in cases.items():
         with pytest.raises(BackendUnavailable, match=expected) as e:
-            VitisBackend("vitis_dnndk", B4096, make_settings(fake_tools, [fake_board], tmp_path / "work", **change)).preflight()
+            VitisBackend(
+                "vitis_dnndk", B4096, make_settings(fake_tools, [fake_board], tmp_path / "work", **change)
+            ).preflight()
         assert "\n" not in str(e.value)
-    no_gxx = make_settings(fake_tools, [{"name": "b", "host": "127.0.0.1", "port": fake_board.port, "key_file": str(fake_board.client_key), "known_hosts": str(fake_board.known_hosts), "cxx": "g++-none"}], tmp_path / "work")
-    with pytest.raises(BackendUnavailable, match="board b: preflight: g\\+\\+-none .* not found on the board"):
+    no_gxx = make_settings(
+        fake_tools,
+        [
+            {
+                "name": "b",
+                "host": "127.0.0.1",
+                "port": fake_board.port,
+                "key_file": str(fake_board.client_key),
+                "known_hosts": str(fake_board.known_hosts),
+                "cxx": "g++-none",
+            }
+        ],
+        tmp_path / "work",
+    )
+    with pytest.raises(
+        BackendUnavailable, match="board b: preflight: g\\+\\+-none .* not found on the board"
+    ):
         VitisBackend("vitis_dnndk", B4096, no_gxx).preflight()
     # an unreachable board leaves the farm; none reachable is an error
     gone = {"name": "gone", "host": "127.0.0.1", "port": 1, "known_hosts": str(fake_board.known_hosts)}
-    two = VitisBackend("vitis_dnndk", B4096, make_settings(fake_tools, [fake_board, gone], tmp_path / "work", retries=0))
+    two = VitisBackend(
+        "vitis_dnndk", B4096, make_settings(fake_tools, [fake_board, gone], tmp_path / "work", retries=0)
+    )
     two.preflight()
     assert [b.name for b in two.boards] == ["board0"]
     with pytest.raises(BackendUnavailable, match="no board reachable"):
-        VitisBackend("vitis_dnndk", B4096, make_settings(fake_tools, [gone], tmp_path / "work", retries=0)).preflight()
+        VitisBackend(
+            "vitis_dnndk", B4096, make_settings(fake_tools, [gone], tmp_path / "work", retries=0)
+        ).preflight()
 
 
 @needs_gcc
-def test_lut_task_stops_before_planning_when_the_container_is_missing(fake_tools, fake_board, tmp_path, monkeypatch):
+def test_lut_task_stops_before_planning_when_the_container_is_missing(
+    fake_tools, fake_board, tmp_path, monkeypatch
+):
     from conftest import compose
 
     import ofa_hw.lut.manage as manage
@@ -158,7 +200,13 @@ def test_lut_task_stops_before_planning_when_the_container_is_missing(fake_tools
     monkeypatch.setenv("FAKE_DOCKER_CONTAINERS", "")  # the container is not running
     spec = f"{{name: loop, host: 127.0.0.1, port: {fake_board.port}, key_file: '{fake_board.client_key}', known_hosts: '{fake_board.known_hosts}'}}"
     cfg = compose(
-        ["space=proxyless_w05", "task=lut", "backend=vitis_dnndk", f"backend.vitis.arch_json='{fake_tools.dnndk_arch}'", f"backend.vitis.boards=[{spec}]"],
+        [
+            "space=proxyless_w05",
+            "task=lut",
+            "backend=vitis_dnndk",
+            f"backend.vitis.arch_json='{fake_tools.dnndk_arch}'",
+            f"backend.vitis.boards=[{spec}]",
+        ],
         workspace=tmp_path / "ws",
     )
     with pytest.raises(BackendUnavailable, match="container 'vitis' does not exist or is not running"):
@@ -209,7 +257,9 @@ def test_quantize_script_runs_on_the_pytorch_of_old_containers(tmp_path):
     (shim / "sitecustomize.py").write_text(_TORCH_14)
     env = {"PYTHONPATH": f"{shim}:{FAKES_DIR / 'pylib'}", "PATH": "/usr/bin:/bin"}
     for mode in ("calib", "test"):
-        argv = quantize_argv(sys.executable, script, weights, mode, tmp_path / "q" / "out", str(calib), "calibration.txt", 2)
+        argv = quantize_argv(
+            sys.executable, script, weights, mode, tmp_path / "q" / "out", str(calib), "calibration.txt", 2
+        )
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "q" / "out" / "quant_info.json").read_text())["calib_batches"] == 2

@@ -67,7 +67,9 @@ def test_real_board_path_lut_build_has_no_crashes(fake_tools, two_boards, tmp_pa
     assert result.coverage["fraction"] == 1.0
     # per-node times from the debug-mode ELF, deployable latency from the normal-mode ELF, each job
     assert all(r.e2e_ms is not None and r.e2e_ms > 0 for r in runs)
-    calls = [c for b in two_boards for c in b.n2cube_log.read_text().splitlines() if c.startswith("dpuCreateTask")]
+    calls = [
+        c for b in two_boards for c in b.n2cube_log.read_text().splitlines() if c.startswith("dpuCreateTask")
+    ]
     assert sum(c.endswith(" debug 1") for c in calls) == len(runs)  # profile-mode tasks: debug ELFs only
     assert sum(c.endswith(" normal 0") for c in calls) == len(runs)  # timed tasks: normal-mode ELFs
     assert not any(c.endswith(" normal 1") for c in calls)
@@ -87,7 +89,13 @@ def test_default_budget_plan_on_the_fake_board_path(fake_tools, two_boards, tmp_
     with Store(tmp_path / "ws" / "store.sqlite") as store:
         runs = store.runs(backend="vitis_dnndk")
     assert 0 < len(runs) <= 20 and all(r.status == "ok" for r in runs)
-    assert result.plan is None and result.estimate is not None and result.table.meta.validation["plan"] == "budget"
+    assert (
+        result.plan is None
+        and result.estimate is not None
+        and result.table.meta.validation["plan"] == "budget"
+    )
     # every profiled subnet went through the board: one debug-mode profile task per run
-    calls = [c for b in two_boards for c in b.n2cube_log.read_text().splitlines() if c.startswith("dpuCreateTask")]
+    calls = [
+        c for b in two_boards for c in b.n2cube_log.read_text().splitlines() if c.startswith("dpuCreateTask")
+    ]
     assert sum(c.endswith(" debug 1") for c in calls) == len(runs)

@@ -183,23 +183,30 @@ def test_board_output_checks(tmp_path):
     from fakes.tools import as_printed, seed_profile_text
 
     from ofa_hw.backends.vitis.profilers import DnndkProfiler
-    from ofa_hw.dpu import ParseError
+    from ofa_hw.formats import ParseError
 
     dpu = DPUConfig.from_preset("zcu102_b4096")
     table = as_printed(seed_profile_text())
     timed = "#ofa_hw e2e_us 0 3500.0\n#ofa_hw e2e_us 1 3700.0\n#ofa_hw done time\n"
-    profiled = "#ofa_hw profile_run 0\n" + table + "#ofa_hw profile_run 1\n" + table + "#ofa_hw done profile\n"
+    profiled = (
+        "#ofa_hw profile_run 0\n" + table + "#ofa_hw profile_run 1\n" + table + "#ofa_hw done profile\n"
+    )
     prof = DnndkProfiler().parse(timed + profiled, _compiled(tmp_path), 2, dpu)
     assert prof.n_runs == 2 and prof.e2e_ms == pytest.approx(3.6) and prof.kernel_info == "info"
     with pytest.raises(ParseError, match="incomplete"):
-        DnndkProfiler().parse(timed + profiled.replace("#ofa_hw done profile\n", ""), _compiled(tmp_path), 2, dpu)
+        DnndkProfiler().parse(
+            timed + profiled.replace("#ofa_hw done profile\n", ""), _compiled(tmp_path), 2, dpu
+        )
     with pytest.raises(ParseError, match="no '#ofa_hw done time'"):
         DnndkProfiler().parse(profiled, _compiled(tmp_path), 2, dpu)
     with pytest.raises(ParseError, match="1 profile tables for 2 runs"):
         DnndkProfiler().parse(timed + table + "#ofa_hw done profile\n", _compiled(tmp_path), 2, dpu)
     with pytest.raises(ParseError, match="no profile of kernel 'proxylessmobile05'"):
         DnndkProfiler().parse(
-            timed + table.replace("proxylessmobile05", "other") + "#ofa_hw done profile\n", _compiled(tmp_path), 1, dpu
+            timed + table.replace("proxylessmobile05", "other") + "#ofa_hw done profile\n",
+            _compiled(tmp_path),
+            1,
+            dpu,
         )
     with pytest.raises(ParseError, match="e2e_us"):
         DnndkProfiler().parse("#ofa_hw done time\n" + profiled, _compiled(tmp_path), 2, dpu)

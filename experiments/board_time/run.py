@@ -34,12 +34,12 @@ import pandas as pd
 
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.sim import SimBackend
+from ofa_hw.bench.predictor import model_from_config
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut import dpu_compile_check, plan_probes
 from ofa_hw.lut.active import ActiveSettings, run_active
 from ofa_hw.lut.cost import DEFAULT_TIMES, CostEstimate
 from ofa_hw.predictor import LatencyPredictor, TrainingSet, latency_metrics
-from ofa_hw.predictor.bench import model_from_config
 from ofa_hw.predictor.data import sample_compilable
 from ofa_hw.space import get_space
 from ofa_hw.store import Store, profile_jobs
@@ -78,7 +78,9 @@ class Bench:
         outcomes = profile_jobs(self.backend, self.store, jobs, desc=desc, progress=len(jobs) > 50)
         failed = [o for o in outcomes if not o.ok]
         if failed:
-            raise RuntimeError(f"{len(failed)} subnets failed, e.g. {failed[0].job.net_name}: {failed[0].error}")
+            raise RuntimeError(
+                f"{len(failed)} subnets failed, e.g. {failed[0].job.net_name}: {failed[0].error}"
+            )
         return outcomes
 
     def new_predictor(self) -> LatencyPredictor:
@@ -90,8 +92,9 @@ class Bench:
         pred = self.new_predictor().fit(TrainingSet(self.space, nets))
         mean, std = pred.predict_encoded(self.genes)
         m = latency_metrics(self.y, mean, std)
-        return {k: m.get(k) for k in ("mape", "max_ape", "acc1", "acc5", "kendall_tau", "coverage_2sigma")} | {
-            "fit_s": time.perf_counter() - t0}
+        return {
+            k: m.get(k) for k in ("mape", "max_ape", "acc1", "acc5", "kendall_tau", "coverage_2sigma")
+        } | {"fit_s": time.perf_counter() - t0}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,16 +104,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stops: list[dict[str, Any]] = []
 
     def add(strategy: str, seed: int, n: int, nets: tuple, subnets_cost: int | None = None) -> None:
-        rows.append({"strategy": strategy, "seed": seed, "subnets": n, **bench.score(nets[:n]),
-                     **dnndk_cost(subnets_cost if subnets_cost is not None else n)})
-        print(f"{strategy:7s} seed {seed} n={n:3d}: MAPE {rows[-1]['mape']:.3%}  tau {rows[-1]['kendall_tau']:.4f}",
-              flush=True)
+        rows.append(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "subnets": n,
+                **bench.score(nets[:n]),
+                **dnndk_cost(subnets_cost if subnets_cost is not None else n),
+            }
+        )
+        print(
+            f"{strategy:7s} seed {seed} n={n:3d}: MAPE {rows[-1]['mape']:.3%}  tau {rows[-1]['kendall_tau']:.4f}",
+            flush=True,
+        )
 
     for seed in range(args.seeds):
         # full coverage plan: n of its probes, evenly spread over the plan (and so over the resolutions)
         plan = plan_probes(space, check, coverage=1, validation_subnets=0, seed=seed)
-        outcomes = bench.measure(list(plan.probes), [f"bt_full{seed}_{i}" for i in range(len(plan.probes))],
-                                 f"full plan (seed {seed})")
+        outcomes = bench.measure(
+            list(plan.probes),
+            [f"bt_full{seed}_{i}" for i in range(len(plan.probes))],
+            f"full plan (seed {seed})",
+        )
         nets = TrainingSet.from_outcomes(space, dpu, outcomes).nets
         for n in BUDGETS:
             idx = np.unique(np.round(np.linspace(0, len(nets) - 1, n)).astype(int))
@@ -126,10 +141,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             add("random", seed, n, nets)
 
         # the budget plan, run to 40 (zero target); its first n subnets are what budget n profiles
-        settings = ActiveSettings(max_subnets=max(BUDGETS), batch=5, target_mape=0.0, pool=args.pool, seed=seed)
-        active = run_active(space, dpu, check, space.resolutions,
-                            lambda a, names: bench.measure(a, [f"bt_act{seed}_{x}" for x in names]),
-                            bench.new_predictor, settings)
+        settings = ActiveSettings(
+            max_subnets=max(BUDGETS), batch=5, target_mape=0.0, pool=args.pool, seed=seed
+        )
+        active = run_active(
+            space,
+            dpu,
+            check,
+            space.resolutions,
+            lambda a, names: bench.measure(a, [f"bt_act{seed}_{x}" for x in names]),
+            bench.new_predictor,
+            settings,
+        )
         nets = TrainingSet.from_outcomes(space, dpu, active.outcomes).nets
         for n in BUDGETS:
             add("active", seed, n, nets)
@@ -140,27 +163,62 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if b.heldout_mape is not None and b.heldout_mape <= args.target:
                 break
         truth = bench.score(nets[:seen])
-        stops.append({"seed": seed, "target_mape": args.target, "subnets": seen,
-                      "heldout_mape_estimate": b.heldout_mape, "true_mape": truth["mape"],
-                      "true_kendall_tau": truth["kendall_tau"], **dnndk_cost(seen),
-                      "batches": [bb.heldout_mape for bb in active.batches]})
+        stops.append(
+            {
+                "seed": seed,
+                "target_mape": args.target,
+                "subnets": seen,
+                "heldout_mape_estimate": b.heldout_mape,
+                "true_mape": truth["mape"],
+                "true_kendall_tau": truth["kendall_tau"],
+                **dnndk_cost(seen),
+                "batches": [bb.heldout_mape for bb in active.batches],
+            }
+        )
 
     frame = pd.DataFrame(rows)
-    summary = (frame[frame["subnets"].isin(BUDGETS)].groupby(["strategy", "subnets"])
-               .agg(mape=("mape", "mean"), mape_min=("mape", "min"), mape_max=("mape", "max"),
-                    kendall_tau=("kendall_tau", "mean"), acc1=("acc1", "mean"), board_h=("board_h", "first"),
-                    host_h=("host_h", "first"), wall_h=("wall_h", "first"))
-               .reset_index())
+    summary = (
+        frame[frame["subnets"].isin(BUDGETS)]
+        .groupby(["strategy", "subnets"])
+        .agg(
+            mape=("mape", "mean"),
+            mape_min=("mape", "min"),
+            mape_max=("mape", "max"),
+            kendall_tau=("kendall_tau", "mean"),
+            acc1=("acc1", "mean"),
+            board_h=("board_h", "first"),
+            host_h=("host_h", "first"),
+            wall_h=("wall_h", "first"),
+        )
+        .reset_index()
+    )
     full_row = frame[(frame["strategy"] == "full") & ~frame["subnets"].isin(BUDGETS)].iloc[0].to_dict()
     return {
         "backend": "sim (the simulator: zcu102_b4096 preset, jitter, not a board)",
-        "space": space.name, "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
-        "truth": {"subnets": len(bench.y), "runs": args.runs, "min_ms": float(bench.y.min()), "max_ms": float(bench.y.max())},
-        "model": args.model, "seeds": args.seeds, "budgets": list(BUDGETS),
-        "cost_model": {"backend": "vitis_dnndk", "per_subnet_host_s": DNNDK.host_s, "per_subnet_board_s": DNNDK.board_s,
-                       "host_jobs": 2, "boards": 1, "source": DNNDK.source},
-        "full_plan": {"probes": int(full_row["subnets"]), "profiled_subnets": int(full_row["subnets"]) + FULL_EXTRA,
-                      **{k: full_row[k] for k in ("mape", "kendall_tau", "board_h", "host_h", "wall_h")}},
+        "space": space.name,
+        "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
+        "truth": {
+            "subnets": len(bench.y),
+            "runs": args.runs,
+            "min_ms": float(bench.y.min()),
+            "max_ms": float(bench.y.max()),
+        },
+        "model": args.model,
+        "seeds": args.seeds,
+        "budgets": list(BUDGETS),
+        "cost_model": {
+            "backend": "vitis_dnndk",
+            "per_subnet_host_s": DNNDK.host_s,
+            "per_subnet_board_s": DNNDK.board_s,
+            "host_jobs": 2,
+            "boards": 1,
+            "source": DNNDK.source,
+        },
+        "full_plan": {
+            "probes": int(full_row["subnets"]),
+            "profiled_subnets": int(full_row["subnets"]) + FULL_EXTRA,
+            **{k: full_row[k] for k in ("mape", "kendall_tau", "board_h", "host_h", "wall_h")},
+        },
         "stopping_rule": stops,
         "summary": summary.to_dict("records"),
         "rows": rows,
@@ -184,23 +242,39 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axes[0].fill_between(g["board_h"], 100 * g["mape_min"], 100 * g["mape_max"], color=c, alpha=0.15)
         axes[1].plot(g["board_h"], g["kendall_tau"], "o-", color=c, label=labels[strategy], ms=4)
     for ax, value in zip(axes, (100 * full["mape"], full["kendall_tau"])):
-        ax.plot([full["board_h"]], [value], "s", color="tab:blue", ms=7,
-                label=f"whole full plan ({full['profiled_subnets']} subnets)")
+        ax.plot(
+            [full["board_h"]],
+            [value],
+            "s",
+            color="tab:blue",
+            ms=7,
+            label=f"whole full plan ({full['profiled_subnets']} subnets)",
+        )
     stops = results["stopping_rule"]
-    axes[0].plot([s["board_h"] for s in stops], [100 * s["true_mape"] for s in stops], "*", color="k", ms=10,
-                 label=f"budget plan stops (target {stops[0]['target_mape']:.0%})")
+    axes[0].plot(
+        [s["board_h"] for s in stops],
+        [100 * s["true_mape"] for s in stops],
+        "*",
+        color="k",
+        ms=10,
+        label=f"budget plan stops (target {stops[0]['target_mape']:.0%})",
+    )
     for ax, label in zip(axes, ("MAPE on 1 000 unseen subnets (%)", "Kendall τ on 1 000 unseen subnets")):
         ax.set_xscale("log")
         ax.set_xlabel("board hours (DNNDK flow, assumed 30 s per subnet)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-        secondary = ax.secondary_xaxis("top", functions=(lambda h: h * 3600 / DNNDK.board_s,
-                                                         lambda n: n * DNNDK.board_s / 3600))
+        secondary = ax.secondary_xaxis(
+            "top", functions=(lambda h: h * 3600 / DNNDK.board_s, lambda n: n * DNNDK.board_s / 3600)
+        )
         secondary.set_xlabel("profiled subnets", fontsize=8)
     axes[0].set_ylim(0, None)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Predictor ({results['model']}) error vs board time — measured on the SIMULATOR "
-                 f"({results['dpu']['preset']}), mean and range over {results['seeds']} seeds", fontsize=9)
+    fig.suptitle(
+        f"Predictor ({results['model']}) error vs board time — measured on the SIMULATOR "
+        f"({results['dpu']['preset']}), mean and range over {results['seeds']} seeds",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -208,7 +282,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", type=Path, default=None, help="store directory (default: a temporary one)")
+    parser.add_argument(
+        "--workspace", type=Path, default=None, help="store directory (default: a temporary one)"
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)

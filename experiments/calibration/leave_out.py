@@ -34,11 +34,11 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from ofa_hw.dpu import CompileError, DPUConfig
-from ofa_hw.dpu.calibrate import FREE, Measurement, calibrate
-from ofa_hw.dpu.compiler import compile_ops
-from ofa_hw.dpu.mbv3 import block_ops, parse_block
-from ofa_hw.dpu.measurements import load_sources, sources_from_config
-from ofa_hw.dpu.timing import node_times_ms
+from ofa_hw.frontends.mbv3_blocks import block_ops, parse_block
+from ofa_hw.sim.calibrate import FREE, Measurement, calibrate
+from ofa_hw.sim.compiler import compile_ops
+from ofa_hw.sim.measurements import load_sources, sources_from_config
+from ofa_hw.sim.timing import node_times_ms
 
 #: Which constants are fitted: the task's default (one per three measured blocks, by priority) and all.
 VARIANTS = {"default": None, "all_free": FREE}
@@ -89,8 +89,14 @@ def _summary(measured: np.ndarray, predicted: np.ndarray, names: list[str]) -> d
 def _uncalibrated(measurements: list[Measurement], base: DPUConfig) -> tuple[np.ndarray, DPUConfig]:
     """Seed constants on the Ultra96 hardware, compiled with the old (DNNDK) rule: NaN where it refuses."""
     seed = DPUConfig.from_preset("zcu102_b4096")
-    old = seed.replace(name="uncalibrated", arch=base.arch, freq_mhz=base.freq_mhz, cores=base.cores,
-                       target_version=base.target_version, softmax=base.softmax)
+    old = seed.replace(
+        name="uncalibrated",
+        arch=base.arch,
+        freq_mhz=base.freq_mhz,
+        cores=base.cores,
+        target_version=base.target_version,
+        softmax=base.softmax,
+    )
     preds = []
     for m in measurements:
         block = parse_block(m.label)
@@ -106,12 +112,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="experiments/calibration/ultra96_b2304")
     ap.add_argument("--repeats", type=int, default=20, help="draws per few-block size")
-    ap.add_argument("--replot", action="store_true", help="only redraw leave_out.png from the committed CSV/JSON")
+    ap.add_argument(
+        "--replot", action="store_true", help="only redraw leave_out.png from the committed CSV/JSON"
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:
-        _plot(pd.read_csv(out / "leave_out.csv"), json.loads((out / "leave_out.json").read_text()), out / "leave_out.png")
+        _plot(
+            pd.read_csv(out / "leave_out.csv"),
+            json.loads((out / "leave_out.json").read_text()),
+            out / "leave_out.png",
+        )
         return
     base, data = _setup()
     names = [m.label for m in data]
@@ -150,8 +162,11 @@ def main() -> None:
                 errs.append(float(ape.mean()))
                 medians.append(float(np.median(ape)))
             few[variant][f"fit_on_{k}"] = {
-                "draws": args.repeats, "test_blocks": n - k, "mape_mean": float(np.mean(errs)),
-                "mape_median_over_draws": float(np.median(errs)), "mape_worst_draw": float(np.max(errs)),
+                "draws": args.repeats,
+                "test_blocks": n - k,
+                "mape_mean": float(np.mean(errs)),
+                "mape_median_over_draws": float(np.median(errs)),
+                "mape_worst_draw": float(np.max(errs)),
                 "median_ape_mean": float(np.mean(medians)),
             }
     unc, _ = _uncalibrated(data, base)
@@ -161,15 +176,30 @@ def main() -> None:
         "in_sample": _summary(measured, in_sample, names),
         "loo": _summary(measured, loo["default"], names),
         "loo_all_free": _summary(measured, loo["all_free"], names),
-        "kfold_4x5": {"mape_mean": float(np.mean(kfold_err)), "mape_per_repeat": kfold_err,
-                      **{k: v for k, v in _summary(measured, kfold_pred.mean(axis=0), names).items() if k != "mape"}},
+        "kfold_4x5": {
+            "mape_mean": float(np.mean(kfold_err)),
+            "mape_per_repeat": kfold_err,
+            **{k: v for k, v in _summary(measured, kfold_pred.mean(axis=0), names).items() if k != "mape"},
+        },
         "few_blocks": few,
-        "uncalibrated": {"description": "zcu102_b4096 constants on B2304 @ 200 MHz, DNNDK compile rule", **_summary(measured, unc, names)},
+        "uncalibrated": {
+            "description": "zcu102_b4096 constants on B2304 @ 200 MHz, DNNDK compile rule",
+            **_summary(measured, unc, names),
+        },
         "preset_constants": {k: getattr(full, k) for k in FREE},
         "fitted_constants": calibrate(data, base).constants,
     }
-    table = pd.DataFrame({"block": names, "measured_ms": measured, "in_sample_ms": in_sample, "loo_ms": loo["default"], "loo_all_free_ms": loo["all_free"],
-                          "kfold_mean_ms": kfold_pred.mean(axis=0), "uncalibrated_ms": unc})
+    table = pd.DataFrame(
+        {
+            "block": names,
+            "measured_ms": measured,
+            "in_sample_ms": in_sample,
+            "loo_ms": loo["default"],
+            "loo_all_free_ms": loo["all_free"],
+            "kfold_mean_ms": kfold_pred.mean(axis=0),
+            "uncalibrated_ms": unc,
+        }
+    )
     table["loo_error"] = table["loo_ms"] / table["measured_ms"] - 1
     table.to_csv(out / "leave_out.csv", index=False, float_format="%.5g")
     (out / "leave_out.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -191,13 +221,30 @@ def _plot(table: pd.DataFrame, summary: dict, path: Path) -> None:
     ax.plot(lim, lim, color="k", lw=0.8, label="y = x")
     ax.fill_between(lim, [v * 0.9 for v in lim], [v * 1.1 for v in lim], color="0.9", label="±10 %")
     u = summary["uncalibrated"]
-    ax.scatter(m, table["uncalibrated_ms"], marker="x", color="#8172b2",
-               label=f"uncalibrated (ZCU102 constants): MAPE {100 * u['mape']:.0f} %, {u['not_compiling']} not compiling")
+    ax.scatter(
+        m,
+        table["uncalibrated_ms"],
+        marker="x",
+        color="#8172b2",
+        label=f"uncalibrated (ZCU102 constants): MAPE {100 * u['mape']:.0f} %, {u['not_compiling']} not compiling",
+    )
     s = summary["in_sample"]
-    ax.scatter(m, table["in_sample_ms"], s=18, color="#55a868", label=f"calibrated on all 22: MAPE {100 * s['mape']:.1f} %")
+    ax.scatter(
+        m,
+        table["in_sample_ms"],
+        s=18,
+        color="#55a868",
+        label=f"calibrated on all 22: MAPE {100 * s['mape']:.1f} %",
+    )
     lo = summary["loo"]
-    ax.scatter(m, table["loo_ms"], s=28, facecolors="none", edgecolors="#c44e52",
-               label=f"leave-one-out (unseen block): MAPE {100 * lo['mape']:.1f} %")
+    ax.scatter(
+        m,
+        table["loo_ms"],
+        s=28,
+        facecolors="none",
+        edgecolors="#c44e52",
+        label=f"leave-one-out (unseen block): MAPE {100 * lo['mape']:.1f} %",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lim)

@@ -144,7 +144,8 @@ def remeasure(
     space: Any, arch: dict[str, Any], dpu_config: dict[str, Any], runs: int
 ) -> tuple[float | None, str | None]:
     """Profile-mode latency of ``arch`` on a DPU (the simulator the sim backend runs), or the compile error."""
-    from ofa_hw.dpu import CompileError, DPUConfig, simulate
+    from ofa_hw.dpu import CompileError, DPUConfig
+    from ofa_hw.sim import simulate
 
     try:
         return simulate(

@@ -31,8 +31,12 @@ LUT = HERE.parents[1] / "lut" / "ofa_proxyless_w13-zcu102_b4096-64a7b89ab114.csv
 
 def dominated_count(front, lat: np.ndarray, acc: np.ndarray) -> int:
     """Front points that some searched point dominates."""
-    return int(sum(((acc >= fa) & (lat <= fl) & ((acc > fa) | (lat < fl))).any()
-                   for fl, fa in zip(front.mean_ms, front.accuracy)))
+    return int(
+        sum(
+            ((acc >= fa) & (lat <= fl) & ((acc > fa) | (lat < fl))).any()
+            for fl, fa in zip(front.mean_ms, front.accuracy)
+        )
+    )
 
 
 def uncovered_count(front, lat: np.ndarray, acc: np.ndarray) -> int:
@@ -47,21 +51,34 @@ def uncovered_count(front, lat: np.ndarray, acc: np.ndarray) -> int:
 def run(seed: int, seeded: bool, space, latency, accuracy, table) -> dict:
     floor, ceiling = table_floor(table, 0.0).mean_ms, table_ceiling(table).mean_ms
     budgets = [floor + f * (ceiling - floor) for f in (0.25, 0.75, 0.99)]
-    searched = np.concatenate([EvolutionFinder(space, latency, accuracy, k_sigma=2.0, seed=seed).run(b).evaluated.genes
-                               for b in budgets])
+    searched = np.concatenate(
+        [
+            EvolutionFinder(space, latency, accuracy, k_sigma=2.0, seed=seed).run(b).evaluated.genes
+            for b in budgets
+        ]
+    )
     searched = np.unique(searched, axis=0)
-    finder = ParetoFinder(space, latency, accuracy, params=EvolutionParams(generations=300), k_sigma=2.0, seed=seed)
+    finder = ParetoFinder(
+        space, latency, accuracy, params=EvolutionParams(generations=300), k_sigma=2.0, seed=seed
+    )
     if not seeded:
         finder.extremes = lambda: np.empty((0, space.n_genes), dtype=np.int8)  # the old first population
     front = finder.run(None, include=searched if seeded else None).front
     lat, _ = latency.predict_encoded(searched)
     acc = accuracy.predict_encoded(searched)
     ok = np.isfinite(lat)
-    return {"seed": seed, "ceiling_ms": ceiling, "front_max_ms": float(front.mean_ms.max()),
-            "front_max_accuracy": float(front.accuracy.max()), "searched_max_accuracy": float(acc[ok].max()),
-            "front_points": len(front), "front_points_dominated_by_searched": dominated_count(front, lat[ok], acc[ok]),
-            "searched_points": int(ok.sum()), "searched_points_not_covered": uncovered_count(front, lat[ok], acc[ok]),
-            "front": [front.mean_ms.tolist(), front.accuracy.tolist()]}
+    return {
+        "seed": seed,
+        "ceiling_ms": ceiling,
+        "front_max_ms": float(front.mean_ms.max()),
+        "front_max_accuracy": float(front.accuracy.max()),
+        "searched_max_accuracy": float(acc[ok].max()),
+        "front_points": len(front),
+        "front_points_dominated_by_searched": dominated_count(front, lat[ok], acc[ok]),
+        "searched_points": int(ok.sum()),
+        "searched_points_not_covered": uncovered_count(front, lat[ok], acc[ok]),
+        "front": [front.mean_ms.tolist(), front.accuracy.tolist()],
+    }
 
 
 def main() -> None:
@@ -71,8 +88,12 @@ def main() -> None:
     space = get_space("ofa_proxyless_w13")
     table = LatencyTable.load(LUT, space=space).to_block_table(space)
     latency, accuracy = TableLatency(table), FlopsProxy(space)
-    results = {mode: [run(s, mode == "seeded_and_merged", space, latency, accuracy, table) for s in range(args.seeds)]
-               for mode in ("before_issue_12", "seeded_and_merged")}
+    results = {
+        mode: [
+            run(s, mode == "seeded_and_merged", space, latency, accuracy, table) for s in range(args.seeds)
+        ]
+        for mode in ("before_issue_12", "seeded_and_merged")
+    }
 
     import matplotlib
 
@@ -80,11 +101,15 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for mode, style, color, width in (("seeded_and_merged", "-", "tab:orange", 3.0),
-                                      ("before_issue_12", "--", "tab:blue", 1.2)):  # the old, shorter one on top
+    for mode, style, color, width in (
+        ("seeded_and_merged", "-", "tab:orange", 3.0),
+        ("before_issue_12", "--", "tab:blue", 1.2),
+    ):  # the old, shorter one on top
         lat, acc = results[mode][0]["front"]
         ax.plot(lat, acc, style, color=color, lw=width, label=f"{mode.replace('_', ' ')} (seed 0)")
-    ax.axvline(results["seeded_and_merged"][0]["ceiling_ms"], color="k", ls=":", lw=1, label="latency ceiling")
+    ax.axvline(
+        results["seeded_and_merged"][0]["ceiling_ms"], color="k", ls=":", lw=1, label="latency ceiling"
+    )
     ax.set_xlabel("predicted latency (ms, shipped zcu102_b4096 LUT)")
     ax.set_ylabel("FLOPs proxy (not ImageNet accuracy)")
     ax.grid(alpha=0.3)
@@ -96,8 +121,18 @@ def main() -> None:
             row.pop("front")
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     for mode, rows in results.items():
-        print(mode, [(round(r["front_max_ms"], 3), round(r["front_max_accuracy"], 2),
-                      r["front_points_dominated_by_searched"], r["searched_points_not_covered"]) for r in rows])
+        print(
+            mode,
+            [
+                (
+                    round(r["front_max_ms"], 3),
+                    round(r["front_max_accuracy"], 2),
+                    r["front_points_dominated_by_searched"],
+                    r["searched_points_not_covered"],
+                )
+                for r in rows
+            ],
+        )
 
 
 if __name__ == "__main__":

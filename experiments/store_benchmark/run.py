@@ -94,7 +94,10 @@ def bench_stores(pg_dsn: str, tmp: Path) -> list[dict]:
             load = os.getloadavg()[0]  # other work on the machine, recorded with the figure
             queue = ctx.Queue()
             start_at = time.time() + 6.0 + writers  # every writer has imported and connected by then
-            procs = [ctx.Process(target=_writer, args=(cfg, w, RECORDS_PER_WRITER, start_at, queue)) for w in range(writers)]
+            procs = [
+                ctx.Process(target=_writer, args=(cfg, w, RECORDS_PER_WRITER, start_at, queue))
+                for w in range(writers)
+            ]
             for p in procs:
                 p.start()
             spans = [queue.get(timeout=600) for _ in procs]
@@ -105,9 +108,18 @@ def bench_stores(pg_dsn: str, tmp: Path) -> list[dict]:
             total = writers * RECORDS_PER_WRITER
             assert counts["runs"] == total, (tag, counts)
             wall = max(e for _, e in spans) - min(s for s, _ in spans)
-            rows.append({"part": "store", "store": kind, "writers": writers, "records": total, "load_1min": round(load, 1),
-                         "node_rows": counts["nodes"], "wall_s": round(wall, 3),
-                         "records_per_s": round(total / wall, 1)})
+            rows.append(
+                {
+                    "part": "store",
+                    "store": kind,
+                    "writers": writers,
+                    "records": total,
+                    "load_1min": round(load, 1),
+                    "node_rows": counts["nodes"],
+                    "wall_s": round(wall, 3),
+                    "records_per_s": round(total / wall, 1),
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -117,11 +129,24 @@ def bench_launchers(tmp: Path) -> list[dict]:
     for name, launcher in LAUNCHERS.items():
         ws = tmp / f"ws_{name}"
         log = tmp / f"measured_{name}.log"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-                   OFA_HW_WORKSPACE=str(ws), OFA_HW_TEST_MEASURE_LOG=str(log))
-        argv = [sys.executable, "-m", "ofa_hw.cli", "-m", "task=search",
-                f"search.budget_ms={','.join(map(str, BUDGETS))}", *SEARCH,
-                "backend._target_=sweep_backend.LoggingSim", *launcher, f"hydra.sweep.dir={tmp / ('multirun_' + name)}"]
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+            OFA_HW_WORKSPACE=str(ws),
+            OFA_HW_TEST_MEASURE_LOG=str(log),
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "ofa_hw.cli",
+            "-m",
+            "task=search",
+            f"search.budget_ms={','.join(map(str, BUDGETS))}",
+            *SEARCH,
+            "backend._target_=sweep_backend.LoggingSim",
+            *launcher,
+            f"hydra.sweep.dir={tmp / ('multirun_' + name)}",
+        ]
         load = os.getloadavg()[0]
         t0 = time.time()
         done = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
@@ -130,9 +155,19 @@ def bench_launchers(tmp: Path) -> list[dict]:
             raise SystemExit(f"{name} sweep failed:\n{done.stderr[-3000:]}")
         results = list((tmp / f"multirun_{name}").rglob("results.json"))
         measured = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines())
-        rows.append({"part": "sweep", "launcher": name, "store": "sqlite", "jobs": len(results), "load_1min": round(load, 1),
-                     "wall_s": round(wall, 1), "measurements": sum(measured.values()),
-                     "distinct_subnets": len(measured), "measured_twice": sum(n > 1 for n in measured.values())})
+        rows.append(
+            {
+                "part": "sweep",
+                "launcher": name,
+                "store": "sqlite",
+                "jobs": len(results),
+                "load_1min": round(load, 1),
+                "wall_s": round(wall, 1),
+                "measurements": sum(measured.values()),
+                "distinct_subnets": len(measured),
+                "measured_twice": sum(n > 1 for n in measured.values()),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -179,7 +214,11 @@ def main() -> None:
     # A partial rerun keeps the other part's committed rows.
     previous = HERE / "results.json"
     kept = {"all": set(), "stores": {"sweep"}, "sweeps": {"store"}}[args.part]
-    rows: list[dict] = [r for r in json.loads(previous.read_text())["rows"] if r["part"] in kept] if previous.exists() else []
+    rows: list[dict] = (
+        [r for r in json.loads(previous.read_text())["rows"] if r["part"] in kept]
+        if previous.exists()
+        else []
+    )
     with tempfile.TemporaryDirectory(prefix="ofa_hw_store_bench_") as tmp_s:
         tmp = Path(tmp_s)
         if args.part in ("all", "stores"):
@@ -190,10 +229,16 @@ def main() -> None:
                 server.stop()
         if args.part in ("all", "sweeps"):
             rows += bench_launchers(tmp)
-    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-            "records_per_writer": RECORDS_PER_WRITER, "budgets": BUDGETS, "search_overrides": SEARCH,
-            "postgres": "Debian PostgreSQL server on 127.0.0.1, fsync on, synchronous_commit on (defaults)",
-            "sqlite": "WAL, synchronous=NORMAL (the store's settings)", "launchers": LAUNCHERS}
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "records_per_writer": RECORDS_PER_WRITER,
+        "budgets": BUDGETS,
+        "search_overrides": SEARCH,
+        "postgres": "Debian PostgreSQL server on 127.0.0.1, fsync on, synchronous_commit on (defaults)",
+        "sqlite": "WAL, synchronous=NORMAL (the store's settings)",
+        "launchers": LAUNCHERS,
+    }
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     keys = sorted({k for r in rows for k in r})
     with open(HERE / "results.csv", "w", newline="") as fh:

@@ -39,7 +39,9 @@ def resolution_basis(resolutions: Sequence[int], trained: Sequence[int], mode: s
     slot = {r: i for i, r in enumerate(resolutions)}
     known = sorted(r for r in set(trained) if r in slot)
     if not known:
-        raise ValueError(f"no trained resolution {sorted(trained)} belongs to the space's {list(resolutions)}")
+        raise ValueError(
+            f"no trained resolution {sorted(trained)} belongs to the space's {list(resolutions)}"
+        )
     for i, r in enumerate(resolutions):
         if r in known:
             continue
@@ -72,7 +74,9 @@ class ArchEncoder:
         self.k_offset = self.n_res
         self.e_offset = self.n_res + nb * self.n_k
         self.n_dim = self.e_offset + nb * self.n_e
-        self.r_basis = np.eye(self.n_res, dtype=np.float32) if r_basis is None else np.asarray(r_basis, np.float32)
+        self.r_basis = (
+            np.eye(self.n_res, dtype=np.float32) if r_basis is None else np.asarray(r_basis, np.float32)
+        )
         if self.r_basis.shape != (self.n_res, self.n_res):
             raise ValueError(f"r_basis must have shape {(self.n_res, self.n_res)}, got {self.r_basis.shape}")
 

@@ -42,7 +42,9 @@ class FlopsProxy:
 
     def __init__(self, space: SearchSpace, resolution_weight: float = 0.0) -> None:
         if resolution_weight < 0:
-            raise ValueError(f"flops.resolution_weight must be >= 0 (the score must stay monotone), got {resolution_weight}")
+            raise ValueError(
+                f"flops.resolution_weight must be >= 0 (the score must stay monotone), got {resolution_weight}"
+            )
         self.space = space
         self.resolution_weight = float(resolution_weight)
         self.macs_table = BlockTable.from_block_fn(space, _block_macs)
@@ -50,12 +52,22 @@ class FlopsProxy:
         nb, ns = space.n_blocks, space.n_stages - 1
         smallest = np.zeros((1, space.n_genes), dtype=np.int8)  # index 0 = smallest choice (sorted lists)
         largest = np.concatenate(
-            [np.full(nb, len(space.ks_list) - 1), np.full(nb, len(space.expand_list) - 1),
-             np.full(ns, len(space.depth_list) - 1), [len(space.resolutions) - 1]]
+            [
+                np.full(nb, len(space.ks_list) - 1),
+                np.full(nb, len(space.expand_list) - 1),
+                np.full(ns, len(space.depth_list) - 1),
+                [len(space.resolutions) - 1],
+            ]
         ).astype(np.int8)[None, :]
-        if list(space.ks_list) != sorted(space.ks_list) or list(space.expand_list) != sorted(space.expand_list) \
-                or list(space.depth_list) != sorted(space.depth_list) or list(space.resolutions) != sorted(space.resolutions):
-            raise ValueError(f"space '{space.name}': choice lists must be sorted ascending for the FLOPs proxy bounds")
+        if (
+            list(space.ks_list) != sorted(space.ks_list)
+            or list(space.expand_list) != sorted(space.expand_list)
+            or list(space.depth_list) != sorted(space.depth_list)
+            or list(space.resolutions) != sorted(space.resolutions)
+        ):
+            raise ValueError(
+                f"space '{space.name}': choice lists must be sorted ascending for the FLOPs proxy bounds"
+            )
         self._s_min = float(self._raw(smallest)[0])
         self._s_max = float(self._raw(largest)[0])
 
@@ -65,7 +77,10 @@ class FlopsProxy:
 
     def _raw(self, genes: np.ndarray) -> np.ndarray:
         genes = np.atleast_2d(genes)
-        return np.log(self.macs_encoded(genes)) + self.resolution_weight * self._log_r[genes[:, -1].astype(np.intp)]
+        return (
+            np.log(self.macs_encoded(genes))
+            + self.resolution_weight * self._log_r[genes[:, -1].astype(np.intp)]
+        )
 
     def predict_encoded(self, genes: np.ndarray) -> np.ndarray:
         """Proxy scores (0..100) of an encoded population ``(N, n_genes)`` → ``(N,)``."""

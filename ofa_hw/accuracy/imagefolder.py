@@ -59,10 +59,14 @@ class ImageFolder:
             raise ImageFolderError(f"{root}: no class directories (expected <root>/<class>/<image>)")
         samples = []
         for label, name in enumerate(classes):
-            files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+            files = sorted(
+                p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+            )
             samples.extend((p, label) for p in files)
         if not samples:
-            raise ImageFolderError(f"{root}: no images with extensions {IMG_EXTENSIONS} in its class directories")
+            raise ImageFolderError(
+                f"{root}: no images with extensions {IMG_EXTENSIONS} in its class directories"
+            )
         return cls(root, classes, tuple(samples))
 
     def __len__(self) -> int:
@@ -101,7 +105,10 @@ def eval_crop(path: Path, resolution: int) -> np.ndarray:
 
 
 def random_resized_box(
-    width: int, height: int, rng: np.random.Generator, scale: tuple[float, float] = (0.08, 1.0),
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> tuple[int, int, int, int]:
     """A random crop box ``(left, top, w, h)`` with area share in ``scale`` and aspect in ``ratio``.
@@ -145,23 +152,36 @@ def to_input(batch: np.ndarray) -> torch.Tensor:
 
 
 def load_crops(
-    items: Sequence[tuple[Path, int]], crop: Callable[[int, Path], np.ndarray], workers: int = 2, desc: str = "images"
+    items: Sequence[tuple[Path, int]],
+    crop: Callable[[int, Path], np.ndarray],
+    workers: int = 2,
+    desc: str = "images",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode and crop ``items`` (in order) with a thread pool: ``uint8 (N, r, r, 3)`` and labels ``(N,)``.
 
     ``crop(i, path)`` gets the item's position so per-image randomness can be derived from it.
     """
+
     def job(i: int) -> np.ndarray:
         return crop(i, items[i][0])
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        crops = list(tqdm(pool.map(job, range(len(items))), total=len(items), desc=desc, leave=False,
-                          disable=len(items) < 256))
+        crops = list(
+            tqdm(
+                pool.map(job, range(len(items))),
+                total=len(items),
+                desc=desc,
+                leave=False,
+                disable=len(items) < 256,
+            )
+        )
     labels = np.array([label for _, label in items], dtype=np.int64)
     return np.stack(crops), labels
 
 
-def batches(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Normalised input tensors and labels in batches of ``batch_size``."""
     for start in range(0, len(labels), batch_size):
         stop = start + batch_size

@@ -101,8 +101,11 @@ def _key_candidates(key: str) -> list[str]:
     nested = [key.replace(".bn.", ".bn.bn."), key.replace(".linear.", ".linear.linear.")]
     if key.endswith(".conv.weight"):
         nested.append(key.removesuffix(".conv.weight") + ".conv.conv.weight")
-    flat = [key.replace(".bn.bn.", ".bn."), key.replace(".conv.conv.weight", ".conv.weight"),
-            key.replace(".linear.linear.", ".linear.")]
+    flat = [
+        key.replace(".bn.bn.", ".bn."),
+        key.replace(".conv.conv.weight", ".conv.weight"),
+        key.replace(".linear.linear.", ".linear."),
+    ]
     return [key, *nested, *flat]
 
 
@@ -175,7 +178,9 @@ class SupernetWeights:
         """Load a checkpoint file (tensors only: ``torch.load(weights_only=True)``)."""
         path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint not found (weights are never downloaded; give a local file)")
+            raise CheckpointError(
+                f"{path}: checkpoint not found (weights are never downloaded; give a local file)"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several unpickling error types
@@ -198,7 +203,11 @@ class SupernetWeights:
 
     def _bn(self, prefix: str, channels: int) -> dict[str, torch.Tensor]:
         return {
-            f: (self.tensors[f"{prefix}.{f}"] if f == "num_batches_tracked" else self.tensors[f"{prefix}.{f}"][:channels])
+            f: (
+                self.tensors[f"{prefix}.{f}"]
+                if f == "num_batches_tracked"
+                else self.tensors[f"{prefix}.{f}"][:channels]
+            )
             for f in BN_FIELDS
         }
 
@@ -226,8 +235,10 @@ class SupernetWeights:
                 else:
                     weight = self.tensors[conv][: layer.out_c, : layer.in_c // layer.groups]
                 if tuple(weight.shape[-2:]) != (layer.kernel, layer.kernel):
-                    raise CheckpointError(f"{self.source}: {conv} has kernel {tuple(weight.shape[-2:])}, "
-                                          f"layer {layer.name} needs {layer.kernel}")
+                    raise CheckpointError(
+                        f"{self.source}: {conv} has kernel {tuple(weight.shape[-2:])}, "
+                        f"layer {layer.name} needs {layer.kernel}"
+                    )
                 out[f"{name}.conv.weight"] = weight.clone()
                 for f, value in self._bn(bn, layer.out_c).items():
                     out[f"{name}.bn.{f}"] = value.clone()

@@ -93,7 +93,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        raise DatasetError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -115,13 +117,17 @@ def load_ofa_accuracy_dataset(root: str | Path, space: SearchSpace) -> AccuracyD
     root = Path(root)
     net_id_path = root / NET_ID_FILE
     if not net_id_path.is_file():
-        raise DatasetError(f"{net_id_path}: not found (an OFA accuracy dataset needs {NET_ID_FILE} and {SRC_DIR}/)")
+        raise DatasetError(
+            f"{net_id_path}: not found (an OFA accuracy dataset needs {NET_ID_FILE} and {SRC_DIR}/)"
+        )
     digest = hashlib.sha256()
     digest.update(net_id_path.read_bytes())
 
     listed = _read_json(net_id_path)
     if not isinstance(listed, list):
-        raise DatasetError(f"{net_id_path}: expected a JSON list of subnet configs, got {type(listed).__name__}")
+        raise DatasetError(
+            f"{net_id_path}: expected a JSON list of subnet configs, got {type(listed).__name__}"
+        )
     nets: dict[str, int] = {}
     for i, entry in enumerate(listed):
         config = _parse_config(entry, f"{net_id_path} entry {i}")
@@ -145,7 +151,9 @@ def load_ofa_accuracy_dataset(root: str | Path, space: SearchSpace) -> AccuracyD
             raise DatasetError(f"{path}: file name must be <resolution>.dict, e.g. 224.dict")
         res = int(match.group(1))
         if res not in space.resolutions:
-            raise DatasetError(f"{path}: resolution {res} is not in space '{space.name}' {list(space.resolutions)}")
+            raise DatasetError(
+                f"{path}: resolution {res} is not in space '{space.name}' {list(space.resolutions)}"
+            )
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
         table = _read_json(path)
@@ -166,7 +174,9 @@ def load_ofa_accuracy_dataset(root: str | Path, space: SearchSpace) -> AccuracyD
             if not 0.0 <= value <= 100.0:
                 raise DatasetError(f"{where}: top-1 {value} is outside [0, 100] (OFA stores percent)")
             net = nets.setdefault(_config_id(space, arch), len(nets))
-            samples.append(AccuracySample(arch=arch, top1=float(value), net=net, source=f"{SRC_DIR}/{path.name}"))
+            samples.append(
+                AccuracySample(arch=arch, top1=float(value), net=net, source=f"{SRC_DIR}/{path.name}")
+            )
     if not samples:
         raise DatasetError(f"{src_dir}: the .dict files hold no entries")
     return AccuracyDataset(
@@ -188,7 +198,9 @@ def _parse_config(entry: Any, where: str) -> dict[str, Any]:
 
 def ofa_config_key(arch: Arch) -> str:
     """The ``src/<res>.dict`` key OFA writes for ``arch``: ``json.dumps({ks, e, d, image_size})``."""
-    return json.dumps({"ks": list(arch["ks"]), "e": list(arch["e"]), "d": list(arch["d"]), "image_size": arch["r"]})
+    return json.dumps(
+        {"ks": list(arch["ks"]), "e": list(arch["e"]), "d": list(arch["d"]), "image_size": arch["r"]}
+    )
 
 
 def write_ofa_accuracy_dataset(root: str | Path, entries: Iterable[tuple[Arch, float]]) -> Path:
@@ -205,7 +217,9 @@ def write_ofa_accuracy_dataset(root: str | Path, entries: Iterable[tuple[Arch, f
     net_id_path = root / NET_ID_FILE
     existing = _read_json(net_id_path) if net_id_path.is_file() else []
     if not isinstance(existing, list):
-        raise DatasetError(f"{net_id_path}: expected a JSON list of subnet configs, got {type(existing).__name__}")
+        raise DatasetError(
+            f"{net_id_path}: expected a JSON list of subnet configs, got {type(existing).__name__}"
+        )
     # OFA writes JSON strings; objects written by hand are kept, as strings
     net_ids = [e if isinstance(e, str) else json.dumps(e) for e in existing]
     known = set(net_ids)

@@ -60,7 +60,9 @@ def _batch_stat_bn(model: nn.Module) -> Iterator[dict[nn.BatchNorm2d, list]]:
     stats: dict[nn.BatchNorm2d, list] = {}
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
-            acc = stats.setdefault(module, [0, torch.zeros(module.num_features), torch.zeros(module.num_features)])
+            acc = stats.setdefault(
+                module, [0, torch.zeros(module.num_features), torch.zeros(module.num_features)]
+            )
 
             def forward(x: torch.Tensor, bn: nn.BatchNorm2d = module, acc: list = acc) -> torch.Tensor:
                 mean = x.mean(dim=(0, 2, 3))
@@ -202,7 +204,9 @@ class SupernetAccuracyModel:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{self.results_file}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
         if saved.get("settings") != self.settings:
-            log.warning("%s was written under other settings; its results are ignored and replaced", self.results_file)
+            log.warning(
+                "%s was written under other settings; its results are ignored and replaced", self.results_file
+            )
             return
         self._results = {k: SubnetAccuracy(**v) for k, v in saved.get("results", {}).items()}
 
@@ -224,10 +228,12 @@ class SupernetAccuracyModel:
         """
         items = self._calib_items if kind == "calib" else self._val_items
         if kind == "calib" and self.calib_augment:
+
             def crop(i: int, path: Path) -> np.ndarray:
                 # Randomness from (seed, resolution, position): identical crops for every subnet.
                 return train_crop(path, resolution, np.random.default_rng([self.seed, resolution, i]))
         else:
+
             def crop(i: int, path: Path) -> np.ndarray:
                 return eval_crop(path, resolution)
 
@@ -269,8 +275,13 @@ class SupernetAccuracyModel:
                 model = self.subnet(arch)
                 recalibrate_bn(model, self._data("calib", arch["r"]))
                 result = evaluate_model(model, self._data("val", arch["r"]))
-            log.info("subnet %s: top-1 %.2f %%, top-5 %.2f %% (%.1f s)", key, result.top1, result.top5,
-                     time.perf_counter() - start)
+            log.info(
+                "subnet %s: top-1 %.2f %%, top-5 %.2f %% (%.1f s)",
+                key,
+                result.top1,
+                result.top5,
+                time.perf_counter() - start,
+            )
             self._results[key] = result
             self._save_results()
         return self._results[key]

@@ -45,7 +45,8 @@ class AccuracyMLP(nn.Module):
     def __init__(self, n_dim: int, hidden_size: int = 400, n_layers: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Sequential(nn.Linear(n_dim if i == 0 else hidden_size, hidden_size), nn.ReLU()) for i in range(n_layers)
+            nn.Sequential(nn.Linear(n_dim if i == 0 else hidden_size, hidden_size), nn.ReLU())
+            for i in range(n_layers)
         ]
         layers.append(nn.Linear(hidden_size, 1, bias=False))
         self.layers = nn.Sequential(*layers)
@@ -71,7 +72,9 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         if self.resolution_encoding not in RESOLUTION_ENCODINGS:
-            raise ValueError(f"resolution_encoding must be one of {RESOLUTION_ENCODINGS}, got {self.resolution_encoding!r}")
+            raise ValueError(
+                f"resolution_encoding must be one of {RESOLUTION_ENCODINGS}, got {self.resolution_encoding!r}"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.epochs < 1 or self.batch_size < 1 or self.hidden_size < 1 or self.n_layers < 1:
@@ -99,7 +102,9 @@ class TableAccuracyModel:
     is_proxy = False
     label = "top-1 (%), MLP predictor"
 
-    def __init__(self, space: SearchSpace, net: AccuracyMLP, r_basis: np.ndarray, meta: dict[str, Any]) -> None:
+    def __init__(
+        self, space: SearchSpace, net: AccuracyMLP, r_basis: np.ndarray, meta: dict[str, Any]
+    ) -> None:
         self.space = space
         self.net = net.eval()
         self.meta = meta
@@ -140,13 +145,17 @@ class TableAccuracyModel:
         meta_path, state_path = directory / META_FILE, directory / STATE_FILE
         for path in (meta_path, state_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: not found (a table accuracy model is {STATE_FILE} + {META_FILE})")
+                raise FileNotFoundError(
+                    f"{path}: not found (a table accuracy model is {STATE_FILE} + {META_FILE})"
+                )
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{meta_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
         if meta.get("format") != META_FORMAT or meta.get("version") != META_VERSION:
-            raise ValueError(f"{meta_path}: not a {META_FORMAT} v{META_VERSION} model (format={meta.get('format')!r})")
+            raise ValueError(
+                f"{meta_path}: not a {META_FORMAT} v{META_VERSION} model (format={meta.get('format')!r})"
+            )
         want = _space_meta(space)
         for key in ("ks_list", "expand_list", "depth_list", "resolutions", "width_mult"):
             if meta["space"].get(key) != want[key]:
@@ -185,7 +194,10 @@ def _regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 
 def train_table_model(
-    dataset: AccuracyDataset, space: SearchSpace, options: TrainOptions = TrainOptions(), progress: bool = True
+    dataset: AccuracyDataset,
+    space: SearchSpace,
+    options: TrainOptions = TrainOptions(),
+    progress: bool = True,
 ) -> TableAccuracyModel:
     """Train OFA's MLP predictor on ``dataset`` (seeded and reproducible on one thread count).
 
@@ -196,7 +208,9 @@ def train_table_model(
         return _train(dataset, space, options, progress)
 
 
-def _train(dataset: AccuracyDataset, space: SearchSpace, options: TrainOptions, progress: bool) -> TableAccuracyModel:
+def _train(
+    dataset: AccuracyDataset, space: SearchSpace, options: TrainOptions, progress: bool
+) -> TableAccuracyModel:
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     train_res = dataset.resolutions
@@ -208,7 +222,9 @@ def _train(dataset: AccuracyDataset, space: SearchSpace, options: TrainOptions, 
     x_tr, y_tr = torch.from_numpy(x_all[~is_val]), torch.from_numpy(y_all[~is_val])
     x_va, y_va = torch.from_numpy(x_all[is_val]), torch.from_numpy(y_all[is_val])
     if len(y_tr) == 0:
-        raise ValueError(f"{dataset.root}: no training samples left after holding out {options.val_fraction:.0%}")
+        raise ValueError(
+            f"{dataset.root}: no training samples left after holding out {options.val_fraction:.0%}"
+        )
 
     net = AccuracyMLP(encoder.n_dim, options.hidden_size, options.n_layers)
     net.base_acc.data.fill_(float(y_tr.mean()))
@@ -281,7 +297,11 @@ def from_config(cfg: Any, space: SearchSpace) -> TableAccuracyModel:
     if dataset is None:
         raise ValueError(
             "accuracy=table needs accuracy.table.dataset_dir (an OFA accuracy dataset: net_id.dict + src/<res>.dict)"
-            + (f"; no trained model in {model_dir}" if model_dir else " or accuracy.table.model_dir (a trained model)")
+            + (
+                f"; no trained model in {model_dir}"
+                if model_dir
+                else " or accuracy.table.model_dir (a trained model)"
+            )
         )
     options = TrainOptions(
         hidden_size=opts.hidden_size,

@@ -1,7 +1,7 @@
 """The backend interface: what every DPU backend (simulator, Vitis-AI DNNDK/VART) provides.
 
 A backend turns a :class:`ProfileJob` (one subnet of a search space, how many runs, which seed) into a
-:class:`ProfileOutcome`: the parsed DNNDK-style :class:`~ofa_hw.dpu.Profile`, the raw text the tool
+:class:`ProfileOutcome`: the parsed DNNDK-style :class:`~ofa_hw.formats.Profile`, the raw text the tool
 printed (kept verbatim by the store) or the error that stopped it. Everything downstream — store,
 LUT, predictors, search — sees only this interface, so it cannot tell a simulated DPU from a board.
 
@@ -13,15 +13,17 @@ in sync; adding a backend is adding a class and a YAML file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hydra.utils import get_class
 
 from ofa_hw.space import Arch, SearchSpace, get_space
 
 if TYPE_CHECKING:  # only the types of the dpu layer are needed here
-    from ofa_hw.dpu import DPUConfig, Profile
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.formats import Profile
 
 #: Outcome states a backend may report.
 STATUSES = ("ok", "failed")
@@ -51,7 +53,9 @@ class ProfileJob:
     space: SearchSpace | None = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
-    def create(cls, space: SearchSpace, arch: Arch, net_name: str, runs: int = 1, seed: int = 0) -> ProfileJob:
+    def create(
+        cls, space: SearchSpace, arch: Arch, net_name: str, runs: int = 1, seed: int = 0
+    ) -> ProfileJob:
         """A job for ``arch`` of ``space`` (validated and canonicalised)."""
         return cls(space.name, space.validate(arch), net_name, int(runs), int(seed), space=space)
 
@@ -98,7 +102,9 @@ class ProfileOutcome:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(f"ProfileOutcome {self.job.net_name}: status must be one of {STATUSES}, got {self.status!r}")
+            raise ValueError(
+                f"ProfileOutcome {self.job.net_name}: status must be one of {STATUSES}, got {self.status!r}"
+            )
         if self.status == "ok" and self.profile is None:
             raise ValueError(f"ProfileOutcome {self.job.net_name}: status 'ok' needs a profile")
         if self.status == "failed" and not self.error:
@@ -170,7 +176,9 @@ def make_backend(cfg: Any, dpu: DPUConfig, preflight: bool = True) -> Backend:
         raise ValueError(f"backend._target_ = {target!r} has no from_config(cfg, dpu) classmethod")
     backend = cls.from_config(cfg, dpu)
     if not isinstance(backend, Backend):
-        raise ValueError(f"backend._target_ = {target!r} did not build a Backend (name, toolchain, dpu, profile)")
+        raise ValueError(
+            f"backend._target_ = {target!r} did not build a Backend (name, toolchain, dpu, profile)"
+        )
     if preflight:
         backend.preflight()
     return backend

@@ -1,4 +1,4 @@
-"""The simulator backend: profiles subnets with the embedded DPU model (:func:`ofa_hw.dpu.simulate`).
+"""The simulator backend: profiles subnets with the embedded DPU model (:func:`ofa_hw.sim.simulate`).
 
 Its raw text is the DNNDK profile the simulator prints, so the store keeps the same kind of record as
 for a board. A compile error (e.g. a depthwise layer too wide for the DPU) is a failed outcome, not an
@@ -8,12 +8,14 @@ exception, so a batch goes on.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
-from ofa_hw.dpu import CompileError, DPUConfig, simulate
+from ofa_hw.dpu import CompileError, DPUConfig
 from ofa_hw.netspec import build_netspec
+from ofa_hw.sim import simulate
 
 
 def _package_version() -> str:
@@ -64,7 +66,11 @@ class SimBackend:
                 job, "failed", error=f"compile error: {exc}", timings={"total_s": time.perf_counter() - start}
             )
         return ProfileOutcome(
-            job, "ok", profile=prof, raw_text=prof.to_dnndk_text(), timings={"total_s": time.perf_counter() - start}
+            job,
+            "ok",
+            profile=prof,
+            raw_text=prof.to_dnndk_text(),
+            timings={"total_s": time.perf_counter() - start},
         )
 
     def profile_many(self, jobs: Iterable[ProfileJob]) -> Iterator[ProfileOutcome]:

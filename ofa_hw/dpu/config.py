@@ -1,7 +1,7 @@
 """DPU configuration: the DPUCZDX8G architecture, clock, features and the timing model's constants.
 
 A :class:`DPUConfig` fully describes one simulated (or real) DPU: the hardware as ``dexplorer -w``
-reports it plus the handful of physical constants of :mod:`ofa_hw.dpu.timing`. Presets live as Hydra
+reports it plus the handful of physical constants of :mod:`ofa_hw.sim.timing`. Presets live as Hydra
 configs in ``ofa_hw/conf/dpu/<name>.yaml`` (and ``<workspace>/conf/dpu/`` for calibrated ones), so a
 preset, a command-line override (``dpu.freq_mhz=200``) and :meth:`DPUConfig.replace` all describe
 the same object. :meth:`DPUConfig.fingerprint` hashes every field that changes latency.
@@ -14,14 +14,14 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from ofa_hw.dpu.errors import ParseError
-from ofa_hw.dpu.toolchain import Toolchain, get_toolchain
+from ofa_hw.dpu.generations import Toolchain, get_toolchain
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dpu"
 
@@ -57,7 +57,13 @@ BANK_DEPTH = 2048
 NON_LATENCY_FIELDS = ("name", "calibrated_on")
 #: Fields added after the first shipped fingerprints; they enter the hash only when they differ from
 #: their default (which reproduces the earlier model exactly), so existing presets and LUTs stay valid.
-LATER_FIELDS = ("toolchain", "weight_bw_ratio", "fm_keep_fraction", "hard_act_passes", "node_overhead_us_per_mb")
+LATER_FIELDS = (
+    "toolchain",
+    "weight_bw_ratio",
+    "fm_keep_fraction",
+    "hard_act_passes",
+    "node_overhead_us_per_mb",
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class DPUConfig:
         target_version: DNNDK target version (``v1.4.0``) or DPU IP version (``v4.1.0``, ``xdputil query``).
             IP v4.x runs hard-swish, hard-sigmoid and the element-wise multiply of squeeze-excite.
         toolchain: Compiler generation, ``dnndk`` (VAI_C 1.x) or ``xir`` (``vai_c_xir``, Vitis-AI >= 1.3):
-            sets the compile limits and whether tensors between nodes stay on chip (:mod:`ofa_hw.dpu.toolchain`).
+            sets the compile limits and whether tensors between nodes stay on chip (:mod:`ofa_hw.dpu.generations`).
         freq_mhz: DPU clock.
         cores: DPU cores on the board (one task runs on one core).
         ram_usage: ``low`` | ``high``; high doubles the feature-map bank depth (fewer spatial tiles).
@@ -138,8 +144,15 @@ class DPUConfig:
                 raise ValueError(f"DPUConfig.{f}: must be > 0, got {getattr(self, f)!r}")
         if self.cores < 1:
             raise ValueError(f"DPUConfig.cores: must be >= 1, got {self.cores!r}")
-        for f in ("node_overhead_us", "node_overhead_us_per_mb", "tile_overhead_cycles", "dw_row_cycles",
-                  "hard_act_passes", "task_overhead_us", "jitter"):
+        for f in (
+            "node_overhead_us",
+            "node_overhead_us_per_mb",
+            "tile_overhead_cycles",
+            "dw_row_cycles",
+            "hard_act_passes",
+            "task_overhead_us",
+            "jitter",
+        ):
             if getattr(self, f) < 0:
                 raise ValueError(f"DPUConfig.{f}: must be >= 0, got {getattr(self, f)!r}")
         for f in ("mem_overlap", "engine_overlap", "fm_keep_fraction"):
@@ -257,70 +270,8 @@ class DPUConfig:
                 return cls.from_yaml(path)
         raise KeyError(f"unknown DPU preset {name!r}; available: {list_presets(search_dirs)}")
 
-    @classmethod
-    @classmethod
-    def from_dexplorer(cls, text: str, name: str = "dexplorer", base: DPUConfig | None = None) -> DPUConfig:
-        """The DPU that ``dexplorer -w`` describes (model constants taken from ``base``, default: the defaults).
-
-        Reads both printers: ``[DPU Core Configuration List]`` (one ``Enabled``/``Disabled`` line per
-        feature, ``DPU Target Version``, ``Ram Usage``) and ``[DPU Core List]`` (``DPU Target`` and one
-        ``DPU Features`` line such as ``Avg-Pooling, LeakyReLU/ReLU6, Depthwise Conv``; no RAM usage,
-        taken from ``base``). An arch printed with a suffix (``B1152F``) is its size (``B1152``). Only
-        enabled cores count; all of them must share one configuration (the simulator models one).
-        """
-        from ofa_hw.dpu.parsers import parse_dexplorer
-
-        info = parse_dexplorer(text)
-        cores = [c for c in info["cores"] if c.get("DPU Enabled", "Yes").lower() == "yes"]
-        if not cores:
-            raise ParseError("no enabled DPU core", source="dexplorer")
-        first = cores[0]
-        for c in cores[1:]:
-            diff = sorted(k for k in set(first) | set(c) if k != "DPU Core" and first.get(k) != c.get(k))
-            if diff:
-                raise ParseError(f"DPU cores differ in {diff}; the simulator models identical cores", source="dexplorer")
-        freq = re.match(r"\s*([\d.]+)\s*MHz", first.get("DPU Freqency", first.get("DPU Frequency", "")))
-        if freq is None:
-            raise ParseError("missing or malformed 'DPU Freqency'", source="dexplorer")
-        arch = re.match(r"\s*(B\d+)[A-Za-z]*\s*$", first.get("DPU Arch", ""))
-        if arch is None or arch.group(1) not in ARCHS:
-            raise ParseError(f"DPU Arch {first.get('DPU Arch')!r} is not one of {sorted(ARCHS)}", source="dexplorer")
-        base = base or cls()
-        if "DPU Features" in first:  # the [DPU Core List] printer
-            feats = [f.strip().lower() for f in first["DPU Features"].split(",")]
-            has = lambda *words: any(all(w in f for w in words) for f in feats)  # noqa: E731
-            dw, relu6 = has("depthwise"), has("relu6")
-            features = dict(
-                depthwise_conv=dw,
-                depthwise_relu6=dw and relu6,
-                conv_relu6=relu6,
-                conv_leakyrelu=has("leakyrelu"),
-                channel_augmentation=has("channel", "augmentation"),
-                avg_pool=has("avg") or has("average"),
-            )
-        else:
-            enabled = lambda key: first.get(key, "Disabled").lower() in ("enabled", "yes")  # noqa: E731
-            features = dict(
-                depthwise_conv=enabled("DepthwiseConv"),
-                depthwise_relu6=enabled("DepthwiseConv+Relu6"),
-                conv_relu6=enabled("Conv+Relu6"),
-                conv_leakyrelu=enabled("Conv+Leakyrelu"),
-                channel_augmentation=enabled("Channel Augmentation"),
-                avg_pool=enabled("Average Pool"),
-            )
-        target = first.get("DPU Target Version", first.get("DPU Target", base.target_version))
-        return base.replace(
-            name=name,
-            arch=arch.group(1),
-            target_version=target.strip(),
-            freq_mhz=float(freq.group(1)),
-            cores=len(cores),
-            ram_usage=first.get("Ram Usage", base.ram_usage).strip().lower(),
-            softmax=info["extensions"].get("Softmax", False),
-            **features,
-        )
-
     # -- identity ------------------------------------------------------------------------------
+
     def latency_fields(self) -> dict[str, Any]:
         """Fields that change latency or compilability (what :meth:`fingerprint` hashes)."""
         defaults = {f.name: f.default for f in fields(self)}
@@ -332,7 +283,9 @@ class DPUConfig:
 
     def fingerprint(self) -> str:
         """12 hex chars hashing every latency-relevant field (stable across runs and platforms)."""
-        canon = {k: (round(float(v), 9) if isinstance(v, float) else v) for k, v in self.latency_fields().items()}
+        canon = {
+            k: (round(float(v), 9) if isinstance(v, float) else v) for k, v in self.latency_fields().items()
+        }
         blob = json.dumps(canon, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -37,8 +37,8 @@ from google.protobuf import text_format
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ofa_hw.dpu.trace import FX_LOCK
 from ofa_hw.export.caffe_pb import pb
+from ofa_hw.frontends.torch_fx import FX_LOCK
 
 #: How BatchNorm is written: ``scale`` = Caffe BatchNorm + Scale layers, ``fold`` = into the conv.
 BN_MODES = ("scale", "fold")

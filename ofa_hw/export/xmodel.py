@@ -179,7 +179,9 @@ def write_quantize_script(
     script, weights = outdir / "quantize.py", outdir / "weights.pth"
     # torch < 1.6 cannot read the zip format torch.save writes by default since 1.6
     torch.save(
-        {k: v.detach().cpu() for k, v in model.state_dict().items()}, weights, _use_new_zipfile_serialization=False
+        {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        weights,
+        _use_new_zipfile_serialization=False,
     )
     script.write_text(
         _SCRIPT.format(

@@ -25,8 +25,9 @@ resumes where it stopped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,8 +121,13 @@ class ActiveResult:
             "heldout_max_ape": last.heldout_max_ape if last else None,
             "heldout_subnets": last.ok if last else 0,
             "batches": [
-                {"index": b.index, "subnets": len(b.names), "ok": b.ok, "heldout_mape": b.heldout_mape,
-                 "rel_sigma": b.rel_sigma}
+                {
+                    "index": b.index,
+                    "subnets": len(b.names),
+                    "ok": b.ok,
+                    "heldout_mape": b.heldout_mape,
+                    "rel_sigma": b.rel_sigma,
+                }
                 for b in self.batches
             ],
         }
@@ -166,7 +172,9 @@ def stop_reason(batches: Sequence[Batch], settings: ActiveSettings) -> str | Non
     return None
 
 
-def heldout_error(predictor: Any, outcomes: Sequence[ProfileOutcome]) -> tuple[float | None, float | None, int]:
+def heldout_error(
+    predictor: Any, outcomes: Sequence[ProfileOutcome]
+) -> tuple[float | None, float | None, int]:
     """``(MAPE, max APE, n)`` of ``predictor`` on the ok ``outcomes`` (profile-mode totals)."""
     ok = [o for o in outcomes if o.ok]
     if predictor is None or not ok:
@@ -246,7 +254,9 @@ def run_active(
     """
     rng = np.random.default_rng(settings.seed + 1)
     pool = sample_subnets(space, compilable, resolutions, settings.pool, rng, max_depth=True)
-    archs = plan_seed_probes(space, compilable, resolutions, min(settings.batch, settings.max_subnets), settings.seed)
+    archs = plan_seed_probes(
+        space, compilable, resolutions, min(settings.batch, settings.max_subnets), settings.seed
+    )
     outcomes: list[ProfileOutcome] = []
     batches: list[Batch] = []
     predictor, rel_sigma = None, None
@@ -261,8 +271,12 @@ def run_active(
         if on_batch is not None:
             on_batch(batch)
         if mape is not None:
-            log.info("budget plan: batch %d held-out MAPE %.2f%% (target %.2f%%)",
-                     index, 100 * mape, 100 * settings.target_mape)
+            log.info(
+                "budget plan: batch %d held-out MAPE %.2f%% (target %.2f%%)",
+                index,
+                100 * mape,
+                100 * settings.target_mape,
+            )
         reason = stop_reason(batches, settings)
         if reason is not None:
             break

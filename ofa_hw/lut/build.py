@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ofa_hw.backends.base import Backend, ProfileOutcome
-from ofa_hw.dpu import DPUConfig, layer_times_ms
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut.mapping import block_times
 from ofa_hw.lut.table import CSV_COLUMNS, LatencyTable, LutMeta
 from ofa_hw.netspec import build_netspec
+from ofa_hw.sim import layer_times_ms
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import dpu_config_dict
 
@@ -81,7 +83,7 @@ def build_lut(
         backend=backend.name,
         toolchain=backend.toolchain,
         runs=max(o.job.runs for o in ok),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         provenance=provenance,
         dpu_config=dpu_config_dict(backend.dpu),
         uncompilable=tuple(sorted(uncompilable)),
@@ -90,7 +92,9 @@ def build_lut(
     return LatencyTable(frame[list(CSV_COLUMNS)], meta)
 
 
-def validate_lut(table: LatencyTable, space: SearchSpace, outcomes: Sequence[ProfileOutcome]) -> dict[str, Any]:
+def validate_lut(
+    table: LatencyTable, space: SearchSpace, outcomes: Sequence[ProfileOutcome]
+) -> dict[str, Any]:
     """LUT sum vs measured whole-network (profile-mode) time of the ok ``outcomes``.
 
     Returns:
@@ -104,8 +108,12 @@ def validate_lut(table: LatencyTable, space: SearchSpace, outcomes: Sequence[Pro
         measured = float(outcome.profile.total_ms)
         predicted = table.predict(space, outcome.job.arch)
         rows.append(
-            {"net": outcome.job.net_name, "measured_ms": measured, "predicted_ms": predicted,
-             "ape": abs(predicted - measured) / measured}
+            {
+                "net": outcome.job.net_name,
+                "measured_ms": measured,
+                "predicted_ms": predicted,
+                "ape": abs(predicted - measured) / measured,
+            }
         )
     apes = np.array([r["ape"] for r in rows])
     return {

@@ -15,8 +15,9 @@ its ETA from every probe of the running batch.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -176,11 +177,15 @@ class CostEstimate:
             work = f"about {format_duration(self.host_s)} of simulator time and no board time"
             detail = f"{format_duration(self.per_probe.host_s)} per subnet, {self.per_probe.source}"
         else:
-            work = (f"about {format_duration(self.host_s)} of container time and "
-                    f"{format_duration(self.board_s)} of board time")
-            detail = (f"~{format_duration(self.wall_s)} wall with {self.host_jobs} build job(s) and {self.boards} "
-                      f"board(s); per subnet {format_duration(self.per_probe.host_s)} + "
-                      f"{format_duration(self.per_probe.board_s)}, {self.per_probe.source}")
+            work = (
+                f"about {format_duration(self.host_s)} of container time and "
+                f"{format_duration(self.board_s)} of board time"
+            )
+            detail = (
+                f"~{format_duration(self.wall_s)} wall with {self.host_jobs} build job(s) and {self.boards} "
+                f"board(s); per subnet {format_duration(self.per_probe.host_s)} + "
+                f"{format_duration(self.per_probe.board_s)}, {self.per_probe.source}"
+            )
         return f"{head}, {work} ({detail}); Ctrl-C is safe, rerun resumes"
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,7 +203,9 @@ class CostEstimate:
         }
 
 
-def estimate(backend: Backend, store: Any, subnets: int, stored: int = 0, upper_bound: bool = False) -> CostEstimate:
+def estimate(
+    backend: Backend, store: Any, subnets: int, stored: int = 0, upper_bound: bool = False
+) -> CostEstimate:
     """The :class:`CostEstimate` of profiling ``subnets`` new subnets on ``backend`` (times from ``store``)."""
     host_jobs, boards = parallelism(backend)
     per = probe_times(backend.name, store, getattr(backend, "toolchain", None))
@@ -231,8 +238,13 @@ def budget_plan_cost(
     """The most the budget plan can cost: ``max_subnets`` minus its probes the store already holds."""
     stored = {
         r.arch_id
-        for r in store.runs(backend=backend.name, dpu_fingerprint=backend.dpu.fingerprint(), space=space.name,
-                            toolchain=backend.toolchain, status=None)
+        for r in store.runs(
+            backend=backend.name,
+            dpu_fingerprint=backend.dpu.fingerprint(),
+            space=space.name,
+            toolchain=backend.toolchain,
+            status=None,
+        )
         if r.net_name.startswith(ACTIVE_PREFIX) and r.runs == runs and r.seed == settings.seed
     }
     held = min(len(stored), settings.max_subnets)
@@ -260,7 +272,9 @@ class MeteredBackend:
         progress: Show the bar.
     """
 
-    def __init__(self, backend: Backend, cost: CostEstimate, desc: str = "profiling", progress: bool = True) -> None:
+    def __init__(
+        self, backend: Backend, cost: CostEstimate, desc: str = "profiling", progress: bool = True
+    ) -> None:
         self._backend = backend
         self.cost = cost
         self._prior = cost.per_probe
@@ -269,8 +283,13 @@ class MeteredBackend:
         self._samples: list[tuple[float, float]] = []
         self._desc = desc
         self._bar = tqdm(
-            total=max(cost.wall_s, 1e-6), desc=desc, unit="s", disable=not progress, dynamic_ncols=True,
-            mininterval=0.5, bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+            total=max(cost.wall_s, 1e-6),
+            desc=desc,
+            unit="s",
+            disable=not progress,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
         )
         self._bar.set_description_str(self._label())
 
@@ -351,19 +370,25 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
     text = f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`"
     active = lut.get("active") or {}
     if active:
-        text += (f", stopped on {active.get('stopped')} after {active.get('subnets')} "
-                 f"of at most {active.get('max_subnets')}")
+        text += (
+            f", stopped on {active.get('stopped')} after {active.get('subnets')} "
+            f"of at most {active.get('max_subnets')}"
+        )
     text += ")"
     est = lut.get("estimate")
     if est:
         board = f"{format_duration(est['board_s'])} of board time" if est["board_s"] else "no board time"
         upto = "up to " if est.get("upper_bound") else ""
-        text += (f"; announced before profiling: {upto}{est['subnets']} subnets, "
-                 f"about {format_duration(est['host_s'])} of host/container time and {board} ({est['source']})")
+        text += (
+            f"; announced before profiling: {upto}{est['subnets']} subnets, "
+            f"about {format_duration(est['host_s'])} of host/container time and {board} ({est['source']})"
+        )
     else:
         text += f"; this run profiled none (LUT {lut.get('source', 'reused')})"
     mape = predictor.get("heldout_mape")
     if mape is None:
         return text + ". The predictor's error on subnets it did not train on is not known (none measured)."
-    return (text + f". Predictor error on {predictor.get('heldout_subnets')} subnets it did not train on: "
-            f"MAPE {mape:.2%} ({predictor.get('heldout_source')}).")
+    return (
+        text + f". Predictor error on {predictor.get('heldout_subnets')} subnets it did not train on: "
+        f"MAPE {mape:.2%} ({predictor.get('heldout_source')})."
+    )

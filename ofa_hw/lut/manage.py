@@ -13,9 +13,10 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -45,6 +46,7 @@ from ofa_hw.space import SearchSpace
 from ofa_hw.store import Store, profile_jobs
 
 log = logging.getLogger(__name__)
+
 
 def _shipped_dir() -> Path:
     """The shipped LUTs: ``lut/`` next to the package in a source checkout (editable install), else the
@@ -176,7 +178,12 @@ def resolve_plan(lut_cfg: Any, backend_name: str) -> str:
 
 
 def _reusable(
-    space: SearchSpace, dpu: DPUConfig, lut_cfg: Any, resolutions: Sequence[int], backend_name: str, plan_kind: str
+    space: SearchSpace,
+    dpu: DPUConfig,
+    lut_cfg: Any,
+    resolutions: Sequence[int],
+    backend_name: str,
+    plan_kind: str,
 ) -> tuple[tuple[Path, LatencyTable] | None, list[Path]]:
     """``((path, table) of a LUT to reuse, or None; stale LUTs)`` in the workspace's and the shipped ``lut/``."""
     fp = dpu.fingerprint()
@@ -217,11 +224,20 @@ def planned_cost(
     with store() as st:
         if plan_kind == "budget":
             return plan_kind, budget_plan_cost(be, st, space, active_settings(lut_cfg), runs), None
-        plan = plan_probes(space, dpu_compile_check(dpu), resolutions=resolutions, coverage=int(lut_cfg.coverage),
-                           validation_subnets=int(lut_cfg.validation_subnets), seed=int(lut_cfg.seed))
+        plan = plan_probes(
+            space,
+            dpu_compile_check(dpu),
+            resolutions=resolutions,
+            coverage=int(lut_cfg.coverage),
+            validation_subnets=int(lut_cfg.validation_subnets),
+            seed=int(lut_cfg.seed),
+        )
         seed = int(lut_cfg.seed)
         jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.probes, plan.probe_names())]
-        jobs += [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.validation, plan.validation_names())]
+        jobs += [
+            ProfileJob.create(space, a, n, runs, seed)
+            for a, n in zip(plan.validation, plan.validation_names())
+        ]
         return plan_kind, full_plan_cost(be, st, jobs, bool(lut_cfg.retry_failed)), None
 
 
@@ -262,7 +278,12 @@ def ensure_lut(
         path = Path(str(lut_cfg.path)).expanduser()
         table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
         if table.meta.backend != backend_name:
-            log.warning("LUT %s was measured on backend %s, the configured backend is %s", path, table.meta.backend, backend_name)
+            log.warning(
+                "LUT %s was measured on backend %s, the configured backend is %s",
+                path,
+                table.meta.backend,
+                backend_name,
+            )
         result = _reused(table, path, "given", space, resolutions)
         return _finish(result, rundir, t0, space, resolutions)
 
@@ -280,7 +301,9 @@ def ensure_lut(
             # user made rather than the difference to some other stale table in the workspace.
             new_cfg = dpu.to_dict()
             tables = {path: LatencyTable.load(path) for path in stale}
-            path, old = min(tables.items(), key=lambda item: len(_changed_fields(item[1].meta.dpu_config, new_cfg)))
+            path, old = min(
+                tables.items(), key=lambda item: len(_changed_fields(item[1].meta.dpu_config, new_cfg))
+            )
             raise LutStaleError(
                 f"LUT {path} is stale: it was built for DPU fingerprint {old.meta.dpu_fingerprint}, the "
                 f"configured {dpu.name} has {fp} ({describe_change(old.meta.dpu_config, new_cfg)}). "
@@ -322,12 +345,18 @@ def build(
     timings["plan_s"] = time.perf_counter() - t
     log.info(
         "LUT plan: %d probe subnets cover %d keys (%d uncompilable skipped) at %d resolutions; %d validation subnets",
-        len(plan.probes), len(plan.keys), len(plan.uncompilable), len(plan.resolutions), len(plan.validation),
+        len(plan.probes),
+        len(plan.keys),
+        len(plan.uncompilable),
+        len(plan.resolutions),
+        len(plan.validation),
     )
     seed, retry = int(lut_cfg.seed), bool(lut_cfg.retry_failed)
     t = time.perf_counter()
     probe_jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.probes, plan.probe_names())]
-    val_jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.validation, plan.validation_names())]
+    val_jobs = [
+        ProfileJob.create(space, a, n, runs, seed) for a, n in zip(plan.validation, plan.validation_names())
+    ]
     cost = full_plan_cost(backend, store, probe_jobs + val_jobs, retry)
     announce("full", cost)
     with MeteredBackend(backend, cost, desc=f"LUT probes {backend.dpu.name}") as metered:
@@ -336,21 +365,29 @@ def build(
     timings["profile_s"] = time.perf_counter() - t
     failed = [o for o in probes if not o.ok]
     if probes and len(failed) == len(probes):  # nothing to build from: say why, in one line
-        raise LutError(f"none of the {len(probes)} probe subnets could be profiled on {backend.name} "
-                       f"({backend.dpu.name}), so no LUT can be built; the first failure, "
-                       f"{failed[0].job.net_name}: {failed[0].error}")
+        raise LutError(
+            f"none of the {len(probes)} probe subnets could be profiled on {backend.name} "
+            f"({backend.dpu.name}), so no LUT can be built; the first failure, "
+            f"{failed[0].job.net_name}: {failed[0].error}"
+        )
     if failed:
-        log.warning("%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error)
+        log.warning(
+            "%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error
+        )
     t = time.perf_counter()
     provenance = getattr(backend, "provenance", f"{backend.name} measurements")
     table = build_lut(space, backend, probes, plan.resolutions, plan.uncompilable, provenance)
     report = validate_lut(table, space, validation)
-    table = LatencyTable(table.frame, replace(table.meta, validation={k: v for k, v in report.items() if k != "rows"}))
+    table = LatencyTable(
+        table.frame, replace(table.meta, validation={k: v for k, v in report.items() if k != "rows"})
+    )
     path = table.save(out_dir)
     timings["build_s"] = time.perf_counter() - t
     coverage = table.coverage(space, plan.resolutions)
     if coverage["missing"]:
-        log.warning("LUT misses %d compilable key(s), e.g. %s", len(coverage["missing"]), coverage["missing"][0])
+        log.warning(
+            "LUT misses %d compilable key(s), e.g. %s", len(coverage["missing"]), coverage["missing"][0]
+        )
     return LutResult(table, path, "built", _public(coverage), report, plan, timings_s=timings, estimate=cost)
 
 
@@ -390,11 +427,15 @@ def build_budget(
     timings["profile_s"] = time.perf_counter() - t
     failed = [o for o in active.outcomes if not o.ok]
     if failed:
-        log.warning("%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error)
+        log.warning(
+            "%d probe subnet(s) failed, e.g. %s: %s", len(failed), failed[0].job.net_name, failed[0].error
+        )
     t = time.perf_counter()
     provenance = getattr(backend, "provenance", f"{backend.name} measurements")
     uncompilable = sorted(set(uncompilable_cells(space, resolutions, check)[0].values()))
-    table = build_lut(space, backend, active.outcomes, resolutions, uncompilable, provenance + " (budget plan)")
+    table = build_lut(
+        space, backend, active.outcomes, resolutions, uncompilable, provenance + " (budget plan)"
+    )
     summary = active.to_dict()
     validation = {"plan": "budget", "subnets": 0, "mape": None, "max_ape": None, "active": summary}
     table = LatencyTable(table.frame, replace(table.meta, validation=validation))
@@ -404,16 +445,33 @@ def build_budget(
     mape = summary["heldout_mape"]
     print(
         f"LUT plan budget: {active.subnets} subnets profiled ({active.reason}); held-out MAPE "
-        + (f"{mape:.2%} on the last {summary['heldout_subnets']} subnets before they were trained on" if mape is not None else "n/a")
+        + (
+            f"{mape:.2%} on the last {summary['heldout_subnets']} subnets before they were trained on"
+            if mape is not None
+            else "n/a"
+        )
         + f"; {coverage['fraction']:.0%} of the compilable keys measured, the predictor covers the rest",
         flush=True,
     )
-    return LutResult(table, path, "built", _public(coverage), {"subnets": 0, "mape": None}, None,
-                     timings_s=timings, estimate=cost)
+    return LutResult(
+        table,
+        path,
+        "built",
+        _public(coverage),
+        {"subnets": 0, "mape": None},
+        None,
+        timings_s=timings,
+        estimate=cost,
+    )
 
 
 def _reused(
-    table: LatencyTable, path: Path, source: str, space: SearchSpace, resolutions: Sequence[int], stale: tuple = ()
+    table: LatencyTable,
+    path: Path,
+    source: str,
+    space: SearchSpace,
+    resolutions: Sequence[int],
+    stale: tuple = (),
 ) -> LutResult:
     coverage = table.coverage(space, resolutions)
     return LutResult(table, path, source, _public(coverage), dict(table.meta.validation), stale=stale)

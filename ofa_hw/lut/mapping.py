@@ -12,7 +12,7 @@ simulator's analytic per-layer times, so the block times still add up to the nod
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,11 +44,15 @@ def node_layers(netspec: NetSpec, node_names: Sequence[str]) -> list[tuple[int, 
     if len(set(firsts)) != len(firsts):
         raise NodeMappingError(f"profile of network {netspec.name} has two nodes starting at the same layer")
     order = sorted(firsts)
-    ends = {start: (order[i + 1] if i + 1 < len(order) else len(netspec.layers)) for i, start in enumerate(order)}
+    ends = {
+        start: (order[i + 1] if i + 1 < len(order) else len(netspec.layers)) for i, start in enumerate(order)
+    }
     return [tuple(range(start, ends[start])) for start in firsts]
 
 
-def split_matrix(netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: Sequence[float]) -> np.ndarray:
+def split_matrix(
+    netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: Sequence[float]
+) -> np.ndarray:
     """Share of each node's time owed to each block: shape ``(n_nodes, n_blocks)``, rows sum to 1.
 
     Args:

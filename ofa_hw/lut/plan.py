@@ -13,17 +13,17 @@ Keys the DPU compiler rejects (wide depthwise convs) are left out of every probe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from ofa_hw.blocktable import space_blocks
-from ofa_hw.dpu.compiler import layer_violation
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.netspec import Block, NetSpec, build_netspec, space_keys
+from ofa_hw.sim.compiler import layer_violation
 from ofa_hw.space import Arch, SearchSpace
 
 #: ``compilable(block, netspec) -> bool``: can the DPU run this block (in this network)?
@@ -70,7 +70,9 @@ class ProbePlan:
 
     def coverage_frame(self, measured: dict[str, int] | None = None) -> pd.DataFrame:
         """:func:`coverage_frame` of this plan (``planned`` = occurrences over the probes)."""
-        return coverage_frame(self.space, self.resolutions, self.uncompilable, self.planned_counts(), measured)
+        return coverage_frame(
+            self.space, self.resolutions, self.uncompilable, self.planned_counts(), measured
+        )
 
 
 def coverage_frame(
@@ -105,7 +107,9 @@ def coverage_frame(
     frame["kind"] = frame["key"].str.split("-", n=1).str[0]
     frame["compilable"] = ~frame["key"].isin(bad)
     frame["order"] = [_position_order(p) for p in frame["position"]]
-    frame = frame.sort_values(["resolution", "order", "kernel", "expand"], ignore_index=True).drop(columns="order")
+    frame = frame.sort_values(["resolution", "order", "kernel", "expand"], ignore_index=True).drop(
+        columns="order"
+    )
     if planned is not None:
         frame["planned"] = [planned.get(k, 0) for k in frame["key"]]
     if measured is not None:
@@ -144,13 +148,20 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
             counts[i, j] = max(ok[column].min(), 0.5)  # 0 falls below vmin: drawn red
     from matplotlib.colors import LogNorm
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(positions) + 2.5), max(3.0, 0.22 * len(resolutions) + 1.6)))
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 0.32 * len(positions) + 2.5), max(3.0, 0.22 * len(resolutions) + 1.6))
+    )
     cmap = plt.get_cmap("viridis").with_extremes(under="tab:red", bad="lightgrey")
     vmax = max(2.0, np.nanmax(counts) if np.isfinite(counts).any() else 2.0)
     im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=1, vmax=vmax), origin="lower")
     for i, j in zip(*np.nonzero(some_bad)):
         ax.text(j, i, "x", ha="center", va="center", fontsize=7, color="black")
-    ax.set_xticks(range(len(positions)), [p.replace("expanded_conv", "blk0") for p in positions], rotation=90, fontsize=7)
+    ax.set_xticks(
+        range(len(positions)),
+        [p.replace("expanded_conv", "blk0") for p in positions],
+        rotation=90,
+        fontsize=7,
+    )
     ax.set_yticks(range(len(resolutions)), [str(r) for r in resolutions], fontsize=7)
     ax.set_xlabel("block position")
     ax.set_ylabel("resolution")
@@ -158,8 +169,11 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     covered = int(((keys[column] > 0) & keys["compilable"]).sum())
     total = int(keys["compilable"].sum())
     unmeasured = "red = 0 (the colour bar's lower tip), " if covered < total else ""
-    ax.set_title(f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; {unmeasured}"
-                 "x = some choices uncompilable, grey = none compiles)", fontsize=8)
+    ax.set_title(
+        f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; {unmeasured}"
+        "x = some choices uncompilable, grey = none compiles)",
+        fontsize=8,
+    )
     fig.colorbar(im, ax=ax, label=f"min {column} count", extend="min")  # the tip shows the red of 0
     fig.tight_layout()
     path = Path(path)
@@ -246,20 +260,28 @@ def plan_probes(
         raise ValueError(f"coverage must be >= 1, got {coverage}")
     cells, fixed_bad = uncompilable_cells(space, res, compilable)
     if fixed_bad:
-        raise ValueError(f"space '{space.name}': fixed blocks cannot compile on this DPU: {sorted(fixed_bad)}")
+        raise ValueError(
+            f"space '{space.name}': fixed blocks cannot compile on this DPU: {sorted(fixed_bad)}"
+        )
     rng = np.random.default_rng(seed)
     probes: list[Arch] = []
     for r in res:
         choices = _choices(space, cells, r)
         perms = [rng.permutation(len(c)) for c in choices]
-        probes.extend(_max_depth_arch(space, choices, perms, j, r) for j in range(coverage * max(map(len, choices))))
+        probes.extend(
+            _max_depth_arch(space, choices, perms, j, r) for j in range(coverage * max(map(len, choices)))
+        )
     bad_keys = set(cells.values())
     validation = _validation_archs(space, res, bad_keys, validation_subnets, rng)
     keys = sorted(set(space_keys(space, res)) - bad_keys)
-    return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys)))
+    return ProbePlan(
+        space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys))
+    )
 
 
-def _choices(space: SearchSpace, cells: dict[tuple[int, int, int, int], str], r: int) -> list[list[tuple[int, int]]]:
+def _choices(
+    space: SearchSpace, cells: dict[tuple[int, int, int, int], str], r: int
+) -> list[list[tuple[int, int]]]:
     """Per block position, the compilable ``(k_idx, e_idx)`` choices at resolution ``r``."""
     nk, ne = len(space.ks_list), len(space.expand_list)
     choices = [
@@ -272,7 +294,9 @@ def _choices(space: SearchSpace, cells: dict[tuple[int, int, int, int], str], r:
     return choices
 
 
-def _max_depth_arch(space: SearchSpace, choices: list[list[tuple[int, int]]], perms: list[np.ndarray], j: int, r: int) -> Arch:
+def _max_depth_arch(
+    space: SearchSpace, choices: list[list[tuple[int, int]]], perms: list[np.ndarray], j: int, r: int
+) -> Arch:
     """Probe ``j`` of a balanced assignment: position ``p`` takes choice ``perms[p][j mod n_p]``."""
     ks, es = [], []
     for pos, c in enumerate(choices):
@@ -316,7 +340,9 @@ def plan_seed_probes(
     picked = spread_resolutions(resolutions, n)
     cells, fixed_bad = uncompilable_cells(space, sorted(set(picked)), compilable)
     if fixed_bad:
-        raise ValueError(f"space '{space.name}': fixed blocks cannot compile on this DPU: {sorted(fixed_bad)}")
+        raise ValueError(
+            f"space '{space.name}': fixed blocks cannot compile on this DPU: {sorted(fixed_bad)}"
+        )
     rng = np.random.default_rng(seed)
     choices = {r: _choices(space, cells, r) for r in set(picked)}
     perms = [rng.permutation(len(c)) for c in choices[picked[0]]] if picked else []

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,17 @@ from ofa_hw.netspec import build_netspec, space_keys
 from ofa_hw.space import Arch, SearchSpace
 
 #: Columns of a LUT CSV, in file order.
-CSV_COLUMNS = ("key", "count", "mean_ms", "std_ms", "min_ms", "median_ms", "dpu_fingerprint", "toolchain", "backend")
+CSV_COLUMNS = (
+    "key",
+    "count",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "median_ms",
+    "dpu_fingerprint",
+    "toolchain",
+    "backend",
+)
 _NUMERIC = ("count", "mean_ms", "std_ms", "min_ms", "median_ms")
 _META_REQUIRED = ("space", "resolutions", "dpu_name", "dpu_fingerprint", "backend", "toolchain")
 
@@ -273,7 +284,9 @@ class LatencyTable:
         except json.JSONDecodeError as exc:
             raise LutError(f"LUT metadata {meta_path}: not valid JSON ({exc})") from exc
         try:
-            frame = pd.read_csv(path, dtype={"key": str, "dpu_fingerprint": str, "toolchain": str, "backend": str})
+            frame = pd.read_csv(
+                path, dtype={"key": str, "dpu_fingerprint": str, "toolchain": str, "backend": str}
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise LutError(f"LUT {path}: cannot parse CSV ({exc})") from exc
         frame = _check_frame(frame, path, meta)
@@ -313,7 +326,9 @@ class LatencyTable:
         except (OSError, yaml.YAMLError) as exc:
             raise LutError(f"OFA LUT {path}: cannot read YAML ({exc})") from exc
         if not isinstance(data, dict) or not data:
-            raise LutError(f"OFA LUT {path}: expected a mapping 'key: {{count, mean, std}}', got {type(data).__name__}")
+            raise LutError(
+                f"OFA LUT {path}: expected a mapping 'key: {{count, mean, std}}', got {type(data).__name__}"
+            )
         known = set(space_keys(space))
         unknown = sorted(k for k in data if k not in known)
         if unknown:
@@ -352,7 +367,9 @@ def _check_frame(frame: pd.DataFrame, path: Path, meta: LutMeta) -> pd.DataFrame
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # 1-based, after the header line
-            raise LutError(f"LUT {path} line {line}: column '{col}' is NaN or not a number (key {frame['key'].iloc[line - 2]})")
+            raise LutError(
+                f"LUT {path} line {line}: column '{col}' is NaN or not a number (key {frame['key'].iloc[line - 2]})"
+            )
         frame[col] = values
     if frame["key"].isna().any():
         line = int(np.flatnonzero(frame["key"].isna().to_numpy())[0]) + 2

@@ -47,10 +47,14 @@ def make_predictor(cfg: Any, space: Any, dpu: Any = None) -> LatencyPredictor:
     if cfg.get("file"):
         pred = load_predictor(str(cfg["file"]), space, dpu)
         if pred.name != cfg.get("name", pred.name):
-            raise PredictorError(f"predictor file {cfg['file']} holds a '{pred.name}' model, config asks for '{cfg['name']}'")
+            raise PredictorError(
+                f"predictor file {cfg['file']} holds a '{pred.name}' model, config asks for '{cfg['name']}'"
+            )
         return pred
     if not cfg.get("model") or "_target_" not in cfg["model"]:
-        raise PredictorError("predictor config: 'model' needs a _target_ (a class of ofa_hw.predictor.models)")
+        raise PredictorError(
+            "predictor config: 'model' needs a _target_ (a class of ofa_hw.predictor.models)"
+        )
     model = instantiate(cfg["model"])
     if not isinstance(model, BlockModel):
         raise PredictorError(f"predictor.model._target_ = {cfg['model']['_target_']} is not a block model")

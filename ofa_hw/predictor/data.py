@@ -124,8 +124,12 @@ class TrainingSet:
     def merged(self, other: TrainingSet) -> TrainingSet:
         """Both sets' nets and keys (same space)."""
         if other.space != self.space:
-            raise ValueError(f"cannot merge training sets of spaces '{self.space.name}' and '{other.space.name}'")
-        return TrainingSet(self.space, self.nets + other.nets, self.keys + other.keys, self.lut_id or other.lut_id)
+            raise ValueError(
+                f"cannot merge training sets of spaces '{self.space.name}' and '{other.space.name}'"
+            )
+        return TrainingSet(
+            self.space, self.nets + other.nets, self.keys + other.keys, self.lut_id or other.lut_id
+        )
 
     # --------------------------------------------------------------- views
     @property
@@ -147,7 +151,9 @@ class TrainingSet:
                 continue
             ns = build_netspec(self.space, net.arch, name=net.name)
             if len(net.block_ms) != len(ns.blocks):
-                raise ValueError(f"net {net.name}: {len(net.block_ms)} block times for {len(ns.blocks)} blocks")
+                raise ValueError(
+                    f"net {net.name}: {len(net.block_ms)} block times for {len(ns.blocks)} blocks"
+                )
             std = net.block_std_ms or (0.0,) * len(ns.blocks)
             for block, ms, sd in zip(ns.blocks, net.block_ms, std):
                 pairs.append((block, ns))
@@ -158,8 +164,10 @@ class TrainingSet:
             where = key_blocks(self.space)
             unknown = [k.key for k in self.keys if k.key not in where]
             if unknown:
-                raise ValueError(f"LUT {self.lut_id}: {len(unknown)} key(s) are not keys of space "
-                                 f"'{self.space.name}', e.g. {unknown[0]}")
+                raise ValueError(
+                    f"LUT {self.lut_id}: {len(unknown)} key(s) are not keys of space "
+                    f"'{self.space.name}', e.g. {unknown[0]}"
+                )
             for k in self.keys:
                 pairs.append(where[k.key])
                 y.append(k.mean_ms)
@@ -176,24 +184,28 @@ class TrainingSet:
             value = net.latency(target)
             if value is None or not np.isfinite(value):
                 continue
-            rows.append({
-                "name": net.name,
-                "r": net.arch["r"],
-                "measured_ms": float(value),
-                "block_sum_ms": float(sum(net.block_ms)) if net.block_ms else np.nan,
-            })
+            rows.append(
+                {
+                    "name": net.name,
+                    "r": net.arch["r"],
+                    "measured_ms": float(value),
+                    "block_sum_ms": float(sum(net.block_ms)) if net.block_ms else np.nan,
+                }
+            )
         return pd.DataFrame(rows, columns=["name", "r", "measured_ms", "block_sum_ms"])
 
 
-def net_measurement(space: SearchSpace, dpu: DPUConfig, outcome: ProfileOutcome, with_blocks: bool = True) -> NetMeasurement:
+def net_measurement(
+    space: SearchSpace, dpu: DPUConfig, outcome: ProfileOutcome, with_blocks: bool = True
+) -> NetMeasurement:
     """A :class:`NetMeasurement` from one successful backend outcome."""
     arch = space.validate(outcome.job.arch)
     prof = outcome.profile
     block_ms: tuple[float, ...] = ()
     block_std: tuple[float, ...] = ()
     if with_blocks:
-        from ofa_hw.dpu import layer_times_ms
         from ofa_hw.lut.mapping import block_times
+        from ofa_hw.sim import layer_times_ms
 
         ns = build_netspec(space, arch, name=outcome.job.net_name)
         layer_ms = np.asarray(layer_times_ms(ns, dpu), dtype=float)
@@ -257,7 +269,6 @@ def cell_layout(space: SearchSpace) -> tuple[np.ndarray, int]:
     sb = space_blocks(space)
     r_of = np.concatenate([np.full(len(sb.fixed(ri)), ri) for ri in range(len(space.resolutions))])
     return r_of, len(r_of)
-
 
 
 def sample_compilable(

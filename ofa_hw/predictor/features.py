@@ -142,7 +142,14 @@ class _Node:
 def _layer_cost(layer: Layer, hw: HwParams) -> dict[str, float]:
     """Engine cycles, padded MACs, tile/row counts and bytes of one layer."""
     oh = ow = layer.out_hw
-    out: dict[str, float] = {"conv": 0.0, "dw": 0.0, "misc": 0.0, "padded": 0.0, "oc_tiles": 0.0, "dw_rows": 0.0}
+    out: dict[str, float] = {
+        "conv": 0.0,
+        "dw": 0.0,
+        "misc": 0.0,
+        "padded": 0.0,
+        "oc_tiles": 0.0,
+        "dw_rows": 0.0,
+    }
     in_fm, out_fm = layer.in_hw**2 * layer.in_c, layer.out_hw**2 * layer.out_c
     spatial = max(1, _ceil(in_fm + out_fm, hw.fm_buffer_bytes))
     if layer.kind == "conv":
@@ -189,7 +196,7 @@ def block_features(block: Block, ns: NetSpec, hw: HwParams) -> dict[str, float]:
     first block's, fused into the stem's node) forms a node without its own fixed cost.
     """
     layers = ns.block_layers(block.index)
-    tot = {k: 0.0 for k in ("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial")}
+    tot = dict.fromkeys(("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial"), 0.0)
     macs = {"conv": 0.0, "dw": 0.0, "fc": 0.0}
     nodes: list[_Node] = []
     mid_c, dw_ratio = block.in_c, 0.0
@@ -197,8 +204,13 @@ def block_features(block: Block, ns: NetSpec, hw: HwParams) -> dict[str, float]:
         c = _layer_cost(layer, hw)
         starts_node = layer.kind in ("conv", "fc") or not nodes
         if starts_node:
-            nodes.append(_Node({"conv": 0.0, "dw": 0.0, "misc": 0.0}, fm_bytes=c["in_fm"],
-                               has_overhead=layer.kind in ("conv", "fc")))
+            nodes.append(
+                _Node(
+                    {"conv": 0.0, "dw": 0.0, "misc": 0.0},
+                    fm_bytes=c["in_fm"],
+                    has_overhead=layer.kind in ("conv", "fc"),
+                )
+            )
         node = nodes[-1]
         for engine in ("conv", "dw", "misc"):
             node.cycles[engine] += c[engine]

@@ -12,7 +12,9 @@ from scipy import stats
 ACC_BOUNDS = (1, 5, 10)
 
 
-def latency_metrics(measured: Sequence[float], predicted: Sequence[float], std: Sequence[float] | None = None) -> dict[str, float]:
+def latency_metrics(
+    measured: Sequence[float], predicted: Sequence[float], std: Sequence[float] | None = None
+) -> dict[str, float]:
     """RMSE (ms), MAPE, ±1/5/10 % accuracy, Kendall τ, Spearman ρ (and 2σ coverage given ``std``).
 
     Non-finite predictions (uncompilable archs) count as misses and are left out of RMSE/MAPE/ranks.
@@ -44,7 +46,10 @@ def latency_metrics(measured: Sequence[float], predicted: Sequence[float], std: 
 
 
 def scatter_plot(
-    measured: Sequence[float], predicted: Sequence[float], path: str | Path, title: str = "",
+    measured: Sequence[float],
+    predicted: Sequence[float],
+    path: str | Path,
+    title: str = "",
     std: Sequence[float] | None = None,
 ) -> Path:
     """Predicted vs measured latency with the ±5 % band (PNG)."""
@@ -61,7 +66,9 @@ def scatter_plot(
     ax.fill_between(line, line * 0.95, line * 1.05, color="0.88", label="±5 %")
     ax.plot(line, line, "k-", lw=0.8, label="y = x (predicted = measured)")
     if std is not None:
-        ax.errorbar(y[ok], p[ok], yerr=np.asarray(std, float)[ok], fmt="none", ecolor="C0", alpha=0.25, lw=0.6)
+        ax.errorbar(
+            y[ok], p[ok], yerr=np.asarray(std, float)[ok], fmt="none", ecolor="C0", alpha=0.25, lw=0.6
+        )
     ax.scatter(y[ok], p[ok], s=8, color="C0", label="subnets")
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("predicted latency (ms)")

@@ -78,7 +78,9 @@ class BlockModel(BaseEstimator, RegressorMixin):
         self._fit_members(X, target, y, weights, rng)
         return self
 
-    def predict(self, X: pd.DataFrame, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, X: pd.DataFrame, return_std: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Block latency (ms); with ``return_std`` also the bootstrap spread (ms, uncalibrated)."""
         members = self.predict_members(X)
         mean = members[0]
@@ -134,7 +136,9 @@ class BlockModel(BaseEstimator, RegressorMixin):
         return model
 
     # ------------------------------------------------------------- subclass
-    def _fit_members(self, X: pd.DataFrame, Z: np.ndarray, y: np.ndarray, W: np.ndarray, rng: np.random.Generator) -> None:
+    def _fit_members(
+        self, X: pd.DataFrame, Z: np.ndarray, y: np.ndarray, W: np.ndarray, rng: np.random.Generator
+    ) -> None:
         """Fit member ``m`` on targets ``Z[m]`` (log ratio to its base) with row weights ``W[m]``."""
         raise NotImplementedError
 
@@ -150,7 +154,13 @@ class BlockModel(BaseEstimator, RegressorMixin):
 
 #: Components of the fitted roofline ``t = Σ c_i · component_i`` (see :class:`RooflineModel`).
 ROOFLINE_COMPONENTS: tuple[str, ...] = (
-    "t_conv_ms", "t_dw_ms", "t_misc_ms", "t_tile_ms", "t_row_ms", "t_mem_excess_ms", "n_nodes",
+    "t_conv_ms",
+    "t_dw_ms",
+    "t_misc_ms",
+    "t_tile_ms",
+    "t_row_ms",
+    "t_mem_excess_ms",
+    "n_nodes",
 )
 
 
@@ -240,7 +250,9 @@ class LUTModel(BlockModel):
         self.sig_ = feature_matrix(X.iloc[first], self._SIGNATURE)
         self.in_hw_ = X["in_hw"].to_numpy(dtype=np.float64)[first]
         # Per member: weighted mean log-ratio of each key (NaN where the member saw no row of the key).
-        sums = np.stack([np.bincount(inverse, weights=w * z, minlength=len(self.keys_)) for w, z in zip(W, Z)])
+        sums = np.stack(
+            [np.bincount(inverse, weights=w * z, minlength=len(self.keys_)) for w, z in zip(W, Z)]
+        )
         cnts = np.stack([np.bincount(inverse, weights=w, minlength=len(self.keys_)) for w in W])
         with np.errstate(invalid="ignore", divide="ignore"):
             self.log_ratio_ = np.where(cnts > 0, sums / np.where(cnts > 0, cnts, 1), np.nan)
@@ -436,8 +448,13 @@ class RFModel(_SklearnTrees):
     name = "rf"
 
     def __init__(
-        self, n_estimators: int = 24, min_samples_leaf: int = 2, max_features: float = 0.5,
-        base: str = "fitted", n_members: int = 6, random_state: int = 0,
+        self,
+        n_estimators: int = 24,
+        min_samples_leaf: int = 2,
+        max_features: float = 0.5,
+        base: str = "fitted",
+        n_members: int = 6,
+        random_state: int = 0,
     ) -> None:
         self.base = base
         self.n_estimators = n_estimators
@@ -449,8 +466,13 @@ class RFModel(_SklearnTrees):
     def _estimator(self, seed: int):
         from sklearn.ensemble import RandomForestRegressor
 
-        return RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
-                                     max_features=self.max_features, random_state=seed, n_jobs=1)
+        return RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            random_state=seed,
+            n_jobs=1,
+        )
 
     def _member(self, fitted) -> tuple:
         return fitted.estimators_, 0.0, 1.0, float(len(fitted.estimators_))  # the mean of the trees
@@ -463,8 +485,14 @@ class GBDTModel(_SklearnTrees):
     name = "gbdt"
 
     def __init__(
-        self, n_estimators: int = 150, learning_rate: float = 0.1, max_depth: int = 3,
-        subsample: float = 0.8, base: str = "fitted", n_members: int = 6, random_state: int = 0,
+        self,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
+        max_depth: int = 3,
+        subsample: float = 0.8,
+        base: str = "fitted",
+        n_members: int = 6,
+        random_state: int = 0,
     ) -> None:
         self.base = base
         self.n_estimators = n_estimators
@@ -477,8 +505,13 @@ class GBDTModel(_SklearnTrees):
     def _estimator(self, seed: int):
         from sklearn.ensemble import GradientBoostingRegressor
 
-        return GradientBoostingRegressor(n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-                                         max_depth=self.max_depth, subsample=self.subsample, random_state=seed)
+        return GradientBoostingRegressor(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            subsample=self.subsample,
+            random_state=seed,
+        )
 
     def _member(self, fitted) -> tuple:
         # init constant + learning_rate · Σ trees
@@ -494,9 +527,16 @@ class XGBModel(BlockModel):
     name = "xgb"
 
     def __init__(
-        self, n_estimators: int = 200, learning_rate: float = 0.1, max_depth: int = 4,
-        subsample: float = 0.8, min_child_weight: float = 1.0, base: str = "fitted", n_members: int = 6,
-        random_state: int = 0, n_jobs: int = 1,
+        self,
+        n_estimators: int = 200,
+        learning_rate: float = 0.1,
+        max_depth: int = 4,
+        subsample: float = 0.8,
+        min_child_weight: float = 1.0,
+        base: str = "fitted",
+        n_members: int = 6,
+        random_state: int = 0,
+        n_jobs: int = 1,
     ) -> None:
         self.base = base
         self.n_estimators = n_estimators
@@ -515,9 +555,14 @@ class XGBModel(BlockModel):
         self.boosters_ = []
         for w, z in zip(W, Z):
             model = xgb.XGBRegressor(
-                n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
-                subsample=self.subsample, min_child_weight=self.min_child_weight, tree_method="hist",
-                random_state=int(rng.integers(2**31)), n_jobs=self.n_jobs,
+                n_estimators=self.n_estimators,
+                learning_rate=self.learning_rate,
+                max_depth=self.max_depth,
+                subsample=self.subsample,
+                min_child_weight=self.min_child_weight,
+                tree_method="hist",
+                random_state=int(rng.integers(2**31)),
+                n_jobs=self.n_jobs,
             )
             model.fit(Xn, z, sample_weight=w)
             self.boosters_.append(model.get_booster())
@@ -551,8 +596,15 @@ class MLPModel(BlockModel):
     name = "mlp"
 
     def __init__(
-        self, hidden: int = 64, layers: int = 2, epochs: int = 500, lr: float = 0.01,
-        weight_decay: float = 1e-4, base: str = "fitted", n_members: int = 6, random_state: int = 0,
+        self,
+        hidden: int = 64,
+        layers: int = 2,
+        epochs: int = 500,
+        lr: float = 0.01,
+        weight_decay: float = 1e-4,
+        base: str = "fitted",
+        n_members: int = 6,
+        random_state: int = 0,
     ) -> None:
         self.base = base
         self.hidden = hidden

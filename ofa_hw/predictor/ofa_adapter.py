@@ -27,7 +27,9 @@ class OFAEfficiencyAdapter:
         target: Latency kind (``None`` = the predictor's default).
     """
 
-    def __init__(self, predictor: Any, space: SearchSpace, k_sigma: float = 0.0, target: str | None = None) -> None:
+    def __init__(
+        self, predictor: Any, space: SearchSpace, k_sigma: float = 0.0, target: str | None = None
+    ) -> None:
         if predictor.space != space:
             raise ValueError(f"predictor is for space '{predictor.space.name}', adapter for '{space.name}'")
         self.predictor = predictor

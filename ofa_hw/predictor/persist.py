@@ -61,7 +61,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def save_predictor(pred: LatencyPredictor, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_predictor(
+    pred: LatencyPredictor, path: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``pred`` to ``path`` atomically; returns the path."""
     if not pred.fitted:
         raise PredictorFileError("cannot save an unfitted predictor")
@@ -116,12 +118,16 @@ def _read(path: Path) -> dict[str, Any]:
         raise PredictorFileError(f"predictor file {path} lacks 'sha256', 'meta' or 'payload'")
     body = {"meta": doc["meta"], "payload": doc["payload"]}
     if hashlib.sha256(_canonical(body)).hexdigest() != doc["sha256"]:
-        raise PredictorFileError(f"predictor file {path} failed its sha256 check: it was modified or corrupted")
+        raise PredictorFileError(
+            f"predictor file {path} failed its sha256 check: it was modified or corrupted"
+        )
     meta = doc["meta"]
     if meta.get("format") != FORMAT:
         raise PredictorFileError(f"{path} is not an ofa_hw latency predictor (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:
-        raise PredictorFileError(f"predictor file {path} has format version {meta.get('version')}, this ofa_hw reads {VERSION}")
+        raise PredictorFileError(
+            f"predictor file {path} has format version {meta.get('version')}, this ofa_hw reads {VERSION}"
+        )
     if meta.get("features") != list(FEATURES):
         raise PredictorFileError(f"predictor file {path} was trained on another feature list; retrain it")
     return doc
@@ -161,7 +167,10 @@ def load_predictor(
         model = BlockModel.from_state(payload["model"])
         pred = LatencyPredictor(model, space, dpu, target=meta["target"])
         pred.hw = hw
-        pred.overheads = {t: Overhead(tuple(o["coef"]), float(o["var"]), int(o["n_nets"])) for t, o in payload["overheads"].items()}
+        pred.overheads = {
+            t: Overhead(tuple(o["coef"]), float(o["var"]), int(o["n_nets"]))
+            for t, o in payload["overheads"].items()
+        }
         pred.scale = float(payload["scale"])
         pred.noise_rel = float(payload["noise_rel"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -126,7 +126,9 @@ class LatencyPredictor:
     def fit(self, data: TrainingSet) -> LatencyPredictor:
         """Fit block model, overheads and uncertainty calibration on ``data``."""
         if data.space != self.space:
-            raise PredictorError(f"training data is for space '{data.space.name}', predictor for '{self.space.name}'")
+            raise PredictorError(
+                f"training data is for space '{data.space.name}', predictor for '{self.space.name}'"
+            )
         t0 = time.perf_counter()
         X, y, ystd, groups = data.block_rows(self.hw)
         self.model.fit(X, y, groups=groups)
@@ -245,7 +247,9 @@ class LatencyPredictor:
         res = np.asarray(space.resolutions, dtype=float)
         fixed = np.bincount(r_of, weights=mean[:n_fixed], minlength=nr) + overhead(res)
         var_fixed = np.bincount(r_of, weights=var[:n_fixed], minlength=nr) + overhead.var
-        table = BlockTable(space, fixed, mean[n_fixed:].reshape(shape), var_fixed, var[n_fixed:].reshape(shape))
+        table = BlockTable(
+            space, fixed, mean[n_fixed:].reshape(shape), var_fixed, var[n_fixed:].reshape(shape)
+        )
         self._tables[target] = table
         return table
 
@@ -263,12 +267,16 @@ class LatencyPredictor:
         """``(mean_ms, std_ms)`` of encoded archs ``(N, n_genes)`` via the compiled table (inf = cannot compile)."""
         return self.compile(target=target).evaluate_with_std(genes)
 
-    def predict(self, archs: Iterable[Arch] | Arch, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, archs: Iterable[Arch] | Arch, target: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(mean_ms, std_ms)`` of arch dicts (batched; one dict also accepted)."""
         archs = [archs] if isinstance(archs, dict) else list(archs)
         return self.predict_encoded(self.space.encode(archs), target=target)
 
-    def predict_direct(self, archs: Iterable[Arch], target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_direct(
+        self, archs: Iterable[Arch], target: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Same as :meth:`predict` but through the block model itself (no table; no compile check).
 
         Useful for checking a compiled table and for archs whose blocks lie outside the table.
@@ -324,4 +332,3 @@ def make_model(name: str, **params: Any) -> BlockModel:
     if name not in MODELS:
         raise PredictorError(f"unknown predictor model '{name}'; known: {sorted(MODELS)}")
     return MODELS[name](**params)
-

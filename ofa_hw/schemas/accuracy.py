@@ -5,7 +5,6 @@ Every option names a factory in ``_target_`` that :func:`ofa_hw.accuracy.make_ac
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from omegaconf import MISSING
 
@@ -34,8 +33,8 @@ class TableAccuracyConfig:
     seed: Split, init and shuffling seed.
     """
 
-    dataset_dir: Optional[str] = None
-    model_dir: Optional[str] = None
+    dataset_dir: str | None = None
+    model_dir: str | None = None
     retrain: bool = False
     hidden_size: int = 400
     n_layers: int = 3
@@ -68,18 +67,18 @@ class SupernetAccuracyConfig:
         busy shared machine).
     """
 
-    checkpoint: Optional[str] = None
-    val_dir: Optional[str] = None
-    calib_dir: Optional[str] = None
+    checkpoint: str | None = None
+    val_dir: str | None = None
+    calib_dir: str | None = None
     calib_images: int = 2000
     calib_augment: bool = True
     batch_size: int = 100
-    max_images: Optional[int] = None
+    max_images: int | None = None
     cache_mb: int = 2048
-    results_file: Optional[str] = None
+    results_file: str | None = None
     seed: int = 0
     workers: int = 2
-    threads: Optional[int] = None
+    threads: int | None = None
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ofa_hw.schemas.vitis import VitisConfig
 
@@ -24,4 +23,4 @@ class BackendConfig:
     name: str = "sim"
     runs: int = 10
     timeout_s: float = 600.0
-    vitis: Optional[VitisConfig] = None
+    vitis: VitisConfig | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 @dataclass
 class MeasurementSourceConfig:
-    """One measured file (see :mod:`ofa_hw.dpu.measurements` for formats and network references).
+    """One measured file (see :mod:`ofa_hw.sim.measurements` for formats and network references).
 
     Attributes:
         file: CSV of per-network hardware times, a vaitrace ``--txt`` summary (any version) or a DNNDK
@@ -39,8 +39,8 @@ class CalibrateConfig:
     dexplorer: Optional ``dexplorer -w`` output of the board (DNNDK); its hardware replaces the ``dpu`` group's.
     xdputil: Optional ``xdputil query`` output of the board (VART); sets arch, clock, cores, IP version, xir.
     overrides: DPUConfig fields set before the fit (hardware the files do not show, starting constants).
-    free: Constants to fit (see ``ofa_hw.dpu.calibrate.BOUNDS``); empty = one per three measured parts
-        in the order of ``ofa_hw.dpu.calibrate.PRIORITY`` (``default_free``).
+    free: Constants to fit (see ``ofa_hw.sim.calibrate.BOUNDS``); empty = one per three measured parts
+        in the order of ``ofa_hw.sim.calibrate.PRIORITY`` (``default_free``).
     admitted_samples: Subnets of the ``space`` group sampled for the admitted share per toolchain.
     write_workspace: Also write the preset to ``<workspace>/conf/dpu/<name>.yaml``.
     plot: Write the measured-vs-simulated plot.

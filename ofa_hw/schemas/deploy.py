@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ofa_hw.schemas.task import TaskConfig
 
@@ -29,6 +29,6 @@ class DeployTaskConfig(TaskConfig):
     arch: Any = None
     named_arch: str = ""
     net_name: str = ""
-    runs: Optional[int] = None
+    runs: int | None = None
     retry_failed: bool = True
     random: bool = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass
@@ -37,9 +36,9 @@ class LutConfig:
     """
 
     dir: str = "${workspace}/lut"
-    shipped_dir: Optional[str] = None
-    path: Optional[str] = None
-    resolutions: Optional[list[int]] = None
+    shipped_dir: str | None = None
+    path: str | None = None
+    resolutions: list[int] | None = None
     coverage: int = 1
     validation_subnets: int = 20
     seed: int = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -30,7 +30,7 @@ class PredictorConfig:
     name: str = MISSING
     model: dict[str, Any] = field(default_factory=dict)
     target: str = "profile"
-    file: Optional[str] = None
+    file: str | None = None
     source: str = "lut"
     eval_subnets: int = 20
     calib_subnets: int = 10

@@ -1,7 +1,6 @@
 """Schema of the ``search`` group: the latency-constrained evolutionary search and its verification."""
 
 from dataclasses import dataclass
-from typing import Optional
 
 from omegaconf import MISSING
 
@@ -35,7 +34,7 @@ class SearchConfig:
     """
 
     name: str = MISSING
-    budget_ms: Optional[float] = None
+    budget_ms: float | None = None
     auto_budget_fraction: float = 0.5
     k_sigma: float = 2.0
     population: int = 100
@@ -50,9 +49,9 @@ class SearchConfig:
     pareto_generations: int = 300
     top_k: int = 10
     measure: bool = True
-    runs: Optional[int] = None
+    runs: int | None = None
     refine_rounds: int = 2
     refit: bool = False
     target_slack: float = 0.03
     target_hit_rate: float = 0.95
-    seed: Optional[int] = None
+    seed: int | None = None

@@ -16,10 +16,10 @@ Two Hydra plugins, registered by :func:`ofa_hw.schemas.register`:
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.core.object_type import ObjectType
@@ -61,7 +61,9 @@ class WorkspaceSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         conf = workspace_conf_dir()
         if conf.is_dir():
-            search_path.prepend("ofa-hw workspace", f"file://{conf.resolve()}", anchor=SearchPathQuery(provider="main"))
+            search_path.prepend(
+                "ofa-hw workspace", f"file://{conf.resolve()}", anchor=SearchPathQuery(provider="main")
+            )
         search_path.append("ofa-hw schemas", f"{SchemaSource.scheme()}://")
 
 
@@ -87,8 +89,12 @@ class SchemaSource(ConfigSource):
         name = self._strip(config_path)
         if name not in self._known():
             raise ConfigLoadError(f"ofa-hw schema not found: {config_path}")
-        return ConfigResult(config=OmegaConf.structured(self._known()[name]), path=f"{self.scheme()}://",
-                            provider=self.provider, header={"package": None})
+        return ConfigResult(
+            config=OmegaConf.structured(self._known()[name]),
+            path=f"{self.scheme()}://",
+            provider=self.provider,
+            header={"package": None},
+        )
 
     def available(self) -> bool:
         return True
@@ -99,7 +105,7 @@ class SchemaSource(ConfigSource):
     def is_config(self, config_path: str) -> bool:
         return self._strip(config_path) in self._known()
 
-    def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:
+    def list(self, config_path: str, results_filter: ObjectType | None) -> builtins.list[str]:
         return []  # the point of this source: schemas compose but are never offered as options
 
     @staticmethod

@@ -7,7 +7,6 @@ names (``passphrase_env``), so configs, Hydra's saved ``.hydra/config.yaml`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from omegaconf import MISSING
 
@@ -36,8 +35,8 @@ class BoardConfig:
     host: str = MISSING
     port: int = 22
     user: str = "root"
-    key_file: Optional[str] = None
-    passphrase_env: Optional[str] = None
+    key_file: str | None = None
+    passphrase_env: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
     insecure_no_host_key_check: bool = False
     remote_tmp: str = "/tmp"
@@ -118,6 +117,6 @@ class VitisConfig:
     warmup: int = 2
     lock_timeout_s: float = 3600.0
     lock_dir: str = "~/.cache/ofa_hw/locks"
-    lock_store: Optional[dict] = None
+    lock_store: dict | None = None
     n2cube_libs: list[str] = field(default_factory=lambda: ["-ln2cube", "-lpthread"])
     vaitrace: str = "vaitrace"

@@ -6,6 +6,16 @@ from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import InfeasibleBudgetError, LatencyConstraint, TableLatency, block_table_of
 
 __all__ = [
-    "Candidate", "EvolutionFinder", "EvolutionParams", "Evaluated", "Floor", "GeneOps",
-    "InfeasibleBudgetError", "LatencyConstraint", "SearchResult", "TableLatency", "block_table_of", "table_floor",
+    "Candidate",
+    "EvolutionFinder",
+    "EvolutionParams",
+    "Evaluated",
+    "Floor",
+    "GeneOps",
+    "InfeasibleBudgetError",
+    "LatencyConstraint",
+    "SearchResult",
+    "TableLatency",
+    "block_table_of",
+    "table_floor",
 ]

@@ -5,7 +5,7 @@ same per-block compilability check the LUT planner and the predictor tables use
 (:func:`ofa_hw.lut.plan.dpu_compile_check`, the simulator's VAI_C limits for this DPU config), compiled
 once into a 0/∞ block table so tens of thousands of subnets cost one gather. The rule is stated from the check's
 own message on the largest subnet of the space, so it follows whatever limits the configured
-toolchain applies. The limits belong to the toolchain generation (:mod:`ofa_hw.dpu.toolchain`): the same
+toolchain applies. The limits belong to the toolchain generation (:mod:`ofa_hw.dpu.generations`): the same
 DPU admits more of the space under the XIR compiler than under VAI_C 1.x, so every generation's share
 is estimated on the same sample (:func:`admitted_share`).
 """
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ofa_hw.blocktable import BlockTable
-from ofa_hw.dpu.toolchain import TOOLCHAINS
+from ofa_hw.dpu.generations import TOOLCHAINS
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.space import SearchSpace
 
@@ -28,8 +28,12 @@ DEFAULT_SAMPLES = 20_000
 
 def largest_arch(space: SearchSpace) -> dict[str, Any]:
     """Every choice at its maximum: the subnet most likely to hit a compile limit."""
-    return {"ks": [max(space.ks_list)] * space.n_blocks, "e": [max(space.expand_list)] * space.n_blocks,
-            "d": [max(space.depth_list)] * (space.n_stages - 1) + [1], "r": max(space.resolutions)}
+    return {
+        "ks": [max(space.ks_list)] * space.n_blocks,
+        "e": [max(space.expand_list)] * space.n_blocks,
+        "d": [max(space.depth_list)] * (space.n_stages - 1) + [1],
+        "r": max(space.resolutions),
+    }
 
 
 def _uncompilable(space: SearchSpace, dpu: Any, genes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -62,8 +66,15 @@ def admitted_share(space: SearchSpace, dpu: Any, n: int = DEFAULT_SAMPLES, seed:
         p = 1.0 - float(np.mean(_uncompilable(space, dpu.replace(toolchain=name), genes)[0]))
         share[name] = p
         ci[name] = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
-    return {"space": space.name, "dpu": dpu.name, "toolchain": dpu.toolchain, "samples": int(n), "seed": int(seed),
-            "share": share, "ci95": ci}
+    return {
+        "space": space.name,
+        "dpu": dpu.name,
+        "toolchain": dpu.toolchain,
+        "samples": int(n),
+        "seed": int(seed),
+        "share": share,
+        "ci95": ci,
+    }
 
 
 def admitted_line(info: dict[str, Any]) -> str:
@@ -76,7 +87,9 @@ def admitted_line(info: dict[str, Any]) -> str:
     )
 
 
-def compile_limit_share(space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+def compile_limit_share(
+    space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAMPLES, seed: int = 0
+) -> dict[str, Any]:
     """The share of ``space`` that cannot compile on ``dpu``, by sampling, and the rule that removes it.
 
     Returns:
@@ -85,8 +98,8 @@ def compile_limit_share(space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAM
         "admitted_by_toolchain": {generation: fraction}}`` — ``rule`` is ``None`` when no layer of the
         space violates a limit.
     """
-    from ofa_hw.dpu.compiler import layer_violation
     from ofa_hw.netspec import build_netspec
+    from ofa_hw.sim.compiler import layer_violation
 
     genes = GeneOps(space).sample(np.random.default_rng(seed), int(samples))
     removed, cells = _uncompilable(space, dpu, genes)
@@ -97,9 +110,18 @@ def compile_limit_share(space: SearchSpace, dpu: Any, samples: int = DEFAULT_SAM
         if why:
             rule, layer = why, str(getattr(spec, "name", index))
             break
-    by_generation = {name: 1.0 - float(np.mean(_uncompilable(space, dpu.replace(toolchain=name), genes)[0]))
-                     for name in TOOLCHAINS}
-    return {"rule": rule, "example_layer": layer, "samples": int(samples), "seed": int(seed),
-            "removed_share": float(np.mean(removed)), "uncompilable_cells": cells, "toolchain": dpu.toolchain,
-            "admitted_by_toolchain": by_generation,
-            "check": "ofa_hw.lut.plan.dpu_compile_check (the simulator's compile limits for this DPU config)"}
+    by_generation = {
+        name: 1.0 - float(np.mean(_uncompilable(space, dpu.replace(toolchain=name), genes)[0]))
+        for name in TOOLCHAINS
+    }
+    return {
+        "rule": rule,
+        "example_layer": layer,
+        "samples": int(samples),
+        "seed": int(seed),
+        "removed_share": float(np.mean(removed)),
+        "uncompilable_cells": cells,
+        "toolchain": dpu.toolchain,
+        "admitted_by_toolchain": by_generation,
+        "check": "ofa_hw.lut.plan.dpu_compile_check (the simulator's compile limits for this DPU config)",
+    }

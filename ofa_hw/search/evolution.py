@@ -17,8 +17,9 @@ constraint). Differences, all deliberate:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,9 @@ class EvolutionParams:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"search.{name} must be in [0, 1], got {value}")
         if self.n_parents < 1:
-            raise ValueError(f"search.parent_ratio {self.parent_ratio} leaves no parent in a population of {self.population}")
+            raise ValueError(
+                f"search.parent_ratio {self.parent_ratio} leaves no parent in a population of {self.population}"
+            )
         if self.generations < 0 or self.max_rounds < 1 or self.sample_batch < 1:
             raise ValueError("search.generations must be >= 0, search.max_rounds and sample_batch >= 1")
 
@@ -107,7 +110,9 @@ class Evaluated:
 
     @staticmethod
     def concat(parts: list[Evaluated]) -> Evaluated:
-        return Evaluated(*(np.concatenate([getattr(p, f) for p in parts]) for f in Evaluated.__dataclass_fields__))
+        return Evaluated(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in Evaluated.__dataclass_fields__)
+        )
 
     def take(self, idx: np.ndarray) -> Evaluated:
         return Evaluated(*(getattr(self, f)[idx] for f in Evaluated.__dataclass_fields__))
@@ -161,8 +166,12 @@ def candidates(space: SearchSpace, ev: Evaluated) -> list[Candidate]:
     archs = space.decode(ev.genes)
     return [
         Candidate(
-            arch=space.validate(a), arch_id=space.arch_id(a), accuracy=float(ev.accuracy[i]),
-            predicted_ms=float(ev.mean_ms[i]), std_ms=float(ev.std_ms[i]), bound_ms=float(ev.bound_ms[i]),
+            arch=space.validate(a),
+            arch_id=space.arch_id(a),
+            accuracy=float(ev.accuracy[i]),
+            predicted_ms=float(ev.mean_ms[i]),
+            std_ms=float(ev.std_ms[i]),
+            bound_ms=float(ev.bound_ms[i]),
             genes=ev.genes[i].copy(),
         )
         for i, a in enumerate(archs)
@@ -194,7 +203,9 @@ class FinderBase:
     ) -> None:
         self.space = space
         self.ops = GeneOps(space)
-        self.constraint = latency if isinstance(latency, LatencyConstraint) else LatencyConstraint(latency, k_sigma, where)
+        self.constraint = (
+            latency if isinstance(latency, LatencyConstraint) else LatencyConstraint(latency, k_sigma, where)
+        )
         self.accuracy = accuracy
         self.params = params or EvolutionParams()
         self.seed = int(seed)
@@ -253,7 +264,12 @@ class FinderBase:
         return genes, mean, std, bound
 
     def _children(
-        self, parents: np.ndarray, pa: np.ndarray, pb: np.ndarray, slots: np.ndarray, n_mut: int,
+        self,
+        parents: np.ndarray,
+        pa: np.ndarray,
+        pb: np.ndarray,
+        slots: np.ndarray,
+        n_mut: int,
         rng: np.random.Generator,
     ) -> np.ndarray:
         """One child per entry of ``slots``: a mutant of ``pa[slot]`` for slots below ``n_mut``,
@@ -261,7 +277,9 @@ class FinderBase:
         p = self.params
         out = np.empty((slots.size, parents.shape[1]), dtype=np.int8)
         is_mut = slots < n_mut
-        out[is_mut] = self.ops.mutate(parents[pa[slots[is_mut]]], rng, p.mutate_prob, p.resolution_mutate_prob)
+        out[is_mut] = self.ops.mutate(
+            parents[pa[slots[is_mut]]], rng, p.mutate_prob, p.resolution_mutate_prob
+        )
         cross = slots[~is_mut]
         out[~is_mut] = self.ops.crossover(parents[pa[cross]], parents[pb[cross]], rng)
         return out
@@ -290,7 +308,13 @@ class FinderBase:
             m, s, b = self._latency(base)
             fallback = Evaluated(base, np.zeros(n - have), m, s, b)
             p = self.params
-            found.append(self._redraw(lambda slots: self.ops.mutate(base[slots], rng, p.mutate_prob, p.resolution_mutate_prob), fallback, limit))
+            found.append(
+                self._redraw(
+                    lambda slots: self.ops.mutate(base[slots], rng, p.mutate_prob, p.resolution_mutate_prob),
+                    fallback,
+                    limit,
+                )
+            )
         genes, mean, std, bound = (np.concatenate(x) for x in zip(*found))
         return self._score(genes, mean, std, bound)
 
@@ -329,13 +353,24 @@ class EvolutionFinder(FinderBase):
             # slots [0, n_mut) are mutants of parent pa, the rest crossovers of parents pa × pb (OFA)
             pa = rng.integers(n_par, size=p.population)
             pb = rng.integers(n_par, size=p.population)
-            children = self._score(*self._redraw(lambda slots: self._children(parents.genes, pa, pb, slots, n_mut, rng),
-                                                 parents.take(pa), budget_ms))
+            children = self._score(
+                *self._redraw(
+                    lambda slots: self._children(parents.genes, pa, pb, slots, n_mut, rng),
+                    parents.take(pa),
+                    budget_ms,
+                )
+            )
             seen.append(children)
             pop = Evaluated.concat([parents, children])
         return SearchResult(
-            budget_ms=float(budget_ms), k_sigma=self.constraint.k_sigma, floor_ms=floor.bound_ms,
-            best_history=history, population=pop, evaluated=Evaluated.concat(seen),
-            evaluations=self._n_lat, accuracy_evaluations=self._n_acc,
-            elapsed_s=time.perf_counter() - start, space=self.space,
+            budget_ms=float(budget_ms),
+            k_sigma=self.constraint.k_sigma,
+            floor_ms=floor.bound_ms,
+            best_history=history,
+            population=pop,
+            evaluated=Evaluated.concat(seen),
+            evaluations=self._n_lat,
+            accuracy_evaluations=self._n_acc,
+            elapsed_s=time.perf_counter() - start,
+            space=self.space,
         )

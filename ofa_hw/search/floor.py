@@ -42,7 +42,9 @@ def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
     space = table.space
     nr, nb, nk, ne = table.blocks.shape
     # cells without a finite value cannot be chosen, whatever the sign of the weights
-    cost = np.where(np.isfinite(table.blocks), w_mean * np.nan_to_num(table.blocks, posinf=0.0, neginf=0.0), np.inf)
+    cost = np.where(
+        np.isfinite(table.blocks), w_mean * np.nan_to_num(table.blocks, posinf=0.0, neginf=0.0), np.inf
+    )
     fixed = w_mean * table.fixed
     if w_var and table.var_blocks is not None:
         # inf/nan variances only occur on cells that are already unusable; keep them from making nan

@@ -88,7 +88,9 @@ class LatencyConstraint:
         if k_sigma < 0:
             raise ValueError(f"search.k_sigma must be >= 0, got {k_sigma}")
         if not callable(getattr(model, "predict_encoded", None)):
-            raise TypeError(f"latency model {type(model).__name__} has no predict_encoded(genes) -> (mean, std)")
+            raise TypeError(
+                f"latency model {type(model).__name__} has no predict_encoded(genes) -> (mean, std)"
+            )
         self.model = model
         self.k_sigma = float(k_sigma)
         self.where = where

@@ -108,7 +108,9 @@ class ParetoFinder(FinderBase):
         ranks = nondominated_ranks(pop.accuracy, pop.mean_ms)
         return ranks, crowding_distances(pop.accuracy, pop.mean_ms, ranks)
 
-    def _tournament(self, ranks: np.ndarray, crowd: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _tournament(
+        self, ranks: np.ndarray, crowd: np.ndarray, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
         a, b = rng.integers(ranks.size, size=n), rng.integers(ranks.size, size=n)
         a_wins = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (crowd[a] >= crowd[b]))
         return np.where(a_wins, a, b)
@@ -142,8 +144,9 @@ class ParetoFinder(FinderBase):
         rows = [self.constraint.floor().genes, table_ceiling(table).genes, linear_argmin(usable, -1.0, 0.0)]
         return np.stack(rows).astype(np.int8)
 
-    def run(self, budget_ms: float | None = None, progress: bool = False,
-            include: np.ndarray | None = None) -> ParetoResult:
+    def run(
+        self, budget_ms: float | None = None, progress: bool = False, include: np.ndarray | None = None
+    ) -> ParetoResult:
         """Evolve the front; with ``budget_ms`` every member satisfies ``mean + k·σ ≤ budget_ms``.
 
         Args:
@@ -176,8 +179,11 @@ class ParetoFinder(FinderBase):
             ranks, crowd = self._order(pop)
             pa = self._tournament(ranks, crowd, n, rng)
             pb = self._tournament(ranks, crowd, n, rng)
-            children = self._score(*self._redraw(lambda slots: self._children(pop.genes, pa, pb, slots, n_mut, rng),
-                                                 pop.take(pa), limit))
+            children = self._score(
+                *self._redraw(
+                    lambda slots: self._children(pop.genes, pa, pb, slots, n_mut, rng), pop.take(pa), limit
+                )
+            )
             seen.append(children)
             both = Evaluated.concat([pop, children])
             unique = self.ops.unique_first(both.genes)  # duplicates would crowd the front out
@@ -192,6 +198,11 @@ class ParetoFinder(FinderBase):
         front = everything.take(np.flatnonzero(front_mask(everything.accuracy, everything.mean_ms)))
         front = front.take(np.argsort(front.mean_ms, kind="stable"))
         return ParetoResult(
-            front=front, budget_ms=limit, k_sigma=self.constraint.k_sigma, evaluations=self._n_lat,
-            accuracy_evaluations=self._n_acc, elapsed_s=time.perf_counter() - start, space=self.space,
+            front=front,
+            budget_ms=limit,
+            k_sigma=self.constraint.k_sigma,
+            evaluations=self._n_lat,
+            accuracy_evaluations=self._n_acc,
+            elapsed_s=time.perf_counter() - start,
+            space=self.space,
         )

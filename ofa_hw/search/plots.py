@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -65,7 +65,9 @@ def plot_pareto(
     """Front (predicted mean latency vs accuracy score), the budget line and the searched candidates
     (measured where available, and their predictions drawn on top so neither hides the other)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.plot(front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", zorder=1, label="Pareto front (predicted)")
+    ax.plot(
+        front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", zorder=1, label="Pareto front (predicted)"
+    )
     xs = [np.asarray(front_ms, float)]
     if len(candidates_ms):
         meas = [(m, a) for m, a in zip(measured_ms, candidates_acc) if m is not None and np.isfinite(m)]
@@ -73,8 +75,16 @@ def plot_pareto(
             mx, my = zip(*meas)
             ax.scatter(mx, my, s=30, marker="x", color="tab:red", lw=1.2, zorder=3, label="top-K (measured)")
             xs.append(np.asarray(mx, float))
-        ax.scatter(candidates_ms, candidates_acc, s=34, facecolors="none", edgecolors="tab:orange", lw=1.4,
-                   zorder=4, label="top-K (predicted)")
+        ax.scatter(
+            candidates_ms,
+            candidates_acc,
+            s=34,
+            facecolors="none",
+            edgecolors="tab:orange",
+            lw=1.4,
+            zorder=4,
+            label="top-K (predicted)",
+        )
         xs.append(np.asarray(candidates_ms, float))
     lo, hi = _limits(np.concatenate(xs), budget_ms)
     ax.set_xlim(lo, hi)
@@ -86,14 +96,25 @@ def plot_pareto(
 
 
 def plot_predicted_vs_measured(
-    path: Path, predicted_ms: Sequence[float], measured_ms: Sequence[float], budget_ms: float,
-    std_ms: Sequence[float] | None = None, title: str = "",
+    path: Path,
+    predicted_ms: Sequence[float],
+    measured_ms: Sequence[float],
+    budget_ms: float,
+    std_ms: Sequence[float] | None = None,
+    title: str = "",
 ) -> Path:
     """Measured against predicted latency of the deployed candidates, with the budget lines."""
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
-    ax.errorbar(p, m, xerr=None if std_ms is None else np.asarray(std_ms, float), fmt="o", ms=3.5, lw=0.8,
-                label="deployed candidates (±σ)")
+    ax.errorbar(
+        p,
+        m,
+        xerr=None if std_ms is None else np.asarray(std_ms, float),
+        fmt="o",
+        ms=3.5,
+        lw=0.8,
+        label="deployed candidates (±σ)",
+    )
     lo, hi = _limits(np.r_[p, m], budget_ms)
     ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="y = x (measured = predicted)")
     _budget_line(ax, budget_ms, lo, hi, vertical=False, color="k", ls="--", lw=1)
@@ -112,16 +133,22 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
     """Best candidate's latency relative to the budget, and the hit rate, against the budget."""
     b = np.array([r["budget_ms"] for r in rows], float)
     meas = np.array([np.nan if r["best_measured_ms"] is None else r["best_measured_ms"] for r in rows], float)
-    pred = np.array([np.nan if r["best_predicted_ms"] is None else r["best_predicted_ms"] for r in rows], float)
+    pred = np.array(
+        [np.nan if r["best_predicted_ms"] is None else r["best_predicted_ms"] for r in rows], float
+    )
     hit = np.array([r["hit_rate"] for r in rows], float)
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     ax.axhspan(-3, 0, color="tab:green", alpha=0.15, label="target: within 3 % below the budget")
     ax.axhline(0, color="k", ls="--", lw=1, label="budget")
     ax.plot(b, 100 * (pred / b - 1), "o-", ms=3.5, lw=1, label="best candidate: predicted")
     ax.plot(b, 100 * (meas / b - 1), "s-", ms=3.5, lw=1, label="best candidate: measured")
     ax.set_ylabel("latency − budget (% of budget)")
     _style(ax, title, fontsize=9)
-    ax2.bar(b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue", label="final round")
+    ax2.bar(
+        b, hit, width=0.6 * (np.min(np.diff(b)) if len(b) > 1 else 1.0), color="tab:blue", label="final round"
+    )
     if all("first_round_hit_rate" in r for r in rows):
         first = np.array([r["first_round_hit_rate"] for r in rows], float)
         if np.any(first != hit):
@@ -136,8 +163,13 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
 
 
 def plot_convergence(
-    path: Path, ours: Sequence[float], ofa: Sequence[float] | None, ours_s: float, ofa_s: float | None,
-    accuracy_label: str, title: str = "",
+    path: Path,
+    ours: Sequence[float],
+    ofa: Sequence[float] | None,
+    ours_s: float,
+    ofa_s: float | None,
+    accuracy_label: str,
+    title: str = "",
 ) -> Path:
     """Best accuracy per generation of our finder and of OFA's ``EvolutionFinder`` (same budget, predictor)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))

@@ -12,9 +12,10 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,10 +82,20 @@ def _slack(budget_ms: float, measured: float | None) -> float | None:
 def measurement_row(m: Measurement, rank: int, budget_ms: float) -> dict[str, Any]:
     c = m.candidate
     return {
-        "round": m.round, "rank": rank, "arch_id": c.arch_id, "net_name": m.net_name,
-        "accuracy": c.accuracy, "predicted_ms": c.predicted_ms, "std_ms": c.std_ms, "bound_ms": c.bound_ms,
-        "measured_ms": m.measured_ms, "meets_budget": m.meets(budget_ms), "slack": _slack(budget_ms, m.measured_ms),
-        "error": m.error or "", "resolution": c.arch["r"], "arch": json.dumps(c.arch, separators=(",", ":")),
+        "round": m.round,
+        "rank": rank,
+        "arch_id": c.arch_id,
+        "net_name": m.net_name,
+        "accuracy": c.accuracy,
+        "predicted_ms": c.predicted_ms,
+        "std_ms": c.std_ms,
+        "bound_ms": c.bound_ms,
+        "measured_ms": m.measured_ms,
+        "meets_budget": m.meets(budget_ms),
+        "slack": _slack(budget_ms, m.measured_ms),
+        "error": m.error or "",
+        "resolution": c.arch["r"],
+        "arch": json.dumps(c.arch, separators=(",", ":")),
     }
 
 
@@ -105,9 +116,15 @@ def best_section(m: Measurement | None, fallback: Candidate | None, budget_ms: f
         return {}
     measured = m.measured_ms if m is not None else None
     return {
-        "arch": cand.arch, "arch_id": cand.arch_id, "net_name": m.net_name if m is not None else net_name_for(cand.arch_id),
-        "accuracy": cand.accuracy, "predicted_ms": cand.predicted_ms, "std_ms": cand.std_ms,
-        "bound_ms": cand.bound_ms, "measured_ms": measured, "slack": _slack(budget_ms, measured),
+        "arch": cand.arch,
+        "arch_id": cand.arch_id,
+        "net_name": m.net_name if m is not None else net_name_for(cand.arch_id),
+        "accuracy": cand.accuracy,
+        "predicted_ms": cand.predicted_ms,
+        "std_ms": cand.std_ms,
+        "bound_ms": cand.bound_ms,
+        "measured_ms": measured,
+        "slack": _slack(budget_ms, measured),
         "meets_budget": bool(m.meets(budget_ms)) if m is not None else None,
         "round": m.round if m is not None else 0,
     }
@@ -149,16 +166,32 @@ def run_search_stage(
     if above_ceiling:
         # Every subnet fits: the most accurate one wins and cannot come closer to the budget, so
         # refinement rounds chasing the slack target would only repeat the search.
-        log.warning("search.budget_ms %.4g ms is above the slowest subnet of %s on %s (%.4g ms): every subnet "
-                    "fits, so the search returns the most accurate one and skips refinement rounds",
-                    budget, space.name, where, lat_range.ceiling_ms)
+        log.warning(
+            "search.budget_ms %.4g ms is above the slowest subnet of %s on %s (%.4g ms): every subnet "
+            "fits, so the search returns the most accurate one and skips refinement rounds",
+            budget,
+            space.name,
+            where,
+            lat_range.ceiling_ms,
+        )
         refine_rounds = 0
 
     start = time.perf_counter()
     verified: Verified = search_and_verify(
-        space, latency, accuracy, budget, measure, params=params, k_sigma=k, seed=seed, top_k=int(node.top_k),
-        refine_rounds=refine_rounds, target_slack=float(node.target_slack),
-        target_hit_rate=float(node.target_hit_rate), where=where, progress=progress,
+        space,
+        latency,
+        accuracy,
+        budget,
+        measure,
+        params=params,
+        k_sigma=k,
+        seed=seed,
+        top_k=int(node.top_k),
+        refine_rounds=refine_rounds,
+        target_slack=float(node.target_slack),
+        target_hit_rate=float(node.target_hit_rate),
+        where=where,
+        progress=progress,
         refit=refit if node.refit else None,
     )
     verify_s = time.perf_counter() - start
@@ -169,8 +202,10 @@ def run_search_stage(
     for r in verified.rounds:
         rows += [measurement_row(m, i, budget) for i, m in enumerate(r.measurements)]
     if not rows:  # not measured: list the predicted top-K
-        rows = [measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
-                for i, c in enumerate(first.top(int(node.top_k)))]
+        rows = [
+            measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
+            for i, c in enumerate(first.top(int(node.top_k)))
+        ]
     write_csv(outdir / "candidates.csv", rows)
     files = {"candidates_csv": "candidates.csv"}
 
@@ -182,9 +217,11 @@ def run_search_stage(
         "floor_ms": lat_range.floor.bound_ms,
         "ceiling_ms": lat_range.ceiling_ms,
         "predictor": str(getattr(latency, "name", type(latency).__name__)),
-        "accuracy_model": {"name": getattr(accuracy, "name", type(accuracy).__name__),
-                           "label": getattr(accuracy, "label", "accuracy"),
-                           "is_proxy": bool(getattr(accuracy, "is_proxy", False))},
+        "accuracy_model": {
+            "name": getattr(accuracy, "name", type(accuracy).__name__),
+            "label": getattr(accuracy, "label", "accuracy"),
+            "is_proxy": bool(getattr(accuracy, "is_proxy", False)),
+        },
         "generations": params.generations,
         "population": params.population,
         "evaluations": first.evaluations,
@@ -196,7 +233,9 @@ def run_search_stage(
         "measured": len([m for m in verified.measurements if m.ok]),
         "failed": len([m for m in verified.measurements if not m.ok]),
         "slack": {
-            "mean": float(np.mean([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
+            "mean": float(np.mean([_slack(budget, m.measured_ms) for m in final_meas]))
+            if final_meas
+            else None,
             "min": float(np.min([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
             "max": float(np.max([_slack(budget, m.measured_ms) for m in final_meas])) if final_meas else None,
         },
@@ -206,46 +245,85 @@ def run_search_stage(
                 "hit_rate": r.hit_rate(budget) if r.measurements else None,
                 "best_predicted_ms": r.result.best.predicted_ms,
                 "best_measured_ms": (lambda b: b.measured_ms if b else None)(
-                    max((m for m in r.measurements if m.meets(budget)), key=lambda m: m.candidate.accuracy, default=None)),
+                    max(
+                        (m for m in r.measurements if m.meets(budget)),
+                        key=lambda m: m.candidate.accuracy,
+                        default=None,
+                    )
+                ),
                 "correction_scale": r.correction.scale if r.correction else None,
                 "correction_rel_sigma": r.correction.rel_sigma if r.correction else None,
                 "search_s": r.result.elapsed_s,
             }
             for r in verified.rounds
         ],
-        "stop_reason": ("budget above the space's ceiling: no refinement" if above_ceiling and measure is not None
-                        else verified.stop_reason),
+        "stop_reason": (
+            "budget above the space's ceiling: no refinement"
+            if above_ceiling and measure is not None
+            else verified.stop_reason
+        ),
         "above_ceiling": above_ceiling,
         "verify_s": verify_s,
     }
 
     if node.pareto:
         pareto: ParetoResult = ParetoFinder(
-            space, LatencyConstraint(latency, k, where), accuracy,
-            params=evolution_params(node, int(node.pareto_generations)), seed=seed,
-        ).run(None, progress=progress, include=np.concatenate([r.result.evaluated.genes for r in verified.rounds]))
+            space,
+            LatencyConstraint(latency, k, where),
+            accuracy,
+            params=evolution_params(node, int(node.pareto_generations)),
+            seed=seed,
+        ).run(
+            None,
+            progress=progress,
+            include=np.concatenate([r.result.evaluated.genes for r in verified.rounds]),
+        )
         f = pareto.front
-        write_csv(outdir / "pareto.csv", [
-            {"arch_id": c.arch_id, "accuracy": c.accuracy, "predicted_ms": c.predicted_ms, "std_ms": c.std_ms,
-             "bound_ms": c.bound_ms, "within_budget": c.bound_ms <= budget,
-             "arch": json.dumps(c.arch, separators=(",", ":"))}
-            for c in pareto.candidates()
-        ])
-        top = [m for m in final.measurements] or [Measurement(c, 0, "", None) for c in first.top(int(node.top_k))]
+        write_csv(
+            outdir / "pareto.csv",
+            [
+                {
+                    "arch_id": c.arch_id,
+                    "accuracy": c.accuracy,
+                    "predicted_ms": c.predicted_ms,
+                    "std_ms": c.std_ms,
+                    "bound_ms": c.bound_ms,
+                    "within_budget": c.bound_ms <= budget,
+                    "arch": json.dumps(c.arch, separators=(",", ":")),
+                }
+                for c in pareto.candidates()
+            ],
+        )
+        top = [m for m in final.measurements] or [
+            Measurement(c, 0, "", None) for c in first.top(int(node.top_k))
+        ]
         plot_pareto(
-            outdir / "pareto.png", f.mean_ms, f.accuracy, budget, getattr(accuracy, "label", "accuracy"),
-            [m.candidate.predicted_ms for m in top], [m.candidate.accuracy for m in top],
-            [m.measured_ms for m in top], title=f"{space.name} on {where}",
+            outdir / "pareto.png",
+            f.mean_ms,
+            f.accuracy,
+            budget,
+            getattr(accuracy, "label", "accuracy"),
+            [m.candidate.predicted_ms for m in top],
+            [m.candidate.accuracy for m in top],
+            [m.measured_ms for m in top],
+            title=f"{space.name} on {where}",
         )
         files.update(pareto_csv="pareto.csv", pareto_png="pareto.png")
-        section["pareto"] = {"points": len(f), "search_s": pareto.elapsed_s, "evaluations": pareto.evaluations,
-                             "generations": int(node.pareto_generations)}
+        section["pareto"] = {
+            "points": len(f),
+            "search_s": pareto.elapsed_s,
+            "evaluations": pareto.evaluations,
+            "generations": int(node.pareto_generations),
+        }
 
     measured = [m for m in verified.measurements if m.ok]
     if measured:
         plot_predicted_vs_measured(
-            outdir / "pred_vs_measured.png", [m.candidate.predicted_ms for m in measured],
-            [m.measured_ms for m in measured], budget, [m.candidate.std_ms for m in measured],
+            outdir / "pred_vs_measured.png",
+            [m.candidate.predicted_ms for m in measured],
+            [m.measured_ms for m in measured],
+            budget,
+            [m.candidate.std_ms for m in measured],
             title=f"top-{node.top_k} per round, {where}",
         )
         files["pred_vs_measured_png"] = "pred_vs_measured.png"

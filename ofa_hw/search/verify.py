@@ -18,8 +18,9 @@ overconfident). The corrected model predicts ``s·mean`` with σ ``τ·s·mean``
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,8 +74,16 @@ class BackendMeasurer:
         progress: Show a progress bar.
     """
 
-    def __init__(self, space: SearchSpace, backend: Any, store: Any, runs: int = 10, seed: int = 0,
-                 target: str = "profile", progress: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        backend: Any,
+        store: Any,
+        runs: int = 10,
+        seed: int = 0,
+        target: str = "profile",
+        progress: bool = True,
+    ) -> None:
         if target not in ("profile", "e2e"):
             raise ValueError(f"measurement target must be 'profile' or 'e2e', got {target!r}")
         self.space, self.backend, self.store = space, backend, store
@@ -85,15 +94,27 @@ class BackendMeasurer:
         from ofa_hw.store import profile_jobs
 
         names = [net_name_for(c.arch_id) for c in candidates]
-        jobs = [ProfileJob.create(self.space, c.arch, n, runs=self.runs, seed=self.seed) for c, n in zip(candidates, names)]
-        outcomes = profile_jobs(self.backend, self.store, jobs, desc=f"deploy top-{len(jobs)} (round {round_})",
-                                progress=self.progress)
+        jobs = [
+            ProfileJob.create(self.space, c.arch, n, runs=self.runs, seed=self.seed)
+            for c, n in zip(candidates, names)
+        ]
+        outcomes = profile_jobs(
+            self.backend,
+            self.store,
+            jobs,
+            desc=f"deploy top-{len(jobs)} (round {round_})",
+            progress=self.progress,
+        )
         out = []
         for cand, name, outcome in zip(candidates, names, outcomes):
             value = None
             if outcome.ok:
                 value = outcome.profile.total_ms if self.target == "profile" else outcome.profile.e2e_ms
-            error = outcome.error if not outcome.ok else (None if value is not None else f"backend reports no {self.target} latency")
+            error = (
+                outcome.error
+                if not outcome.ok
+                else (None if value is not None else f"backend reports no {self.target} latency")
+            )
             out.append(Measurement(cand, round_, name, None if value is None else float(value), error))
         return out
 
@@ -113,7 +134,9 @@ class MeasuredCorrection:
     n: int
 
     @classmethod
-    def fit(cls, predicted: np.ndarray, measured: np.ndarray, prior_rel_sigma: float, prior_n: float = 2.0) -> MeasuredCorrection:
+    def fit(
+        cls, predicted: np.ndarray, measured: np.ndarray, prior_rel_sigma: float, prior_n: float = 2.0
+    ) -> MeasuredCorrection:
         predicted, measured = np.asarray(predicted, float), np.asarray(measured, float)
         ok = np.isfinite(predicted) & np.isfinite(measured) & (predicted > 0) & (measured > 0)
         if not ok.any():
@@ -161,7 +184,11 @@ class VerifyRound:
     correction: MeasuredCorrection | None  # the correction the round's search used (None = raw predictor)
 
     def hit_rate(self, budget_ms: float) -> float:
-        return float(np.mean([m.meets(budget_ms) for m in self.measurements])) if self.measurements else float("nan")
+        return (
+            float(np.mean([m.meets(budget_ms) for m in self.measurements]))
+            if self.measurements
+            else float("nan")
+        )
 
 
 @dataclass(frozen=True)
@@ -236,7 +263,9 @@ def search_and_verify(
     correction: MeasuredCorrection | None = None
     reason = "not measured" if measure is None else "round limit"
     for rnd in range(1 + (refine_rounds if measure is not None else 0)):
-        finder = EvolutionFinder(space, LatencyConstraint(model, k_sigma, where), accuracy, params=params, seed=seed + rnd)
+        finder = EvolutionFinder(
+            space, LatencyConstraint(model, k_sigma, where), accuracy, params=params, seed=seed + rnd
+        )
         try:
             result = finder.run(budget_ms, progress=progress)
         except InfeasibleBudgetError as err:
@@ -251,7 +280,11 @@ def search_and_verify(
             break
         all_meas = [m for r in rounds for m in r.measurements if m.ok]
         best = pick_best(all_meas, budget_ms)
-        close = best is not None and best.meets(budget_ms) and (budget_ms - best.measured_ms) / budget_ms <= target_slack
+        close = (
+            best is not None
+            and best.meets(budget_ms)
+            and (budget_ms - best.measured_ms) / budget_ms <= target_slack
+        )
         if close and rounds[-1].hit_rate(budget_ms) >= target_hit_rate:
             reason = "target met"
             break

@@ -20,8 +20,9 @@ import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from ofa_hw.store.records import (
 )
 
 if TYPE_CHECKING:
-    from ofa_hw.dpu import Profile
+    from ofa_hw.formats import Profile
 
 
 def _marks(n: int) -> str:
@@ -157,7 +158,9 @@ class BaseStore(ABC):
         with self._errors(f"record {job.net_name}"), self._tx() as cur:
             return self._write_run(cur, values, node_rows, replace_failed=True)
 
-    def _write_run(self, cur: Any, values: dict[str, Any], node_rows: list[tuple], replace_failed: bool) -> int:
+    def _write_run(
+        self, cur: Any, values: dict[str, Any], node_rows: list[tuple], replace_failed: bool
+    ) -> int:
         """Insert a run (or replace a stored failed one) inside the caller's transaction; returns its id.
 
         ``INSERT … ON CONFLICT DO NOTHING`` makes concurrent writers of one key safe on every backend:
@@ -165,20 +168,26 @@ class BaseStore(ABC):
         """
         cols = ", ".join(values)
         inserted = cur.execute(
-            self._sql(f"INSERT INTO runs ({cols}) VALUES ({_marks(len(values))}) ON CONFLICT (job_key) DO NOTHING RETURNING id"),
+            self._sql(
+                f"INSERT INTO runs ({cols}) VALUES ({_marks(len(values))}) ON CONFLICT (job_key) DO NOTHING RETURNING id"
+            ),
             tuple(values.values()),
         ).fetchone()
         if inserted is not None:
             run_id = int(inserted[0])
         else:
             run_id, status = cur.execute(
-                self._sql(f"SELECT id, status FROM runs WHERE job_key = ?{self.for_update}"), (values["job_key"],)
+                self._sql(f"SELECT id, status FROM runs WHERE job_key = ?{self.for_update}"),
+                (values["job_key"],),
             ).fetchone()
             if status == "ok" or not replace_failed:
                 return int(run_id)
             update = {k: v for k, v in values.items() if k not in ("job_key", "attempts", "created")}
             sets = ", ".join(f"{c} = ?" for c in update)
-            cur.execute(self._sql(f"UPDATE runs SET {sets}, attempts = attempts + 1 WHERE id = ?"), (*update.values(), run_id))
+            cur.execute(
+                self._sql(f"UPDATE runs SET {sets}, attempts = attempts + 1 WHERE id = ?"),
+                (*update.values(), run_id),
+            )
             cur.execute(self._sql("DELETE FROM nodes WHERE run_id = ?"), (run_id,))
         self._insert_nodes(cur, run_id, node_rows)
         return run_id
@@ -186,7 +195,9 @@ class BaseStore(ABC):
     def _insert_nodes(self, cur: Any, run_id: int, node_rows: list[tuple]) -> None:
         if node_rows:
             cur.executemany(
-                self._sql(f"INSERT INTO nodes (run_id, run, seq, {', '.join(NODE_COLUMNS)}) VALUES ({_marks(3 + len(NODE_COLUMNS))})"),
+                self._sql(
+                    f"INSERT INTO nodes (run_id, run, seq, {', '.join(NODE_COLUMNS)}) VALUES ({_marks(3 + len(NODE_COLUMNS))})"
+                ),
                 [(run_id, *row) for row in node_rows],
             )
 
@@ -213,7 +224,9 @@ class BaseStore(ABC):
         found: dict[str, StoredRun] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
-            found.update((r.job_key, r) for r in self._select_runs(f"WHERE job_key IN ({_marks(len(chunk))})", chunk))
+            found.update(
+                (r.job_key, r) for r in self._select_runs(f"WHERE job_key IN ({_marks(len(chunk))})", chunk)
+            )
         return found
 
     def has(self, job: ProfileJob, backend: Backend) -> bool:
@@ -287,7 +300,7 @@ class BaseStore(ABC):
         return rows[0][0]
 
     def profile(self, run_id: int) -> Profile:
-        """Rebuild the :class:`~ofa_hw.dpu.Profile` of an ok run from its stored node rows."""
+        """Rebuild the :class:`~ofa_hw.formats.Profile` of an ok run from its stored node rows."""
         return self.profiles([run_id])[int(run_id)]
 
     def profiles(self, run_ids: Iterable[int]) -> dict[int, Profile]:
@@ -296,7 +309,7 @@ class BaseStore(ABC):
         Raises:
             StoreError: a run id is unknown or names a failed run.
         """
-        from ofa_hw.dpu import Profile  # the store sits above the dpu layer; imported lazily
+        from ofa_hw.formats import Profile  # the store sits above the dpu layer; imported lazily
 
         ids = list(dict.fromkeys(int(i) for i in run_ids))
         meta: dict[int, tuple] = {}
@@ -322,7 +335,9 @@ class BaseStore(ABC):
         tables: dict[int, list[pd.DataFrame]] = {i: [] for i in ids}
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(tag)]):
             if hi > lo:
-                tables[int(columns["run_id"][lo])].append(pd.DataFrame({c: columns[c][lo:hi] for c in NODE_COLUMNS}))
+                tables[int(columns["run_id"][lo])].append(
+                    pd.DataFrame({c: columns[c][lo:hi] for c in NODE_COLUMNS})
+                )
         out = {}
         for run_id in ids:
             _, kernel, kernel_info, e2e_ms, tasks, totals = meta[run_id]
@@ -340,7 +355,9 @@ class BaseStore(ABC):
         """Rebuild the :class:`ProfileOutcome` of a stored run (``job`` defaults to one rebuilt from the row)."""
         return self.outcomes([run], [job])[0]
 
-    def outcomes(self, runs: Sequence[StoredRun], jobs: Sequence[ProfileJob | None] | None = None) -> list[ProfileOutcome]:
+    def outcomes(
+        self, runs: Sequence[StoredRun], jobs: Sequence[ProfileJob | None] | None = None
+    ) -> list[ProfileOutcome]:
         """Rebuild the outcomes of stored runs in bulk (``jobs[i]`` defaults to one rebuilt from the row)."""
         jobs = list(jobs) if jobs is not None else [None] * len(runs)
         profiles = self.profiles([r.id for r in runs if r.status == "ok"])
@@ -349,10 +366,14 @@ class BaseStore(ABC):
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             with self._errors("read raw text"):
-                raw.update(self._fetch(f"SELECT id, raw_text FROM runs WHERE id IN ({_marks(len(chunk))})", chunk))
+                raw.update(
+                    self._fetch(f"SELECT id, raw_text FROM runs WHERE id IN ({_marks(len(chunk))})", chunk)
+                )
         return [
             ProfileOutcome(
-                job=job if job is not None else ProfileJob(run.space, run.arch, run.net_name, run.runs, run.seed),
+                job=job
+                if job is not None
+                else ProfileJob(run.space, run.arch, run.net_name, run.runs, run.seed),
                 status=run.status,
                 profile=profiles.get(run.id),
                 raw_text=raw[run.id],
@@ -369,16 +390,26 @@ class BaseStore(ABC):
     def table_counts(self) -> dict[str, int]:
         """Row counts: ``runs``, ``runs_ok``, ``runs_failed`` and ``nodes``."""
         with self._errors("count rows"):
-            (runs, ok), = self._fetch("SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), 0) FROM runs")
-            (nodes,), = self._fetch("SELECT COUNT(*) FROM nodes")
-        return {"runs": int(runs), "runs_ok": int(ok), "runs_failed": int(runs) - int(ok), "nodes": int(nodes)}
+            ((runs, ok),) = self._fetch(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), 0) FROM runs"
+            )
+            ((nodes,),) = self._fetch("SELECT COUNT(*) FROM nodes")
+        return {
+            "runs": int(runs),
+            "runs_ok": int(ok),
+            "runs_failed": int(runs) - int(ok),
+            "nodes": int(nodes),
+        }
 
     def iter_raw_runs(self, batch: int = 200) -> Iterator[list[tuple[dict[str, Any], list[tuple]]]]:
         """Every run as ``(columns, node_rows)`` in id order, ``batch`` runs at a time (for copies)."""
         last = -1
         while True:
             with self._errors("read runs"):
-                rows = self._fetch(f"SELECT id, {', '.join(RUN_COLUMNS)} FROM runs WHERE id > ? ORDER BY id LIMIT {int(batch)}", (last,))
+                rows = self._fetch(
+                    f"SELECT id, {', '.join(RUN_COLUMNS)} FROM runs WHERE id > ? ORDER BY id LIMIT {int(batch)}",
+                    (last,),
+                )
             if not rows:
                 return
             ids = [r[0] for r in rows]
@@ -402,12 +433,17 @@ class BaseStore(ABC):
         written = []
         with self._errors("copy runs"), self._tx() as cur:
             for values, node_rows in runs:
-                before = cur.execute(self._sql(f"SELECT status FROM runs WHERE job_key = ?{self.for_update}"), (values["job_key"],)).fetchone()
+                before = cur.execute(
+                    self._sql(f"SELECT status FROM runs WHERE job_key = ?{self.for_update}"),
+                    (values["job_key"],),
+                ).fetchone()
                 if before is not None and (before[0] == "ok" or values["status"] != "ok"):
                     written.append(False)
                     continue
                 if before is not None:
-                    cur.execute(self._sql("DELETE FROM runs WHERE job_key = ?"), (values["job_key"],))  # nodes cascade
+                    cur.execute(
+                        self._sql("DELETE FROM runs WHERE job_key = ?"), (values["job_key"],)
+                    )  # nodes cascade
                 self._write_run(cur, values, node_rows, replace_failed=False)
                 written.append(True)
         return written
@@ -419,10 +455,17 @@ class BaseStore(ABC):
             counts = dict(self._fetch("SELECT run_id, COUNT(*) FROM nodes GROUP BY run_id"))
             last = -1
             while True:
-                rows = self._fetch("SELECT id, job_key, status, raw_text FROM runs WHERE id > ? ORDER BY id LIMIT 1000", (last,))
+                rows = self._fetch(
+                    "SELECT id, job_key, status, raw_text FROM runs WHERE id > ? ORDER BY id LIMIT 1000",
+                    (last,),
+                )
                 if not rows:
                     break
                 for run_id, key, status, raw in rows:
-                    out[key] = (status, hashlib.sha256(raw.encode("utf-8")).hexdigest(), int(counts.get(run_id, 0)))
+                    out[key] = (
+                        status,
+                        hashlib.sha256(raw.encode("utf-8")).hexdigest(),
+                        int(counts.get(run_id, 0)),
+                    )
                 last = rows[-1][0]
         return out

@@ -54,7 +54,9 @@ def copy_runs(source: BaseStore, target: BaseStore, batch: int = 200, progress: 
         raise StoreError(f"task=store: source and target are the same store ({source.location})")
     counts = source.table_counts()
     copied = kept = 0
-    with tqdm(total=counts["runs"], desc="copying runs", unit="run", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=counts["runs"], desc="copying runs", unit="run", disable=not progress, dynamic_ncols=True
+    ) as bar:
         for chunk in source.iter_raw_runs(batch=batch):
             written = target.write_raw_runs(chunk)
             copied += sum(written)
@@ -82,6 +84,10 @@ def compare(source: BaseStore, target: BaseStore) -> dict[str, str]:
         elif status == "failed" and got[0] == "ok":
             continue  # the target measured it successfully: better than the failure, not a loss
         elif got != (status, digest, nodes):
-            what = [n for n, a, b in zip(("status", "raw text", "node rows"), (status, digest, nodes), got) if a != b]
+            what = [
+                n
+                for n, a, b in zip(("status", "raw text", "node rows"), (status, digest, nodes), got)
+                if a != b
+            ]
             out[key] = "differs in " + ", ".join(what)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
@@ -54,10 +54,16 @@ def profile_jobs(
             todo.setdefault(key, job)
     fresh: dict[str, ProfileOutcome] = {}
     if todo:
-        with tqdm(total=len(todo), desc=desc, unit="net", disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
+        with tqdm(
+            total=len(todo), desc=desc, unit="net", disable=not progress, dynamic_ncols=True, mininterval=0.5
+        ) as bar:
             elsewhere = _measure(backend, store, todo, stored, fresh, retry_failed, bar)
             _wait_for(backend, store, elsewhere, stored, fresh, retry_failed, bar)
-    reloaded = iter(store.outcomes([stored[k] for k in keys if k not in fresh], [j for k, j in zip(keys, jobs) if k not in fresh]))
+    reloaded = iter(
+        store.outcomes(
+            [stored[k] for k in keys if k not in fresh], [j for k, j in zip(keys, jobs) if k not in fresh]
+        )
+    )
     out = []
     for key, job in zip(keys, jobs):
         if key in fresh:

@@ -12,8 +12,9 @@ Adding a step: append a :class:`Migration` with the next version; never edit a r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ofa_hw.store.records import StoreError
 
@@ -144,7 +145,10 @@ def migrate(
     if "schema_version" not in known:
         for step in MIGRATIONS:
             if step.version <= current:  # adopted legacy steps are recorded as such
-                execute("INSERT INTO schema_version VALUES (?, ?, ?)", (step.version, step.description + " (adopted)", now))
+                execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (step.version, step.description + " (adopted)", now),
+                )
     applied = []
     for step in MIGRATIONS:
         if step.version > current:

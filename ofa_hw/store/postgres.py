@@ -17,8 +17,9 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from ofa_hw.store import migrations
 from ofa_hw.store.base import BaseStore
@@ -36,7 +37,9 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:
-        raise StoreError("store=postgres needs psycopg 3: pip install 'ofa_hw[cluster]' (or 'psycopg[binary]')") from exc
+        raise StoreError(
+            "store=postgres needs psycopg 3: pip install 'ofa_hw[cluster]' (or 'psycopg[binary]')"
+        ) from exc
     return psycopg
 
 
@@ -83,13 +86,21 @@ class PostgresStore(BaseStore):
     for_update = " FOR UPDATE"
     multi_host = True
 
-    def __init__(self, dsn: str = "", namespace: str = "ofa_hw", timeout_s: float = 60.0, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str = "",
+        namespace: str = "ofa_hw",
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         super().__init__(timeout_s)
         self._psycopg = _psycopg()
         self._dsn = resolve_dsn(dsn)
         self._redacted = redact(self._dsn)
         if not _NAMESPACE_RE.match(namespace):
-            raise StoreError(f"store.namespace {namespace!r}: use lower-case letters, digits and _ (a PostgreSQL schema name)")
+            raise StoreError(
+                f"store.namespace {namespace!r}: use lower-case letters, digits and _ (a PostgreSQL schema name)"
+            )
         self.namespace = namespace
         self.connect_timeout_s = float(connect_timeout_s)
         self._conn = self._connect("open")
@@ -135,7 +146,8 @@ class PostgresStore(BaseStore):
             tables = {
                 r[0]
                 for r in cur.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (self.namespace,)
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (self.namespace,),
                 ).fetchall()
             }
 
@@ -168,7 +180,9 @@ class PostgresStore(BaseStore):
                 f"store {self.location}: {what} waited {self.timeout_s:.0f} s for another session's lock"
             ) from None
         except pg.Error as exc:  # "from None": the driver's exception may carry connection details
-            raise StoreError(f"store {self.location}: {what} failed: {self._scrub(' '.join(str(exc).split()))}") from None
+            raise StoreError(
+                f"store {self.location}: {what} failed: {self._scrub(' '.join(str(exc).split()))}"
+            ) from None
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -184,11 +198,17 @@ class PostgresStore(BaseStore):
     def try_claim(self, key: str) -> bool:
         """Claim ``key`` with a session advisory lock (released by the server if this process dies)."""
         with self._errors("claim a job"), self._lock:
-            return bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),)).fetchone()[0])
+            return bool(
+                self._conn.execute(
+                    "SELECT pg_try_advisory_lock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),)
+                ).fetchone()[0]
+            )
 
     def release(self, key: str) -> None:
         with self._errors("release a job"), self._lock:
-            self._conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),))
+            self._conn.execute(
+                "SELECT pg_advisory_unlock(%s)", (advisory_key(f"ofa_hw job {self.namespace} {key}"),)
+            )
 
     # ------------------------------------------------------------------ board locks
     @classmethod
@@ -211,6 +231,8 @@ class PostgresStore(BaseStore):
                     if store._fetch("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
                         break
                 if time.monotonic() > deadline:
-                    raise LockTimeout(f"{name} busy for more than {timeout_s:g} s (advisory lock in {store._redacted})")
+                    raise LockTimeout(
+                        f"{name} busy for more than {timeout_s:g} s (advisory lock in {store._redacted})"
+                    )
                 time.sleep(poll_s)
             yield

@@ -10,16 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ofa_hw.backends.base import Backend, ProfileJob
 from ofa_hw.errors import UserError
 
 if TYPE_CHECKING:
-    from ofa_hw.dpu import DPUConfig, Profile
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.formats import Profile
 
-#: Node columns of :attr:`ofa_hw.dpu.Profile.nodes`, stored one per SQL column.
+#: Node columns of :attr:`ofa_hw.formats.Profile.nodes`, stored one per SQL column.
 NODE_COLUMNS = ("id", "name", "workload_mop", "mem_mb", "runtime_ms", "perf_gops", "utilization", "mb_s")
 #: Columns of ``runs`` other than ``id``, in table order (a copy between stores moves exactly these).
 RUN_COLUMNS = (
@@ -90,7 +91,7 @@ RUN_FIELDS = [f.name for f in dataclasses.fields(StoredRun)]
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def node_rows_of(prof: Profile) -> list[tuple]:
@@ -103,6 +104,10 @@ def node_rows_of(prof: Profile) -> list[tuple]:
         ids = [int(v) for v in frame["id"]]
         names = [str(v) for v in frame["name"]]
         # NaN -> NULL; tolist() gives plain Python floats, which the drivers bind fastest.
-        values = [[None if v != v else v for v in frame[c].to_numpy(dtype=float).tolist()] for c in NODE_COLUMNS[2:]]
-        rows.extend((run, seq, ids[seq], names[seq], *(col[seq] for col in values)) for seq in range(len(ids)))
+        values = [
+            [None if v != v else v for v in frame[c].to_numpy(dtype=float).tolist()] for c in NODE_COLUMNS[2:]
+        ]
+        rows.extend(
+            (run, seq, ids[seq], names[seq], *(col[seq] for col in values)) for seq in range(len(ids))
+        )
     return rows

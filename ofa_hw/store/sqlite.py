@@ -16,9 +16,10 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ofa_hw.store import migrations
 from ofa_hw.store.base import BaseStore
@@ -49,7 +50,9 @@ class SQLiteStore(BaseStore):
         self._check_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot open ({exc})") from exc
         try:
@@ -92,7 +95,9 @@ class SQLiteStore(BaseStore):
         would corrupt the file. SQLite's own errors are translated instead (see :meth:`_errors`).
         """
         if self.path.is_dir():
-            raise StoreError(f"store {self.path} is a directory; expected a file such as {self.path / STORE_FILENAME}")
+            raise StoreError(
+                f"store {self.path} is a directory; expected a file such as {self.path / STORE_FILENAME}"
+            )
 
     def _set_wal(self) -> None:
         # Switching the journal mode needs a moment of exclusive access; several processes opening a new
@@ -107,15 +112,21 @@ class SQLiteStore(BaseStore):
                     raise
                 time.sleep(0.05)
         if str(mode).lower() != "wal":
-            raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode}); is it on a network drive?")
+            raise StoreError(
+                f"store {self.path}: cannot switch to WAL mode (got {mode}); is it on a network drive?"
+            )
 
     def _init_schema(self) -> None:
         with self._tx() as conn:
             legacy = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if legacy == 0 and tables - {"sqlite_sequence", "schema_version"}:
-                raise StoreError(f"store {self.path} is an SQLite file of another application (tables {sorted(tables)})")
-            migrations.migrate(conn.execute, "sqlite", tables, str(self.path), utc_now(), legacy_version=legacy)
+                raise StoreError(
+                    f"store {self.path} is an SQLite file of another application (tables {sorted(tables)})"
+                )
+            migrations.migrate(
+                conn.execute, "sqlite", tables, str(self.path), utc_now(), legacy_version=legacy
+            )
             # Kept in step with schema_version: older ofa_hw releases read only this.
             conn.execute(f"PRAGMA user_version = {migrations.schema_version()}")
 

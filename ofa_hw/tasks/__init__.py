@@ -30,7 +30,9 @@ def output_dir() -> Path:
 def outputs_line(outdir: Path, files: list[str] | None = None) -> str:
     """``outputs: /abs/run/dir (results.json, …)``: the last line a task prints, the files it wrote there."""
     outdir = Path(outdir).resolve()
-    names = [f for f in (files or []) if (outdir / f).exists()] or sorted(p.name for p in outdir.iterdir() if p.is_file())
+    names = [f for f in (files or []) if (outdir / f).exists()] or sorted(
+        p.name for p in outdir.iterdir() if p.is_file()
+    )
     return f"outputs: {outdir} ({', '.join(names)})"
 
 

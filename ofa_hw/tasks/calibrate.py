@@ -2,7 +2,7 @@
 
 Measurements: DNNDK profiles (``calibrate.profiles`` + ``calibrate.archs``) and/or
 ``calibrate.measurements`` entries (a CSV of per-network hardware times, a vaitrace summary of any
-version or a DNNDK log, each with the network it measured: see :mod:`ofa_hw.dpu.measurements`). The
+version or a DNNDK log, each with the network it measured: see :mod:`ofa_hw.sim.measurements`). The
 board's hardware comes from the ``dpu`` group, ``calibrate.dexplorer`` (DNNDK boards),
 ``calibrate.xdputil`` (VART boards) and ``calibrate.overrides``.
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ofa_hw.formats.dnndk import dpu_from_dexplorer
 from ofa_hw.tasks import make_dpu, make_space, output_dir, workspace, write_results
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,16 @@ log = logging.getLogger(__name__)
 def _base_dpu(cfg: DictConfig):
     """The board's hardware: the ``dpu`` group, then dexplorer / xdputil output, then ``overrides``."""
     from ofa_hw.dpu import DPUConfig
-    from ofa_hw.dpu.errors import ParseError
-    from ofa_hw.dpu.measurements import CalibrationInputError, read_text, resolve_file
-    from ofa_hw.dpu.xdputil import dpu_from_xdputil
+    from ofa_hw.formats.errors import ParseError
+    from ofa_hw.formats.xdputil import dpu_from_xdputil
+    from ofa_hw.sim.measurements import CalibrationInputError, read_text, resolve_file
 
     c = cfg.calibrate
     base = make_dpu(cfg)
     try:
         if c.dexplorer:
             path = resolve_file(c.dexplorer)
-            base = DPUConfig.from_dexplorer(read_text(path), name=c.name, base=base)
+            base = dpu_from_dexplorer(read_text(path), name=c.name, base=base)
         if c.xdputil:
             path = resolve_file(c.xdputil)
             base = dpu_from_xdputil(read_text(path), name=c.name, base=base, source=str(path))
@@ -55,17 +56,21 @@ def _base_dpu(cfg: DictConfig):
 
 def _dnndk_pairs(cfg: DictConfig, base):
     """Measurements of the ``profiles`` + ``archs`` lists (DNNDK profiles of archs of ``calibrate.space``)."""
-    from ofa_hw.dpu import compile_net, parse_dnndk_profile
-    from ofa_hw.dpu.calibrate import Measurement
-    from ofa_hw.dpu.errors import CompileError, ParseError
-    from ofa_hw.dpu.measurements import CalibrationInputError, read_text, resolve_file
+    from ofa_hw.dpu.errors import CompileError
+    from ofa_hw.formats import parse_dnndk_profile
+    from ofa_hw.formats.errors import ParseError
     from ofa_hw.netspec import build_netspec
+    from ofa_hw.sim import compile_net
+    from ofa_hw.sim.calibrate import Measurement
+    from ofa_hw.sim.measurements import CalibrationInputError, read_text, resolve_file
     from ofa_hw.space import ArchError, get_space
 
     c = cfg.calibrate
     profiles, archs = list(c.profiles), list(c.archs)
     if len(archs) != len(profiles):
-        raise CalibrationInputError(f"calibrate: {len(profiles)} profiles but {len(archs)} archs (one arch per profile)")
+        raise CalibrationInputError(
+            f"calibrate: {len(profiles)} profiles but {len(archs)} archs (one arch per profile)"
+        )
     if not profiles:
         return []
     try:
@@ -87,16 +92,18 @@ def _dnndk_pairs(cfg: DictConfig, base):
         except (ArchError, KeyError, json.JSONDecodeError) as exc:
             raise CalibrationInputError(f"{path}: arch {arch!r}: {exc}") from None
         except CompileError as exc:
-            raise CalibrationInputError(f"{path}: the profiled network does not compile for this DPU: {exc}") from None
+            raise CalibrationInputError(
+                f"{path}: the profiled network does not compile for this DPU: {exc}"
+            ) from None
         except ValueError as exc:
             raise CalibrationInputError(f"{path}: {str(exc).splitlines()[0]}") from None
     return out
 
 
 def run(cfg: DictConfig) -> dict:
-    from ofa_hw.dpu.calibrate import calibrate, sanity_figures
-    from ofa_hw.dpu.measurements import CalibrationInputError, load_sources, sources_from_config
     from ofa_hw.search.compilable import admitted_line, admitted_share
+    from ofa_hw.sim.calibrate import calibrate, sanity_figures
+    from ofa_hw.sim.measurements import CalibrationInputError, load_sources, sources_from_config
 
     c = cfg.calibrate
     outdir = output_dir()
@@ -106,8 +113,10 @@ def run(cfg: DictConfig) -> dict:
     if loaded is not None:
         data += loaded.measurements
     if not data:
-        raise CalibrationInputError("calibrate: no measurements (give calibrate.profiles + archs or calibrate.measurements, "
-                                     "or a shipped set: calibrate=seed | calibrate=ultra96_b2304)")
+        raise CalibrationInputError(
+            "calibrate: no measurements (give calibrate.profiles + archs or calibrate.measurements, "
+            "or a shipped set: calibrate=seed | calibrate=ultra96_b2304)"
+        )
     cal = calibrate(data, base, free=list(c.free) or None, name=c.name)
     dpu = cal.dpu
     task_overhead = None
@@ -115,7 +124,12 @@ def run(cfg: DictConfig) -> dict:
         # Software minus hardware time of each run (VART execute_async + wait): the per-task cost.
         task_overhead = float(round(np.median(loaded.task_overheads_us), 3))
         dpu = dpu.replace(task_overhead_us=task_overhead)
-    log.info("calibrated %s: MAPE %.2f %%, total error %+.2f %%", c.name, 100 * cal.node_mape, 100 * cal.total_error)
+    log.info(
+        "calibrated %s: MAPE %.2f %%, total error %+.2f %%",
+        c.name,
+        100 * cal.node_mape,
+        100 * cal.total_error,
+    )
 
     header = (
         f"DPU preset {c.name}: calibrated by `ofa-hw task=calibrate` on {dpu.calibrated_on}\n"
@@ -131,8 +145,11 @@ def run(cfg: DictConfig) -> dict:
         path.write_text(text)
     cal.table.to_csv(outdir / "calibration_nodes.csv", index=False)
     if c.plot:
-        plot_nodes(cal.table, outdir / "calibration_nodes.png",
-                   title=f"{c.name}: MAPE {100 * cal.node_mape:.1f} %, total {100 * cal.total_error:+.1f} %")
+        plot_nodes(
+            cal.table,
+            outdir / "calibration_nodes.png",
+            title=f"{c.name}: MAPE {100 * cal.node_mape:.1f} %, total {100 * cal.total_error:+.1f} %",
+        )
     admitted = admitted_share(make_space(cfg), dpu, n=int(c.admitted_samples), seed=int(cfg.seed))
     rel = cal.table["rel_error"].abs()
     results = {
@@ -156,11 +173,15 @@ def run(cfg: DictConfig) -> dict:
         "dpu": {**OmegaConf.to_container(OmegaConf.create(dpu.to_dict())), "admitted_share": admitted},
     }
     write_results(results, outdir)
-    print(f"calibrated {c.name}: MAPE {100 * cal.node_mape:.2f} % over {len(cal.table)} measured parts "
-          f"(before {100 * cal.before['node_mape']:.2f} %), total {100 * cal.total_error:+.2f} %")
+    print(
+        f"calibrated {c.name}: MAPE {100 * cal.node_mape:.2f} % over {len(cal.table)} measured parts "
+        f"(before {100 * cal.before['node_mape']:.2f} %), total {100 * cal.total_error:+.2f} %"
+    )
     print(admitted_line(admitted))
     print(f"preset: {', '.join(str(p) for p in written)} (select it with dpu={c.name})")
-    print(f"run dir: {outdir} (results.json, calibration_nodes.csv{', calibration_nodes.png' if c.plot else ''})")
+    print(
+        f"run dir: {outdir} (results.json, calibration_nodes.csv{', calibration_nodes.png' if c.plot else ''})"
+    )
     return results
 
 
@@ -172,7 +193,9 @@ def plot_nodes(table, path: Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     x = np.arange(len(table))
-    fig, (a, b) = plt.subplots(2, 1, figsize=(max(11, 0.3 * len(table)), 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    fig, (a, b) = plt.subplots(
+        2, 1, figsize=(max(11, 0.3 * len(table)), 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
     a.bar(x - 0.2, table["measured_ms"], width=0.4, label="measured", color="#4c72b0")
     a.bar(x + 0.2, table["simulated_ms"], width=0.4, label="simulated (calibrated)", color="#dd8452")
     a.set_ylabel("runtime (ms)")
@@ -192,5 +215,11 @@ def plot_nodes(table, path: Path, title: str = "") -> None:
 def _short_label(name: str) -> str:
     """Axis label: node names without the net prefix, block names without the ``ResidualBlock-`` prefix."""
     if name.startswith("ResidualBlock-"):
-        return name[len("ResidualBlock-"):].replace("-act_h_swish", "-hs").replace("-act_relu", "-re").replace("-use_se_True", "-se").replace("-use_se_False", "")
+        return (
+            name[len("ResidualBlock-") :]
+            .replace("-act_h_swish", "-hs")
+            .replace("-act_relu", "-re")
+            .replace("-use_se_True", "-se")
+            .replace("-use_se_False", "")
+        )
     return name.split("_", 1)[-1] if "_" in name and not name.startswith("Conv_in") else name

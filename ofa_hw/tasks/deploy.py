@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.backends import ProfileJob
 from ofa_hw.backends import make_backend as build_backend
-from ofa_hw.dpu.profile import FIGURES
 from ofa_hw.errors import FailedWorkError, UserError, config_field
+from ofa_hw.formats.profile import FIGURES
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import profile_jobs
 from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, outputs_line, write_results
@@ -48,8 +48,10 @@ def resolve_arch(space: SearchSpace, task: Any, seed: int) -> tuple[dict, str]:
             try:
                 arch = json.loads(arch)
             except json.JSONDecodeError as exc:
-                raise UserError(f"task.arch: not a JSON arch dict like "
-                                f"'{{\"ks\": [...], \"e\": [...], \"d\": [...], \"r\": 224}}' ({exc})") from None
+                raise UserError(
+                    f"task.arch: not a JSON arch dict like "
+                    f'\'{{"ks": [...], "e": [...], "d": [...], "r": 224}}\' ({exc})'
+                ) from None
         elif OmegaConf.is_config(arch):
             arch = OmegaConf.to_container(arch, resolve=True)
         with config_field("task.arch"):
@@ -58,14 +60,19 @@ def resolve_arch(space: SearchSpace, task: Any, seed: int) -> tuple[dict, str]:
         name = str(task.named_arch)
         if name not in dict(space.named_archs):
             known = spaces_naming(name)
-            hint = (f"; it is an arch of space {', '.join(known)}: pass space={known[0]}" if known
-                    else f"; this space names {sorted(dict(space.named_archs)) or 'no archs'}")
+            hint = (
+                f"; it is an arch of space {', '.join(known)}: pass space={known[0]}"
+                if known
+                else f"; this space names {sorted(dict(space.named_archs)) or 'no archs'}"
+            )
             raise UserError(f"task.named_arch: space '{space.name}' has no arch named '{name}'{hint}")
         return space.named_arch(name), name.replace("_", "")
     if task.get("random"):
         return space.sample(np.random.default_rng(seed)), f"subnet{seed}"
-    raise UserError("task=deploy needs the subnet: task.arch='{\"ks\": [...], \"e\": [...], \"d\": [...], "
-                    "\"r\": 224}', task.named_arch=<name>, or task.random=true for a subnet sampled with the seed")
+    raise UserError(
+        'task=deploy needs the subnet: task.arch=\'{"ks": [...], "e": [...], "d": [...], '
+        '"r": 224}\', task.named_arch=<name>, or task.random=true for a subnet sampled with the seed'
+    )
 
 
 def run(cfg: DictConfig) -> dict:
@@ -107,6 +114,7 @@ def run(cfg: DictConfig) -> dict:
     path = write_results(results, outdir)
     print(outputs_line(outdir, [path.name, f"profile_{net_name}.txt", f"nodes_{net_name}.csv"]))
     if not outcome.ok:  # the requested measurement is missing: a non-zero exit, so scripts and sweeps see it
-        raise FailedWorkError(f"deploying {net_name} on {backend.name} ({dpu.name}) failed: {outcome.error} "
-                              f"(details: {path})")
+        raise FailedWorkError(
+            f"deploying {net_name} on {backend.name} ({dpu.name}) failed: {outcome.error} (details: {path})"
+        )
     return results

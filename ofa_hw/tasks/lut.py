@@ -55,15 +55,22 @@ def dry_run(cfg: DictConfig) -> dict:
     # built without make_backend's checks, since a dry run touches no container and no board.
     identity = lambda: get_class(cfg.backend._target_).from_config(cfg.backend, dpu)  # noqa: E731
     plan, cost, reused = planned_cost(
-        space, dpu, cfg.lut, backend=identity, store=lambda: open_store(cfg),
-        runs=int(cfg.backend.runs), backend_name=str(cfg.backend.name),
+        space,
+        dpu,
+        cfg.lut,
+        backend=identity,
+        store=lambda: open_store(cfg),
+        runs=int(cfg.backend.runs),
+        backend_name=str(cfg.backend.name),
     )
     if reused is not None:
         print(f"LUT plan {plan}: nothing to profile, {reused} would be used")
     else:
         print(f"LUT plan {plan}: {cost.line()}")
-    return {"lut": {"plan": plan, "estimate": cost.to_dict(), "reuse": str(reused) if reused else None},
-            "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()}}
+    return {
+        "lut": {"plan": plan, "estimate": cost.to_dict(), "reuse": str(reused) if reused else None},
+        "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
+    }
 
 
 def _pct(value) -> str:
@@ -86,8 +93,11 @@ def run(cfg: DictConfig) -> dict:
         f"({cov['uncompilable']} uncompilable), {summary['profiled_subnets']} profiled subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
         + (f"{mape:.2%}" if mape is not None else "n/a")
-        + (f"\n  budget plan: held-out MAPE {_pct(summary['heldout_mape'])} (newest batch, predicted before it was trained on)"
-           if summary["plan"] == "budget" else "")
+        + (
+            f"\n  budget plan: held-out MAPE {_pct(summary['heldout_mape'])} (newest batch, predicted before it was trained on)"
+            if summary["plan"] == "budget"
+            else ""
+        )
         + f"\n  wall time {result.timings_s['total_s']:.1f} s"
     )
     dpu = make_dpu(cfg)

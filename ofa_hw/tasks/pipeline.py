@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -60,20 +61,35 @@ def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     dpu = make_dpu(cfg)
 
-    lut = clock.run("lut", f"LUT of {cfg.space.name} on {dpu.name} ({cfg.backend.name})",
-                    lambda: lut_for_config(cfg, rundir=outdir))
-    trained = clock.run("train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut))
+    lut = clock.run(
+        "lut",
+        f"LUT of {cfg.space.name} on {dpu.name} ({cfg.backend.name})",
+        lambda: lut_for_config(cfg, rundir=outdir),
+    )
+    trained = clock.run(
+        "train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut)
+    )
     predictor_files = write_artefacts(trained, outdir)
 
     def search() -> dict[str, Any]:
         ctx = build_context(cfg, trained.predictor)
         with open_store(cfg) as store:
             measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
-            return run_search_stage(cfg.search, ctx.space, ctx.predictor, ctx.accuracy, measure, outdir,
-                                    seed=int(cfg.seed), where=ctx.where,
-                                    refit=lambda: train_for_config(cfg, lut=lut).predictor)
+            return run_search_stage(
+                cfg.search,
+                ctx.space,
+                ctx.predictor,
+                ctx.accuracy,
+                measure,
+                outdir,
+                seed=int(cfg.seed),
+                where=ctx.where,
+                refit=lambda: train_for_config(cfg, lut=lut).predictor,
+            )
 
-    search_section = clock.run("search", "evolutionary search, then deploy and measure the top candidates", search)
+    search_section = clock.run(
+        "search", "evolutionary search, then deploy and measure the top candidates", search
+    )
 
     def report() -> dict[str, Any]:
         from ofa_hw.provenance import measurement_basis
@@ -81,8 +97,13 @@ def run(cfg: DictConfig) -> dict:
         from ofa_hw.tasks import make_backend, make_space
 
         results = {
-            "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint(), "arch": dpu.arch,
-                    "freq_mhz": dpu.freq_mhz, "cores": dpu.cores},
+            "dpu": {
+                "preset": dpu.name,
+                "fingerprint": dpu.fingerprint(),
+                "arch": dpu.arch,
+                "freq_mhz": dpu.freq_mhz,
+                "cores": dpu.cores,
+            },
             "backend": {"name": str(cfg.backend.name)},
             "space": {"name": str(cfg.space.name)},
             "lut": lut.summary(),
@@ -101,8 +122,10 @@ def run(cfg: DictConfig) -> dict:
     print(outputs_line(outdir, ["report.md", path.name, "candidates.csv", "pareto.csv", "predictor.json"]))
     best = search_section.get("best", {})
     if search_section.get("hit_rate") is not None and best.get("measured_ms") is None:
-        raise FailedWorkError(f"no candidate could be measured on {cfg.backend.name} ({search_section['failed']} "
-                              f"deployment(s) failed; see candidates.csv in {outdir})")
+        raise FailedWorkError(
+            f"no candidate could be measured on {cfg.backend.name} ({search_section['failed']} "
+            f"deployment(s) failed; see candidates.csv in {outdir})"
+        )
     return results
 
 
@@ -132,24 +155,43 @@ def bench(cfg: DictConfig) -> dict:
     with tempfile.TemporaryDirectory(prefix="ofa_hw_bench_") as tmp:
         no_luts = Path(tmp) / "no_shipped_luts"
         no_luts.mkdir()
-        plan = [("cold", "a", []), ("warm", "a", []), ("cold_no_shipped_lut", "b", [f"lut.shipped_dir={no_luts}"])]
+        plan = [
+            ("cold", "a", []),
+            ("warm", "a", []),
+            ("cold_no_shipped_lut", "b", [f"lut.shipped_dir={no_luts}"]),
+        ]
         for label, workspace, extra in plan:
             rundir = Path(tmp) / f"run_{label}"
-            cmd = [sys.executable, "-m", "ofa_hw.cli", f"hydra.run.dir={rundir}", f"seed={int(cfg.seed)}",
-                   *overrides, *extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "ofa_hw.cli",
+                f"hydra.run.dir={rundir}",
+                f"seed={int(cfg.seed)}",
+                *overrides,
+                *extra,
+            ]
             env = {**os.environ, "OFA_HW_WORKSPACE": str(Path(tmp) / workspace)}
             print(f"bench pipeline ({label}): ofa-hw {' '.join(cmd[3:])}", flush=True)
             start = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             wall = time.perf_counter() - start
             if proc.returncode != 0:
-                raise RuntimeError(f"pipeline run ({label}) failed with exit {proc.returncode}:\n{proc.stderr[-3000:]}")
+                raise RuntimeError(
+                    f"pipeline run ({label}) failed with exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+                )
             run_results = json.loads((rundir / "results.json").read_text())
             stages = {k: v for k, v in run_results["timings_s"].items() if k != "total"}
-            rows.append({"run": label, "wall_s": wall, **{f"{k}_s": v for k, v in stages.items()},
-                         "lut_source": run_results["lut"]["source"],
-                         "profiled_subnets": run_results["lut"]["profiled_subnets"],
-                         "best_measured_ms": run_results["search"]["best"]["measured_ms"]})
+            rows.append(
+                {
+                    "run": label,
+                    "wall_s": wall,
+                    **{f"{k}_s": v for k, v in stages.items()},
+                    "lut_source": run_results["lut"]["source"],
+                    "profiled_subnets": run_results["lut"]["profiled_subnets"],
+                    "best_measured_ms": run_results["search"]["best"]["measured_ms"],
+                }
+            )
             print(f"  {label}: {wall:.1f} s wall ({', '.join(f'{k} {v:.1f} s' for k, v in stages.items())})")
 
     stage_names = [k[:-2] for k in rows[0] if k.endswith("_s") and k != "wall_s"]
@@ -170,9 +212,16 @@ def bench(cfg: DictConfig) -> dict:
     plt.close(fig)
 
     worst = max(row["wall_s"] for row in rows)
-    results = {"pipeline": {"cold_s": rows[0]["wall_s"], "warm_s": rows[1]["wall_s"],
-                            "cold_no_shipped_lut_s": rows[2]["wall_s"], "budget_s": 60.0,
-                            "meets_budget": worst <= 60.0, "overrides": overrides},
-               "rows": rows}
+    results = {
+        "pipeline": {
+            "cold_s": rows[0]["wall_s"],
+            "warm_s": rows[1]["wall_s"],
+            "cold_no_shipped_lut_s": rows[2]["wall_s"],
+            "budget_s": 60.0,
+            "meets_budget": worst <= 60.0,
+            "overrides": overrides,
+        },
+        "rows": rows,
+    }
     write_results(results, outdir)
     return results

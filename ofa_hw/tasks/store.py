@@ -9,8 +9,9 @@ rows, raw text byte for byte); a difference is an error (exit status 2). ``resul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -30,8 +31,10 @@ def _sqlite(cfg: DictConfig, must_exist: bool) -> SQLiteStore:
 def _info(cfg: DictConfig) -> dict[str, Any]:
     with open_store(cfg) as store:
         counts = store.table_counts()
-        print(f"store {store.location}: schema version {schema_version()}, {counts['runs']} runs "
-              f"({counts['runs_ok']} ok, {counts['runs_failed']} failed), {counts['nodes']} node rows")
+        print(
+            f"store {store.location}: schema version {schema_version()}, {counts['runs']} runs "
+            f"({counts['runs_ok']} ok, {counts['runs_failed']} failed), {counts['nodes']} node rows"
+        )
         return {"verb": "info", "store": store.location, "kind": store.kind, "counts": counts}
 
 
@@ -40,8 +43,10 @@ def _copy(cfg: DictConfig, to_configured: bool) -> dict[str, Any]:
     with other, open_store(cfg) as configured:
         source, target = (other, configured) if to_configured else (configured, other)
         report = copy_runs(source, target, batch=int(cfg.task.batch))
-    print(f"copied {report.copied} runs from {report.source} to {report.target} "
-          f"({report.kept} already there); source {report.source_counts}, target {report.target_counts}")
+    print(
+        f"copied {report.copied} runs from {report.source} to {report.target} "
+        f"({report.kept} already there); source {report.source_counts}, target {report.target_counts}"
+    )
     results = {
         "verb": cfg.task.verb,
         "source": report.source,

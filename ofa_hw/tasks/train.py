@@ -66,7 +66,9 @@ def _sample(space: Any, dpu: Any, n: int, seed: int) -> list[Any]:
     return sample_compilable(space, np.random.default_rng(seed), n, dpu_compile_check(dpu))
 
 
-def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
+def _measured_nets(
+    cfg: DictConfig, space: Any, dpu: Any, budget: bool = False
+) -> tuple[list[Any], list[Any], list[Any]]:
     """``(probe runs, calibration runs, held-out runs)`` of this space/DPU/backend, one per network.
 
     Held-out subnets are ``predictor.eval_subnets`` random compilable subnets drawn with the run's
@@ -85,19 +87,34 @@ def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) 
     heldout = _sample(space, dpu, n_eval, seed + 7919) if n_eval else []
     heldout_ids = {space.arch_id(a) for a in heldout}
     with open_store(cfg) as store:
-        stored = store.runs(backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name)
+        stored = store.runs(
+            backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name
+        )
         seen = {r.arch_id for r in stored if r.total_ms is not None}
-        others = {r.arch_id for r in stored if r.total_ms is not None and not r.net_name.startswith(PROBE_PREFIX)}
-        jobs = [ProfileJob.create(space, a, f"heldout_{i}", runs, seed) for i, a in enumerate(heldout)
-                if space.arch_id(a) not in seen]
+        others = {
+            r.arch_id for r in stored if r.total_ms is not None and not r.net_name.startswith(PROBE_PREFIX)
+        }
+        jobs = [
+            ProfileJob.create(space, a, f"heldout_{i}", runs, seed)
+            for i, a in enumerate(heldout)
+            if space.arch_id(a) not in seen
+        ]
         n_missing = n_calib - len(others - heldout_ids)
         if n_missing > 0:
-            extra = [a for a in _sample(space, dpu, n_calib, seed + 104729) if space.arch_id(a) not in heldout_ids]
-            jobs += [ProfileJob.create(space, a, f"calib_{i}", runs, seed) for i, a in enumerate(extra)
-                     if space.arch_id(a) not in seen][:n_missing]
+            extra = [
+                a for a in _sample(space, dpu, n_calib, seed + 104729) if space.arch_id(a) not in heldout_ids
+            ]
+            jobs += [
+                ProfileJob.create(space, a, f"calib_{i}", runs, seed)
+                for i, a in enumerate(extra)
+                if space.arch_id(a) not in seen
+            ][:n_missing]
         if jobs and budget:
-            log.info("lut.plan=budget: %d held-out/calibration subnet(s) not profiled (board budget); "
-                     "the held-out error is the budget plan's", len(jobs))
+            log.info(
+                "lut.plan=budget: %d held-out/calibration subnet(s) not profiled (board budget); "
+                "the held-out error is the budget plan's",
+                len(jobs),
+            )
         elif jobs:
             from ofa_hw.lut.cost import MeteredBackend, estimate
 
@@ -106,7 +123,9 @@ def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) 
             print(f"{desc}: {cost.line()}", flush=True)  # the cost, before any work
             with MeteredBackend(backend, cost, desc=desc) as metered:
                 profile_jobs(metered, store, jobs, progress=False)
-            stored = store.runs(backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name)
+            stored = store.runs(
+                backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name
+            )
     latest: dict[str, Any] = {}
     for run in stored:  # one measurement per network: the most recent
         if run.total_ms is not None:
@@ -114,7 +133,9 @@ def _measured_nets(cfg: DictConfig, space: Any, dpu: Any, budget: bool = False) 
     nets = sorted(latest.values(), key=lambda r: r.arch_id)
     probes = [r for r in nets if r.net_name.startswith(PROBE_PREFIX)]
     evaluation = [r for r in nets if r.arch_id in heldout_ids]
-    calibration = [r for r in nets if r.arch_id not in heldout_ids and not r.net_name.startswith(PROBE_PREFIX)]
+    calibration = [
+        r for r in nets if r.arch_id not in heldout_ids and not r.net_name.startswith(PROBE_PREFIX)
+    ]
     return probes, calibration, evaluation
 
 
@@ -122,13 +143,21 @@ def _net(run: Any, space: Any) -> Any:
     from ofa_hw.predictor import NetMeasurement
 
     return NetMeasurement(
-        name=f"{run.net_name}#{run.id}", arch=space.validate(run.arch), total_ms=float(run.total_ms),
+        name=f"{run.net_name}#{run.id}",
+        arch=space.validate(run.arch),
+        total_ms=float(run.total_ms),
         e2e_ms=float(run.e2e_ms) if run.e2e_ms is not None else None,
     )
 
 
 def _cache_key(
-    cfg: DictConfig, lut_stem: str, calib: list[Any], probes: list[Any], space: Any, dpu: Any, from_store: bool = False
+    cfg: DictConfig,
+    lut_stem: str,
+    calib: list[Any],
+    probes: list[Any],
+    space: Any,
+    dpu: Any,
+    from_store: bool = False,
 ) -> str:
     import ofa_hw
     from ofa_hw.predictor.persist import space_fingerprint
@@ -198,20 +227,22 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
     predictor.compile()
     timings["compile_s"] = time.perf_counter() - t
     frame, section = _evaluate(predictor, [_net(r, space) for r in evaluation])
-    section.update({
-        "name": predictor.name,
-        "target": predictor.target,
-        "source": str(pcfg.source),
-        "lut_id": predictor.lut_id,
-        "cached": cached,
-        "calibration_subnets": len(calib),
-        "eval_subnets": len(evaluation),
-        "train_rows": predictor.info.get("train_rows"),
-        "train_s": predictor.info.get("fit_s"),
-        "uncertainty_scale": predictor.scale,
-        "noise_rel": predictor.noise_rel,
-        "min_latency_ms": predictor.min_latency_ms(),
-    })
+    section.update(
+        {
+            "name": predictor.name,
+            "target": predictor.target,
+            "source": str(pcfg.source),
+            "lut_id": predictor.lut_id,
+            "cached": cached,
+            "calibration_subnets": len(calib),
+            "eval_subnets": len(evaluation),
+            "train_rows": predictor.info.get("train_rows"),
+            "train_s": predictor.info.get("fit_s"),
+            "uncertainty_scale": predictor.scale,
+            "noise_rel": predictor.noise_rel,
+            "min_latency_ms": predictor.min_latency_ms(),
+        }
+    )
     if budget:
         section["source"] = "store"
     section.update(_heldout(section, lut))
@@ -226,25 +257,39 @@ def _heldout(section: dict[str, Any], lut: Any) -> dict[str, Any]:
     newest batch, predicted by the predictor fitted before that batch was used for training.
     """
     if section.get("mape") is not None:
-        return {"heldout_mape": section["mape"], "heldout_subnets": section["eval_subnets"],
-                "heldout_source": "random held-out subnets"}
+        return {
+            "heldout_mape": section["mape"],
+            "heldout_subnets": section["eval_subnets"],
+            "heldout_source": "random held-out subnets",
+        }
     active = lut.active or {}
     if active.get("heldout_mape") is not None:
-        return {"heldout_mape": active["heldout_mape"], "heldout_subnets": active["heldout_subnets"],
-                "heldout_source": "budget plan: newest batch, predicted before it was trained on"}
+        return {
+            "heldout_mape": active["heldout_mape"],
+            "heldout_subnets": active["heldout_subnets"],
+            "heldout_source": "budget plan: newest batch, predicted before it was trained on",
+        }
     return {"heldout_mape": None, "heldout_subnets": 0, "heldout_source": None}
 
 
 def _training_set(
-    cfg: DictConfig, lut: Any, probes: list[Any], calib_nets: list[Any], space: Any, dpu: Any, from_store: bool = False
+    cfg: DictConfig,
+    lut: Any,
+    probes: list[Any],
+    calib_nets: list[Any],
+    space: Any,
+    dpu: Any,
+    from_store: bool = False,
 ) -> Any:
     from ofa_hw.predictor import TrainingSet
 
     if not from_store:
         return TrainingSet.from_lut(lut.table, space, nets=calib_nets)
     if not probes:
-        raise UserError(f"predictor.source=store: the store holds no probe profiles for DPU {dpu.name} "
-                        f"({dpu.fingerprint()}); run ofa-hw task=lut first or use predictor.source=lut")
+        raise UserError(
+            f"predictor.source=store: the store holds no probe profiles for DPU {dpu.name} "
+            f"({dpu.fingerprint()}); run ofa-hw task=lut first or use predictor.source=lut"
+        )
     with open_store(cfg) as store:
         outcomes = store.outcomes(probes)
     data = TrainingSet.from_outcomes(space, dpu, outcomes)
@@ -259,19 +304,29 @@ def _evaluate(predictor: Any, nets: list[Any]) -> tuple[pd.DataFrame, dict[str, 
     section: dict[str, Any] = {}
     targets = [predictor.target] + [t for t in ("profile", "e2e") if t != predictor.target]
     for target in targets:
-        measured = np.array([n.latency(target) if n.latency(target) is not None else np.nan for n in nets], dtype=float)
+        measured = np.array(
+            [n.latency(target) if n.latency(target) is not None else np.nan for n in nets], dtype=float
+        )
         if target not in predictor.overheads or len(nets) < 2 or not np.isfinite(measured).all():
             continue
         mean, std = predictor.predict([n.arch for n in nets], target=target)
-        frame[f"{target}_measured_ms"], frame[f"{target}_predicted_ms"], frame[f"{target}_std_ms"] = measured, mean, std
+        frame[f"{target}_measured_ms"], frame[f"{target}_predicted_ms"], frame[f"{target}_std_ms"] = (
+            measured,
+            mean,
+            std,
+        )
         metrics = latency_metrics(measured, mean, std)
         if target == predictor.target:
             section.update(metrics)
         else:
             section[target] = metrics
     if not section:
-        log.warning("no measured held-out subnets in the store: predictor metrics on random subnets are not available")
-        section.update({k: None for k in ("mape", "rmse_ms", "acc1", "acc5", "acc10", "kendall_tau", "spearman_rho")})
+        log.warning(
+            "no measured held-out subnets in the store: predictor metrics on random subnets are not available"
+        )
+        section.update(
+            dict.fromkeys(("mape", "rmse_ms", "acc1", "acc5", "acc10", "kendall_tau", "spearman_rho"))
+        )
     return frame, section
 
 
@@ -296,10 +351,17 @@ def write_artefacts(result: TrainResult, outdir: Path) -> dict[str, Any]:
     if f"{target}_measured_ms" in result.eval_frame:
         f = result.eval_frame
         m = result.section
-        title = (f"{result.predictor.name} on {len(f)} held-out subnets: MAPE {m['mape']:.2%}, "
-                 f"τ {m.get('kendall_tau', float('nan')):.3f}")
-        scatter_plot(f[f"{target}_measured_ms"], f[f"{target}_predicted_ms"], outdir / "predictor_scatter.png",
-                     title=title, std=f[f"{target}_std_ms"])
+        title = (
+            f"{result.predictor.name} on {len(f)} held-out subnets: MAPE {m['mape']:.2%}, "
+            f"τ {m.get('kendall_tau', float('nan')):.3f}"
+        )
+        scatter_plot(
+            f[f"{target}_measured_ms"],
+            f[f"{target}_predicted_ms"],
+            outdir / "predictor_scatter.png",
+            title=title,
+            std=f[f"{target}_std_ms"],
+        )
         files["scatter"] = str(outdir / "predictor_scatter.png")
     return files
 
@@ -317,29 +379,37 @@ def run(cfg: DictConfig) -> dict:
     }
     write_results(results, outdir)
     print(summary(result.section))
-    print(outputs_line(outdir, ["predictor.json", "predictor_eval.csv", "predictor_scatter.png", "results.json"]))
+    print(
+        outputs_line(
+            outdir, ["predictor.json", "predictor_eval.csv", "predictor_scatter.png", "results.json"]
+        )
+    )
     return results
 
 
 def summary(section: dict[str, Any]) -> str:
     """One or two lines for the terminal."""
-    head = (f"predictor {section['name']} ({section['target']}, trained on {section['train_rows']} "
-            f"{section['source']} rows{', cached' if section['cached'] else ''})")
+    head = (
+        f"predictor {section['name']} ({section['target']}, trained on {section['train_rows']} "
+        f"{section['source']} rows{', cached' if section['cached'] else ''})"
+    )
     if section.get("mape") is None:
         return head + ": no held-out subnets to score"
-    return (head + f"\n  {section['eval_subnets']} held-out subnets: MAPE {section['mape']:.2%}, "
-            f"±5 % {section['acc5']:.0%}, Kendall τ {section['kendall_tau']:.3f}, "
-            f"RMSE {section['rmse_ms']:.4f} ms")
+    return (
+        head + f"\n  {section['eval_subnets']} held-out subnets: MAPE {section['mape']:.2%}, "
+        f"±5 % {section['acc5']:.0%}, Kendall τ {section['kendall_tau']:.3f}, "
+        f"RMSE {section['rmse_ms']:.4f} ms"
+    )
 
 
 def bench(cfg: DictConfig) -> dict:
-    """``ofa-hw task=bench bench=predictor``: the predictor benchmark (:mod:`ofa_hw.predictor.bench`).
+    """``ofa-hw task=bench bench=predictor``: the predictor benchmark (:mod:`ofa_hw.bench.predictor`).
 
     ``bench.params.export=<dir>`` also copies the small result files there (the repository's
     ``experiments/predictor_benchmark``).
     """
     from ofa_hw.backends.base import ProfileJob
-    from ofa_hw.predictor.bench import bench_params, export, run_benchmark, table_text
+    from ofa_hw.bench.predictor import bench_params, export, run_benchmark, table_text
     from ofa_hw.store import profile_jobs
     from ofa_hw.tasks import make_backend
 
@@ -354,11 +424,15 @@ def bench(cfg: DictConfig) -> dict:
             outcomes = profile_jobs(make_backend(cfg, dpu), store, jobs, desc=desc)
         failed = [o for o in outcomes if not o.ok]
         if failed:
-            raise UserError(f"{len(failed)} benchmark subnet(s) failed to profile, e.g. "
-                            f"{failed[0].job.net_name}: {failed[0].error}")
+            raise UserError(
+                f"{len(failed)} benchmark subnet(s) failed to profile, e.g. "
+                f"{failed[0].job.net_name}: {failed[0].error}"
+            )
         return outcomes
 
-    results = run_benchmark(space, dpu, measure, params, outdir, seed=seed, runs=runs, backend=str(cfg.backend.name))
+    results = run_benchmark(
+        space, dpu, measure, params, outdir, seed=seed, runs=runs, backend=str(cfg.backend.name)
+    )
     write_results(results, outdir)
     if params["export"]:
         export(outdir, Path(str(params["export"])))

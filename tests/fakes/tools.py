@@ -110,7 +110,10 @@ def dnnc_console(kernel: str) -> str:
 def xir_caffe_console(output_dir: Path, kernel: str) -> str:
     """The recorded console of Vitis-AI 1.3's XIR-based ``vai_c_caffe``, with this run's paths and name."""
     text = (REAL_DIR / "vai_c_caffe_console_vai13_xir_alexnet.txt").read_text()
-    text = text.replace("/workspace/tutorials/VAI-Caffe-ML-CATSvsDOGS/files/deploy/alexnetBNnoLRN/quantiz/vaic_output", str(output_dir))
+    text = text.replace(
+        "/workspace/tutorials/VAI-Caffe-ML-CATSvsDOGS/files/deploy/alexnetBNnoLRN/quantiz/vaic_output",
+        str(output_dir),
+    )
     return text.replace("alexnetBNnoLRN", kernel)
 
 
@@ -294,7 +297,9 @@ def vai_c_caffe(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     kernel = args.net_name
     if os.environ.get("FAKE_VAI_C_CAFFE_XIR"):  # Vitis-AI >= 1.3: vai_c_caffe is XIR-based
-        (out / f"{kernel}.xmodel").write_text(json.dumps({"format": "fake-compiled-xmodel", "kernel": kernel}))
+        (out / f"{kernel}.xmodel").write_text(
+            json.dumps({"format": "fake-compiled-xmodel", "kernel": kernel})
+        )
         print(xir_caffe_console(out, kernel), end="")
         return 0
     write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel), options.get("mode", "normal"))

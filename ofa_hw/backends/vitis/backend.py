@@ -42,12 +42,12 @@ from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, Xmod
 from ofa_hw.backends.vitis.preflight import preflight
 from ofa_hw.backends.vitis.profilers import DnndkProfiler, VartProfiler, check_toolchain
 from ofa_hw.backends.vitis.toolchain import ToolRunner
-from ofa_hw.dpu import DPUConfig, ParseError
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
+from ofa_hw.formats import ParseError
 from ofa_hw.schemas.vitis import VitisConfig
 
 log = logging.getLogger(__name__)
-
 
 
 def vitis_settings(node: Any) -> VitisConfig:
@@ -164,7 +164,7 @@ class VitisBackend:
             profile = self.profiler.parse(output, compiled, job.runs, self.dpu)
         except BoardUnreachable:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._failed(
                 job, board, f"board {board.name}: job timed out after {self.timeout_s:g} s", output, timings
             )
@@ -276,8 +276,10 @@ class VitisBackend:
         ]
         for t in threads:
             t.start()
-        # Export holds the package's torch.fx lock (ofa_hw.dpu.trace.FX_LOCK): safe at any compile_jobs.
-        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile")
+        # Export holds the package's torch.fx lock (ofa_hw.frontends.torch_fx.FX_LOCK): safe at any compile_jobs.
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.compile_jobs), thread_name_prefix="compile"
+        )
         try:
             for future in [pool.submit(self.compile, job) for job in jobs]:
                 future.add_done_callback(compiled_done)
@@ -292,7 +294,9 @@ class VitisBackend:
                 log.warning(
                     "%d of %d jobs failed (errors kept in the store, tool logs under %s); a rerun retries "
                     "them (lut.retry_failed / task.retry_failed, both true by default)",
-                    failed, len(jobs), self.workdir,
+                    failed,
+                    len(jobs),
+                    self.workdir,
                 )
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

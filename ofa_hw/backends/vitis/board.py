@@ -211,7 +211,7 @@ class BoardClient:
             except asyncssh.KeyImportError as exc:
                 # str(exc) never holds the passphrase; it says whether the key or passphrase is bad
                 raise BoardError(b.name, "connect", f"cannot load key {b.key_file}: {exc}") from None
-            except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            except (TimeoutError, OSError, asyncssh.Error) as exc:
                 reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
                 if attempt == self.retries:
                     raise BoardUnreachable(
@@ -257,7 +257,7 @@ class BoardClient:
             raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(Exception):
                 process.send_signal("KILL")
             process.close()
@@ -290,8 +290,10 @@ class BoardClient:
         """Translate SFTP failures: a timeout or an SFTP refusal fails the job, a dropped link the board."""
         try:
             yield
-        except asyncio.TimeoutError:
-            raise BoardError(self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s") from None
+        except TimeoutError:
+            raise BoardError(
+                self.board.name, step, f"upload timed out after {self.step_timeout_s:g} s"
+            ) from None
         except asyncssh.SFTPError as exc:
             raise BoardError(self.board.name, step, f"{what} failed: {exc.reason}") from None
         except (OSError, asyncssh.Error) as exc:
@@ -315,7 +317,7 @@ class BoardClient:
                     return None
                 async with sftp.open(remote, "rb") as f:
                     data = await asyncio.wait_for(f.read(), self.step_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BoardError(
                 self.board.name, step, f"download timed out after {self.step_timeout_s:g} s"
             ) from None

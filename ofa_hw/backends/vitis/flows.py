@@ -27,11 +27,12 @@ import torch
 
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
-from ofa_hw.dpu import DPUConfig, ParseError, parse_kernel_info
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
 from ofa_hw.export.caffe import save_caffe, to_caffe, with_image_data
 from ofa_hw.export.caffe_deploy import remove_redundant_input
 from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, write_quantize_script
+from ofa_hw.formats import ParseError, parse_kernel_info
 from ofa_hw.netspec import build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
 from ofa_hw.torchnet import build_model
@@ -206,7 +207,15 @@ class CaffeFlow(_Flow):
         for mode, option in VAI_C_MODES.items():
             start = time.monotonic()
             out = cdir / mode
-            argv = ["vai_c_caffe", "-p", str(deploy), "-c", str(qdir / "deploy.caffemodel"), "-a", self.arch_json]
+            argv = [
+                "vai_c_caffe",
+                "-p",
+                str(deploy),
+                "-c",
+                str(qdir / "deploy.caffemodel"),
+                "-a",
+                self.arch_json,
+            ]
             argv += ["-e", option, "--output_dir", str(out), "-n", kernel]
             outputs[mode] = self._run(
                 argv, root, self.cfg.compile_timeout_s, root / "logs" / f"vai_c_caffe_{mode}.log"

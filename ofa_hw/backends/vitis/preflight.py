@@ -61,7 +61,9 @@ def check_tools(backend: VitisBackend) -> None:
                 raise BackendUnavailable(
                     f"conda environment {s.conda_env!r} does not exist in {where} (backend.vitis.conda_env)"
                 ) from None
-            raise BackendUnavailable(f"{where}: `conda run -n {s.conda_env} true` failed: {_first_line(exc)}") from None
+            raise BackendUnavailable(
+                f"{where}: `conda run -n {s.conda_env} true` failed: {_first_line(exc)}"
+            ) from None
     if s.flow == "vart":
         _check_xir_target(bare, backend, arch, where)
 
@@ -69,11 +71,18 @@ def check_tools(backend: VitisBackend) -> None:
 def _tool_problem(exc: ToolError, s, backend: VitisBackend, where: str, arch: str) -> str:
     out = exc.output
     if exc.returncode is None and "cannot start" in str(exc):
-        fix = "install Docker or set backend.vitis.docker" if s.container else "install the tools on this host"
+        fix = (
+            "install Docker or set backend.vitis.docker" if s.container else "install the tools on this host"
+        )
         return f"cannot run {shlex.quote(str(exc).split(': ', 1)[-1])}: {fix} (or backend.vitis.container='' for host tools)"
-    if "Cannot connect to the Docker daemon" in out or "permission denied while trying to connect to the Docker daemon" in out:
-        return (f"Docker is not usable here ({_first_line(exc)}): start the Docker daemon (or get access to it), "
-                "or run the Vitis-AI tools on this host with backend.vitis.container=''")
+    if (
+        "Cannot connect to the Docker daemon" in out
+        or "permission denied while trying to connect to the Docker daemon" in out
+    ):
+        return (
+            f"Docker is not usable here ({_first_line(exc)}): start the Docker daemon (or get access to it), "
+            "or run the Vitis-AI tools on this host with backend.vitis.container=''"
+        )
     if "No such container" in out or "is not running" in out:
         return (
             f"container {s.container!r} does not exist or is not running: start the Vitis-AI container with "
@@ -113,7 +122,11 @@ def _first_line(exc: Exception) -> str:
 def check_boards(backend: VitisBackend) -> list[Board]:
     """Connect to every board and look for the flow's board-side tool; returns the reachable boards."""
     results = asyncio.run(_check_all(backend))
-    problems = [(b, r) for b, r in zip(backend.boards, results) if isinstance(r, BoardError) and not isinstance(r, BoardUnreachable)]
+    problems = [
+        (b, r)
+        for b, r in zip(backend.boards, results)
+        if isinstance(r, BoardError) and not isinstance(r, BoardUnreachable)
+    ]
     if problems:
         board, exc = problems[0]
         more = f" (and {len(problems) - 1} more board problem(s))" if len(problems) > 1 else ""
@@ -130,7 +143,9 @@ def check_boards(backend: VitisBackend) -> list[Board]:
 
 
 async def _check_all(backend: VitisBackend) -> list[BaseException | None]:
-    return list(await asyncio.gather(*(_check_board(backend, b) for b in backend.boards), return_exceptions=True))
+    return list(
+        await asyncio.gather(*(_check_board(backend, b) for b in backend.boards), return_exceptions=True)
+    )
 
 
 async def _check_board(backend: VitisBackend, board: Board) -> None:
@@ -142,7 +157,9 @@ async def _check_board(backend: VitisBackend, board: Board) -> None:
     else:
         need, what = ["command", "-v", s.vaitrace], s.vaitrace
     exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in board.env)
-    client = BoardClient(board, s.connect_timeout_s, min(CHECK_TIMEOUT_S, s.step_timeout_s), s.retries, s.backoff_s)
+    client = BoardClient(
+        board, s.connect_timeout_s, min(CHECK_TIMEOUT_S, s.step_timeout_s), s.retries, s.backoff_s
+    )
     async with client:
         result = await client.run(exports + quote_cmd(need), "preflight", check=False)
     if result.exit_status != 0:

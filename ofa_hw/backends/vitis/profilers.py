@@ -25,10 +25,11 @@ import numpy as np
 
 from ofa_hw.backends.vitis.board import ENV_FILE, BoardClient, quote_cmd
 from ofa_hw.backends.vitis.flows import Compiled
-from ofa_hw.dpu import DPUConfig, ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
-from ofa_hw.dpu.profile import make_table, quantize, run_totals
-from ofa_hw.dpu.vaitrace import fill_derived
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
+from ofa_hw.formats import ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
+from ofa_hw.formats.profile import make_table, quantize, run_totals
+from ofa_hw.formats.vaitrace import fill_derived
 from ofa_hw.schemas.vitis import VitisConfig
 
 BOARD_FILES = files("ofa_hw.backends.vitis") / "board"
@@ -102,11 +103,17 @@ class DnndkProfiler:
             return binary
         await client.put(source, f"{tmp}/{self.source}", "upload profiler")
         await client.run(
-            quote_cmd([board.cxx, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs], tmp, source_env=True),
+            quote_cmd(
+                [board.cxx, "-O2", "-o", "ofa_hw_dpu_profile", self.source, *settings.n2cube_libs],
+                tmp,
+                source_env=True,
+            ),
             "build profiler",
         )
         await client.run(
-            quote_cmd(["mkdir", "-p", cache]) + " && " + quote_cmd(["mv", "-f", f"{tmp}/ofa_hw_dpu_profile", binary]),
+            quote_cmd(["mkdir", "-p", cache])
+            + " && "
+            + quote_cmd(["mv", "-f", f"{tmp}/ofa_hw_dpu_profile", binary]),
             "cache profiler",
         )
         return binary
@@ -123,7 +130,10 @@ class DnndkProfiler:
         await client.put_many([(path, f"{tmp}/{mode}.{elf}") for mode, path in modes], "upload ELFs")
         # each ELF becomes libdpumodel<kernel>.so in its own directory (both kernels have one name)
         links = " && ".join(
-            quote_cmd(["mkdir", mode]) + " && " + quote_cmd(["mv", f"{mode}.{elf}", f"{mode}/{elf}"]) + " && "
+            quote_cmd(["mkdir", mode])
+            + " && "
+            + quote_cmd(["mv", f"{mode}.{elf}", f"{mode}/{elf}"])
+            + " && "
             + f"(cd {mode} && {quote_cmd([board.cxx, '-nostdlib', '-fPIC', '-shared', elf, '-o', lib])})"
             for mode, _ in modes
         )
@@ -141,7 +151,8 @@ class DnndkProfiler:
         for mode in ("time", "profile"):
             if f"{DONE_MARK} {mode}" not in output:
                 raise ParseError(
-                    f"profiler output incomplete (no '{DONE_MARK} {mode}': the run was cut short)", source="board output"
+                    f"profiler output incomplete (no '{DONE_MARK} {mode}': the run was cut short)",
+                    source="board output",
                 )
         prof = parse_dnndk_profile(output, source="board output", kernel=compiled.kernel)
         if prof.n_runs != runs:
@@ -185,7 +196,9 @@ class VartProfiler:
         await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
         await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
         args = [xmodel, str(runs), str(warmup)]
-        plain = await client.run(quote_cmd([board.python, self.source, *args], tmp, source_env=True), "time xmodel")
+        plain = await client.run(
+            quote_cmd([board.python, self.source, *args], tmp, source_env=True), "time xmodel"
+        )
         argv = vaitrace_argv(version, settings.vaitrace, board.python, self.source, args, self.report)
         traced = await client.run(quote_cmd(argv, tmp, source_env=True), "profile under vaitrace")
         report = await client.read(f"{tmp}/{self.report}", "fetch vaitrace report")
@@ -219,7 +232,9 @@ def profile_from_vaitrace(
     rt = grouped["runtime_ms"].to_numpy(dtype=float)
     if np.isnan(rt).any() or (rt <= 0).any():
         bad = names[int(np.argmax(np.isnan(rt) | (rt <= 0)))]
-        raise ParseError(f"vaitrace summary: subgraph {bad!r} has no positive runtime", source="vaitrace output")
+        raise ParseError(
+            f"vaitrace summary: subgraph {bad!r} has no positive runtime", source="vaitrace output"
+        )
     perf = grouped["perf_gops"].to_numpy()
     mem = grouped["mem_mb"].fillna(0.0).to_numpy()
     mbs = grouped["mb_s"].fillna(0.0).to_numpy()

@@ -22,7 +22,12 @@ class ToolError(RuntimeError):
     """A tool failed (non-zero exit, timeout, missing executable); carries its output and log file."""
 
     def __init__(
-        self, tool: str, message: str, output: str = "", log: Path | None = None, returncode: int | None = None
+        self,
+        tool: str,
+        message: str,
+        output: str = "",
+        log: Path | None = None,
+        returncode: int | None = None,
     ) -> None:
         tail = "\n".join(output.strip().splitlines()[-15:])
         super().__init__(

@@ -23,7 +23,19 @@ HEADERS = {
     "1.4": ["DPU", "Batch", "SubGraph", "Workload(GOP)", "RunTime(ms)", "Perf(GOP/s)", "Mem(MB)", "MB/s"],
     "2.0": ["DPU Id", "Bat", "SubGraph", "WL", "RT", "Perf", "LdWB", "LdFM", "StFM", "AvgBw"],
     "2.5": ["DPU Id", "Bat", "DPU SubGraph", "WL", "RT", "Perf", "LdWB", "LdFM", "StFM", "AvgBw"],
-    "3.0": ["DPU Id", "Bat", "DPU SubGraph", "WL", "SW_RT", "HW_RT", "Effic", "LdWB", "LdFM", "StFM", "AvgBw"],
+    "3.0": [
+        "DPU Id",
+        "Bat",
+        "DPU SubGraph",
+        "WL",
+        "SW_RT",
+        "HW_RT",
+        "Effic",
+        "LdWB",
+        "LdFM",
+        "StFM",
+        "AvgBw",
+    ],
 }
 #: The notes the 3.x writer prints below the table (as recorded).
 NOTES_3X = """
@@ -76,7 +88,7 @@ def render(header, rows):
 
 def summary(version, xmodel):
     """The summary of the profile embedded in the fake compiled ``xmodel``."""
-    from ofa_hw.dpu import parse_dnndk_profile
+    from ofa_hw.formats import parse_dnndk_profile
 
     with open(xmodel) as f:
         prof = parse_dnndk_profile(json.load(f)["profile"])
@@ -87,7 +99,9 @@ def summary(version, xmodel):
         if fam == "1.4":
             rows.append(["DPUCZDX8G_1", "1", n.name, wl, rt, n.perf_gops, n.mem_mb, n.mb_s])
         elif fam == "3.0":
-            rows.append(["DPUCZDX8G_1", "1", n.name, wl, rt, rt, n.utilization * 100.0, n.mem_mb, 0.0, 0.0, n.mb_s])
+            rows.append(
+                ["DPUCZDX8G_1", "1", n.name, wl, rt, rt, n.utilization * 100.0, n.mem_mb, 0.0, 0.0, n.mb_s]
+            )
         else:
             rows.append(["DPUCZDX8G_1", "1", n.name, wl, rt, n.perf_gops, n.mem_mb, 0.0, 0.0, n.mb_s])
     return render(HEADERS[fam], rows) + (NOTES_3X if fam == "3.0" else "")

@@ -17,7 +17,7 @@ Per op (cycles at ``freq_mhz``; ``C(a, b) = ceil(a / b)``):
   Feature maps larger than the on-chip buffer are cut into spatial tiles; each re-loads the weights.
 * DDR: node input + output feature maps, the residual input, weights and instruction stream
   (1664 B per node + 264 B per tile, read off the Mem(MB) column of real profiles) over ``ddr_bw_gbps``.
-  Which feature maps count depends on the toolchain generation (:mod:`ofa_hw.dpu.toolchain`): with
+  Which feature maps count depends on the toolchain generation (:mod:`ofa_hw.dpu.generations`): with
   ``dnndk`` every node writes its output to DDR and its consumers read it back; with ``xir`` a tensor
   passed between two nodes of one subgraph stays on chip unless it is larger than ``fm_keep_fraction``
   of the on-chip feature-map buffer — then it spills (written once, read back by each consumer).
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ofa_hw.dpu.compiler import CONV_KINDS, CompiledNet, node_membership
 from ofa_hw.dpu.config import DPUConfig
-from ofa_hw.dpu.profile import Profile, make_table, quantize, run_totals
+from ofa_hw.formats.profile import Profile, make_table, quantize, run_totals
+from ofa_hw.sim.compiler import CONV_KINDS, CompiledNet, node_membership
 
 #: Instruction-stream bytes per node and per conv tile (fitted to the Mem(MB) column of the seed profile).
 CODE_NODE_BYTES = 1664
@@ -63,7 +63,9 @@ class OpCosts:
     membership: np.ndarray  # nodes × ops
     node_bytes: np.ndarray  # DDR bytes of each node (external fmaps + weights + code); xir: without spills
     node_weight_bytes: np.ndarray  # the weights among node_bytes (re-loads per spatial tile included)
-    node_mem_bytes: np.ndarray  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads); xir: without spills
+    node_mem_bytes: (
+        np.ndarray
+    )  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads); xir: without spills
     tensor_bytes: np.ndarray  # xir: size of each tensor passed between nodes of one subgraph
     tensor_traffic: np.ndarray  # xir: nodes × tensors, DDR passes (1 write, 1 read per consumer) if it spills
     on_dpu: np.ndarray  # bool per op
@@ -84,7 +86,14 @@ def op_costs(cn: CompiledNet) -> OpCosts:
     n = len(ops)
     g = lambda attr: np.array([getattr(o, attr) for o in ops], dtype=np.int64)  # noqa: E731
     kind = np.array([o.kind for o in ops])
-    in_h, in_w, in_c, out_h, out_w, out_c = g("in_h"), g("in_w"), g("in_c"), g("out_h"), g("out_w"), g("out_c")
+    in_h, in_w, in_c, out_h, out_w, out_c = (
+        g("in_h"),
+        g("in_w"),
+        g("in_c"),
+        g("out_h"),
+        g("out_w"),
+        g("out_c"),
+    )
     kh, kw, groups = g("kh"), g("kw"), g("groups")
     residual = np.array([o.residual for o in ops])
     pp, icp, ocp, dpp = dpu.pp, dpu.icp, dpu.ocp, dpu.dw_pp
@@ -135,7 +144,9 @@ def op_costs(cn: CompiledNet) -> OpCosts:
                 consumers[s].append(o.index)
     input_bytes = int(np.prod(cn.input_shape))
     if dpu.tools.onchip_fmaps:
-        ext, tensor_bytes, traffic = _onchip_traffic(cn, node_of, consumers, out_bytes, res_bytes, input_bytes)
+        ext, tensor_bytes, traffic = _onchip_traffic(
+            cn, node_of, consumers, out_bytes, res_bytes, input_bytes
+        )
     else:
         tensor_bytes, traffic = np.zeros(0), np.zeros((len(cn.nodes), 0))
         for i, node in enumerate(cn.nodes):
@@ -154,12 +165,30 @@ def op_costs(cn: CompiledNet) -> OpCosts:
     node_w = member @ w_eff.astype(float)
     node_code = CODE_NODE_BYTES + member @ code.astype(float)
     node_bytes = ext + node_w + node_code
-    node_mem = ext + member @ weight_bytes.astype(float) + CODE_NODE_BYTES + member @ (CODE_TILE_BYTES * np.where(is_conv | is_fc, conv_tiles, 0)).astype(float)
+    node_mem = (
+        ext
+        + member @ weight_bytes.astype(float)
+        + CODE_NODE_BYTES
+        + member @ (CODE_TILE_BYTES * np.where(is_conv | is_fc, conv_tiles, 0)).astype(float)
+    )
     cpu_ops = np.where(on_dpu, 0, np.maximum(2 * np.array([o.macs for o in ops], dtype=np.int64), out_bytes))
     costs = OpCosts(
-        conv.astype(float), dw.astype(float), misc.astype(float), act.astype(float), tiles.astype(float),
-        dw_rows.astype(float), layer_bytes.astype(float), weight_bytes.astype(float), member, node_bytes, node_w, node_mem,
-        tensor_bytes, traffic, on_dpu, cpu_ops.astype(float),
+        conv.astype(float),
+        dw.astype(float),
+        misc.astype(float),
+        act.astype(float),
+        tiles.astype(float),
+        dw_rows.astype(float),
+        layer_bytes.astype(float),
+        weight_bytes.astype(float),
+        member,
+        node_bytes,
+        node_w,
+        node_mem,
+        tensor_bytes,
+        traffic,
+        on_dpu,
+        cpu_ops.astype(float),
     )
     object.__setattr__(cn, "_op_costs", costs)
     return costs
@@ -245,8 +274,17 @@ def node_terms(cn: CompiledNet) -> NodeTerms:
         return cached
     c = op_costs(cn)
     t = NodeTerms(
-        c.conv_cycles, c.tiles, c.dw_cycles, c.dw_rows, c.misc_cycles, c.act_cycles, c.membership,
-        c.node_bytes, c.node_weight_bytes, c.tensor_bytes, c.tensor_traffic,
+        c.conv_cycles,
+        c.tiles,
+        c.dw_cycles,
+        c.dw_rows,
+        c.misc_cycles,
+        c.act_cycles,
+        c.membership,
+        c.node_bytes,
+        c.node_weight_bytes,
+        c.tensor_bytes,
+        c.tensor_traffic,
     )
     object.__setattr__(cn, "_node_terms", t)
     return t
@@ -256,7 +294,7 @@ def _block_diag(mats: list[np.ndarray]) -> np.ndarray:
     out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
     r = k = 0
     for m in mats:
-        out[r:r + m.shape[0], k:k + m.shape[1]] = m
+        out[r : r + m.shape[0], k : k + m.shape[1]] = m
         r, k = r + m.shape[0], k + m.shape[1]
     return out
 
@@ -265,8 +303,16 @@ def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
     """The ops and nodes of several nets as one :class:`NodeTerms` (memberships and spill tensors kept apart)."""
     cat = lambda name: np.concatenate([getattr(t, name) for t in terms]) if terms else np.zeros(0)  # noqa: E731
     return NodeTerms(
-        cat("conv_cycles"), cat("tiles"), cat("dw_cycles"), cat("dw_rows"), cat("misc_cycles"), cat("act_cycles"),
-        _block_diag([t.membership for t in terms]), cat("node_bytes"), cat("weight_bytes"), cat("tensor_bytes"),
+        cat("conv_cycles"),
+        cat("tiles"),
+        cat("dw_cycles"),
+        cat("dw_rows"),
+        cat("misc_cycles"),
+        cat("act_cycles"),
+        _block_diag([t.membership for t in terms]),
+        cat("node_bytes"),
+        cat("weight_bytes"),
+        cat("tensor_bytes"),
         _block_diag([t.tensor_traffic for t in terms]),
     )
 
@@ -285,7 +331,9 @@ def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     if dpu.weight_bw_ratio == 1.0:
         mem = nbytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
     else:  # weights stream through their own load path at weight_bw_ratio × the feature-map bandwidth
-        mem = (nbytes - t.weight_bytes) / (dpu.ddr_bw_gbps * 1e6) + t.weight_bytes / (dpu.weight_bw_ratio * dpu.ddr_bw_gbps * 1e6)
+        mem = (nbytes - t.weight_bytes) / (dpu.ddr_bw_gbps * 1e6) + t.weight_bytes / (
+            dpu.weight_bw_ratio * dpu.ddr_bw_gbps * 1e6
+        )
     overhead = (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
     return overhead + _combine(compute, mem, dpu.mem_overlap)
 
@@ -321,8 +369,12 @@ def op_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
     c = op_costs(cn)
     f = dpu.freq_mhz * 1e3
     compute = (
-        c.conv_cycles + dpu.tile_overhead_cycles * c.tiles + c.dw_cycles + dpu.dw_row_cycles * c.dw_rows
-        + c.misc_cycles + dpu.hard_act_passes * c.act_cycles
+        c.conv_cycles
+        + dpu.tile_overhead_cycles * c.tiles
+        + c.dw_cycles
+        + dpu.dw_row_cycles * c.dw_rows
+        + c.misc_cycles
+        + dpu.hard_act_passes * c.act_cycles
     ) / f
     mem = c.layer_bytes / (dpu.ddr_bw_gbps * 1e6)
     t = _combine(compute, mem, dpu.mem_overlap)
@@ -336,7 +388,7 @@ def layer_times_ms(ns: Any, dpu: DPUConfig) -> np.ndarray:
     The layers of a node therefore sum to ``node time - node overhead``; use the shares to split a
     fused node that spans two OFA blocks (e.g. stem + first depthwise) between them.
     """
-    from ofa_hw.dpu.compiler import compile_net
+    from ofa_hw.sim.compiler import compile_net
 
     cn = compile_net(ns, dpu)
     per_op = op_times_ms(cn, dpu)
@@ -390,7 +442,12 @@ def profile_from_times(
         e2e.append(float(rt.sum()) + dpu.task_overhead_us * 1e-3 + cpu_ms)
     kernel = cn.dpu_parts[0].kernel if cn.dpu_parts else cn.name
     return Profile.from_runs(
-        kernel, tables, totals, tasks=[f"{kernel}-0"] * runs, e2e_ms=float(np.mean(e2e)), kernel_info=kernel_info
+        kernel,
+        tables,
+        totals,
+        tasks=[f"{kernel}-0"] * runs,
+        e2e_ms=float(np.mean(e2e)),
+        kernel_info=kernel_info,
     )
 
 
@@ -413,8 +470,17 @@ def kernel_info_text(cn: CompiledNet) -> str:
             lines += [f"{key('Kernel Type')} : CPUKernel"]
             continue
         node_idx = [i - 1 for i in s.nodes]
-        weights = sum(ops[j].weights + 4 * ops[j].out_c * (ops[j].kind in CONV_KINDS + ("dwconv",)) for i in node_idx for j in cn.nodes[i].ops)
-        code = sum(CODE_NODE_BYTES + CODE_TILE_BYTES * sum(math.ceil(ops[j].out_c / cn.dpu.ocp) for j in cn.nodes[i].ops if ops[j].kind in CONV_KINDS) for i in node_idx)
+        weights = sum(
+            ops[j].weights + 4 * ops[j].out_c * (ops[j].kind in CONV_KINDS + ("dwconv",))
+            for i in node_idx
+            for j in cn.nodes[i].ops
+        )
+        code = sum(
+            CODE_NODE_BYTES
+            + CODE_TILE_BYTES
+            * sum(math.ceil(ops[j].out_c / cn.dpu.ocp) for j in cn.nodes[i].ops if ops[j].kind in CONV_KINDS)
+            for i in node_idx
+        )
         first, last = ops[cn.nodes[node_idx[0]].ops[0]], ops[cn.nodes[node_idx[-1]].ops[-1]]
         io = max(c.node_mem_bytes[i] - c.membership[i] @ c.weight_bytes for i in node_idx)
         mops = sum(cn.nodes[i].workload_mop for i in node_idx)
@@ -459,7 +525,7 @@ def simulate(
 
     Args:
         model: A netspec, a ``(space, arch)`` pair, an arch dict (with ``space=``), an OFA-MobileNetV3
-            block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`), or a
+            block (:class:`~ofa_hw.frontends.mbv3_blocks.MBV3Block`), or a
             ``torch.nn.Module`` (with ``input_shape``).
         input_shape: ``(N, C, H, W)`` or ``(C, H, W)`` for a torch model.
         dpu: DPU configuration (default: the ``zcu102_b4096`` preset).
@@ -471,7 +537,7 @@ def simulate(
     Raises:
         CompileError: the network violates a compiler limit of ``dpu``.
     """
-    from ofa_hw.dpu.compiler import compile_net
+    from ofa_hw.sim.compiler import compile_net
 
     if runs < 1:
         raise ValueError(f"simulate: runs must be >= 1, got {runs}")
@@ -485,4 +551,6 @@ def simulate(
 
         model = build_netspec(space, model, name=name or "net")
     cn = compile_net(model, dpu, name=name, input_shape=input_shape)
-    return profile_from_times(cn, dpu, node_times_ms(cn, dpu), runs=runs, seed=seed, kernel_info=kernel_info_text(cn))
+    return profile_from_times(
+        cn, dpu, node_times_ms(cn, dpu), runs=runs, seed=seed, kernel_info=kernel_info_text(cn)
+    )

@@ -3,7 +3,7 @@
 * :func:`parse_dnndk_profile` — N2Cube's per-node profile (one table, or a log with one table per run).
 * :func:`parse_kernel_info` — VAI_C's kernel list (``vai_c_* ... -e "{'mode': 'debug'}"``).
 * :func:`parse_dexplorer` — ``dexplorer -w``.
-* :func:`ofa_hw.dpu.vaitrace.parse_vaitrace_summary` (its own module) — vaitrace's DPU summary.
+* :func:`ofa_hw.formats.vaitrace.parse_vaitrace_summary` (its own module) — vaitrace's DPU summary.
 
 The parsers are strict on purpose: a board log that lost a line or a field must fail loudly, never
 yield a shorter table.
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ofa_hw.dpu.errors import ParseError
-from ofa_hw.dpu.profile import COLUMNS, HEADER_TOKENS, TOTAL_COLUMNS, Profile, make_table
+from ofa_hw.dpu.config import ARCHS, DPUConfig
+from ofa_hw.formats.errors import ParseError
+from ofa_hw.formats.profile import COLUMNS, HEADER_TOKENS, TOTAL_COLUMNS, Profile, make_table
 
 _TITLE_RE = re.compile(r'^\s*\[DNNDK\] Performance profile - DPU Kernel "([^"]*)" DPU Task "([^"]*)"\s*$')
 _RULE_RE = re.compile(r"^\s*={20,}\s*$")
@@ -117,7 +118,9 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: st
     if kernel is not None:
         chosen = [t for t in tables if t[0] == kernel or _KERNEL_SUFFIX_RE.sub("", t[0]) == kernel]
         if not chosen:
-            raise ParseError(f"no profile of kernel {kernel!r} (the log has {', '.join(kernels)})", source=source)
+            raise ParseError(
+                f"no profile of kernel {kernel!r} (the log has {', '.join(kernels)})", source=source
+            )
         tables = chosen
     elif len(kernels) > 1:
         raise ParseError(
@@ -146,14 +149,18 @@ def _parse_table(lines: list[str], i: int, source: str | None) -> tuple[tuple, i
 
     def need(j: int, what: str) -> str:
         if j >= len(lines) or (j == len(lines) - 1 and lines[j] == ""):
-            raise ParseError(f"truncated profile table: expected {what}, got end of input", line=j + 1, source=source)
+            raise ParseError(
+                f"truncated profile table: expected {what}, got end of input", line=j + 1, source=source
+            )
         return lines[j]
 
     if not _RULE_RE.match(need(i + 1, "the '=====' rule")):
         raise ParseError("expected the '=====' rule below the title", line=i + 2, source=source)
     header = need(i + 2, "the column header")
     if header.split() != HEADER_TOKENS:
-        raise ParseError(f"bad column header (expected {' '.join(HEADER_TOKENS)!r})", line=i + 3, source=source)
+        raise ParseError(
+            f"bad column header (expected {' '.join(HEADER_TOKENS)!r})", line=i + 3, source=source
+        )
     j = i + 3
     rows: list[list] = []
     seen: set[int] = set()
@@ -171,7 +178,9 @@ def _parse_table(lines: list[str], i: int, source: str | None) -> tuple[tuple, i
         if nid in seen:
             raise ParseError(f"duplicate node id {nid}", line=j + 1, source=source)
         if nid != len(rows) + 1:
-            raise ParseError(f"node id {nid} out of sequence (expected {len(rows) + 1})", line=j + 1, source=source)
+            raise ParseError(
+                f"node id {nid} out of sequence (expected {len(rows) + 1})", line=j + 1, source=source
+            )
         seen.add(nid)
         rows.append([nid, tok[1], *_values(tok[2:], j + 1, source)])
         j += 1
@@ -185,7 +194,11 @@ def _parse_table(lines: list[str], i: int, source: str | None) -> tuple[tuple, i
     total = dict(zip(TOTAL_COLUMNS, _values(tok[1:], j + 3, source)))
     if not _RULE_RE.match(need(j + 3, "the closing '=====' rule")):
         raise ParseError("expected the closing '=====' rule", line=j + 4, source=source)
-    run = make_table([r[0] for r in rows], [r[1] for r in rows], {c: [r[k + 2] for r in rows] for k, c in enumerate(COLUMNS[2:])})
+    run = make_table(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        {c: [r[k + 2] for r in rows] for k, c in enumerate(COLUMNS[2:])},
+    )
     return (kernel, task, run, total, start), j + 4
 
 
@@ -263,7 +276,11 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
     if not m:
         raise ParseError("expected 'kernel list info for network \"<name>\"'", line=1, source=source)
     network = m.group(1)
-    if len(lines) < 2 or lines[1].split(":")[0].strip() != "Kernel ID" or lines[1].split(":")[-1].strip() != "Name":
+    if (
+        len(lines) < 2
+        or lines[1].split(":")[0].strip() != "Kernel ID"
+        or lines[1].split(":")[-1].strip() != "Name"
+    ):
         raise ParseError("expected the 'Kernel ID : Name' table", line=2, source=source)
     announced: list[str] = []
     j = 2
@@ -284,7 +301,9 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
     def close() -> None:
         if cur is not None:
             if "Kernel Type" not in cur["fields"]:
-                raise ParseError(f"kernel {cur['name']!r} lacks 'Kernel Type'", line=cur["line"], source=source)
+                raise ParseError(
+                    f"kernel {cur['name']!r} lacks 'Kernel Type'", line=cur["line"], source=source
+                )
             kernels.append(
                 KernelInfo(
                     name=cur["name"],
@@ -312,7 +331,12 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
         key, value = km.group(1).strip(), km.group(2)
         if key == "Kernel Name":
             close()
-            cur = {"name": value.strip(), "fields": {}, "sections": {v: [] for v in _SECTIONS.values()}, "line": j + 1}
+            cur = {
+                "name": value.strip(),
+                "fields": {},
+                "sections": {v: [] for v in _SECTIONS.values()},
+                "line": j + 1,
+            }
             section = None
         elif cur is None:
             raise ParseError(f"field {key!r} before any 'Kernel Name'", line=j + 1, source=source)
@@ -324,7 +348,10 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
             cur["fields"][key] = value.rstrip() if key != "Mean Value" else value
     close()
     if [k.name for k in kernels] != announced:
-        raise ParseError(f"kernels described {[k.name for k in kernels]} differ from those listed {announced}", source=source)
+        raise ParseError(
+            f"kernels described {[k.name for k in kernels]} differ from those listed {announced}",
+            source=source,
+        )
     return KernelList(network, tuple(kernels))
 
 
@@ -386,9 +413,75 @@ def parse_dexplorer(text: str | bytes, source: str | None = None) -> dict:
         raise ParseError("no [DPU Core Configuration List] or [DPU Core List] entries", source=source)
     count = out["ip"].get("DPU Core Count")
     if count is not None and count.isdigit() and int(count) != len(out["cores"]):
-        raise ParseError(f"'DPU Core Count' says {count} but {len(out['cores'])} cores are listed", source=source)
+        raise ParseError(
+            f"'DPU Core Count' says {count} but {len(out['cores'])} cores are listed", source=source
+        )
     for c in out["cores"]:
         for key in ("DPU Arch", "DPU Freqency"):
             if key not in c and not (key == "DPU Freqency" and "DPU Frequency" in c):
                 raise ParseError(f"core {c['DPU Core']} lacks {key!r}", source=source)
     return out
+
+
+def dpu_from_dexplorer(text: str, name: str = "dexplorer", base: DPUConfig | None = None) -> DPUConfig:
+    """The DPU that ``dexplorer -w`` describes (model constants taken from ``base``, default: the defaults).
+
+    Reads both printers: ``[DPU Core Configuration List]`` (one ``Enabled``/``Disabled`` line per
+    feature, ``DPU Target Version``, ``Ram Usage``) and ``[DPU Core List]`` (``DPU Target`` and one
+    ``DPU Features`` line such as ``Avg-Pooling, LeakyReLU/ReLU6, Depthwise Conv``; no RAM usage,
+    taken from ``base``). An arch printed with a suffix (``B1152F``) is its size (``B1152``). Only
+    enabled cores count; all of them must share one configuration (the simulator models one).
+    """
+    info = parse_dexplorer(text)
+    cores = [c for c in info["cores"] if c.get("DPU Enabled", "Yes").lower() == "yes"]
+    if not cores:
+        raise ParseError("no enabled DPU core", source="dexplorer")
+    first = cores[0]
+    for c in cores[1:]:
+        diff = sorted(k for k in set(first) | set(c) if k != "DPU Core" and first.get(k) != c.get(k))
+        if diff:
+            raise ParseError(
+                f"DPU cores differ in {diff}; the simulator models identical cores", source="dexplorer"
+            )
+    freq = re.match(r"\s*([\d.]+)\s*MHz", first.get("DPU Freqency", first.get("DPU Frequency", "")))
+    if freq is None:
+        raise ParseError("missing or malformed 'DPU Freqency'", source="dexplorer")
+    arch = re.match(r"\s*(B\d+)[A-Za-z]*\s*$", first.get("DPU Arch", ""))
+    if arch is None or arch.group(1) not in ARCHS:
+        raise ParseError(
+            f"DPU Arch {first.get('DPU Arch')!r} is not one of {sorted(ARCHS)}", source="dexplorer"
+        )
+    base = base or DPUConfig()
+    if "DPU Features" in first:  # the [DPU Core List] printer
+        feats = [f.strip().lower() for f in first["DPU Features"].split(",")]
+        has = lambda *words: any(all(w in f for w in words) for f in feats)  # noqa: E731
+        dw, relu6 = has("depthwise"), has("relu6")
+        features = dict(
+            depthwise_conv=dw,
+            depthwise_relu6=dw and relu6,
+            conv_relu6=relu6,
+            conv_leakyrelu=has("leakyrelu"),
+            channel_augmentation=has("channel", "augmentation"),
+            avg_pool=has("avg") or has("average"),
+        )
+    else:
+        enabled = lambda key: first.get(key, "Disabled").lower() in ("enabled", "yes")  # noqa: E731
+        features = dict(
+            depthwise_conv=enabled("DepthwiseConv"),
+            depthwise_relu6=enabled("DepthwiseConv+Relu6"),
+            conv_relu6=enabled("Conv+Relu6"),
+            conv_leakyrelu=enabled("Conv+Leakyrelu"),
+            channel_augmentation=enabled("Channel Augmentation"),
+            avg_pool=enabled("Average Pool"),
+        )
+    target = first.get("DPU Target Version", first.get("DPU Target", base.target_version))
+    return base.replace(
+        name=name,
+        arch=arch.group(1),
+        target_version=target.strip(),
+        freq_mhz=float(freq.group(1)),
+        cores=len(cores),
+        ram_usage=first.get("Ram Usage", base.ram_usage).strip().lower(),
+        softmax=info["extensions"].get("Softmax", False),
+        **features,
+    )

@@ -1,7 +1,7 @@
 """VAI_C emulation: operator list → DPU nodes (fusion, naming, compiler limits, DPU/CPU split).
 
 Input is a list of :class:`Op` (from a netspec via :func:`ops_from_netspec`, or from a traced PyTorch
-model via :mod:`ofa_hw.dpu.trace`). Fusion follows what DNNDK profiles show (DESIGN §4): BN and the
+model via :mod:`ofa_hw.frontends.torch_fx`). Fusion follows what DNNDK profiles show (DESIGN §4): BN and the
 activation fold into their conv; a depthwise conv joins the node of the conv that feeds it (a node is
 "1×1 expand (or the stem) + depthwise", the next node is the 1×1 project); a residual add joins the
 conv producing one of its inputs; max/avg/global pooling joins the conv before it. A node is named
@@ -15,7 +15,7 @@ real tools do, reported in :attr:`CompiledNet.subgraphs`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.dpu.errors import CompileError
+from ofa_hw.frontends.ops import Op, ops_from_netspec
 
 #: Operator kinds the DPU engines execute.
 CONV_KINDS = ("conv", "deconv", "fc")
@@ -36,91 +37,16 @@ ACT_FEATURE = {
     "hsigmoid": "hard_activations",
 }
 #: Operator kinds that need a DPU feature (the element-wise multiply of squeeze-excite: IP v4.x).
-KIND_FEATURE = {"dwconv": "depthwise_conv", "avgpool": "avg_pool", "gap": "avg_pool", "mul": "hard_activations"}
+KIND_FEATURE = {
+    "dwconv": "depthwise_conv",
+    "avgpool": "avg_pool",
+    "gap": "avg_pool",
+    "mul": "hard_activations",
+}
 MAX_KERNEL = 16
 MAX_STRIDE = 8
 MAX_OUT_CHANNELS = 4096
 MAX_POOL_KERNEL = 8
-
-
-@dataclass(frozen=True)
-class Op:
-    """One operator after BN folding (BN is never an op; activations are an attribute when fused).
-
-    Attributes:
-        index: Position in the op list (topological order).
-        name: Caffe-style name (``conv_3``, ``fc_1``, ``add_2``, ``pool_1``).
-        kind: ``conv`` | ``dwconv`` | ``deconv`` | ``fc`` | ``maxpool`` | ``avgpool`` | ``gap`` | ``add``
-            | ``mul`` (element-wise multiply, the second input may be a per-channel ``C×1×1`` scale)
-            | ``concat`` | ``act`` (a standalone activation) | ``cpu`` (anything else).
-        inputs: Indices of producer ops (-1: the network input).
-        act: Activation applied to the output (``relu`` | ``relu6`` | ``leakyrelu`` | ``hswish`` |
-            ``hsigmoid`` | other | None).
-        residual: A residual add is folded into this op (netspec form): one more input of the output's size.
-        layers: Netspec layer indices this op stands for (empty for fx input).
-    """
-
-    index: int
-    name: str
-    kind: str
-    in_h: int
-    in_w: int
-    in_c: int
-    out_h: int
-    out_w: int
-    out_c: int
-    kh: int = 1
-    kw: int = 1
-    stride: int = 1
-    groups: int = 1
-    act: str | None = None
-    inputs: tuple[int, ...] = ()
-    residual: bool = False
-    layers: tuple[int, ...] = ()
-    extra_in_c: int = 0
-
-    @property
-    def macs(self) -> int:
-        if self.kind in ("conv", "dwconv"):
-            return self.out_h * self.out_w * self.out_c * (self.in_c // self.groups) * self.kh * self.kw
-        if self.kind == "deconv":
-            return self.in_h * self.in_w * self.in_c * (self.out_c // self.groups) * self.kh * self.kw
-        if self.kind == "fc":
-            return self.in_c * self.out_c
-        return 0
-
-    @property
-    def weights(self) -> int:
-        if self.kind in ("conv", "dwconv", "deconv"):
-            return self.out_c * (self.in_c // self.groups) * self.kh * self.kw
-        if self.kind == "fc":
-            return self.in_c * self.out_c
-        return 0
-
-    @property
-    def in_bytes(self) -> int:
-        return self.in_h * self.in_w * (self.in_c + self.extra_in_c)
-
-    @property
-    def out_bytes(self) -> int:
-        return self.out_h * self.out_w * self.out_c
-
-
-#: Op kinds an activation folds into (VAI_C fuses the activation into the op producing its input).
-FOLDS_ACT = ("conv", "dwconv", "deconv", "fc", "add", "mul")
-
-
-def fold_into(op: Op, **changes: Any) -> Op | None:
-    """``op`` with a following BN (``bn=True``) or activation (``act=...``) folded in, as VAI_C fuses
-    them; ``None`` when the compiler would keep that layer separate. Front ends (torch.fx, ONNX) share it.
-    """
-    if "act" in changes and (op.kind not in FOLDS_ACT or op.act is not None):
-        return None
-    if "bn" in changes:
-        if op.kind not in ("conv", "dwconv", "deconv", "fc") or op.act is not None:
-            return None
-        changes = {}  # BN folds into the weights: nothing of the op changes
-    return replace(op, **changes)
 
 
 @dataclass(frozen=True)
@@ -189,36 +115,6 @@ class CompiledNet:
 # --------------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------------
-def ops_from_netspec(ns: Any) -> list[Op]:
-    """One op per netspec layer, chained, with the residual add folded into the project conv."""
-    ops = []
-    for layer in ns.layers:
-        kind = {"conv": "conv", "dwconv": "dwconv", "gap": "gap", "fc": "fc"}[layer.kind]
-        k = layer.kernel if kind in ("conv", "dwconv") else (layer.in_hw if kind == "gap" else 1)
-        ops.append(
-            Op(
-                index=layer.index,
-                name=layer.name,
-                kind=kind,
-                in_h=layer.in_hw,
-                in_w=layer.in_hw,
-                in_c=layer.in_c,
-                out_h=layer.out_hw,
-                out_w=layer.out_hw,
-                out_c=layer.out_c,
-                kh=k,
-                kw=k,
-                stride=layer.stride,
-                groups=layer.groups,
-                act=layer.act,
-                inputs=(layer.index - 1,),
-                residual=layer.residual,
-                layers=(layer.index,),
-            )
-        )
-    return ops
-
-
 # --------------------------------------------------------------------------------------------------
 # Limits
 # --------------------------------------------------------------------------------------------------
@@ -227,7 +123,7 @@ def op_violation(op: Op, dpu: DPUConfig) -> str | None:
 
     Both generations: kernels 1–16, strides 1–8, dense conv ``k_w·k_h·⌈Cin/ICP⌉ ≤ bank depth``.
     ``dnndk`` adds the depthwise bank rule and at most 4096 output channels; ``xir`` allows any
-    depthwise channel count up to ``256·ICP`` channels (see :mod:`ofa_hw.dpu.toolchain`). Pure and cheap.
+    depthwise channel count up to ``256·ICP`` channels (see :mod:`ofa_hw.dpu.generations`). Pure and cheap.
     """
     tools = dpu.tools
     if op.kind in ("conv", "deconv", "dwconv", "fc"):
@@ -277,8 +173,21 @@ def layer_violation(layer: Any, dpu: DPUConfig) -> str | None:
 
 def _netspec_layer_op(layer: Any) -> Op:
     k = layer.kernel if layer.kind in ("conv", "dwconv") else 1
-    return Op(layer.index, layer.name, layer.kind, layer.in_hw, layer.in_hw, layer.in_c, layer.out_hw, layer.out_hw,
-              layer.out_c, k, k, layer.stride, layer.groups)
+    return Op(
+        layer.index,
+        layer.name,
+        layer.kind,
+        layer.in_hw,
+        layer.in_hw,
+        layer.in_c,
+        layer.out_hw,
+        layer.out_hw,
+        layer.out_c,
+        k,
+        k,
+        layer.stride,
+        layer.groups,
+    )
 
 
 def check_compilable(ns: Any, dpu: DPUConfig) -> None:
@@ -348,7 +257,9 @@ def compile_ops(ops: list[Op], dpu: DPUConfig, name: str, input_shape: tuple[int
                 elif op.kind == "act":
                     ok = last.kind in CONV_KINDS + ("dwconv", "add", "mul")
                 else:
-                    ok = last.kind in ("conv", "deconv", "dwconv") and not any(ops[j].kind in ("maxpool", "avgpool", "gap", "add") for j in groups[g])
+                    ok = last.kind in ("conv", "deconv", "dwconv") and not any(
+                        ops[j].kind in ("maxpool", "avgpool", "gap", "add") for j in groups[g]
+                    )
                 if ok:
                     target = g
                     break
@@ -395,8 +306,10 @@ def _compile_netspec(ns: Any, dpu: DPUConfig, name: str) -> CompiledNet:
     return compile_ops(ops_from_netspec(ns), dpu, name, (ns.input_c, ns.input_hw, ns.input_hw))
 
 
-def compile_net(model: Any, dpu: DPUConfig, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> CompiledNet:
-    """Compile a netspec, an OFA-MobileNetV3 block (:class:`~ofa_hw.dpu.mbv3.MBV3Block`) or a
+def compile_net(
+    model: Any, dpu: DPUConfig, name: str | None = None, input_shape: tuple[int, ...] | None = None
+) -> CompiledNet:
+    """Compile a netspec, an OFA-MobileNetV3 block (:class:`~ofa_hw.frontends.mbv3_blocks.MBV3Block`) or a
     ``torch.nn.Module`` (traced with torch.fx; needs ``input_shape``).
 
     Raises:
@@ -404,11 +317,11 @@ def compile_net(model: Any, dpu: DPUConfig, name: str | None = None, input_shape
     """
     if hasattr(model, "layers") and hasattr(model, "blocks"):
         return _compile_netspec(model, dpu, name or model.name)
-    from ofa_hw.dpu.mbv3 import MBV3Block, block_ops
+    from ofa_hw.frontends.mbv3_blocks import MBV3Block, block_ops
 
     if isinstance(model, MBV3Block):
         return compile_ops(block_ops(model), dpu, name or "block", model.input_shape)
-    from ofa_hw.dpu.trace import trace_ops
+    from ofa_hw.frontends.torch_fx import trace_ops
 
     if input_shape is None:
         raise ValueError("compile_net: a torch model needs input_shape=(N, C, H, W) or (C, H, W)")

@@ -101,7 +101,13 @@ def throughput(pred: LatencyPredictor, n: int, min_s: float, seed: int) -> float
 
 
 def run_benchmark(
-    space: Any, dpu: Any, measure: Measure, params: dict[str, Any], outdir: Path, seed: int = 0, runs: int = 1,
+    space: Any,
+    dpu: Any,
+    measure: Measure,
+    params: dict[str, Any],
+    outdir: Path,
+    seed: int = 0,
+    runs: int = 1,
     backend: str = "sim",
 ) -> dict[str, Any]:
     """Measure truth and training pools, fit every model per budget, score, time; write CSV and plots.
@@ -124,9 +130,16 @@ def run_benchmark(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    truth_archs = sample_compilable(space, np.random.default_rng(seed + 1), int(params["truth_subnets"]), check)
-    pool_archs = sample_compilable(space, np.random.default_rng(seed + 2), budgets[-1], check,
-                                   resolutions=[int(r) for r in params["train_resolutions"]])
+    truth_archs = sample_compilable(
+        space, np.random.default_rng(seed + 1), int(params["truth_subnets"]), check
+    )
+    pool_archs = sample_compilable(
+        space,
+        np.random.default_rng(seed + 2),
+        budgets[-1],
+        check,
+        resolutions=[int(r) for r in params["train_resolutions"]],
+    )
     truth = measure(truth_archs, "benchtruth", "ground truth subnets")
     pool = measure(pool_archs, "benchtrain", "training subnets")
     timings["measure_s"] = time.perf_counter() - t
@@ -136,7 +149,11 @@ def run_benchmark(
     y = np.array([o.profile.total_ms for o in truth])
     # Noise of the truth itself: the standard error of each subnet's mean over its profile runs.
     run_totals = [o.profile.totals["runtime_ms"].to_numpy(dtype=float) for o in truth]
-    truth_noise = float(np.median([t.std(ddof=1) / np.sqrt(len(t)) / t.mean() for t in run_totals])) if runs > 1 else None
+    truth_noise = (
+        float(np.median([t.std(ddof=1) / np.sqrt(len(t)) / t.mean() for t in run_totals]))
+        if runs > 1
+        else None
+    )
     y_e2e = np.array([o.profile.e2e_ms if o.profile.e2e_ms is not None else np.nan for o in truth])
     genes = space.encode(truth_archs)
 
@@ -157,19 +174,43 @@ def run_benchmark(
             mean, std = pred.predict_encoded(genes)
             m = latency_metrics(y, mean, std)
             row = {
-                "model": name, "profiled_subnets": n,
-                **{k: m.get(k) for k in ("mape", "acc1", "acc5", "acc10", "kendall_tau", "spearman_rho",
-                                         "rmse_ms", "max_ape", "coverage_2sigma")},
-                "train_s": train_s, "compile_s": compile_s,
-                "archs_per_s": throughput(pred, int(params["throughput_archs"]), float(params["throughput_min_s"]), seed),
+                "model": name,
+                "profiled_subnets": n,
+                **{
+                    k: m.get(k)
+                    for k in (
+                        "mape",
+                        "acc1",
+                        "acc5",
+                        "acc10",
+                        "kendall_tau",
+                        "spearman_rho",
+                        "rmse_ms",
+                        "max_ape",
+                        "coverage_2sigma",
+                    )
+                },
+                "train_s": train_s,
+                "compile_s": compile_s,
+                "archs_per_s": throughput(
+                    pred, int(params["throughput_archs"]), float(params["throughput_min_s"]), seed
+                ),
             }
             if "e2e" in pred.overheads and np.isfinite(y_e2e).all():
                 me = latency_metrics(y_e2e, pred.predict_encoded(genes, target="e2e")[0])
                 row["mape_e2e"], row["kendall_tau_e2e"] = me["mape"], me["kendall_tau"]
             rows.append(row)
             preds[(name, n)] = (mean, std)
-            log.info("%s n=%d: MAPE %.4f acc5 %.3f tau %.4f train %.2fs %.2e archs/s", name, n, row["mape"],
-                     row["acc5"], row["kendall_tau"], train_s, row["archs_per_s"])
+            log.info(
+                "%s n=%d: MAPE %.4f acc5 %.3f tau %.4f train %.2fs %.2e archs/s",
+                name,
+                n,
+                row["mape"],
+                row["acc5"],
+                row["kendall_tau"],
+                train_s,
+                row["archs_per_s"],
+            )
     timings["models_s"] = time.perf_counter() - t
 
     frame = pd.DataFrame(rows)
@@ -178,9 +219,15 @@ def run_benchmark(
         "rows": rows,
         "best": best,
         "targets": targets,
-        "truth": {"subnets": len(truth), "runs": int(runs), "backend": backend,
-                  "resolutions": [int(min(space.resolutions)), int(max(space.resolutions))],
-                  "min_ms": float(y.min()), "max_ms": float(y.max()), "noise_rel": truth_noise},
+        "truth": {
+            "subnets": len(truth),
+            "runs": int(runs),
+            "backend": backend,
+            "resolutions": [int(min(space.resolutions)), int(max(space.resolutions))],
+            "min_ms": float(y.min()),
+            "max_ms": float(y.max()),
+            "noise_rel": truth_noise,
+        },
         "train": {"resolutions": [int(r) for r in params["train_resolutions"]], "budgets": budgets},
         "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
         "space": space.name,
@@ -188,11 +235,18 @@ def run_benchmark(
     }
     outdir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(outdir / "rows.csv", index=False, float_format="%.6g")
-    _plot(frame, outdir / "predictor_bench.png", f"{space.name} on {dpu.name}: {len(truth)} subnets, r 128-224")
+    _plot(
+        frame, outdir / "predictor_bench.png", f"{space.name} on {dpu.name}: {len(truth)} subnets, r 128-224"
+    )
     bm, bn = best["model"], best["profiled_subnets"]
     mean, std = preds[(bm, bn)]
-    scatter_plot(y, mean, outdir / "best_scatter.png", std=std,
-                 title=f"{bm}, {bn} profiled subnets: MAPE {best['mape']:.2%}, τ {best['kendall_tau']:.3f}")
+    scatter_plot(
+        y,
+        mean,
+        outdir / "best_scatter.png",
+        std=std,
+        title=f"{bm}, {bn} profiled subnets: MAPE {best['mape']:.2%}, τ {best['kendall_tau']:.3f}",
+    )
     return results
 
 
@@ -211,11 +265,15 @@ TABLE_COLUMNS: tuple[tuple[str, str, Any], ...] = (
 
 def table_text(results: dict[str, Any]) -> str:
     """The rows as an aligned table for the terminal (MAPE and hit shares in %, as in the plot)."""
-    rows = [[fmt(row[key]) if row.get(key) is not None else "–" for key, _, fmt in TABLE_COLUMNS]
-            for row in results["rows"]]
+    rows = [
+        [fmt(row[key]) if row.get(key) is not None else "–" for key, _, fmt in TABLE_COLUMNS]
+        for row in results["rows"]
+    ]
     header = [title for _, title, _ in TABLE_COLUMNS]
     widths = [max(len(c) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
@@ -242,8 +300,12 @@ def _plot(frame: pd.DataFrame, path: Path, title: str) -> None:
     for name, g in frame.groupby("model", sort=False):
         axes[0].plot(g["profiled_subnets"], 100 * g["mape"], "o-", label=name, ms=4)
         axes[1].plot(g["profiled_subnets"], g["kendall_tau"], "o-", label=name, ms=4)
-    axes[0].axhline(100 * TARGETS["mape"], color="k", ls="--", lw=0.8, label=f"target ≤ {100 * TARGETS['mape']:g} %")
-    axes[1].axhline(TARGETS["kendall_tau"], color="k", ls="--", lw=0.8, label=f"target ≥ {TARGETS['kendall_tau']:g}")
+    axes[0].axhline(
+        100 * TARGETS["mape"], color="k", ls="--", lw=0.8, label=f"target ≤ {100 * TARGETS['mape']:g} %"
+    )
+    axes[1].axhline(
+        TARGETS["kendall_tau"], color="k", ls="--", lw=0.8, label=f"target ≥ {TARGETS['kendall_tau']:g}"
+    )
     for ax, label in zip(axes, ("MAPE (%)", "Kendall τ")):
         ax.set_xscale("log")
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ofa_hw.dpu.errors import ParseError
-from ofa_hw.dpu.parsers import _float, _lines
+from ofa_hw.formats.dnndk import _float, _lines
+from ofa_hw.formats.errors import ParseError
 
 #: Printed in (0, 0.001): read as the middle of that interval.
 NEAR_ZERO = 0.0005
@@ -58,17 +58,51 @@ LAYOUTS: tuple[_Layout, ...] = (
     _Layout(
         "2.0",
         ("DPU Id", "Bat", "SubGraph", "WL", "RT", "Perf", "LdWB", "LdFM", "StFM", "AvgBw"),
-        ("dpu_id", "batch", "subgraph", "workload_gop", "runtime_ms", "perf_gops", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"),
+        (
+            "dpu_id",
+            "batch",
+            "subgraph",
+            "workload_gop",
+            "runtime_ms",
+            "perf_gops",
+            "load_weight_mb",
+            "load_fm_mb",
+            "store_fm_mb",
+            "avg_bw_mbs",
+        ),
     ),
     _Layout(
         "2.5",
         ("DPU Id", "Bat", "DPU SubGraph", "WL", "RT", "Perf", "LdWB", "LdFM", "StFM", "AvgBw"),
-        ("dpu_id", "batch", "subgraph", "workload_gop", "runtime_ms", "perf_gops", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"),
+        (
+            "dpu_id",
+            "batch",
+            "subgraph",
+            "workload_gop",
+            "runtime_ms",
+            "perf_gops",
+            "load_weight_mb",
+            "load_fm_mb",
+            "store_fm_mb",
+            "avg_bw_mbs",
+        ),
     ),
     _Layout(
         "3.x",
         ("DPU Id", "Bat", "DPU SubGraph", "WL", "SW_RT", "HW_RT", "Effic", "LdWB", "LdFM", "StFM", "AvgBw"),
-        ("dpu_id", "batch", "subgraph", "workload_gop", "sw_runtime_ms", "runtime_ms", "efficiency", "load_weight_mb", "load_fm_mb", "store_fm_mb", "avg_bw_mbs"),
+        (
+            "dpu_id",
+            "batch",
+            "subgraph",
+            "workload_gop",
+            "sw_runtime_ms",
+            "runtime_ms",
+            "efficiency",
+            "load_weight_mb",
+            "load_fm_mb",
+            "store_fm_mb",
+            "avg_bw_mbs",
+        ),
     ),
 )
 
@@ -92,8 +126,14 @@ def _find_header(lines: list[str], source: str | None) -> tuple[int, _Layout]:
         cells = _cells(line)
         if "|" in line and cells and cells[0] in ("DPU", "DPU Id"):
             known = "; ".join(f"{lay.version}: {' | '.join(lay.cells)}" for lay in LAYOUTS)
-            raise ParseError(f"unknown vaitrace DPU summary header {' | '.join(cells)!r} (known: {known})", line=i + 1, source=source)
-    raise ParseError("no vaitrace DPU summary table (run vaitrace with --txt, Vitis-AI >= 1.4)", source=source)
+            raise ParseError(
+                f"unknown vaitrace DPU summary header {' | '.join(cells)!r} (known: {known})",
+                line=i + 1,
+                source=source,
+            )
+    raise ParseError(
+        "no vaitrace DPU summary table (run vaitrace with --txt, Vitis-AI >= 1.4)", source=source
+    )
 
 
 def _number(cell: str, key: str, line: int, source: str | None) -> float:
@@ -134,7 +174,11 @@ def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.D
             break
         cells = _cells(s)
         if len(cells) != len(layout.cells):
-            raise ParseError(f"vaitrace row has {len(cells)} cells, expected {len(layout.cells)} ({layout.version} layout)", line=i + 1, source=source)
+            raise ParseError(
+                f"vaitrace row has {len(cells)} cells, expected {len(layout.cells)} ({layout.version} layout)",
+                line=i + 1,
+                source=source,
+            )
         row: dict[str, object] = {"version": layout.version}
         for key, cell in zip(layout.keys, cells):
             if key in ("dpu_id", "subgraph"):
@@ -145,7 +189,9 @@ def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.D
                 try:
                     row[key] = int(cell)
                 except ValueError:
-                    raise ParseError(f"batch: {cell!r} is not an integer", line=i + 1, source=source) from None
+                    raise ParseError(
+                        f"batch: {cell!r} is not an integer", line=i + 1, source=source
+                    ) from None
             else:
                 row[key] = _number(cell, key, i + 1, source)
         if "efficiency" in row:

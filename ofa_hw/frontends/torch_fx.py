@@ -1,4 +1,4 @@
-"""torch.fx front end: a PyTorch CNN → the compiler's :class:`~ofa_hw.dpu.compiler.Op` list.
+"""torch.fx front end: a PyTorch CNN → the compiler's :class:`~ofa_hw.frontends.ops.Op` list.
 
 Supported DPU operators: ``Conv2d`` (dense, grouped, depthwise), ``ConvTranspose2d``, ``BatchNorm2d``
 (folded into the conv before it), ReLU / ReLU6 / LeakyReLU (module or functional; folded into their
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ofa_hw.dpu.compiler import Op, fold_into
+from ofa_hw.frontends.ops import Op, fold_into
 
 #: Held by every torch.fx trace + shape propagation of the package. While ``fx.symbolic_trace`` runs it
 #: patches ``torch.nn.Module.__call__`` process-wide, so a trace or a ShapeProp forward in another
@@ -32,8 +32,21 @@ FX_LOCK = threading.RLock()
 _PASSTHROUGH_MODULES = (nn.Flatten, nn.Dropout, nn.Identity)
 _PASSTHROUGH_FUNCS = {torch.flatten, F.dropout}
 _PASSTHROUGH_METHODS = {"flatten", "view", "reshape", "contiguous", "squeeze"}
-_ACT_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leakyrelu", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid"}
-_ACT_FUNCS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leakyrelu", F.hardswish: "hswish", F.hardsigmoid: "hsigmoid"}
+_ACT_MODULES = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.LeakyReLU: "leakyrelu",
+    nn.Hardswish: "hswish",
+    nn.Hardsigmoid: "hsigmoid",
+}
+_ACT_FUNCS = {
+    F.relu: "relu",
+    torch.relu: "relu",
+    F.relu6: "relu6",
+    F.leaky_relu: "leakyrelu",
+    F.hardswish: "hswish",
+    F.hardsigmoid: "hsigmoid",
+}
 _ACT_METHODS = {"relu": "relu"}
 
 
@@ -41,13 +54,17 @@ def _shape(node: fx.Node) -> tuple[int, int, int]:
     """(C, H, W) of a node's output (2-D outputs are (features, 1, 1))."""
     meta = node.meta.get("tensor_meta")
     if meta is None or not hasattr(meta, "shape"):
-        raise ValueError(f"trace: no tensor shape for node {node.name!r} (multiple outputs are not supported)")
+        raise ValueError(
+            f"trace: no tensor shape for node {node.name!r} (multiple outputs are not supported)"
+        )
     s = tuple(meta.shape)
     if len(s) == 4:
         return int(s[1]), int(s[2]), int(s[3])
     if len(s) == 2:
         return int(s[1]), 1, 1
-    raise ValueError(f"trace: node {node.name!r} has a {len(s)}-D output {s}; the DPU takes NCHW or NC tensors")
+    raise ValueError(
+        f"trace: node {node.name!r} has a {len(s)}-D output {s}; the DPU takes NCHW or NC tensors"
+    )
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -161,7 +178,11 @@ def trace_ops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Op],
             if kind == "avgpool" and h == 1 and w == 1 and (kh, kw) == _shape(node.all_input_nodes[0])[1:]:
                 kind = "gap"
             t.add(node, "pool", kind, ins, kh=kh, kw=kw, stride=_pair(s)[0])
-        elif isinstance(mod, nn.AdaptiveAvgPool2d) or fn is F.adaptive_avg_pool2d or (meth == "mean" and _is_spatial_mean(node)):
+        elif (
+            isinstance(mod, nn.AdaptiveAvgPool2d)
+            or fn is F.adaptive_avg_pool2d
+            or (meth == "mean" and _is_spatial_mean(node))
+        ):
             _, h, w = _shape(node)
             _, hi, wi = _shape(node.all_input_nodes[0])
             if (h, w) != (1, 1):

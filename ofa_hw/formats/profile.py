@@ -27,7 +27,16 @@ import pandas as pd
 
 COLUMNS = ["id", "name", "workload_mop", "mem_mb", "runtime_ms", "perf_gops", "utilization", "mb_s"]
 TOTAL_COLUMNS = ["workload_mop", "mem_mb", "runtime_ms", "perf_gops", "utilization", "mb_s"]
-HEADER_TOKENS = ["ID", "NodeName", "Workload(MOP)", "Mem(MB)", "RunTime(ms)", "Perf(GOPS)", "Utilization", "MB/S"]
+HEADER_TOKENS = [
+    "ID",
+    "NodeName",
+    "Workload(MOP)",
+    "Mem(MB)",
+    "RunTime(ms)",
+    "Perf(GOPS)",
+    "Utilization",
+    "MB/S",
+]
 
 RULE = "=" * 101
 TITLE = '[DNNDK] Performance profile - DPU Kernel "{kernel}" DPU Task "{task}"'
@@ -126,7 +135,12 @@ class Profile:
         """Assemble a profile from per-run tables (printed values) and their "All" rows."""
         if not runs:
             raise ValueError("a profile needs at least one run")
-        runs = tuple(r if list(r.columns) == COLUMNS and isinstance(r.index, pd.RangeIndex) else r[COLUMNS].reset_index(drop=True) for r in runs)
+        runs = tuple(
+            r
+            if list(r.columns) == COLUMNS and isinstance(r.index, pd.RangeIndex)
+            else r[COLUMNS].reset_index(drop=True)
+            for r in runs
+        )
         names = runs[0]["name"].tolist()
         for i, r in enumerate(runs[1:], start=2):
             if r["name"].tolist() != names:
@@ -201,7 +215,14 @@ def _aggregate(runs: tuple[pd.DataFrame, ...]) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         perf = np.where(rt > 0, work / rt, 0.0)
         mbs = np.where(rt > 0, mem / rt * 1000.0, 0.0)
-    values = {"workload_mop": work, "mem_mb": mem, "runtime_ms": rt, "perf_gops": perf, "utilization": util, "mb_s": mbs}
+    values = {
+        "workload_mop": work,
+        "mem_mb": mem,
+        "runtime_ms": rt,
+        "perf_gops": perf,
+        "utilization": util,
+        "mb_s": mbs,
+    }
     return make_table(first["id"].tolist(), first["name"].tolist(), values)
 
 
@@ -211,7 +232,16 @@ def format_table(kernel: str, task: str, run: pd.DataFrame, total: dict) -> str:
     for row in run.itertuples(index=False):
         lines.append(
             ROW
-            % (row.id, row.name, row.workload_mop, row.mem_mb, row.runtime_ms, row.perf_gops, row.utilization * 100.0, row.mb_s)
+            % (
+                row.id,
+                row.name,
+                row.workload_mop,
+                row.mem_mb,
+                row.runtime_ms,
+                row.perf_gops,
+                row.utilization * 100.0,
+                row.mb_s,
+            )
         )
     lines += ["", TOTAL_LABEL]
     lines.append(

@@ -1,6 +1,6 @@
-"""ONNX front end: an ONNX file → the compiler's :class:`~ofa_hw.dpu.compiler.Op` list.
+"""ONNX front end: an ONNX file → the compiler's :class:`~ofa_hw.frontends.ops.Op` list.
 
-The counterpart of :mod:`ofa_hw.dpu.trace` for networks handed over as ONNX (what vai_q_pytorch,
+The counterpart of :mod:`ofa_hw.frontends.torch_fx` for networks handed over as ONNX (what vai_q_pytorch,
 vai_q_onnx and most exporters produce). Supported DPU operators: ``Conv`` (dense, grouped, depthwise),
 ``BatchNormalization`` (folded into the conv before it), ``Relu``, ``Clip`` to [0, 6] (ReLU6),
 ``LeakyRelu``, ``HardSwish``, ``HardSigmoid`` (folded into their producer), ``MaxPool``, ``AveragePool``,
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofa_hw.dpu.compiler import Op, fold_into
+from ofa_hw.frontends.ops import Op, fold_into
 
 _PASSTHROUGH = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 _ACTS = {"Relu": "relu", "LeakyRelu": "leakyrelu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid"}
@@ -59,12 +59,16 @@ class _Reader:
     def chw(self, tensor: str, node) -> tuple[int, int, int]:
         s = self.shapes.get(tensor)
         if s is None:
-            raise OnnxError(f"{self.source}: node {node.name or node.op_type!r}: no static shape for tensor {tensor!r}")
+            raise OnnxError(
+                f"{self.source}: node {node.name or node.op_type!r}: no static shape for tensor {tensor!r}"
+            )
         if len(s) == 4:
             return s[1], s[2], s[3]
         if len(s) == 2:
             return s[1], 1, 1
-        raise OnnxError(f"{self.source}: node {node.name or node.op_type!r}: tensor {tensor!r} is {len(s)}-D; the DPU takes NCHW or NC")
+        raise OnnxError(
+            f"{self.source}: node {node.name or node.op_type!r}: tensor {tensor!r} is {len(s)}-D; the DPU takes NCHW or NC"
+        )
 
     def tensors(self, node) -> list[str]:
         """The node's non-constant inputs."""
@@ -75,8 +79,19 @@ class _Reader:
         c_in, h_in, w_in = self.chw(ins[0], node)
         c, h, w = self.chw(node.output[0], node)
         self.counts[family] = self.counts.get(family, 0) + 1
-        op = Op(index=len(self.ops), name=f"{family}_{self.counts[family]}", kind=kind, in_h=h_in, in_w=w_in, in_c=c_in,
-                out_h=h, out_w=w, out_c=c, inputs=tuple(self.of[t] for t in ins if t in self.of), **kw)
+        op = Op(
+            index=len(self.ops),
+            name=f"{family}_{self.counts[family]}",
+            kind=kind,
+            in_h=h_in,
+            in_w=w_in,
+            in_c=c_in,
+            out_h=h,
+            out_w=w,
+            out_c=c,
+            inputs=tuple(self.of[t] for t in ins if t in self.of),
+            **kw,
+        )
         self.ops.append(op)
         self.of[node.output[0]] = op.index
 
@@ -117,7 +132,9 @@ class _Reader:
             ins = self.tensors(node)
             if not ins:  # arithmetic on constants (exporters route weights through Identity): a constant
                 for out in node.output:
-                    self.consts[out] = self.consts.get(node.input[0], np.zeros(0)) if node.input else np.zeros(0)
+                    self.consts[out] = (
+                        self.consts.get(node.input[0], np.zeros(0)) if node.input else np.zeros(0)
+                    )
                 continue
             if t in _PASSTHROUGH:
                 self.of[node.output[0]] = self.of.get(ins[0], -1)
@@ -145,7 +162,15 @@ class _Reader:
                     self.add(node, "conv", "cpu")
                     continue
                 dw = group > 1 and group == c_in == int(w.shape[0])
-                self.add(node, "conv", "dwconv" if dw else "conv", kh=kh, kw=kw, stride=int(strides[0]), groups=group)
+                self.add(
+                    node,
+                    "conv",
+                    "dwconv" if dw else "conv",
+                    kh=kh,
+                    kw=kw,
+                    stride=int(strides[0]),
+                    groups=group,
+                )
             elif t in ("Gemm", "MatMul"):
                 if len(node.input) < 2 or node.input[1] not in self.consts:
                     self.add(node, "fc", "cpu")
@@ -154,7 +179,14 @@ class _Reader:
             elif t in ("MaxPool", "AveragePool"):
                 k = list(a.get("kernel_shape", [1, 1]))
                 s = list(a.get("strides", k))
-                self.add(node, "pool", "maxpool" if t == "MaxPool" else "avgpool", kh=int(k[0]), kw=int(k[1]), stride=int(s[0]))
+                self.add(
+                    node,
+                    "pool",
+                    "maxpool" if t == "MaxPool" else "avgpool",
+                    kh=int(k[0]),
+                    kw=int(k[1]),
+                    stride=int(s[0]),
+                )
             elif t == "GlobalAveragePool" or (t == "ReduceMean" and self._spatial_mean(node, a)):
                 _, h, w_ = self.chw(ins[0], node)
                 self.add(node, "pool", "gap", kh=h, kw=w_)
@@ -185,7 +217,9 @@ def onnx_ops(path: str | Path) -> tuple[list[Op], tuple[int, int, int]]:
         model = onnx.load(str(path))
         model = onnx.shape_inference.infer_shapes(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, InferenceError …
-        raise OnnxError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise OnnxError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     r = _Reader(model, str(path))
     inputs = [vi for vi in model.graph.input if vi.name not in r.consts]
     if len(inputs) != 1:

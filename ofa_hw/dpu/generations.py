@@ -45,10 +45,20 @@ class Toolchain:
 
 
 TOOLCHAINS: dict[str, Toolchain] = {
-    "dnndk": Toolchain("dnndk", dw_bank_rule=True, max_channels_per_icp=None, onchip_fmaps=False,
-                       flow="VAI_C 1.x / DNNDK (Vitis-AI 1.0-1.2)"),
-    "xir": Toolchain("xir", dw_bank_rule=False, max_channels_per_icp=256, onchip_fmaps=True,
-                     flow="vai_c_xir / VART (Vitis-AI >= 1.3)"),
+    "dnndk": Toolchain(
+        "dnndk",
+        dw_bank_rule=True,
+        max_channels_per_icp=None,
+        onchip_fmaps=False,
+        flow="VAI_C 1.x / DNNDK (Vitis-AI 1.0-1.2)",
+    ),
+    "xir": Toolchain(
+        "xir",
+        dw_bank_rule=False,
+        max_channels_per_icp=256,
+        onchip_fmaps=True,
+        flow="vai_c_xir / VART (Vitis-AI >= 1.3)",
+    ),
 }
 
 
@@ -57,4 +67,6 @@ def get_toolchain(name: str) -> Toolchain:
     try:
         return TOOLCHAINS[name]
     except KeyError:
-        raise ValueError(f"DPUConfig.toolchain: unknown toolchain {name!r}; choose one of {sorted(TOOLCHAINS)}") from None
+        raise ValueError(
+            f"DPUConfig.toolchain: unknown toolchain {name!r}; choose one of {sorted(TOOLCHAINS)}"
+        ) from None

@@ -3,10 +3,10 @@
 A *network reference* names the network a measurement belongs to, in one of four forms:
 
 * an OFA-MobileNetV3 block name (``ResidualBlock-in_96x14x14-out_136-k_7-e_6-s_1-act_h_swish-use_se_True``,
-  ``Conv_in-3x224x224_out-24_k-3_act-relu``; :mod:`ofa_hw.dpu.mbv3`);
+  ``Conv_in-3x224x224_out-24_k-3_act-relu``; :mod:`ofa_hw.frontends.mbv3_blocks`);
 * ``<space>:<arch>``: a named arch of one of the package's spaces (``proxyless_w05:proxyless_mobile_05``)
   or ``<space>:{"ks": …}`` as JSON;
-* a path to an ``.onnx`` file (:mod:`ofa_hw.dpu.onnx_ops`);
+* a path to an ``.onnx`` file (:mod:`ofa_hw.frontends.onnx`);
 * ``package.module:callable`` returning a ``torch.nn.Module`` (called with the source's ``args``;
   traced at its ``input_shape``).
 
@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ofa_hw.dpu.calibrate import Measurement
-from ofa_hw.dpu.compiler import CompiledNet, compile_net, compile_ops
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.errors import UserError
+from ofa_hw.sim.calibrate import Measurement
+from ofa_hw.sim.compiler import CompiledNet, compile_net, compile_ops
 
 TIME_COLUMNS = ("hw_rt_ms", "runtime_ms", "time_ms")
 NETWORK_COLUMNS = ("network", "block")
@@ -121,15 +122,20 @@ def detect_format(path: Path, text: str) -> str:
     )
 
 
-def resolve_network(ref: str, dpu: DPUConfig, input_shape: Sequence[int] = (), args: dict | None = None,
-                    name: str | None = None) -> CompiledNet:
+def resolve_network(
+    ref: str,
+    dpu: DPUConfig,
+    input_shape: Sequence[int] = (),
+    args: dict | None = None,
+    name: str | None = None,
+) -> CompiledNet:
     """Compile the network ``ref`` names (see the module docstring) for ``dpu``.
 
     Raises:
         CalibrationInputError: the reference names nothing usable (says which form was tried and why).
         CompileError: the network violates a compile limit of ``dpu``.
     """
-    from ofa_hw.dpu.mbv3 import block_ops, parse_block
+    from ofa_hw.frontends.mbv3_blocks import block_ops, parse_block
 
     ref = str(ref).strip()
     if not ref:
@@ -142,7 +148,7 @@ def resolve_network(ref: str, dpu: DPUConfig, input_shape: Sequence[int] = (), a
             raise CalibrationInputError(str(exc)) from None
         return compile_ops(block_ops(block), dpu, label, block.input_shape)
     if ref.lower().endswith(".onnx"):
-        from ofa_hw.dpu.onnx_ops import OnnxError, onnx_ops
+        from ofa_hw.frontends.onnx import OnnxError, onnx_ops
 
         path = resolve_file(ref)
         try:
@@ -177,7 +183,9 @@ def resolve_network(ref: str, dpu: DPUConfig, input_shape: Sequence[int] = (), a
     try:
         model = fn(**(args or {}))
     except Exception as exc:  # the user's factory: report it in one line with its name
-        raise CalibrationInputError(f"network {ref!r}: calling {tail}(**{args or {}}) failed: {type(exc).__name__}: {exc}") from None
+        raise CalibrationInputError(
+            f"network {ref!r}: calling {tail}(**{args or {}}) failed: {type(exc).__name__}: {exc}"
+        ) from None
     if not input_shape:
         raise CalibrationInputError(f"network {ref!r}: a torch module needs input_shape: [C, H, W]")
     return compile_net(model, dpu, name=label, input_shape=tuple(int(s) for s in input_shape))
@@ -196,7 +204,8 @@ def load_sources(sources: Sequence[Source], dpu: DPUConfig) -> Loaded:
         CalibrationInputError: a file is missing, binary, unreadable or malformed, a network reference is
             unusable, or a network does not compile for ``dpu`` — one line naming the file and the cause.
     """
-    from ofa_hw.dpu.errors import CompileError, ParseError
+    from ofa_hw.dpu.errors import CompileError
+    from ofa_hw.formats.errors import ParseError
 
     out, overheads, files = [], [], []
     for src in sources:
@@ -211,20 +220,26 @@ def load_sources(sources: Sequence[Source], dpu: DPUConfig) -> Loaded:
                 overheads += ov
             elif fmt in ("vaitrace", "dnndk"):
                 if not src.network:
-                    raise CalibrationInputError(f"{path}: a {fmt} file needs network: <the network it measured>")
+                    raise CalibrationInputError(
+                        f"{path}: a {fmt} file needs network: <the network it measured>"
+                    )
                 net = resolve_network(src.network, dpu, src.input_shape, src.args)
                 m, ov = (_from_vaitrace if fmt == "vaitrace" else _from_dnndk)(path, text, net)
                 out.append(m)
                 overheads += ov
             else:
-                raise CalibrationInputError(f"{path}: unknown format {fmt!r}; choose auto, csv, vaitrace or dnndk")
+                raise CalibrationInputError(
+                    f"{path}: unknown format {fmt!r}; choose auto, csv, vaitrace or dnndk"
+                )
         except CalibrationInputError as exc:
             msg = str(exc)
             raise CalibrationInputError(msg if str(path) in msg else f"{path}: {msg}") from None
         except ParseError as exc:
             raise CalibrationInputError(str(exc) if exc.source else f"{path}: {exc}") from None
         except CompileError as exc:
-            raise CalibrationInputError(f"{path}: the measured network does not compile for this DPU: {exc}") from None
+            raise CalibrationInputError(
+                f"{path}: the measured network does not compile for this DPU: {exc}"
+            ) from None
         except ValueError as exc:
             raise CalibrationInputError(f"{path}: {str(exc).splitlines()[0]}") from None
     if not out:
@@ -241,10 +256,14 @@ def _from_csv(path: Path, text: str, src: Source, dpu: DPUConfig) -> tuple[list[
         raise CalibrationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     time_col = src.time_column or next((c for c in TIME_COLUMNS if c in df.columns), "")
     if time_col not in df.columns:
-        raise CalibrationInputError(f"{path}: no time column ({src.time_column or ', '.join(TIME_COLUMNS)}); columns: {list(df.columns)}")
+        raise CalibrationInputError(
+            f"{path}: no time column ({src.time_column or ', '.join(TIME_COLUMNS)}); columns: {list(df.columns)}"
+        )
     net_col = next((c for c in NETWORK_COLUMNS if c in df.columns), "")
     if not net_col and not src.network:
-        raise CalibrationInputError(f"{path}: no network column ({', '.join(NETWORK_COLUMNS)}) and no network: given")
+        raise CalibrationInputError(
+            f"{path}: no network column ({', '.join(NETWORK_COLUMNS)}) and no network: given"
+        )
     out, overheads = [], []
     for i, row in df.iterrows():
         line = int(i) + 2  # header is line 1
@@ -252,7 +271,9 @@ def _from_csv(path: Path, text: str, src: Source, dpu: DPUConfig) -> tuple[list[
         try:
             t = float(row[time_col])
         except (TypeError, ValueError):
-            raise CalibrationInputError(f"{path}:{line}: {time_col} {row[time_col]!r} is not a number") from None
+            raise CalibrationInputError(
+                f"{path}:{line}: {time_col} {row[time_col]!r} is not a number"
+            ) from None
         if not np.isfinite(t) or t <= 0:
             raise CalibrationInputError(f"{path}:{line}: {time_col} {row[time_col]!r} is not a positive time")
         try:
@@ -266,7 +287,7 @@ def _from_csv(path: Path, text: str, src: Source, dpu: DPUConfig) -> tuple[list[
 
 
 def _from_vaitrace(path: Path, text: str, net: CompiledNet) -> tuple[Measurement, list[float]]:
-    from ofa_hw.dpu.vaitrace import parse_vaitrace_summary
+    from ofa_hw.formats.vaitrace import parse_vaitrace_summary
 
     df = parse_vaitrace_summary(text, source=str(path))
     order = list(dict.fromkeys(df["subgraph"]))
@@ -279,7 +300,7 @@ def _from_vaitrace(path: Path, text: str, net: CompiledNet) -> tuple[Measurement
 
 
 def _from_dnndk(path: Path, text: str, net: CompiledNet) -> tuple[Measurement, list[float]]:
-    from ofa_hw.dpu.parsers import parse_dnndk_profile
+    from ofa_hw.formats.dnndk import parse_dnndk_profile
 
     prof = parse_dnndk_profile(text, source=str(path))
     return Measurement.from_profile(net, prof, label=str(path)), []
@@ -294,9 +315,14 @@ def sources_from_config(items: Sequence[Any]) -> list[Source]:
         d = OmegaConf.to_container(item, resolve=True) if OmegaConf.is_config(item) else dict(item)
         if not d.get("file"):
             raise CalibrationInputError(f"calibrate.measurements[{k}]: missing file:")
-        out.append(Source(
-            file=str(d["file"]), format=str(d.get("format") or "auto"), network=str(d.get("network") or ""),
-            input_shape=tuple(int(s) for s in (d.get("input_shape") or ())), args=dict(d.get("args") or {}),
-            time_column=str(d.get("time_column") or ""),
-        ))
+        out.append(
+            Source(
+                file=str(d["file"]),
+                format=str(d.get("format") or "auto"),
+                network=str(d.get("network") or ""),
+                input_shape=tuple(int(s) for s in (d.get("input_shape") or ())),
+                args=dict(d.get("args") or {}),
+                time_column=str(d.get("time_column") or ""),
+            )
+        )
     return out

@@ -12,10 +12,12 @@ import json
 import re
 
 from ofa_hw.dpu.config import ARCHS, DPUConfig
-from ofa_hw.dpu.errors import ParseError
+from ofa_hw.formats.errors import ParseError
 
 
-def dpu_from_xdputil(text: str, name: str = "xdputil", base: DPUConfig | None = None, source: str | None = None) -> DPUConfig:
+def dpu_from_xdputil(
+    text: str, name: str = "xdputil", base: DPUConfig | None = None, source: str | None = None
+) -> DPUConfig:
     """The DPU ``xdputil query`` describes; timing constants and optional features come from ``base``.
 
     Raises:
@@ -27,14 +29,19 @@ def dpu_from_xdputil(text: str, name: str = "xdputil", base: DPUConfig | None = 
     try:
         doc = json.loads(text[start : end + 1])
     except json.JSONDecodeError as exc:
-        raise ParseError(f"malformed JSON: {exc.msg}", line=text[: start].count("\n") + exc.lineno, source=source) from None
+        raise ParseError(
+            f"malformed JSON: {exc.msg}", line=text[:start].count("\n") + exc.lineno, source=source
+        ) from None
     kernels = [k for k in doc.get("kernels", []) if str(k.get("IP Type", "DPU")) == "DPU"]
     if not kernels:
         raise ParseError("no DPU in 'kernels'", source=source)
     archs = {str(k.get("DPU Arch", "")) for k in kernels}
     freqs = {float(k.get("DPU Frequency (MHz)", 0)) for k in kernels}
     if len(archs) != 1 or len(freqs) != 1:
-        raise ParseError(f"DPU cores differ (arch {sorted(archs)}, MHz {sorted(freqs)}); the simulator models identical cores", source=source)
+        raise ParseError(
+            f"DPU cores differ (arch {sorted(archs)}, MHz {sorted(freqs)}); the simulator models identical cores",
+            source=source,
+        )
     (arch_name,), (freq,) = archs, freqs
     m = re.search(r"_B(\d+)_", arch_name + "_")
     if not m or f"B{m.group(1)}" not in ARCHS:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ofa_hw.dpu.compiler import Op
+from ofa_hw.frontends.ops import Op
 from ofa_hw.space import make_divisible
 
 _BLOCK = re.compile(
@@ -114,8 +114,19 @@ class _Ops:
         if inputs is None:
             inputs = (index - 1,)
         self.ops.append(
-            Op(index=index, name=f"{family}_{self.counts[family]}", kind=kind, in_h=hi, in_w=hi, in_c=ci,
-               out_h=ho, out_w=ho, out_c=co, inputs=tuple(inputs), **kw)
+            Op(
+                index=index,
+                name=f"{family}_{self.counts[family]}",
+                kind=kind,
+                in_h=hi,
+                in_w=hi,
+                in_c=ci,
+                out_h=ho,
+                out_w=ho,
+                out_c=co,
+                inputs=tuple(inputs),
+                **kw,
+            )
         )
         return index
 
@@ -125,14 +136,31 @@ def block_ops(block: MBV3Block) -> list[Op]:
     b = _Ops()
     h, ho = block.hw, block.out_hw
     if block.kind == "stem":
-        b.add("conv", "conv", (block.in_c, h), (block.out_c, ho), kh=block.kernel, kw=block.kernel,
-              stride=block.stride, act=block.act)
+        b.add(
+            "conv",
+            "conv",
+            (block.in_c, h),
+            (block.out_c, ho),
+            kh=block.kernel,
+            kw=block.kernel,
+            stride=block.stride,
+            act=block.act,
+        )
         return b.ops
     mid = block.mid
     if block.expand != 1:
         b.add("conv", "conv", (block.in_c, h), (mid, h), act=block.act)
-    dw = b.add("conv", "dwconv", (mid, h), (mid, ho), kh=block.kernel, kw=block.kernel, stride=block.stride,
-               groups=mid, act=block.act)
+    dw = b.add(
+        "conv",
+        "dwconv",
+        (mid, h),
+        (mid, ho),
+        kh=block.kernel,
+        kw=block.kernel,
+        stride=block.stride,
+        groups=mid,
+        act=block.act,
+    )
     last = dw
     if block.se:
         b.add("pool", "gap", (mid, ho), (mid, 1), kh=ho, kw=ho)

@@ -12,17 +12,18 @@ the fitted constants, ready to save as a preset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ofa_hw.dpu.compiler import CompiledNet, compile_net
 from ofa_hw.dpu.config import DPUConfig
-from ofa_hw.dpu.profile import Profile
-from ofa_hw.dpu.timing import NodeTerms, node_terms, node_times_ms, stack_terms, terms_times_ms
+from ofa_hw.formats.profile import Profile
+from ofa_hw.sim.compiler import CompiledNet, compile_net
+from ofa_hw.sim.timing import NodeTerms, node_terms, node_times_ms, stack_terms, terms_times_ms
 
 #: Free constants and their physical ranges (see experiments/calibration/README.md for the reasoning).
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -56,7 +57,14 @@ PRIORITY = (
     "node_overhead_us_per_mb", "tile_overhead_cycles", "dw_row_cycles", "mem_overlap", "engine_overlap",
 )  # fmt: skip
 #: The constants of the first (DNNDK, seed-profile) model: what ``calibrate=seed`` fits.
-SEED_FREE = ("ddr_bw_gbps", "node_overhead_us", "tile_overhead_cycles", "dw_row_cycles", "mem_overlap", "engine_overlap")
+SEED_FREE = (
+    "ddr_bw_gbps",
+    "node_overhead_us",
+    "tile_overhead_cycles",
+    "dw_row_cycles",
+    "mem_overlap",
+    "engine_overlap",
+)
 #: Constants fitted by searching intervals rather than by gradient (the model is a step in them).
 THRESHOLDS = ("fm_keep_fraction",)
 
@@ -85,7 +93,14 @@ class Measurement:
     def from_profile(cls, net: CompiledNet, prof: Profile, label: str | None = None) -> Measurement:
         """Every node of a DNNDK profile (node names must match the compiled net's)."""
         times = _match(net, prof, label or f"profile {prof.kernel}")
-        return cls(net, prof.kernel, tuple((i,) for i in range(len(times))), tuple(prof.nodes["name"]), times, "DNNDK profiles")
+        return cls(
+            net,
+            prof.kernel,
+            tuple((i,) for i in range(len(times))),
+            tuple(prof.nodes["name"]),
+            times,
+            "DNNDK profiles",
+        )
 
     @classmethod
     def whole(cls, net: CompiledNet, time_ms: float, label: str, source: str) -> Measurement:
@@ -95,7 +110,9 @@ class Measurement:
         return cls(net, label, (tuple(range(len(net.nodes))),), (label,), np.array([float(time_ms)]), source)
 
     @classmethod
-    def subgraphs(cls, net: CompiledNet, times: Sequence[tuple[str, float]], label: str, source: str) -> Measurement:
+    def subgraphs(
+        cls, net: CompiledNet, times: Sequence[tuple[str, float]], label: str, source: str
+    ) -> Measurement:
         """Per-DPU-subgraph times in the order the tools list the subgraphs (vaitrace summary rows)."""
         parts = net.dpu_parts
         if len(parts) != len(times):
@@ -104,8 +121,12 @@ class Measurement:
                 f"compiles into {len(parts)} ({', '.join(p.kernel for p in parts)}) for this DPU; is it the network measured?"
             )
         return cls(
-            net, label, tuple(tuple(i - 1 for i in p.nodes) for p in parts), tuple(n for n, _ in times),
-            np.array([float(t) for _, t in times]), source,
+            net,
+            label,
+            tuple(tuple(i - 1 for i in p.nodes) for p in parts),
+            tuple(n for n, _ in times),
+            np.array([float(t) for _, t in times]),
+            source,
         )
 
 
@@ -166,14 +187,19 @@ class _Problem:
     def figures(self, dpu: DPUConfig) -> tuple[np.ndarray, np.ndarray, list[float]]:
         sim = self.sum @ terms_times_ms(self.terms, dpu)
         rel = sim / self.measured - 1.0
-        totals = [float(sim[self.owner == k].sum() / self.measured[self.owner == k].sum() - 1.0) for k in range(len(self.data))]
+        totals = [
+            float(sim[self.owner == k].sum() / self.measured[self.owner == k].sum() - 1.0)
+            for k in range(len(self.data))
+        ]
         return sim, rel, totals
 
     def threshold_candidates(self, dpu: DPUConfig, lo: float, hi: float) -> list[float]:
         """One ``fm_keep_fraction`` per interval between the measured tensor sizes (its midpoint)."""
         sizes = np.unique(self.terms.tensor_bytes / dpu.fm_buffer_bytes)
         edges = np.unique(np.clip(np.concatenate([[lo, hi], sizes[(sizes > lo) & (sizes < hi)]]), lo, hi))
-        return [float((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])] or [float(np.clip(dpu.fm_keep_fraction, lo, hi))]
+        return [float((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])] or [
+            float(np.clip(dpu.fm_keep_fraction, lo, hi))
+        ]
 
 
 def default_free(informative: Sequence[str], n_parts: int) -> list[str]:
@@ -245,7 +271,9 @@ def calibrate(
         thresholds = []  # no tensor between nodes of one subgraph in the data: nothing to learn it from
     # Several starts: the max() terms make the surface piecewise smooth with shallow local minima.
     rng = np.random.default_rng(0)
-    points = [x0] + [lo + (hi - lo) * rng.uniform(0.1, 0.9, size=len(smooth)) for _ in range(max(starts, 1) - 1)]
+    points = [x0] + [
+        lo + (hi - lo) * rng.uniform(0.1, 0.9, size=len(smooth)) for _ in range(max(starts, 1) - 1)
+    ]
     scale = np.maximum(hi - lo, 1e-9) / 10
 
     def fit_from(b: DPUConfig, start: np.ndarray):
@@ -272,7 +300,16 @@ def calibrate(
     k = 0
     for i, m in enumerate(data):
         for nm, mv in zip(m.names, m.measured_ms):
-            rows.append({"profile": i, "kernel": m.label, "name": nm, "measured_ms": mv, "simulated_ms": sims[k], "rel_error": rel[k]})
+            rows.append(
+                {
+                    "profile": i,
+                    "kernel": m.label,
+                    "name": nm,
+                    "measured_ms": mv,
+                    "simulated_ms": sims[k],
+                    "rel_error": rel[k],
+                }
+            )
             k += 1
     return Calibration(
         dpu=dpu,
@@ -311,7 +348,8 @@ def provenance(data: Sequence[Measurement]) -> str:
 
 
 def _single(op_kwargs: dict, dpu: DPUConfig):
-    from ofa_hw.dpu.compiler import Op, compile_ops
+    from ofa_hw.frontends.ops import Op
+    from ofa_hw.sim.compiler import compile_ops
 
     op = Op(index=0, name="conv_1", inputs=(-1,), **op_kwargs)
     return compile_ops([op], dpu, "probe", (op.in_c, op.in_h, op.in_w))
@@ -325,9 +363,22 @@ def sanity_figures(dpu: DPUConfig) -> dict[str, float]:
     * ``stem_3ch_util``: first layer 3×3 s2 3→32 at 224² (observed 16–19 %).
     * ``fc_1280x1000_gbs``, ``fc_4096x4096_gbs``: weight bytes / runtime of FC layers (observed 5–7 GB/s).
     """
+
     def conv(c_in, c_out, hw, k=3, s=1):
         out = -(-hw // s)
-        return dict(kind="conv", in_h=hw, in_w=hw, in_c=c_in, out_h=out, out_w=out, out_c=c_out, kh=k, kw=k, stride=s, act="relu")
+        return dict(
+            kind="conv",
+            in_h=hw,
+            in_w=hw,
+            in_c=c_in,
+            out_h=out,
+            out_w=out,
+            out_c=c_out,
+            kh=k,
+            kw=k,
+            stride=s,
+            act="relu",
+        )
 
     def fc(c_in, c_out):
         return dict(kind="fc", in_h=1, in_w=1, in_c=c_in, out_h=1, out_w=1, out_c=c_out)

@@ -1,7 +1,7 @@
-"""PyTorch modules of OFA-MobileNetV3 blocks (:mod:`ofa_hw.dpu.mbv3`), with the operators vai_q_pytorch
+"""PyTorch modules of OFA-MobileNetV3 blocks (:mod:`ofa_hw.frontends.mbv3_blocks`), with the operators vai_q_pytorch
 deploys (``nn.Hardswish``, ``nn.Hardsigmoid``): the torch form of the networks the Ultra96 data measured.
 
-Usable as a calibration network reference ``ofa_hw.dpu.mbv3_torch:block_module`` with ``args:
+Usable as a calibration network reference ``ofa_hw.frontends.mbv3_blocks_torch:block_module`` with ``args:
 {name: <block name>}``; the ONNX export of such a module is what a vaitrace user would hand over.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ofa_hw.dpu.mbv3 import MBV3Block, parse_block
+from ofa_hw.frontends.mbv3_blocks import MBV3Block, parse_block
 
 
 def _act(name: str) -> nn.Module:
@@ -41,14 +41,20 @@ class MBV3BlockModule(nn.Module):
         self.block = block
         layers: list[nn.Module] = []
         if block.kind == "stem":
-            layers += [nn.Conv2d(block.in_c, block.out_c, block.kernel, block.stride, block.kernel // 2, bias=False),
-                       nn.BatchNorm2d(block.out_c), _act(block.act)]
+            layers += [
+                nn.Conv2d(block.in_c, block.out_c, block.kernel, block.stride, block.kernel // 2, bias=False),
+                nn.BatchNorm2d(block.out_c),
+                _act(block.act),
+            ]
         else:
             mid = block.mid
             if block.expand != 1:
                 layers += [nn.Conv2d(block.in_c, mid, 1, bias=False), nn.BatchNorm2d(mid), _act(block.act)]
-            layers += [nn.Conv2d(mid, mid, block.kernel, block.stride, block.kernel // 2, groups=mid, bias=False),
-                       nn.BatchNorm2d(mid), _act(block.act)]
+            layers += [
+                nn.Conv2d(mid, mid, block.kernel, block.stride, block.kernel // 2, groups=mid, bias=False),
+                nn.BatchNorm2d(mid),
+                _act(block.act),
+            ]
             if block.se:
                 layers.append(SqueezeExcite(mid, block.se_mid))
             layers += [nn.Conv2d(mid, block.out_c, 1, bias=False), nn.BatchNorm2d(block.out_c)]
@@ -59,5 +65,5 @@ class MBV3BlockModule(nn.Module):
 
 
 def block_module(name: str) -> MBV3BlockModule:
-    """The module of the block called ``name`` (dataset form, see :func:`ofa_hw.dpu.mbv3.parse_block`)."""
+    """The module of the block called ``name`` (dataset form, see :func:`ofa_hw.frontends.mbv3_blocks.parse_block`)."""
     return MBV3BlockModule(parse_block(name)).eval()
