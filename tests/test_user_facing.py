@@ -64,7 +64,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
             ["search.budget_ms=-1"],
             "ofa-hw: error: search.budget_ms must be a positive number of ms, got -1.0",
         ),
-        (["search.population=1"], "ofa-hw: error: search: search.population must be >= 2"),
+        (["search.population=1"], "ofa-hw: error: search.population must be >= 2, got 1"),
         (["predictor=predictor_schema"], "ofa-hw: error: predictor=predictor_schema is the schema of group"),
     ],
 )

@@ -1,7 +1,7 @@
 """The search stage of a run: budget → search (+ Pareto front) → deploy and measure → files + figures.
 
 :func:`run_search_stage` is what ``ofa-hw task=search`` and the main pipeline call. It takes built
-objects (space, predictor, accuracy model, a measurer) and the ``search`` config node, writes
+objects (space, predictor, accuracy model, a measurer) and the checked ``search`` settings (:class:`~ofa_hw.search.settings.SearchSettings`), writes
 ``candidates.csv``, ``pareto.csv``, ``pareto.png`` and ``pred_vs_measured.png`` into ``outdir`` and
 returns the ``search`` section of ``results.json``.
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ofa_hw.errors import UserError, config_field
+from ofa_hw.errors import UserError
 from ofa_hw.search.evolution import Candidate, EvolutionParams
 from ofa_hw.search.floor import Floor, table_ceiling
 from ofa_hw.search.latency import LatencyConstraint, block_table_of
 from ofa_hw.search.pareto import ParetoFinder, ParetoResult
+from ofa_hw.search.settings import SearchSettings
 from ofa_hw.search.plots import plot_pareto, plot_predicted_vs_measured
 from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify
 from ofa_hw.space import SearchSpace
@@ -32,18 +33,9 @@ log = logging.getLogger(__name__)
 
 
 def evolution_params(node: Any, generations: int | None = None) -> EvolutionParams:
-    """:class:`EvolutionParams` from a ``search`` config node (a bad value is a one-line :class:`UserError`)."""
-    with config_field("search"):
-        return EvolutionParams(
-            population=int(node.population),
-            parent_ratio=float(node.parent_ratio),
-            mutation_ratio=float(node.mutation_ratio),
-            mutate_prob=float(node.mutate_prob),
-            resolution_mutate_prob=float(node.resolution_mutate_prob),
-            generations=int(node.generations if generations is None else generations),
-            max_rounds=int(node.max_rounds),
-            sample_batch=int(node.sample_batch),
-        )
+    """:class:`EvolutionParams` from a ``search`` config node (bad values: a :class:`UserError`, one line each)."""
+    settings = node if isinstance(node, SearchSettings) else SearchSettings.from_config(node)
+    return settings.evolution(generations)
 
 
 @dataclass(frozen=True)
@@ -68,11 +60,11 @@ def latency_range(latency: Any, k_sigma: float) -> LatencyRange:
     return LatencyRange(LatencyConstraint(latency, k_sigma).floor(), table_ceiling(table).mean_ms)
 
 
-def resolve_budget(node: Any, rng: LatencyRange) -> tuple[float, str]:
+def resolve_budget(settings: SearchSettings, rng: LatencyRange) -> tuple[float, str]:
     """The budget and where it came from (``config`` or ``auto``)."""
-    if node.budget_ms is not None:
-        return float(node.budget_ms), "config"
-    return rng.budget_at(float(node.auto_budget_fraction)), "auto"
+    if settings.budget_ms is not None:
+        return float(settings.budget_ms), "config"
+    return rng.budget_at(settings.auto_budget_fraction), "auto"
 
 
 def _slack(budget_ms: float, measured: float | None) -> float | None:
@@ -131,7 +123,7 @@ def best_section(m: Measurement | None, fallback: Candidate | None, budget_ms: f
 
 
 def run_search_stage(
-    node: Any,
+    settings: SearchSettings,
     space: SearchSpace,
     latency: Any,
     accuracy: Any,
@@ -140,28 +132,29 @@ def run_search_stage(
     seed: int = 0,
     where: str = "this DPU",
     progress: bool = True,
-    refit: Callable[[], Any] | None = None,
+    refit: Callable[[Sequence[Measurement]], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the search stage configured by ``node`` (a ``search`` config node) and write its files.
+    """Run the search stage configured by ``settings`` (the checked ``search`` settings) and write its files.
 
     Args:
-        measure: Deploys and measures candidates (``None``, or ``node.measure`` false, skips it).
-        seed: Run seed, used when ``node.seed`` is ``None``.
+        measure: Deploys and measures candidates (``None``, or ``settings.measure`` false, skips it).
+        seed: Run seed, used when ``settings.seed`` is ``None``.
         where: Names the DPU in messages.
-        refit: Refits the predictor between refinement rounds (used when ``node.refit``).
+        refit: Refits the predictor on the measurements so far between refinement rounds (used when
+            ``settings.refit``).
 
     Returns:
         The ``search`` section of results.json.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    k = float(node.k_sigma)
-    seed = int(seed if node.seed is None else node.seed)
+    k = settings.k_sigma
+    seed = settings.search_seed(seed)
     lat_range = latency_range(latency, k)
-    budget, source = resolve_budget(node, lat_range)
-    params = evolution_params(node)
-    measure = measure if node.measure else None
-    refine_rounds = int(node.refine_rounds)
+    budget, source = resolve_budget(settings, lat_range)
+    params = settings.evolution()
+    measure = measure if settings.measure else None
+    refine_rounds = int(settings.refine_rounds)
     above_ceiling = budget >= lat_range.ceiling_ms
     if above_ceiling:
         # Every subnet fits: the most accurate one wins and cannot come closer to the budget, so
@@ -186,13 +179,13 @@ def run_search_stage(
         params=params,
         k_sigma=k,
         seed=seed,
-        top_k=int(node.top_k),
+        top_k=int(settings.top_k),
         refine_rounds=refine_rounds,
-        target_slack=float(node.target_slack),
-        target_hit_rate=float(node.target_hit_rate),
+        target_slack=float(settings.target_slack),
+        target_hit_rate=float(settings.target_hit_rate),
         where=where,
         progress=progress,
-        refit=refit if node.refit else None,
+        refit=refit if settings.refit else None,
     )
     verify_s = time.perf_counter() - start
     first = verified.rounds[0].result
@@ -204,7 +197,7 @@ def run_search_stage(
     if not rows:  # not measured: list the predicted top-K
         rows = [
             measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
-            for i, c in enumerate(first.top(int(node.top_k)))
+            for i, c in enumerate(first.top(int(settings.top_k)))
         ]
     write_csv(outdir / "candidates.csv", rows)
     files = {"candidates_csv": "candidates.csv"}
@@ -227,7 +220,7 @@ def run_search_stage(
         "evaluations": first.evaluations,
         "search_s": first.elapsed_s,
         "seed": seed,
-        "top_k": int(node.top_k),
+        "top_k": int(settings.top_k),
         "best": best_section(verified.best, first.best, budget),
         "hit_rate": verified.hit_rate if measure is not None else None,
         "measured": len([m for m in verified.measurements if m.ok]),
@@ -266,12 +259,12 @@ def run_search_stage(
         "verify_s": verify_s,
     }
 
-    if node.pareto:
+    if settings.pareto:
         pareto: ParetoResult = ParetoFinder(
             space,
             LatencyConstraint(latency, k, where),
             accuracy,
-            params=evolution_params(node, int(node.pareto_generations)),
+            params=settings.evolution(settings.pareto_generations),
             seed=seed,
         ).run(
             None,
@@ -295,7 +288,7 @@ def run_search_stage(
             ],
         )
         top = [m for m in final.measurements] or [
-            Measurement(c, 0, "", None) for c in first.top(int(node.top_k))
+            Measurement(c, 0, "", None) for c in first.top(int(settings.top_k))
         ]
         plot_pareto(
             outdir / "pareto.png",
@@ -313,7 +306,7 @@ def run_search_stage(
             "points": len(f),
             "search_s": pareto.elapsed_s,
             "evaluations": pareto.evaluations,
-            "generations": int(node.pareto_generations),
+            "generations": int(settings.pareto_generations),
         }
 
     measured = [m for m in verified.measurements if m.ok]
@@ -324,7 +317,7 @@ def run_search_stage(
             [m.measured_ms for m in measured],
             budget,
             [m.candidate.std_ms for m in measured],
-            title=f"top-{node.top_k} per round, {where}",
+            title=f"top-{settings.top_k} per round, {where}",
         )
         files["pred_vs_measured_png"] = "pred_vs_measured.png"
     section["files"] = files

@@ -244,15 +244,15 @@ def search_and_verify(
     target_hit_rate: float = 0.95,
     where: str = "this DPU",
     progress: bool = False,
-    refit: Callable[[], Any] | None = None,
+    refit: Callable[[Sequence[Measurement]], Any] | None = None,
 ) -> Verified:
     """Search under ``budget_ms``, deploy the top-K, refine (see the module docstring).
 
     Args:
         measure: ``measure(candidates, round) -> measurements`` (e.g. a :class:`BackendMeasurer`);
             ``None`` skips deployment (predicted figures only).
-        refit: Called before each refinement round, after the measurements reached the store; returns
-            the refitted predictor (e.g. one whose calibration set now holds the measured candidates).
+        refit: Called with every successful measurement so far before each refinement round; returns
+            the refitted predictor (e.g. one whose calibration set adds the measured candidates).
             The measured correction is then fitted on top of it. ``None`` keeps the predictor.
 
     Raises:
@@ -291,7 +291,7 @@ def search_and_verify(
         if rnd == refine_rounds or not all_meas:
             break
         if refit is not None:
-            latency = refit()
+            latency = refit(all_meas)
         # correct the *uncorrected* predictor with every measurement so far (its own predictions)
         raw_mean, raw_std = latency.predict_encoded(np.stack([m.candidate.genes for m in all_meas]))
         prior = float(np.median(np.asarray(raw_std) / np.asarray(raw_mean)))

@@ -52,10 +52,11 @@ class _StageClock:
 def run(cfg: DictConfig) -> dict:
     from ofa_hw.search.stage import run_search_stage
     from ofa_hw.tasks.lut import lut_for_config
-    from ofa_hw.tasks.search import build_context, make_measurer, preflight_search
+    from ofa_hw.search.settings import SearchSettings
+    from ofa_hw.tasks.search import build_context, make_measurer
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    preflight_search(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
+    settings = SearchSettings.from_config(cfg.search)  # every setting was checked by the CLI
     outdir = output_dir()
     clock = _StageClock()
     start = time.perf_counter()
@@ -76,7 +77,7 @@ def run(cfg: DictConfig) -> dict:
         with open_store(cfg) as store:
             measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
             return run_search_stage(
-                cfg.search,
+                settings,
                 ctx.space,
                 ctx.predictor,
                 ctx.accuracy,
@@ -84,7 +85,9 @@ def run(cfg: DictConfig) -> dict:
                 outdir,
                 seed=int(cfg.seed),
                 where=ctx.where,
-                refit=lambda: train_for_config(cfg, lut=lut).predictor,
+                refit=lambda meas: train_for_config(
+                    cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
+                ).predictor,
             )
 
     search_section = clock.run(
