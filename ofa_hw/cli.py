@@ -184,6 +184,18 @@ def _main(cfg: DictConfig) -> dict:
         return _failed("bug", [f"error: {type(err).__name__}: {one_line(err)} (a bug; traceback above)"])
 
 
+def _stop_worker_pool() -> None:
+    """Shut down joblib's worker pool (``hydra/launcher=joblib``) after Ctrl-C, so that its workers and
+    their semaphores do not outlive the sweep."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None) if module is not None else None
+    if executor is not None:
+        try:
+            executor.shutdown(wait=True)
+        except Exception:  # noqa: BLE001 - best effort while exiting; the interrupt line matters more
+            log.debug("joblib pool shutdown failed", exc_info=True)
+
+
 def main() -> None:
     """Console entry point."""
     from ofa_hw.tasks.sweep import STATE, sweep_exit_status
@@ -192,6 +204,7 @@ def main() -> None:
         _main()
     except KeyboardInterrupt:  # before the task started, or a sweep stopped by Ctrl-C
         if STATE.started is not None:
+            _stop_worker_pool()
             _fail(
                 EXIT_INTERRUPTED,
                 "sweep interrupted; rerun the same command to resume (measurements of finished and "
