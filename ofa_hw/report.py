@@ -101,6 +101,21 @@ def latency_figure_statement(target: str) -> str:
     return f"**Latency figure** (`predictor.target={target}`): {FIGURES[key]}."
 
 
+def subnets_statement(results: dict[str, Any]) -> str:
+    """Which subnets each figure used: fixed by the seed and the LUT, never by the store's other contents."""
+    lut, pred, search = results["lut"], results["predictor"], results["search"]
+    calib, held = pred.get("calibration_subnets", 0), pred.get("eval_subnets", 0)
+    return (
+        f"Subnets behind each figure: the LUT validation MAPE, {lut.get('validation_subnets', 0)} random "
+        f"subnets (`lut_validation.csv`); the predictor's per-network overhead and σ, {calib} calibration "
+        f"subnets drawn with the run's seed (`predictor.calibration_arch_ids` in `results.json`); its scores, "
+        f"{held} held-out subnets (`predictor_eval.csv`, `predictor.eval_arch_ids`); the measured figures "
+        f"of the search, the {search.get('measured', 0)} deployed candidates (`candidates.csv`). Other "
+        "measurements the workspace's store holds (earlier searches, other runs) are not used: the same "
+        "command, seed and measurements give the same figures."
+    )
+
+
 def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
     """Write ``report.md``: DPU, LUT coverage, predictor metrics, chosen subnets, plots."""
     dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
@@ -183,6 +198,8 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
             ],
         ),
         f"\nHeld-out subnets {tag}.",
+        "",
+        subnets_statement(results),
         "",
         _image(outdir, "predictor_scatter.png", "predicted vs measured latency of held-out subnets"),
         "## Search and deployed candidates",
