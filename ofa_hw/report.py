@@ -232,7 +232,9 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         "",
         f"Hit rate (measured latency within budget, top-{search.get('top_k')}; {tag}): "
         f"**{_pct(search.get('hit_rate'))}** over {len(search.get('rounds', []))} round(s). All candidates: `candidates.csv`; Pareto front: "
-        f"`pareto.csv`.",
+        f"`pareto.csv`. The deployed candidates differ as networks to the DPU: subnets that only reorder "
+        f"the blocks of a stage (the same operations, the same latency) are deployed once, and `stands_for` "
+        f"says how many searched subnets each deployed one stands for.",
         "",
         _candidates_table(outdir / "candidates.csv", acc_label),
         "",
@@ -259,6 +261,7 @@ def _candidates_table(csv_path: Path, acc_label: str, limit: int = 10) -> str:
             "std_ms",
             "measured_ms",
             "meets_budget",
+            "stands_for",
             "accuracy",
         )
         if c in frame.columns

@@ -26,7 +26,7 @@ from ofa_hw.search.latency import LatencyConstraint, block_table_of
 from ofa_hw.search.pareto import ParetoFinder, ParetoResult
 from ofa_hw.search.settings import SearchSettings
 from ofa_hw.search.plots import plot_pareto, plot_predicted_vs_measured
-from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify
+from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify, top_networks
 from ofa_hw.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def measurement_row(m: Measurement, rank: int, budget_ms: float) -> dict[str, An
         "std_ms": c.std_ms,
         "bound_ms": c.bound_ms,
         "measured_ms": m.measured_ms,
+        "stands_for": m.stands_for,
         "meets_budget": m.meets(budget_ms),
         "slack": _slack(budget_ms, m.measured_ms),
         "error": m.error or "",
@@ -119,6 +120,7 @@ def best_section(m: Measurement | None, fallback: Candidate | None, budget_ms: f
         "slack": _slack(budget_ms, measured),
         "meets_budget": bool(m.meets(budget_ms)) if m is not None else None,
         "round": m.round if m is not None else 0,
+        "stands_for": m.stands_for if m is not None else None,
     }
 
 
@@ -196,8 +198,8 @@ def run_search_stage(
         rows += [measurement_row(m, i, budget) for i, m in enumerate(r.measurements)]
     if not rows:  # not measured: list the predicted top-K
         rows = [
-            measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
-            for i, c in enumerate(first.top(int(settings.top_k)))
+            measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None, stands_for=n), i, budget)
+            for i, (c, n) in enumerate(top_networks(space, first, settings.top_k))
         ]
     write_csv(outdir / "candidates.csv", rows)
     files = {"candidates_csv": "candidates.csv"}
@@ -221,6 +223,9 @@ def run_search_stage(
         "search_s": first.elapsed_s,
         "seed": seed,
         "top_k": int(settings.top_k),
+        # The top-K are distinct networks to the DPU; each deployed one stands for this many searched
+        # subnets (the same blocks in another order within a stage: same ops, same latency).
+        "stands_for": [m.stands_for for m in final.measurements],
         "best": best_section(verified.best, first.best, budget),
         "hit_rate": verified.hit_rate if measure is not None else None,
         "measured": len([m for m in verified.measurements if m.ok]),
@@ -288,7 +293,7 @@ def run_search_stage(
             ],
         )
         top = [m for m in final.measurements] or [
-            Measurement(c, 0, "", None) for c in first.top(int(settings.top_k))
+            Measurement(c, 0, "", None) for c, _ in top_networks(space, first, settings.top_k)
         ]
         plot_pareto(
             outdir / "pareto.png",
