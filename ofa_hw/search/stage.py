@@ -135,6 +135,7 @@ def run_search_stage(
     where: str = "this DPU",
     progress: bool = True,
     refit: Callable[[Sequence[Measurement]], Any] | None = None,
+    measured_on: str = "measured",
 ) -> dict[str, Any]:
     """Run the search stage configured by ``settings`` (the checked ``search`` settings) and write its files.
 
@@ -144,6 +145,7 @@ def run_search_stage(
         where: Names the DPU in messages.
         refit: Refits the predictor on the measurements so far between refinement rounds (used when
             ``settings.refit``).
+        measured_on: What measured the candidates, put on the plots (``measured on the simulator``).
 
     Returns:
         The ``search`` section of results.json.
@@ -304,7 +306,8 @@ def run_search_stage(
             [m.candidate.predicted_ms for m in top],
             [m.candidate.accuracy for m in top],
             [m.measured_ms for m in top],
-            title=f"{space.name} on {where}",
+            title=f"{space.name} on {where}; {measured_on}",
+            measured_on=measured_on,
         )
         files.update(pareto_csv="pareto.csv", pareto_png="pareto.png")
         section["pareto"] = {
@@ -322,7 +325,8 @@ def run_search_stage(
             [m.measured_ms for m in measured],
             budget,
             [m.candidate.std_ms for m in measured],
-            title=f"top-{settings.top_k} per round, {where}",
+            title=f"top-{settings.top_k} per round, {where}; {measured_on}",
+            measured_on=measured_on,
         )
         files["pred_vs_measured_png"] = "pred_vs_measured.png"
     section["files"] = files

@@ -26,7 +26,15 @@ from omegaconf import DictConfig
 
 from ofa_hw.errors import FailedWorkError
 from ofa_hw.report import summary_table, write_report
-from ofa_hw.tasks import job_label, make_dpu, open_store, output_dir, outputs_line, write_results
+from ofa_hw.tasks import (
+    job_label,
+    make_dpu,
+    measured_on,
+    open_store,
+    output_dir,
+    outputs_line,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,7 @@ def run(cfg: DictConfig) -> dict:
     trained = clock.run(
         "train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut)
     )
-    predictor_files = write_artefacts(trained, outdir)
+    predictor_files = write_artefacts(trained, outdir, measured_on(str(cfg.backend.name)))
 
     def search() -> dict[str, Any]:
         ctx = build_context(cfg, trained.predictor)
@@ -85,6 +93,7 @@ def run(cfg: DictConfig) -> dict:
                 outdir,
                 seed=int(cfg.seed),
                 where=ctx.where,
+            measured_on=measured_on(str(cfg.backend.name)),
                 refit=lambda meas: train_for_config(
                     cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
                 ).predictor,

@@ -34,6 +34,7 @@ from ofa_hw.tasks import (
     make_backend,
     make_dpu,
     make_space,
+    measured_on,
     open_store,
     output_dir,
     outputs_line,
@@ -164,7 +165,7 @@ def run(cfg: DictConfig) -> dict:
     trained = train_for_config(cfg)
     ctx = build_context(cfg, trained.predictor)
     ctx.timings_s["predictor_s"] = time.perf_counter() - t0
-    predictor_section = {**trained.section, **write_artefacts(trained, outdir)}
+    predictor_section = {**trained.section, **write_artefacts(trained, outdir, measured_on(str(cfg.backend.name)))}
     t0 = time.perf_counter()
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
@@ -177,6 +178,7 @@ def run(cfg: DictConfig) -> dict:
             outdir,
             seed=int(cfg.seed),
             where=ctx.where,
+            measured_on=measured_on(str(cfg.backend.name)),
             refit=lambda meas: train_for_config(
                 cfg, extra_calibration=[m.candidate.arch for m in meas]
             ).predictor,

@@ -277,6 +277,25 @@ def _calibrate(cfg: DictConfig, p: Problems) -> None:
         if unknown:
             p.add(f"calibrate.free: no such constant {', '.join(unknown)}; choose from {', '.join(BOUNDS)}")
     p.range("calibrate.admitted_samples", c.admitted_samples, 1)
+    if task_name(cfg) == "calibrate":
+        _no_simulated_input(c, p)
+
+
+def _no_simulated_input(c: Any, p: Problems) -> None:
+    """Refuse a profile ofa_hw's simulator wrote as calibration input: it is no board measurement."""
+    from ofa_hw.tasks.deploy import is_simulated
+
+    files = [("calibrate.profiles", str(f)) for f in c.profiles]
+    files += [("calibrate.measurements", str(m.file)) for m in c.measurements if m.file]
+    for name, file in files:
+        path = Path(file).expanduser()
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                head = fh.read(256)
+        except OSError:
+            continue  # a missing file is reported by the task, with the places it looked
+        if is_simulated(head):
+            p.add(f"{name}: {file} was written by ofa_hw's DPU simulator, not measured on a board")
 
 
 # ------------------------------------------------------------------------------------------------- tasks

@@ -32,7 +32,16 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.errors import UserError
-from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, outputs_line, workspace, write_results
+from ofa_hw.tasks import (
+    make_dpu,
+    make_space,
+    measured_on,
+    open_store,
+    output_dir,
+    outputs_line,
+    workspace,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -350,8 +359,9 @@ def predictor_for_config(cfg: DictConfig, lut: Any = None) -> Any:
     return train_for_config(cfg, lut=lut).predictor
 
 
-def write_artefacts(result: TrainResult, outdir: Path) -> dict[str, Any]:
-    """Copy the predictor file, write the evaluation CSV and scatter plot into ``outdir``."""
+def write_artefacts(result: TrainResult, outdir: Path, measured_on: str = "measured") -> dict[str, Any]:
+    """Copy the predictor file, write the evaluation CSV and scatter plot into ``outdir`` (``measured_on``:
+    what measured the held-out subnets, e.g. the simulator, said on the plot)."""
     from ofa_hw.predictor.metrics import scatter_plot
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -376,6 +386,7 @@ def write_artefacts(result: TrainResult, outdir: Path) -> dict[str, Any]:
             outdir / "predictor_scatter.png",
             title=title,
             std=f[f"{target}_std_ms"],
+            measured_on=measured_on,
         )
         files["scatter"] = str(outdir / "predictor_scatter.png")
     return files
@@ -385,7 +396,7 @@ def run(cfg: DictConfig) -> dict:
     """``ofa-hw task=train``."""
     outdir = output_dir()
     result = train_for_config(cfg)
-    result.section.update(write_artefacts(result, outdir))
+    result.section.update(write_artefacts(result, outdir, measured_on(str(cfg.backend.name))))
     dpu = make_dpu(cfg)
     results = {
         "predictor": result.section,
