@@ -257,7 +257,7 @@ def ensure_lut(
     Args:
         space: The search space.
         dpu: The configured DPU.
-        lut_cfg: The ``lut`` config node (:class:`~ofa_hw.schemas.lut.LutConfig`).
+        lut_cfg: The ``lut`` settings (:class:`~ofa_hw.lut.settings.LutSettings`, built once by the task).
         backend: Factory of the profiling backend (called only when a build is needed).
         store: Factory of the measurement store (called only when a build is needed).
         runs: Profile-mode runs per probe.

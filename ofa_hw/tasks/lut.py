@@ -16,6 +16,7 @@ import logging
 from omegaconf import DictConfig
 
 from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
+from ofa_hw.lut.settings import LutSettings
 from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
     return ensure_lut(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=lambda: make_backend(cfg, dpu),
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -57,7 +58,7 @@ def dry_run(cfg: DictConfig) -> dict:
     plan, cost, reused = planned_cost(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=identity,
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),

@@ -181,8 +181,8 @@ def _lut(cfg: DictConfig, p: Problems) -> None:
     p.range("lut.pool", lut.pool, 1)
     if lut.path and not Path(str(lut.path)).expanduser().is_file():
         p.add(f"lut.path: {lut.path} does not exist")
-    if lut.shipped_dir and not Path(str(lut.shipped_dir)).expanduser().is_dir():
-        p.add(f"lut.shipped_dir: {lut.shipped_dir} is not a directory")
+    if lut.shipped_dir and Path(str(lut.shipped_dir)).expanduser().is_file():
+        p.add(f"lut.shipped_dir: {lut.shipped_dir} is a file, not a directory of LUTs")
     built = _built(cfg)
     if built is not None and lut.resolutions is not None:
         space = built[0]
