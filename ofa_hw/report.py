@@ -150,7 +150,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
                 "keys",
                 "coverage (compilable keys)",
                 "uncompilable keys",
-                "profiled subnets",
+                "probe subnets",
                 "validation MAPE",
                 "source",
             ],
@@ -159,7 +159,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
                     lut["keys"],
                     _pct(lut["coverage"]),
                     lut.get("uncompilable_keys", "–"),
-                    lut["profiled_subnets"],
+                    lut.get("probe_subnets", "–"),
                     _pct(lut.get("validation_mape")),
                     lut.get("source", "–"),
                 ]

@@ -17,6 +17,7 @@ REQUIRED_KEYS = [
     "lut.keys",
     "lut.coverage",
     "lut.profiled_subnets",
+    "lut.probe_subnets",
     "predictor.name",
     "predictor.mape",
     "predictor.kendall_tau",

@@ -2,8 +2,9 @@
 
 Writes into Hydra's run directory: a copy of the LUT CSV + JSON, its OFA YAML export, the coverage
 (``lut_coverage.csv``, ``lut_coverage.png``), the validation rows (``lut_validation.csv``) and
-``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.profiled_subnets``,
-``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.subnets_profiled``, ``lut.estimate.*`` (the cost
+``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.probe_subnets`` (the table
+aggregates them), ``lut.profiled_subnets`` (probes + validation subnets),
+``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.estimate.*`` (the cost
 announced before profiling: ``host_s``, ``board_s``, ``wall_s``), ``lut.heldout_mape`` (budget plan),
 ``dpu.*`` and ``timings_s``. ``lut.dry_run=true`` prints the plan's cost and writes only ``lut.plan`` and
 ``lut.estimate``.
@@ -91,7 +92,7 @@ def run(cfg: DictConfig) -> dict:
     print(
         f"LUT {result.source}: {result.path}\n"
         f"  keys {summary['keys']}, coverage {cov['fraction']:.1%} of {cov['compilable']} compilable keys "
-        f"({cov['uncompilable']} uncompilable), {summary['profiled_subnets']} profiled subnets\n"
+        f"({cov['uncompilable']} uncompilable), {summary['probe_subnets']} probe subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
         + (f"{mape:.2%}" if mape is not None else "n/a")
         + (
