@@ -14,6 +14,7 @@ the jobs that failed and why, and the exit status is that of the worst failure (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
@@ -142,10 +143,8 @@ def _failed(kind: str, lines: list[str]) -> dict:
 
     for line in lines:
         _say(line)
-    try:
+    with contextlib.suppress(OSError):  # an unwritable run directory: the lines above say what failed
         record_failure(output_dir(), kind, "; ".join(line.removeprefix("error: ") for line in lines))
-    except OSError:
-        pass  # an unwritable run directory: the lines above still say what failed
     if not _in_sweep():
         sys.exit(EXIT_STATUS[kind])
     return {"failed": {"kind": kind, "error": lines}}
@@ -171,9 +170,7 @@ def _main(cfg: DictConfig) -> dict:
         return _failed("user error", _error_lines(err))
     except KeyboardInterrupt:
         kept = measurements_kept(cfg)
-        message = "interrupted; rerun to resume" + (
-            f", {kept} measurements kept" if kept is not None else ""
-        )
+        message = "interrupted; rerun to resume" + (f", {kept} measurements kept" if kept is not None else "")
         _failed("interrupted", [message])  # exits, outside a sweep
         raise  # in a sweep: stops it; main() says how to resume it
     except Exception as err:

@@ -15,7 +15,9 @@ class _Figures:
         import matplotlib.figure
 
         self.figures: list = []
-        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: self.figures.append(fig))
+        monkeypatch.setattr(
+            matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: self.figures.append(fig)
+        )
 
     def texts(self, index: int = -1) -> str:
         fig = self.figures[index]
@@ -90,7 +92,8 @@ def test_a_simulated_profile_is_marked_still_parses_and_is_refused_as_a_board_lo
     assert abs(parse_dnndk_profile(text).total_ms - results["deploy"]["total_ms"]) < 1e-9
     # ... and refuses it as a board measurement to calibrate on
     cfg = compose(
-        ["task=calibrate", f"calibrate.profiles=[{path}]", "calibrate.archs=[proxyless_mobile_05]"], workspace=ws
+        ["task=calibrate", f"calibrate.profiles=[{path}]", "calibrate.archs=[proxyless_mobile_05]"],
+        workspace=ws,
     )
     try:
         check_settings(cfg)

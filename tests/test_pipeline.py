@@ -133,7 +133,8 @@ def test_pareto_csv_reaches_the_ceiling(first_run):
 
     root, _ = first_run
     results = json.loads((root / "run1" / "results.json").read_text())
-    rows = list(csv.DictReader(open(root / "run1" / "pareto.csv")))
+    with open(root / "run1" / "pareto.csv") as fh:
+        rows = list(csv.DictReader(fh))
     top = max(float(r["predicted_ms"]) for r in rows)
     assert top >= 0.99 * results["search"]["ceiling_ms"]
 

@@ -9,7 +9,17 @@ from conftest import compose
 
 SMALL = ["search.generations=40", "search.pareto_generations=20", "search.top_k=4", "search.refine_rounds=1"]
 #: Run-specific entries, not figures: wall times, cache hits, file locations.
-NOT_FIGURES = {"timings_s", "cached", "path", "file_kib", "scatter", "files", "search_s", "verify_s", "train_s"}
+NOT_FIGURES = {
+    "timings_s",
+    "cached",
+    "path",
+    "file_kib",
+    "scatter",
+    "files",
+    "search_s",
+    "verify_s",
+    "train_s",
+}
 
 
 def figures(value: Any) -> Any:

@@ -85,7 +85,10 @@ def test_a_tampered_predictor_file_is_refused(workspace, tmp_path):
     path = tmp_path / "predictor.json"
     path.write_text(json.dumps({"sha256": "0" * 64, "meta": {"format": "x"}, "payload": {}}))
     (found,) = problems(["task=search", f"predictor.file={path}"], workspace)
-    assert found == f"predictor.file: predictor file {path} failed its sha256 check: it was modified or corrupted"
+    assert (
+        found
+        == f"predictor.file: predictor file {path} failed its sha256 check: it was modified or corrupted"
+    )
 
 
 def test_workspace_that_is_a_file(tmp_path):
@@ -109,7 +112,14 @@ def test_every_problem_of_a_run_at_once_before_any_work(tmp_path):
     lines = error_lines(proc)
     assert len(lines) == len(bad), lines
     assert all(line.startswith("ofa-hw: error: ") for line in lines)
-    for field in ("search.top_k", "backend.runs", "seed", "calibrate.free", "accuracy.table", "predictor file"):
+    for field in (
+        "search.top_k",
+        "backend.runs",
+        "seed",
+        "calibrate.free",
+        "accuracy.table",
+        "predictor file",
+    ):
         assert sum(field in line for line in lines) >= 1, (field, lines)
     assert proc.stdout.strip() == ""  # no stage started
     assert not (ws / "store.sqlite").exists()
@@ -149,7 +159,9 @@ def test_read_only_workspace_is_refused_and_its_store_still_read(tmp_path):
         proc = run([f"hydra.run.dir={tmp_path / 'a'}", "task=lut"])
         assert proc.returncode == 2, proc.stderr[-3000:]
         (line,) = error_lines(proc)
-        assert line.startswith(f"ofa-hw: error: workspace (OFA_HW_WORKSPACE or workspace=): {ws} is read-only;")
+        assert line.startswith(
+            f"ofa-hw: error: workspace (OFA_HW_WORKSPACE or workspace=): {ws} is read-only;"
+        )
         proc = run([f"hydra.run.dir={tmp_path / 'b'}", "task=store"])
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"store {ws / 'store.sqlite'}: schema version" in proc.stdout and "0 runs" in proc.stdout

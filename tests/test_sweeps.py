@@ -36,7 +36,9 @@ def test_a_sweep_with_an_infeasible_job_finishes_the_others(tmp_path, launcher):
         sys.executable, "-m", "ofa_hw.cli", "-m", "task=search", "search.budget_ms=5,1,6", *SMALL, *launcher,
         f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
-    proc = subprocess.run(argv, env=_env(tmp_path / "ws"), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        argv, env=_env(tmp_path / "ws"), cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     results = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/results.json")}

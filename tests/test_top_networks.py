@@ -71,7 +71,11 @@ def searched():
     table = BlockTable(SPACE, macs.fixed / 3e8 + 0.3, macs.blocks / 3e8 + 0.03)
     latency = TableLatency(table)
     finder = EvolutionFinder(
-        SPACE, LatencyConstraint(latency, 0.0, "test"), accuracy, params=EvolutionParams(generations=80), seed=0
+        SPACE,
+        LatencyConstraint(latency, 0.0, "test"),
+        accuracy,
+        params=EvolutionParams(generations=80),
+        seed=0,
     )
     return finder.run(4.0, progress=False), latency, accuracy, table
 
@@ -128,6 +132,8 @@ def test_deployed_measurements_carry_stands_for(searched):
         SPACE, latency, accuracy, 4.0, measure, params=EvolutionParams(generations=80), k_sigma=0.0, top_k=6
     )
     meas = v.rounds[0].measurements
-    assert len(meas) == 6 and len(set(network_keys(SPACE, np.stack([m.candidate.genes for m in meas]))[0])) == 6
+    assert (
+        len(meas) == 6 and len(set(network_keys(SPACE, np.stack([m.candidate.genes for m in meas]))[0])) == 6
+    )
     expected = [n for _, n in top_networks(SPACE, v.rounds[0].result, 6)]
     assert [m.stands_for for m in meas] == expected

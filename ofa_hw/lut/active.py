@@ -34,8 +34,8 @@ import numpy as np
 from ofa_hw.backends.base import ProfileOutcome
 from ofa_hw.lut.plan import CompileCheck, plan_seed_probes, sample_subnets
 from ofa_hw.lut.table import LutError
-from ofa_hw.space import Arch, SearchSpace
 from ofa_hw.schemas.lut import LutConfig
+from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ probes, profiles them through the store (so a killed build resumes), aggregates,
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import shutil
 import sys
@@ -155,7 +154,9 @@ def find_luts(
 
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A recorded DPU configuration with the fields it predates at their defaults (what they meant then)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(DPUConfig) if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(DPUConfig) if f.default is not dataclasses.MISSING
+    }
     return {**defaults, **{k: v for k, v in config.items() if v is not None or k not in defaults}}
 
 

@@ -18,18 +18,15 @@ from ofa_hw.schemas.lut import LutConfig
 _HINTS = typing.get_type_hints(LutConfig)
 
 
-def _field(f: dataclasses.Field) -> tuple[str, Any, dataclasses.Field]:
-    if f.default is not dataclasses.MISSING:
-        return f.name, _HINTS[f.name], dataclasses.field(default=f.default)
-    return f.name, _HINTS[f.name], dataclasses.field(default=None)
-
-
-_LutSettings = dataclasses.make_dataclass(
-    "LutSettings", [_field(f) for f in dataclasses.fields(LutConfig)], frozen=True
+#: Frozen twin of the schema: same fields, types and defaults (every ``lut`` field has a default).
+_LutSettings: Any = dataclasses.make_dataclass(
+    "LutSettings",
+    [(f.name, _HINTS[f.name], dataclasses.field(default=f.default)) for f in dataclasses.fields(LutConfig)],
+    frozen=True,
 )
 
 
-class LutSettings(_LutSettings):  # type: ignore[misc, valid-type]
+class LutSettings(_LutSettings):
     """Checked, resolved ``lut`` settings (see :class:`ofa_hw.schemas.lut.LutConfig` for each field)."""
 
     @classmethod

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ofa_hw.schemas.search import SearchConfig
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import LatencyConstraint
 from ofa_hw.space import Arch, SearchSpace
-from ofa_hw.schemas.search import SearchConfig
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,7 @@ def _problems(v: dict[str, Any]) -> list[str]:
         out.append(str(exc))
     population = v["population"] if v["population"] >= 2 else max(v["top_k"], 1)  # reported above
     if not 1 <= v["top_k"] <= population:
-        out.append(
-            f"search.top_k must be between 1 and search.population ({population}), got {v['top_k']}"
-        )
+        out.append(f"search.top_k must be between 1 and search.population ({population}), got {v['top_k']}")
     if v["pareto"] and v["pareto_generations"] < 1:
         out.append(f"search.pareto_generations must be >= 1, got {v['pareto_generations']}")
     if v["refine_rounds"] < 0:

@@ -24,8 +24,8 @@ from ofa_hw.search.evolution import Candidate, EvolutionParams
 from ofa_hw.search.floor import Floor, table_ceiling
 from ofa_hw.search.latency import LatencyConstraint, block_table_of
 from ofa_hw.search.pareto import ParetoFinder, ParetoResult
-from ofa_hw.search.settings import SearchSettings
 from ofa_hw.search.plots import plot_pareto, plot_predicted_vs_measured
+from ofa_hw.search.settings import SearchSettings
 from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify, top_networks
 from ofa_hw.space import SearchSpace
 
@@ -294,7 +294,7 @@ def run_search_stage(
                 for c in pareto.candidates()
             ],
         )
-        top = [m for m in final.measurements] or [
+        top = list(final.measurements) or [
             Measurement(c, 0, "", None) for c, _ in top_networks(space, first, settings.top_k)
         ]
         plot_pareto(

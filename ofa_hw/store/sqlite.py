@@ -25,6 +25,7 @@ from ofa_hw.store import migrations
 from ofa_hw.store.base import BaseStore
 from ofa_hw.store.records import StoreError, utc_now
 
+
 def _writable(path: Path) -> bool:
     """Whether SQLite can write ``path``: the file and its directory (for the WAL files) are writable.
 

@@ -58,9 +58,9 @@ class _StageClock:
 
 
 def run(cfg: DictConfig) -> dict:
+    from ofa_hw.search.settings import SearchSettings
     from ofa_hw.search.stage import run_search_stage
     from ofa_hw.tasks.lut import lut_for_config
-    from ofa_hw.search.settings import SearchSettings
     from ofa_hw.tasks.search import build_context, make_measurer
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
@@ -93,10 +93,12 @@ def run(cfg: DictConfig) -> dict:
                 outdir,
                 seed=int(cfg.seed),
                 where=ctx.where,
-            measured_on=measured_on(str(cfg.backend.name)),
-                refit=lambda meas: train_for_config(
-                    cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
-                ).predictor,
+                measured_on=measured_on(str(cfg.backend.name)),
+                refit=lambda meas: (
+                    train_for_config(
+                        cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
+                    ).predictor
+                ),
             )
 
     search_section = clock.run(

@@ -165,7 +165,10 @@ def run(cfg: DictConfig) -> dict:
     trained = train_for_config(cfg)
     ctx = build_context(cfg, trained.predictor)
     ctx.timings_s["predictor_s"] = time.perf_counter() - t0
-    predictor_section = {**trained.section, **write_artefacts(trained, outdir, measured_on(str(cfg.backend.name)))}
+    predictor_section = {
+        **trained.section,
+        **write_artefacts(trained, outdir, measured_on(str(cfg.backend.name))),
+    }
     t0 = time.perf_counter()
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
@@ -179,9 +182,9 @@ def run(cfg: DictConfig) -> dict:
             seed=int(cfg.seed),
             where=ctx.where,
             measured_on=measured_on(str(cfg.backend.name)),
-            refit=lambda meas: train_for_config(
-                cfg, extra_calibration=[m.candidate.arch for m in meas]
-            ).predictor,
+            refit=lambda meas: (
+                train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas]).predictor
+            ),
         )
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
     results = {

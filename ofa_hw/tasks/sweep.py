@@ -88,7 +88,7 @@ def _job_outcome(jobdir: Path, num: int) -> JobOutcome:
 
 def collect(sweep_dir: Path, since: float) -> list[JobOutcome]:
     """The jobs of the sweep in ``sweep_dir`` started at or after ``since`` (a ``time.time()``)."""
-    jobs = []
+    jobs: list[JobOutcome] = []
     for hydra_dir in sorted(Path(sweep_dir).rglob(".hydra")):
         config = hydra_dir / "hydra.yaml"
         if not config.is_file() or config.stat().st_mtime < since - 1.0:

@@ -193,7 +193,9 @@ def _cache_key(
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train_for_config(cfg: DictConfig, lut: Any = None, extra_calibration: list[Any] | None = None) -> TrainResult:
+def train_for_config(
+    cfg: DictConfig, lut: Any = None, extra_calibration: list[Any] | None = None
+) -> TrainResult:
     """Fit (or reuse) ``cfg.predictor`` for ``cfg``'s space and DPU and score it on held-out subnets.
 
     Args:
