@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import compose
 
-SMALL = ["search.generations=40", "search.pareto_generations=20", "search.top_k=4", "search.refine_rounds=1"]
+SMALL = ["search.generations=30", "search.pareto=false", "search.top_k=4", "search.refine_rounds=1"]
 #: Run-specific entries, not figures: wall times, cache hits, file locations.
 NOT_FIGURES = {
     "timings_s",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["search.generations=40", "search.pareto_generations=20", "search.top_k=4", "search.refine_rounds=1"]
+SMALL = ["search.generations=30", "search.pareto=false", "search.top_k=4", "search.refine_rounds=1"]
 
 
 def _env(ws: Path) -> dict[str, str]:
