@@ -18,19 +18,24 @@ from omegaconf import DictConfig
 
 from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
 from ofa_hw.lut.settings import LutSettings
-from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
+from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, write_results
+from ofa_hw.tasks.run import RunObjects
 
 log = logging.getLogger(__name__)
 
 
-def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
-    """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``."""
-    space, dpu = make_space(cfg), make_dpu(cfg)
+def lut_for_config(cfg: DictConfig, rundir=None, run: RunObjects | None = None) -> LutResult:
+    """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``.
+
+    ``run``: the run's objects when the caller built them (else built here from ``cfg``).
+    """
+    run = RunObjects.build(cfg) if run is None else run
+    space, dpu = run.space, run.dpu
     return ensure_lut(
         space,
         dpu,
-        LutSettings.from_config(cfg.lut),
-        backend=lambda: make_backend(cfg, dpu),
+        run.lut,
+        backend=lambda: run.backend,
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
         rundir=rundir,

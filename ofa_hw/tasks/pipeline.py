@@ -28,7 +28,6 @@ from ofa_hw.errors import FailedWorkError
 from ofa_hw.report import summary_table, write_report
 from ofa_hw.tasks import (
     job_label,
-    make_dpu,
     measured_on,
     open_store,
     output_dir,
@@ -58,32 +57,32 @@ class _StageClock:
 
 
 def run(cfg: DictConfig) -> dict:
-    from ofa_hw.search.settings import SearchSettings
     from ofa_hw.search.stage import run_search_stage
     from ofa_hw.tasks.lut import lut_for_config
+    from ofa_hw.tasks.run import RunObjects
     from ofa_hw.tasks.search import build_context, make_measurer
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    settings = SearchSettings.from_config(cfg.search)  # every setting was checked by the CLI
+    run = RunObjects.build(cfg)  # once, handed to every stage; every setting was checked by the CLI
+    settings, dpu = run.search, run.dpu
     outdir = output_dir()
     clock = _StageClock()
     start = time.perf_counter()
-    dpu = make_dpu(cfg)
 
     lut = clock.run(
         "lut",
         f"LUT of {cfg.space.name} on {dpu.name} ({cfg.backend.name})",
-        lambda: lut_for_config(cfg, rundir=outdir),
+        lambda: lut_for_config(cfg, rundir=outdir, run=run),
     )
     trained = clock.run(
-        "train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut)
+        "train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut, run=run)
     )
     predictor_files = write_artefacts(trained, outdir, measured_on(str(cfg.backend.name)))
 
     def search() -> dict[str, Any]:
-        ctx = build_context(cfg, trained.predictor)
+        ctx = build_context(cfg, trained.predictor, run)
         with open_store(cfg) as store:
-            measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
+            measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store, backend=run.backend)
             return run_search_stage(
                 settings,
                 ctx.space,
@@ -96,7 +95,7 @@ def run(cfg: DictConfig) -> dict:
                 measured_on=measured_on(str(cfg.backend.name)),
                 refit=lambda meas: (
                     train_for_config(
-                        cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
+                        cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas], run=run
                     ).predictor
                 ),
             )
@@ -108,7 +107,6 @@ def run(cfg: DictConfig) -> dict:
     def report() -> dict[str, Any]:
         from ofa_hw.provenance import measurement_basis
         from ofa_hw.search.compilable import compile_limit_share
-        from ofa_hw.tasks import make_backend, make_space
 
         results = {
             "dpu": {
@@ -123,8 +121,8 @@ def run(cfg: DictConfig) -> dict:
             "lut": lut.summary(),
             "predictor": {**trained.section, **predictor_files},
             "search": search_section,
-            "basis": measurement_basis(make_backend(cfg, dpu), dpu),
-            "compile_limits": compile_limit_share(make_space(cfg), dpu, seed=int(cfg.seed)),
+            "basis": measurement_basis(run.backend, dpu),
+            "compile_limits": compile_limit_share(run.space, dpu, seed=int(cfg.seed)),
         }
         write_report(outdir / "report.md", results, outdir)
         return results

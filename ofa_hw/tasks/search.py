@@ -26,7 +26,6 @@ from omegaconf import DictConfig
 from ofa_hw.errors import FailedWorkError
 from ofa_hw.search.floor import Floor
 from ofa_hw.search.latency import InfeasibleBudgetError
-from ofa_hw.search.settings import SearchSettings
 from ofa_hw.search.stage import run_search_stage
 from ofa_hw.search.verify import BackendMeasurer
 from ofa_hw.tasks import (
@@ -40,6 +39,7 @@ from ofa_hw.tasks import (
     outputs_line,
     write_results,
 )
+from ofa_hw.tasks.run import RunObjects
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +59,24 @@ class SearchContext:
         return f"{self.dpu.name} (predictor {getattr(self.predictor, 'name', '?')})"
 
 
-def fitted_predictor(cfg: DictConfig) -> Any:
+def fitted_predictor(cfg: DictConfig, run: RunObjects | None = None) -> Any:
     """The fitted latency predictor of ``cfg``'s space and DPU (the train task's, cached in the workspace)."""
-    from ofa_hw.tasks.train import predictor_for_config
+    from ofa_hw.tasks.train import train_for_config
 
-    return predictor_for_config(cfg)
+    return train_for_config(cfg, run=run).predictor
 
 
-def build_context(cfg: DictConfig, predictor: Any = None) -> SearchContext:
-    """Space, DPU, latency predictor (``predictor``, else the train task's fitted one) and accuracy model."""
+def build_context(cfg: DictConfig, predictor: Any = None, run: RunObjects | None = None) -> SearchContext:
+    """Space, DPU, latency predictor (``predictor``, else the train task's fitted one) and accuracy model
+    (``run``: the run's objects when the caller built them)."""
     from ofa_hw.accuracy import make_accuracy_model
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    space, dpu = make_space(cfg), make_dpu(cfg)
+    run = RunObjects.build(cfg) if run is None else run
+    space, dpu = run.space, run.dpu
     if predictor is None:
-        predictor = fitted_predictor(cfg)
+        predictor = fitted_predictor(cfg, run)
     timings["predictor_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     accuracy = make_accuracy_model(cfg, space)
@@ -83,13 +85,20 @@ def build_context(cfg: DictConfig, predictor: Any = None) -> SearchContext:
 
 
 def make_measurer(
-    cfg: DictConfig, space: Any, dpu: Any, predictor: Any, store: Any, progress: bool = True
+    cfg: DictConfig,
+    space: Any,
+    dpu: Any,
+    predictor: Any,
+    store: Any,
+    progress: bool = True,
+    backend: Any = None,
 ) -> BackendMeasurer:
-    """Deploys candidates on ``cfg``'s backend through ``store``, measuring what ``predictor`` predicts."""
+    """Deploys candidates on ``cfg``'s backend (``backend``, else built) through ``store``, measuring what
+    ``predictor`` predicts."""
     runs = cfg.search.runs if cfg.search.runs is not None else cfg.backend.runs
     return BackendMeasurer(
         space,
-        make_backend(cfg, dpu),
+        make_backend(cfg, dpu) if backend is None else backend,
         store,
         runs=int(runs),
         seed=int(cfg.seed),
@@ -159,11 +168,12 @@ def run(cfg: DictConfig) -> dict:
     from ofa_hw.provenance import measurement_basis
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    settings = SearchSettings.from_config(cfg.search)  # checked before any work by the CLI
+    run = RunObjects.build(cfg)  # once; every setting was checked before any work by the CLI
+    settings = run.search
     outdir = output_dir()
     t0 = time.perf_counter()
-    trained = train_for_config(cfg)
-    ctx = build_context(cfg, trained.predictor)
+    trained = train_for_config(cfg, run=run)
+    ctx = build_context(cfg, trained.predictor, run)
     ctx.timings_s["predictor_s"] = time.perf_counter() - t0
     predictor_section = {
         **trained.section,
@@ -171,7 +181,7 @@ def run(cfg: DictConfig) -> dict:
     }
     t0 = time.perf_counter()
     with open_store(cfg) as store:
-        measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
+        measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store, backend=run.backend)
         section = run_search_stage(
             settings,
             ctx.space,
@@ -183,7 +193,7 @@ def run(cfg: DictConfig) -> dict:
             where=ctx.where,
             measured_on=measured_on(str(cfg.backend.name)),
             refit=lambda meas: (
-                train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas]).predictor
+                train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas], run=run).predictor
             ),
         )
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
@@ -191,7 +201,7 @@ def run(cfg: DictConfig) -> dict:
         "search": section,
         "predictor": predictor_section,
         "dpu": dpu_section(ctx.dpu),
-        "basis": measurement_basis(make_backend(cfg, ctx.dpu), ctx.dpu),
+        "basis": measurement_basis(run.backend, run.dpu),
         "timings_s": timings,
     }
     write_results(results, outdir)

@@ -86,7 +86,12 @@ def _pick(runs: list[Any], n_runs: int, seed: int) -> Any:
 
 
 def _measured_nets(
-    cfg: DictConfig, space: Any, dpu: Any, budget: bool = False, extra: list[Any] | None = None
+    cfg: DictConfig,
+    space: Any,
+    dpu: Any,
+    budget: bool = False,
+    extra: list[Any] | None = None,
+    backend: Any = None,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """``(probe runs, calibration runs, held-out runs)`` of this space/DPU/backend, one per network.
 
@@ -96,6 +101,7 @@ def _measured_nets(
     (archs measured earlier in this run, e.g. deployed candidates when the search refits). Missing ones
     are profiled first, except after a budget-plan LUT (``budget``): its ``lut.max_subnets`` is the whole
     board budget, so only what the store already holds is used and the held-out error is the budget plan's.
+    ``backend``: a factory of the run's backend (called only when something must be profiled).
     """
     from ofa_hw.backends.base import ProfileJob
     from ofa_hw.store import profile_jobs
@@ -134,7 +140,8 @@ def _measured_nets(
         elif jobs:
             from ofa_hw.lut.cost import MeteredBackend, estimate
 
-            backend, desc = make_backend(cfg, dpu), "predictor held-out/calibration subnets"
+            desc = "predictor held-out/calibration subnets"
+            backend = make_backend(cfg, dpu) if backend is None else backend()
             cost = estimate(backend, store, len(jobs))
             print(f"{desc}: {cost.line()}", flush=True)  # the cost, before any work
             with MeteredBackend(backend, cost, desc=desc) as metered:
@@ -194,7 +201,10 @@ def _cache_key(
 
 
 def train_for_config(
-    cfg: DictConfig, lut: Any = None, extra_calibration: list[Any] | None = None
+    cfg: DictConfig,
+    lut: Any = None,
+    extra_calibration: list[Any] | None = None,
+    run: Any = None,
 ) -> TrainResult:
     """Fit (or reuse) ``cfg.predictor`` for ``cfg``'s space and DPU and score it on held-out subnets.
 
@@ -203,19 +213,22 @@ def train_for_config(
         lut: A :class:`~ofa_hw.lut.manage.LutResult` already at hand (else found/built per ``cfg.lut``).
         extra_calibration: Archs measured earlier in this run to add to the calibration subnets (the
             search's refit between refinement rounds).
+        run: The run's :class:`~ofa_hw.tasks.run.RunObjects` when the caller built them (else built here).
     """
     from ofa_hw.predictor import LatencyPredictor, make_predictor
+    from ofa_hw.tasks.run import RunObjects
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    space, dpu = make_space(cfg), make_dpu(cfg)
+    run = RunObjects.build(cfg) if run is None else run
+    space, dpu = run.space, run.dpu
     pcfg = cfg.predictor
     if pcfg.source not in ("lut", "store"):
         raise UserError(f"predictor.source must be 'lut' or 'store', got {pcfg.source!r}")
     if lut is None:
         from ofa_hw.tasks.lut import lut_for_config
 
-        lut = lut_for_config(cfg)
+        lut = lut_for_config(cfg, run=run)
     timings["lut_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -223,7 +236,9 @@ def train_for_config(
     # (one bootstrap group per subnet, so the uncertainty is calibrated out of bag), as source=store does.
     budget = lut.plan_kind == "budget"
     from_store = pcfg.source == "store" or budget
-    probes, calib, evaluation = _measured_nets(cfg, space, dpu, budget=budget, extra=extra_calibration)
+    probes, calib, evaluation = _measured_nets(
+        cfg, space, dpu, budget=budget, extra=extra_calibration, backend=lambda: run.backend
+    )
     calib_nets = [_net(r, space) for r in calib]
     timings["data_s"] = time.perf_counter() - t
 
