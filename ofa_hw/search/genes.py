@@ -22,8 +22,18 @@ import numpy as np
 from ofa_hw.space import SearchSpace
 
 
+#: Random draws are 16-bit: a coin with probability ``p`` hits when ``u < round(p·2¹⁶)``, a fresh value
+#: of a gene with ``c`` choices is ``⌊u·c / 2¹⁶⌋``; both are exact to within 2⁻¹⁶ (OFA's ``random.random``
+#: is exact to 2⁻⁵³), and 16-bit draws are several times cheaper than float64 ones.
+_ONE = 1 << 16
+
+
 class GeneOps:
     """Sampling, mutation, crossover and canonical keys for one search space.
+
+    Mutation coins: each block's kernel and expand genes share one coin (OFA mutates a block's kernel
+    and expand together), every other gene has its own; the resolution (the last gene) mutates with its
+    own probability.
 
     Args:
         space: The search space whose gene layout the populations follow.
@@ -38,28 +48,55 @@ class GeneOps:
         self._ks = slice(0, nb)
         self._e = slice(nb, 2 * nb)
         self._d = slice(2 * nb, self.n_genes - 1)
+        self._scale = (self.cardinality / _ONE).astype(np.float32)  # exact: u·c < 2²⁴
+        self._threshold_cache: dict[tuple[float, float], np.ndarray] = {}
 
+    # ------------------------------------------------------------ random draws
+    @staticmethod
+    def _uniform16(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform 16-bit integers (four per 64-bit draw of the generator)."""
+        n = 1
+        for dim in shape:
+            n *= dim
+        return rng.bit_generator.random_raw((n + 3) >> 2).view(np.uint16)[:n].reshape(shape)
+
+    def _thresholds(self, prob: float, r_prob: float) -> np.ndarray:
+        """Per-gene 16-bit coin thresholds (a gene mutates when its coin's draw is below)."""
+        key = (prob, r_prob)
+        if key not in self._threshold_cache:
+            t = np.full(self.n_genes, round(prob * _ONE), dtype=np.int32)
+            t[-1] = round(r_prob * _ONE)
+            self._threshold_cache[key] = t
+        return self._threshold_cache[key]
+
+    # -------------------------------------------------------------- operators
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniformly random gene rows."""
-        return (rng.random((n, self.n_genes)) * self.cardinality).astype(np.int8)
+        return (self._uniform16(rng, (n, self.n_genes)) * self._scale).astype(np.int8)
 
     def mutate(self, genes: np.ndarray, rng: np.random.Generator, prob: float, r_prob: float) -> np.ndarray:
         """Mutated copies of ``genes`` (one child per row)."""
-        n = genes.shape[0]
-        child = genes.copy()
-        fresh = self.sample(rng, n)
-        r_hit = rng.random(n) < r_prob
-        child[r_hit, -1] = fresh[r_hit, -1]
-        block_hit = rng.random((n, self.n_blocks)) < prob  # one coin moves kernel and expand together
-        child[:, self._ks] = np.where(block_hit, fresh[:, self._ks], child[:, self._ks])
-        child[:, self._e] = np.where(block_hit, fresh[:, self._e], child[:, self._e])
-        d_hit = rng.random((n, self._d.stop - self._d.start)) < prob
-        child[:, self._d] = np.where(d_hit, fresh[:, self._d], child[:, self._d])
-        return child
+        return self.mutants(genes, 1, rng, prob, r_prob)[:, 0]
+
+    def mutants(
+        self, genes: np.ndarray, reps: int, rng: np.random.Generator, prob: float, r_prob: float
+    ) -> np.ndarray:
+        """``reps`` independent mutants of every row of ``genes``: shape ``(N, reps, n_genes)``."""
+        g = self.n_genes
+        u = self._uniform16(rng, (genes.shape[0], reps, 2 * g))
+        hit = u[..., :g] < self._thresholds(prob, r_prob)
+        hit[..., self._e] = hit[..., self._ks]  # one coin moves a block's kernel and expand together
+        fresh = (u[..., g:] * self._scale).astype(np.int8)
+        return np.where(hit, fresh, genes[:, None, :])
 
     def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Uniform crossover of row pairs ``(a[i], b[i])``."""
-        return np.where(rng.random(a.shape) < 0.5, a, b).astype(np.int8)
+        return self.crossovers(a, b, 1, rng)[:, 0]
+
+    def crossovers(self, a: np.ndarray, b: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+        """``reps`` independent uniform crossovers of every row pair: shape ``(N, reps, n_genes)``."""
+        u = self._uniform16(rng, (a.shape[0], reps, self.n_genes))
+        return np.where(u < _ONE // 2, a[:, None, :], b[:, None, :])
 
     def canonical(self, genes: np.ndarray) -> np.ndarray:
         """Copies of ``genes`` with the kernel/expand genes of inactive blocks set to 0."""
