@@ -34,7 +34,9 @@ from ofa_hw.tasks import (
 )
 from ofa_hw.tasks.search import (
     SearchContext,
+    _dpu_section,
     build_context,
+    fitted_predictor,
     make_measurer,
 )
 

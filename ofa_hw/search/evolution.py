@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.floor import Floor
+from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import LatencyConstraint
 from ofa_hw.space import Arch, SearchSpace
 
@@ -267,6 +267,8 @@ class FinderBase:
         stats: np.ndarray,
         limit: float,
         groups: tuple[int, ...] = (),
+        ids: np.ndarray | None = None,
+        tried: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Children ``make(slots, reps)`` for every slot, redrawn until ``bound <= limit`` (bounded).
 
@@ -277,15 +279,18 @@ class FinderBase:
         groups with acceptance rates of their own (mutants are rejected more often than crossovers); a
         group's first round draws enough tries for nearly every slot to succeed at its rate so far, each
         further round doubles. After ``max_rounds`` tries a slot keeps its fallback row (``genes``,
-        ``stats`` = mean, std, bound: a feasible parent). Returns the children's genes and stats.
+        ``stats`` = mean, std, bound: a feasible parent). ``ids`` names the slots of the rows when they
+        are not ``0..n-1`` (sorted; group boundaries apply to them), ``tried`` counts tries already made.
+        Returns the children's genes and stats.
         """
         n = genes.shape[0]
         genes, stats = genes.copy(), stats.copy()
-        edges = [0, *(g for g in groups if 0 < g < n), n]
-        # per group: [group id, pending slots, tries per slot next round, tries so far]
+        ids = np.arange(n) if ids is None else ids
+        cuts = [0, *np.searchsorted(ids, groups).tolist(), n]
+        # per group: [group id, pending rows, tries per slot next round, tries so far]
         todo = [
-            [i, np.arange(lo, hi), self._first_reps(i), 0]
-            for i, (lo, hi) in enumerate(zip(edges, edges[1:]))
+            [i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried]
+            for i, (lo, hi) in enumerate(zip(cuts, cuts[1:]))
             if hi > lo
         ]
         first = True
@@ -293,7 +298,7 @@ class FinderBase:
         while todo:
             for t in todo:
                 t[2] = min(t[2], max_rounds - t[3])
-            parts = [make(t[1], t[2]) for t in todo]
+            parts = [make(ids[t[1]], t[2]) for t in todo]
             width = genes.shape[1]
             cand = np.concatenate([x.reshape(-1, width) for x in parts]) if len(parts) > 1 else parts[0]
             cand = cand.reshape(-1, width)
@@ -384,6 +389,61 @@ class FinderBase:
 class EvolutionFinder(FinderBase):
     """Maximise accuracy subject to ``mean + k·σ ≤ budget`` and compilability (OFA's evolution)."""
 
+    def _generation(
+        self,
+        par_g: np.ndarray,
+        par_v: np.ndarray,
+        pa: np.ndarray,
+        pb: np.ndarray,
+        n_mut: int,
+        n_cross: int,
+        limit: float,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One generation's children: :meth:`_redraw_rows` unrolled for its usual case (the hot path).
+
+        Mutants and crossovers are drawn with the tries per slot of their own acceptance rates and
+        checked in one call; the first feasible try of each slot is kept. The few slots left without
+        one go through :meth:`_redraw_rows`, which continues the rejection loop for them alone.
+        """
+        p = self.params
+        width = par_g.shape[1]
+        rm, rc = self._first_reps(0), self._first_reps(1)
+        a = par_g[pa]
+        cand = np.concatenate(
+            [
+                self.ops.mutants(a[:n_mut], rm, rng, p.mutate_prob, p.resolution_mutate_prob).reshape(
+                    -1, width
+                ),
+                self.ops.crossovers(a[n_mut:], par_g[pb[n_mut:]], rc, rng).reshape(-1, width),
+            ]
+        )
+        m, s, b = self._latency(cand)
+        ok = b <= limit  # inf (does not compile) and nan fail too
+        ok_m, ok_c = ok[: n_mut * rm].reshape(n_mut, rm), ok[n_mut * rm :].reshape(n_cross, rc)
+        rows = np.concatenate(
+            [
+                np.arange(0, n_mut * rm, rm) + ok_m.argmax(axis=1),
+                np.arange(n_mut * rm, ok.size, rc) + ok_c.argmax(axis=1),
+            ]
+        )
+        self._accept[0] = 0.7 * self._accept.get(0, 1.0) + 0.3 * float(ok_m.mean())
+        self._accept[1] = 0.7 * self._accept.get(1, 1.0) + 0.3 * float(ok_c.mean())
+        genes = cand[rows]
+        stats = np.stack([m, s, b], axis=1)[rows]
+        miss = np.flatnonzero(~ok[rows])
+        if miss.size:  # rare: continue the rejection loop for these slots only
+            genes[miss], stats[miss] = self._redraw_rows(
+                lambda slots, reps: self._children(par_g, pa, pb, slots, reps, n_mut, rng),
+                par_g[pa[miss]],
+                par_v[pa[miss], 1:],
+                limit,
+                groups=(n_mut,),
+                ids=miss,
+                tried=min(rm, rc),
+            )
+        return genes, stats
+
     def run(self, budget_ms: float, progress: bool = False) -> SearchResult:
         """Search under ``budget_ms``.
 
@@ -411,19 +471,14 @@ class EvolutionFinder(FinderBase):
             from tqdm import tqdm
 
             gens = tqdm(gens, desc=f"search ≤ {budget_ms:g} ms", leave=False)
+        n_cross = p.population - n_mut
         for gen in gens:
             order = np.argsort(-pop_v[:, 0], kind="stable")[:n_par]
             par_g, par_v = pop_g[order], pop_v[order]
             history[gen] = par_v[0, 0]
             # slots [0, n_mut) are mutants of parent pa, the rest crossovers of parents pa × pb (OFA)
             pa, pb = rng.integers(n_par, size=(2, p.population))
-            genes, stats = self._redraw_rows(
-                lambda slots, reps: self._children(par_g, pa, pb, slots, reps, n_mut, rng),
-                par_g[pa],
-                par_v[pa, 1:],
-                budget_ms,
-                groups=(n_mut,),
-            )
+            genes, stats = self._generation(par_g, par_v, pa, pb, n_mut, n_cross, budget_ms, rng)
             values = np.empty((genes.shape[0], 4))
             values[:, 0] = self._accuracy(genes)
             values[:, 1:] = stats

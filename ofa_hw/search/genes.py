@@ -21,10 +21,9 @@ import numpy as np
 
 from ofa_hw.space import SearchSpace
 
-
-#: Random draws are 16-bit: a coin with probability ``p`` hits when ``u < round(p·2¹⁶)``, a fresh value
-#: of a gene with ``c`` choices is ``⌊u·c / 2¹⁶⌋``; both are exact to within 2⁻¹⁶ (OFA's ``random.random``
-#: is exact to 2⁻⁵³), and 16-bit draws are several times cheaper than float64 ones.
+#: Random draws are 16-bit (four per 64-bit output of the generator, several times cheaper than float64
+#: draws): a coin with probability ``p`` hits when ``u < round(p·2¹⁶)``, a uniform value of a gene with
+#: ``c`` choices is ``⌊u·c / 2¹⁶⌋`` — exact to within 2⁻¹⁶ (OFA's ``random.random``: 2⁻⁵³).
 _ONE = 1 << 16
 
 
@@ -49,7 +48,7 @@ class GeneOps:
         self._e = slice(nb, 2 * nb)
         self._d = slice(2 * nb, self.n_genes - 1)
         self._scale = (self.cardinality / _ONE).astype(np.float32)  # exact: u·c < 2²⁴
-        self._threshold_cache: dict[tuple[float, float], np.ndarray] = {}
+        self._draw_cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------ random draws
     @staticmethod
@@ -60,14 +59,25 @@ class GeneOps:
             n *= dim
         return rng.bit_generator.random_raw((n + 3) >> 2).view(np.uint16)[:n].reshape(shape)
 
-    def _thresholds(self, prob: float, r_prob: float) -> np.ndarray:
-        """Per-gene 16-bit coin thresholds (a gene mutates when its coin's draw is below)."""
+    def _mutation_draw(self, prob: float, r_prob: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-gene 16-bit thresholds and value scales of one mutation draw (cached per probability pair).
+
+        One 16-bit draw ``u`` per gene decides both whether the gene mutates (``u < t``, ``t = p·2¹⁶``)
+        and, if it does, its fresh value ``⌊u·c/t⌋`` — given ``u < t``, ``u`` is uniform on ``0..t-1``,
+        so the value is uniform on the ``c`` choices to within ``c/t`` (5·10⁻⁴ at OFA's settings). Expand
+        genes follow their block's kernel coin (``t = 2¹⁶``: always below, masked afterwards) and take
+        their value from their own draw.
+        """
         key = (prob, r_prob)
-        if key not in self._threshold_cache:
-            t = np.full(self.n_genes, round(prob * _ONE), dtype=np.int32)
-            t[-1] = round(r_prob * _ONE)
-            self._threshold_cache[key] = t
-        return self._threshold_cache[key]
+        if key not in self._draw_cache:
+            # uint16 like the draws (mixed-type comparisons are several times slower); a probability
+            # of 1 becomes 1 - 2⁻¹⁶. Expand genes' thresholds are unused (their coin is the kernel's).
+            t = np.full(self.n_genes, min(round(prob * _ONE), _ONE - 1), dtype=np.uint16)
+            t[-1] = min(round(r_prob * _ONE), _ONE - 1)
+            span = np.maximum(t.astype(np.int64), 1)
+            span[self._e] = _ONE
+            self._draw_cache[key] = (t, (self.cardinality / span).astype(np.float32))
+        return self._draw_cache[key]
 
     # -------------------------------------------------------------- operators
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -82,12 +92,11 @@ class GeneOps:
         self, genes: np.ndarray, reps: int, rng: np.random.Generator, prob: float, r_prob: float
     ) -> np.ndarray:
         """``reps`` independent mutants of every row of ``genes``: shape ``(N, reps, n_genes)``."""
-        g = self.n_genes
-        u = self._uniform16(rng, (genes.shape[0], reps, 2 * g))
-        hit = u[..., :g] < self._thresholds(prob, r_prob)
+        thresholds, scale = self._mutation_draw(prob, r_prob)
+        u = self._uniform16(rng, (genes.shape[0], reps, self.n_genes))
+        hit = u < thresholds
         hit[..., self._e] = hit[..., self._ks]  # one coin moves a block's kernel and expand together
-        fresh = (u[..., g:] * self._scale).astype(np.int8)
-        return np.where(hit, fresh, genes[:, None, :])
+        return np.where(hit, u * scale, genes[:, None, :]).astype(np.int8)
 
     def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Uniform crossover of row pairs ``(a[i], b[i])``."""

@@ -181,7 +181,9 @@ class ParetoFinder(FinderBase):
             pb = self._tournament(ranks, crowd, n, rng)
             children = self._score(
                 *self._redraw(
-                    lambda slots, reps: self._children(pop.genes, pa, pb, slots, reps, n_mut, rng),
+                    lambda slots, reps, g=pop.genes, pa=pa, pb=pb: self._children(
+                        g, pa, pb, slots, reps, n_mut, rng
+                    ),
                     pop.take(pa),
                     limit,
                     groups=(n_mut,),
