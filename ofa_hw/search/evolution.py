@@ -141,6 +141,7 @@ class SearchResult:
         evaluations: Latency-predictor evaluations (archs checked, rejected ones included).
         accuracy_evaluations: Accuracy-model evaluations.
         elapsed_s: Wall time of the run.
+        cpu_s: CPU time of the run's thread (what the search costs, whatever else the machine runs).
     """
 
     budget_ms: float
@@ -153,6 +154,7 @@ class SearchResult:
     accuracy_evaluations: int
     elapsed_s: float
     space: SearchSpace = field(repr=False)
+    cpu_s: float = 0.0
 
     def top(self, k: int) -> list[Candidate]:
         """The ``k`` most accurate *distinct* subnets seen (ties: first found first)."""
@@ -455,7 +457,7 @@ class EvolutionFinder(FinderBase):
             return self._run(float(budget_ms), floor, progress)
 
     def _run(self, budget_ms: float, floor: Floor, progress: bool) -> SearchResult:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         self._reset_counters()
         rng = np.random.default_rng(self.seed)
         p = self.params
@@ -499,4 +501,5 @@ class EvolutionFinder(FinderBase):
             accuracy_evaluations=self._n_acc,
             elapsed_s=time.perf_counter() - start,
             space=self.space,
+            cpu_s=time.thread_time() - cpu_start,
         )
