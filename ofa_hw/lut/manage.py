@@ -42,6 +42,7 @@ from ofa_hw.lut.plan import (
     uncompilable_cells,
 )
 from ofa_hw.lut.table import LatencyTable, LutError, dpu_label
+from ofa_hw.sim.version import stale_reason
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import Store, profile_jobs
 
@@ -191,8 +192,13 @@ def _reusable(
     shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
     matching, stale = find_luts(space, dpu, [out_dir, shipped], backend_name)
     if lut_cfg.reuse:
-        for path in matching:
+        for path in list(matching):
             table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
+            why = stale_reason(table.meta.toolchain)
+            if why:  # same DPU, older simulator model: not reusable (issue 21)
+                log.warning("LUT %s is stale: %s", path, why)
+                stale.append(path)
+                continue
             # A budget plan's partial table does not stand in for the full coverage a full plan asks for.
             partial = table.meta.validation.get("plan") == "budget"
             if set(resolutions) <= set(table.meta.resolutions) and not (plan_kind == "full" and partial):
