@@ -35,6 +35,7 @@ def _overrides(fake_tools, boards, tmp_path, resolutions) -> list[str]:
         f"lut.resolutions=[{','.join(map(str, resolutions))}]",
         f"backend.vitis.arch_json='{fake_tools.dnndk_arch}'",
         f"backend.vitis.workdir='{tmp_path / 'vitis'}'",
+        f"backend.vitis.conda='{fake_tools.conda}'",
         f"backend.vitis.lock_dir='{tmp_path / 'locks'}'",
         f"backend.vitis.boards=[{spec}]",
     ]
