@@ -179,3 +179,34 @@ def test_attribution_refuses_a_profile_of_another_network():
         node_layers(ns, rows)
     with pytest.raises(NodeMappingError, match="matches no layer"):
         node_layers(ns, ["subgraph_ResNet__ResNet_Sequential_layer2__Bottleneck_2__Conv2d_conv1__input_52"])
+
+
+# --------------------------------------------------------------------------- preflight's gather
+def test_preflight_reports_every_kind_of_board_failure(fake_tools, tmp_path, monkeypatch):
+    """An unexpected exception of one board's check is a problem naming the board, not a silent drop;
+    and a farm whose every check crashed is no IndexError."""
+    from ofa_hw.backends.vitis import preflight as pf
+
+    async def crash(target, board):
+        raise RuntimeError(f"boom on {board.name}")
+
+    monkeypatch.setattr(pf, "_check_board", crash)
+    boards = [{"name": "a", "host": "127.0.0.1"}, {"name": "b", "host": "127.0.0.1"}]
+    settings = make_settings(fake_tools, boards, tmp_path / "w")
+    backend = VitisBackend("vitis_dnndk", B4096, settings)
+    target = pf.Target(
+        settings, backend.runner, backend.workdir, backend.flow.arch_json, B4096, tuple(backend.boards)
+    )
+    with pytest.raises(BackendUnavailable) as e:
+        pf.check_boards(target)
+    msg = str(e.value)
+    assert "board a: preflight check failed: RuntimeError: boom on a" in msg and "1 more board problem" in msg
+
+    async def unreachable(target, board):
+        from ofa_hw.backends.vitis.board import BoardUnreachable
+
+        raise BoardUnreachable(board.name, "connect", "refused")
+
+    monkeypatch.setattr(pf, "_check_board", unreachable)
+    with pytest.raises(BackendUnavailable, match="no board reachable: board a: connect: refused"):
+        pf.check_boards(target)

@@ -16,6 +16,7 @@ every tool log there, and is skipped when its compiled file is already present (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -36,7 +37,7 @@ from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, 
 from ofa_hw.formats import ParseError, parse_kernel_info
 from ofa_hw.netspec import build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
-from ofa_hw.torchnet import build_model
+from ofa_hw.torchnet import OFASubnet, build_model
 
 #: VAI_C's ``-e`` option per compile mode: per-node profiles need ``debug``; the deployable latency ``normal``.
 VAI_C_MODES = {"debug": "{'mode': 'debug'}", "normal": "{'mode': 'normal'}"}
@@ -100,9 +101,14 @@ def job_dir(workdir: Path, job: ProfileJob) -> Path:
 
 
 def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, object]:
-    """The job's subnet with seeded random weights (latency does not depend on weight values)."""
-    space = job.get_space()
+    """The job's subnet (or key network of a ``BlockJob``) with seeded random weights (latency does
+    not depend on weight values)."""
     torch.manual_seed(job.seed)
+    own = getattr(job, "netspec", None)  # a LUT key's own network (ofa_hw.lut.blocks.BlockJob)
+    if own is not None:
+        netspec = dataclasses.replace(own, name=name)
+        return OFASubnet(netspec).eval(), netspec
+    space = job.get_space()
     model = build_model(space, job.arch, name).eval()
     return model, build_netspec(space, job.arch, name)
 
