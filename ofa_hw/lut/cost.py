@@ -427,8 +427,11 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         backend: ``backend.name`` (what measured them).
     """
     plan = lut.get("plan", "full")
+    granularity = lut.get("granularity", "node")
     subnets = lut.get("subnets_profiled", lut.get("profiled_subnets"))
-    text = f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`"
+    text = (
+        f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`, granularity `{granularity}`"
+    )
     active = lut.get("active") or {}
     if active:
         text += (
@@ -446,6 +449,14 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         )
     else:
         text += f"; this run profiled none (LUT {lut.get('source', 'reused')})"
+    overhead = lut.get("overhead_ms")
+    if overhead is not None:
+        checked = lut.get("validation_subnets")
+        text += (
+            f". Network latency = LUT sum + {overhead:.3f} ms, the overhead fitted on {checked} whole subnets "
+            f"timed in normal mode (LUT sum alone: MAPE {_frac(lut.get('validation_mape_lut_sum'))}; with the "
+            f"overhead, on the same subnets: {_frac(lut.get('validation_mape'))})"
+        )
     mape = predictor.get("heldout_mape")
     if mape is None:
         return text + ". The predictor's error on subnets it did not train on is not known (none measured)."
@@ -453,3 +464,7 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         text + f". Predictor error on {predictor.get('heldout_subnets')} subnets it did not train on: "
         f"MAPE {mape:.2%} ({predictor.get('heldout_source')})."
     )
+
+
+def _frac(value: Any) -> str:
+    return f"{value:.2%}" if value is not None else "n/a"

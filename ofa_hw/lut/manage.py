@@ -122,6 +122,7 @@ class LutResult:
             "plan": self.plan_kind,
             "granularity": self.table.meta.validation.get("granularity", "node"),
             "overhead_ms": self.table.meta.validation.get("overhead_ms"),
+            "validation_mape_lut_sum": self.validation.get("mape_sum"),
             "subnets_profiled": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
             "active": self.active,
