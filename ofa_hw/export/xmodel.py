@@ -85,9 +85,10 @@ class {cls}(nn.Module):
 
 def calibration_batches(args, hw):
     """Calibration inputs: images of the list file when given, else seeded random tensors."""
-    if not args.calib_dir:
+    channels = SPEC.get("input_c", 3)
+    if not args.calib_dir or channels != 3:  # a LUT key's own network takes a feature map, not an image
         gen = torch.Generator().manual_seed(args.seed)
-        return [torch.randn(1, 3, hw, hw, generator=gen) for _ in range(args.calib_iter)]
+        return [torch.randn(1, channels, hw, hw, generator=gen) for _ in range(args.calib_iter)]
     import numpy
     from PIL import Image
 
@@ -120,7 +121,7 @@ def main(argv=None):
     model = {cls}(SPEC)
     model.load_state_dict(torch.load(args.weights, map_location="cpu"))
     model.eval()
-    dummy = torch.zeros(1, 3, hw, hw)
+    dummy = torch.zeros(1, SPEC.get("input_c", 3), hw, hw)
     quantizer = torch_quantizer(args.quant_mode, model, (dummy,), output_dir=args.output_dir, device=torch.device("cpu"))
     qmodel = quantizer.quant_model
     with torch.no_grad():
@@ -151,7 +152,8 @@ def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
             layers.append(layer)
         blocks.append(layers)
     return json.dumps(
-        {"name": netspec.name, "input_hw": netspec.input_hw, "blocks": blocks}, separators=(",", ":")
+        {"name": netspec.name, "input_hw": netspec.input_hw, "input_c": netspec.input_c, "blocks": blocks},
+        separators=(",", ":"),
     )
 
 

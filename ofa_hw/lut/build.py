@@ -14,7 +14,7 @@ from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut.mapping import block_times
 from ofa_hw.lut.table import CSV_COLUMNS, LatencyTable, LutMeta
 from ofa_hw.netspec import build_netspec
-from ofa_hw.sim import layer_times_ms
+from ofa_hw.sim import compile_net, layer_times_ms
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import dpu_config_dict
 
@@ -34,9 +34,11 @@ def block_samples(space: SearchSpace, dpu: DPUConfig, outcomes: Sequence[Profile
             continue
         ns = build_netspec(space, outcome.job.arch, name=outcome.job.net_name)
         layer_ms = np.asarray(layer_times_ms(ns, dpu), dtype=float)
+        # the nodes the compiled network has: a profile of another network is refused, not stretched
+        starts = [node.layers[0] for node in compile_net(ns, dpu).nodes if node.layers]
         tables = list(outcome.profile.runs) or [outcome.profile.nodes]
         for table in tables:
-            bt = block_times(ns, table, layer_ms)
+            bt = block_times(ns, table, layer_ms, starts)
             keys.extend(b.key for b in ns.blocks)
             times.extend(bt.tolist())
             nets.extend([outcome.job.net_name] * len(ns.blocks))
