@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ofa_hw.space import STAGE_STRIDES, Arch, SearchSpace, make_divisible
+from ofa_hw.space import Arch, SearchSpace, make_divisible
 
 
 def conv_out(hw: int, stride: int) -> int:
@@ -23,16 +23,21 @@ def conv_out(hw: int, stride: int) -> int:
 
 @dataclass(frozen=True)
 class Layer:
-    """One operator of the network (BN is folded into its conv; ReLU6 is ``act``).
+    """One operator of the network (BN is folded into its conv; the activation is ``act``).
 
     Attributes:
         index: Position in :attr:`NetSpec.layers`.
-        name: Caffe-style layer name (``conv_4``, ``pool_1``, ``fc_1``).
-        kind: ``conv`` | ``dwconv`` | ``gap`` | ``fc``.
-        role: ``stem`` | ``expand`` | ``dw`` | ``project`` | ``feature_mix`` | ``pool`` | ``classifier``.
+        name: Caffe-style layer name (``conv_4``, ``pool_1``, ``mul_1``, ``fc_1``).
+        kind: ``conv`` | ``dwconv`` | ``gap`` | ``mul`` | ``fc``.
+        role: ``stem`` | ``expand`` | ``dw`` | ``se_pool`` | ``se_reduce`` | ``se_expand`` | ``se_mul`` |
+            ``project`` | ``final_expand`` | ``feature_mix`` | ``pool`` | ``classifier``.
         block: Index into :attr:`NetSpec.blocks` of the block this layer belongs to.
+        act: ``relu6`` | ``relu`` | ``hswish`` | ``hsigmoid`` | None.
         residual: The block's identity shortcut is added to this layer's output.
-        bias: The layer has a bias of its own (only the classifier; convs get BN).
+        bias: The layer has a bias of its own (the classifier, squeeze-excite convs).
+        bn: A conv/dwconv layer is followed by BN (all but squeeze-excite and MBv3's feature mix).
+        inputs: Producer layer indices when not just the previous layer (the SE multiply: the
+            depthwise output and the SE scale).
     """
 
     index: int
@@ -50,10 +55,17 @@ class Layer:
     act: str | None = None
     residual: bool = False
     bias: bool = False
+    bn: bool = True
+    inputs: tuple[int, ...] = ()
 
     @property
     def has_bn(self) -> bool:
-        return self.kind in ("conv", "dwconv")
+        return self.bn and self.kind in ("conv", "dwconv")
+
+    @property
+    def producers(self) -> tuple[int, ...]:
+        """Indices of the layers feeding this one (-1: the network input)."""
+        return self.inputs or (self.index - 1,)
 
     @property
     def macs(self) -> int:
@@ -87,11 +99,13 @@ class Block:
 
     Attributes:
         index: Position in :attr:`NetSpec.blocks`.
-        kind: ``Conv`` (stem) | ``expanded_conv`` | ``Conv_1`` (feature mix) | ``Logits`` (pool + fc).
+        kind: ``Conv`` (stem) | ``expanded_conv`` | ``Conv_1`` (feature mix; MBv3: final expand) |
+            ``AvgPool2D`` (MBv3) | ``Conv_2`` (MBv3 feature mix) | ``Logits`` (ProxylessNAS: pool + fc).
         key: OFA LUT key string.
         layers: Indices of the block's layers in :attr:`NetSpec.layers`.
-        space_block: 0..20 for the blocks of the elastic stages, -1 otherwise.
+        space_block: Block index in the space for the blocks of the elastic stages, -1 otherwise.
         idskip: 1 when the block has an identity shortcut.
+        se, hs: MBv3 blocks: squeeze-excite, hard-swish (0/1, as in OFA's MBv3 keys).
     """
 
     index: int
@@ -107,6 +121,8 @@ class Block:
     kernel: int = 1
     stride: int = 1
     idskip: int = 0
+    se: int = 0
+    hs: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,16 @@ def mbconv_key(
     )
 
 
+def mbv3_key(
+    in_hw: int, in_c: int, out_hw: int, out_c: int, mid: int, kernel: int, stride: int, idskip: int, se: int, hs: int
+) -> str:
+    """OFA's ``MBv3LatencyTable`` key of an MBConv block (``expand`` is the middle channel count)."""
+    return (
+        f"expanded_conv-input:{in_hw}x{in_hw}x{in_c}-output:{out_hw}x{out_hw}x{out_c}"
+        f"-expand:{mid}-kernel:{kernel}-stride:{stride}-idskip:{idskip}-se:{se}-hs:{hs}"
+    )
+
+
 def logits_key(in_hw: int, in_c: int, n_classes: int) -> str:
     return f"Logits-input:{in_hw}x{in_hw}x{in_c}-output:{n_classes}"
 
@@ -161,16 +187,15 @@ class _Builder:
     def __init__(self) -> None:
         self.layers: list[Layer] = []
         self.blocks: list[Block] = []
-        self.n_conv = 0
+        self.counts: dict[str, int] = {}
         self._pending: list[dict] = []
 
-    def layer(self, kind: str, role: str, **fields) -> None:
-        if kind in ("conv", "dwconv"):
-            self.n_conv += 1
-            name = f"conv_{self.n_conv}"
-        else:
-            name = {"gap": "pool_1", "fc": "fc_1"}[kind]
-        self._pending.append(dict(kind=kind, role=role, name=name, **fields))
+    def layer(self, kind: str, role: str, **fields) -> int:
+        """Queue a layer for the open block; returns its index in the network."""
+        family = {"conv": "conv", "dwconv": "conv", "gap": "pool", "mul": "mul", "fc": "fc"}[kind]
+        self.counts[family] = self.counts.get(family, 0) + 1
+        self._pending.append(dict(kind=kind, role=role, name=f"{family}_{self.counts[family]}", **fields))
+        return len(self.layers) + len(self._pending) - 1
 
     def close_block(self, kind: str, key: str, space_block: int = -1, **fields) -> None:
         block_index = len(self.blocks)
@@ -197,33 +222,66 @@ class _Builder:
         )
 
 
-def _mbconv(
-    b: _Builder, hw: int, cin: int, cout: int, expand: int, kernel: int, stride: int, space_block: int
-) -> int:
-    """Append one MBConv block (1×1 expand, k×k depthwise, 1×1 project); returns the output size."""
-    out_hw = conv_out(hw, stride)
-    residual = stride == 1 and cin == cout
-    if expand == 1:
-        mid = cin
+@dataclass(frozen=True)
+class _MB:
+    """One MBConv block's choices and its family's per-stage flavour."""
+
+    cin: int
+    cout: int
+    expand: int
+    kernel: int
+    stride: int
+    space_block: int
+    act: str = "relu6"
+    se: bool = False
+    mbv3: bool = False
+    shortcut: bool = True
+
+
+def _mbconv(b: _Builder, hw: int, m: _MB) -> int:
+    """Append one MBConv block (1×1 expand, k×k depthwise, [SE], 1×1 project); returns the output size."""
+    out_hw = conv_out(hw, m.stride)
+    residual = m.shortcut and m.stride == 1 and m.cin == m.cout
+    if m.expand == 1:
+        mid = m.cin
     else:
-        mid = _mid_channels(cin, expand)
-        b.layer("conv", "expand", in_hw=hw, in_c=cin, out_hw=hw, out_c=mid, act="relu6")
-    b.layer(
+        mid = _mid_channels(m.cin, m.expand)
+        b.layer("conv", "expand", in_hw=hw, in_c=m.cin, out_hw=hw, out_c=mid, act=m.act)
+    dw = b.layer(
         "dwconv",
         "dw",
         in_hw=hw,
         in_c=mid,
         out_hw=out_hw,
         out_c=mid,
-        kernel=kernel,
-        stride=stride,
+        kernel=m.kernel,
+        stride=m.stride,
         groups=mid,
-        act="relu6",
+        act=m.act,
     )
-    b.layer("conv", "project", in_hw=out_hw, in_c=mid, out_hw=out_hw, out_c=cout, residual=residual)
-    key = mbconv_key(hw, cin, out_hw, cout, expand, kernel, stride, int(residual))
+    if m.se:
+        se_mid = make_divisible(mid // 4, 8)
+        b.layer("gap", "se_pool", in_hw=out_hw, in_c=mid, out_hw=1, out_c=mid, kernel=out_hw)
+        conv = dict(in_hw=1, out_hw=1, bias=True, bn=False)
+        b.layer("conv", "se_reduce", in_c=mid, out_c=se_mid, act="relu", **conv)
+        scale = b.layer("conv", "se_expand", in_c=se_mid, out_c=mid, act="hsigmoid", **conv)
+        b.layer("mul", "se_mul", in_hw=out_hw, in_c=mid, out_hw=out_hw, out_c=mid, inputs=(dw, scale))
+    b.layer("conv", "project", in_hw=out_hw, in_c=mid, out_hw=out_hw, out_c=m.cout, residual=residual)
+    hs = int(m.act == "hswish")
+    if m.mbv3:
+        key = mbv3_key(hw, m.cin, out_hw, m.cout, mid, m.kernel, m.stride, int(residual), int(m.se), hs)
+    else:
+        key = mbconv_key(hw, m.cin, out_hw, m.cout, m.expand, m.kernel, m.stride, int(residual))
     b.close_block(
-        "expanded_conv", key, space_block, expand=expand, kernel=kernel, stride=stride, idskip=int(residual)
+        "expanded_conv",
+        key,
+        m.space_block,
+        expand=m.expand,
+        kernel=m.kernel,
+        stride=m.stride,
+        idskip=int(residual),
+        se=int(m.se),
+        hs=hs,
     )
     return out_hw
 
@@ -235,30 +293,49 @@ def _mid_channels(cin: int, expand: int) -> int:
 @lru_cache(maxsize=4096)
 def _build_cached(space: SearchSpace, arch_id: str, name: str) -> NetSpec:
     arch = json.loads(arch_id)
-    widths = space.widths
+    arch["d"] = space.full_d(arch["d"])
+    widths, sk = space.widths, space.skeleton
+    mbv3 = space.family == "mbv3"
     b = _Builder()
     hw = arch["r"]
     # Stem: 3x3 stride-2 conv.
     out_hw = conv_out(hw, 2)
-    b.layer("conv", "stem", in_hw=hw, in_c=3, out_hw=out_hw, out_c=widths[0], kernel=3, stride=2, act="relu6")
+    b.layer("conv", "stem", in_hw=hw, in_c=3, out_hw=out_hw, out_c=widths[0], kernel=3, stride=2, act=sk.stem_act)
     b.close_block("Conv", conv_key(hw, 3, out_hw, widths[0]))
     hw = out_hw
-    # First block: fixed MBConv k3 s1 expand 1, no shortcut.
-    hw = _mbconv(b, hw, widths[0], widths[1], 1, 3, 1, space_block=-1)
+    # First block: fixed MBConv k3 s1 expand 1.
+    first = _MB(widths[0], widths[1], 1, 3, 1, -1, sk.first_act, False, mbv3, sk.first_shortcut)
+    hw = _mbconv(b, hw, first)
     cin = widths[1]
-    for stage, stride in enumerate(STAGE_STRIDES):
+    for stage, stride in enumerate(sk.stage_strides):
         cout = widths[2 + stage]
-        depth = 1 if stage == space.n_stages - 1 else arch["d"][stage]
-        for pos, blk in enumerate(list(space.stage_blocks(stage))[:depth]):
-            hw = _mbconv(b, hw, cin, cout, arch["e"][blk], arch["ks"][blk], stride if pos == 0 else 1, blk)
+        act, se = sk.stage_acts[stage], sk.stage_se[stage]
+        for pos, blk in enumerate(list(space.stage_blocks(stage))[: arch["d"][stage]]):
+            m = _MB(cin, cout, arch["e"][blk], arch["ks"][blk], stride if pos == 0 else 1, blk, act, se, mbv3)
+            hw = _mbconv(b, hw, m)
             cin = cout
-    head = widths[-1]
-    b.layer("conv", "feature_mix", in_hw=hw, in_c=cin, out_hw=hw, out_c=head, act="relu6")
-    b.close_block("Conv_1", conv_key(hw, cin, hw, head, kind="Conv_1"))
-    b.layer("gap", "pool", in_hw=hw, in_c=head, out_hw=1, out_c=head, kernel=hw)
-    b.layer("fc", "classifier", in_hw=1, in_c=head, out_hw=1, out_c=space.n_classes, bias=True)
-    b.close_block("Logits", logits_key(hw, head, space.n_classes))
+    if mbv3:
+        _mbv3_head(b, hw, cin, widths[-2], widths[-1], space.n_classes)
+    else:
+        head = widths[-1]
+        b.layer("conv", "feature_mix", in_hw=hw, in_c=cin, out_hw=hw, out_c=head, act="relu6")
+        b.close_block("Conv_1", conv_key(hw, cin, hw, head, kind="Conv_1"))
+        b.layer("gap", "pool", in_hw=hw, in_c=head, out_hw=1, out_c=head, kernel=hw)
+        b.layer("fc", "classifier", in_hw=1, in_c=head, out_hw=1, out_c=space.n_classes, bias=True)
+        b.close_block("Logits", logits_key(hw, head, space.n_classes))
     return NetSpec(name=name, input_hw=arch["r"], input_c=3, layers=tuple(b.layers), blocks=tuple(b.blocks))
+
+
+def _mbv3_head(b: _Builder, hw: int, cin: int, expand_c: int, mix_c: int, n_classes: int) -> None:
+    """MobileNetV3's head as OFA's ``MBv3LatencyTable`` splits it: Conv_1, AvgPool2D, Conv_2, Logits."""
+    b.layer("conv", "final_expand", in_hw=hw, in_c=cin, out_hw=hw, out_c=expand_c, act="hswish")
+    b.close_block("Conv_1", conv_key(hw, cin, hw, expand_c, kind="Conv_1"))
+    b.layer("gap", "pool", in_hw=hw, in_c=expand_c, out_hw=1, out_c=expand_c, kernel=hw)
+    b.close_block("AvgPool2D", conv_key(hw, expand_c, 1, expand_c, kind="AvgPool2D"))
+    b.layer("conv", "feature_mix", in_hw=1, in_c=expand_c, out_hw=1, out_c=mix_c, act="hswish", bn=False)
+    b.close_block("Conv_2", conv_key(1, expand_c, 1, mix_c, kind="Conv_2"))
+    b.layer("fc", "classifier", in_hw=1, in_c=mix_c, out_hw=1, out_c=n_classes, bias=True)
+    b.close_block("Logits", f"Logits-input:1x1x{mix_c}-output:{n_classes}")
 
 
 def build_netspec(space: SearchSpace, arch: Arch, name: str = "net") -> NetSpec:
@@ -279,7 +356,7 @@ def space_keys(space: SearchSpace, resolutions: Iterable[int] | None = None) -> 
                 arch = {
                     "ks": [k] * space.n_blocks,
                     "e": [e] * space.n_blocks,
-                    "d": [space.max_depth] * (space.n_stages - 1) + [1],
+                    "d": space.max_depth_d,
                     "r": r,
                 }
                 keys.update(build_netspec(space, arch).keys)

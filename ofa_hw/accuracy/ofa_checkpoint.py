@@ -1,4 +1,4 @@
-"""OFA Proxyless supernet checkpoints: their state-dict layout and static-subnet weight extraction.
+"""OFA supernet checkpoints (ProxylessNAS, MobileNetV3): state-dict layout and static-subnet extraction.
 
 Layout (``OFAProxylessNASNets`` as in ``ofa_proxyless_d234_e346_k357_w1.3``), canonical key names::
 
@@ -9,6 +9,12 @@ Layout (``OFAProxylessNASNets`` as in ``ofa_proxyless_d234_e346_k357_w1.3``), ca
     blocks.<i>.conv.depth_conv.conv.<K>to<k>_matrix                         kernel / expand ratio
     blocks.<i>.conv.point_linear.{conv.conv.weight,bn.bn.*}
     feature_mix_layer.conv.weight, feature_mix_layer.bn.*, classifier.linear.{weight,bias}
+
+``OFAMobileNetV3`` (``ofa_mbv3_d234_e346_k357_w1.0``/``w1.2``) has 20 elastic blocks; those of the
+squeeze-excite stages add ``blocks.<i>.conv.depth_conv.se.fc.{reduce,expand}.{weight,bias}`` (1×1 convs
+with bias; the active SE width is ``make_divisible(mid // 4, 8)``, again the leading channels). Its head
+is ``final_expand_layer.conv.weight, final_expand_layer.bn.*`` then ``feature_mix_layer.conv.weight``
+(no BN, no bias) and the classifier.
 
 (``bn.*`` = ``weight, bias, running_mean, running_var, num_batches_tracked``.) Published checkpoints
 may use OFA's older attribute name ``mobile_inverted_conv`` for ``conv`` inside blocks, flat names for
@@ -37,8 +43,15 @@ from ofa_hw.netspec import NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace, make_divisible
 
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-#: OFA's ``bn_param`` for its supernets: (momentum, eps). The eps differs from PyTorch's 1e-5 default.
+#: OFA's ``bn_param`` for its ProxylessNAS supernet: (momentum, eps). The eps differs from PyTorch's 1e-5.
 OFA_BN_MOMENTUM, OFA_BN_EPS = 0.1, 1e-3
+#: BN eps per space family (``OFAMobileNetV3`` keeps PyTorch's default 1e-5).
+FAMILY_BN_EPS: dict[str, float] = {"proxyless": OFA_BN_EPS, "mbv3": 1e-5}
+
+
+def bn_eps(space: SearchSpace) -> float:
+    """The BN eps OFA's supernet class of ``space`` uses."""
+    return FAMILY_BN_EPS[space.family]
 
 
 class CheckpointError(ValueError):
@@ -86,10 +99,21 @@ def supernet_layout(space: SearchSpace) -> dict[str, tuple[int, ...]]:
         for big, small in kernel_pairs(space.ks_list):
             shapes[f"{p}.depth_conv.conv.{big}to{small}_matrix"] = (small * small, small * small)
         shapes |= _bn_shapes(f"{p}.depth_conv.bn.bn", mid)
+        if space.skeleton.stage_se[space.block_stage(b)]:
+            se_mid = make_divisible(mid // 4, 8)
+            shapes[f"{p}.depth_conv.se.fc.reduce.weight"] = (se_mid, mid, 1, 1)
+            shapes[f"{p}.depth_conv.se.fc.reduce.bias"] = (se_mid,)
+            shapes[f"{p}.depth_conv.se.fc.expand.weight"] = (mid, se_mid, 1, 1)
+            shapes[f"{p}.depth_conv.se.fc.expand.bias"] = (mid,)
         shapes[f"{p}.point_linear.conv.conv.weight"] = (cout, mid, 1, 1)
         shapes |= _bn_shapes(f"{p}.point_linear.bn.bn", cout)
-    shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
-    shapes |= _bn_shapes("feature_mix_layer.bn", w[-1])
+    if space.family == "mbv3":
+        shapes["final_expand_layer.conv.weight"] = (w[-2], w[-3], 1, 1)
+        shapes |= _bn_shapes("final_expand_layer.bn", w[-2])
+        shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
+    else:
+        shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
+        shapes |= _bn_shapes("feature_mix_layer.bn", w[-1])
     shapes["classifier.linear.weight"] = (space.n_classes, w[-1])
     shapes["classifier.linear.bias"] = (space.n_classes,)
     return shapes
@@ -150,7 +174,7 @@ class SupernetWeights:
             canon = next((c for c in _key_candidates(key) if c in layout), None)
             if canon is None:
                 raise CheckpointError(
-                    f"{source}: key '{key}' is not part of the OFA Proxyless supernet layout of space "
+                    f"{source}: key '{key}' is not part of the OFA {space.family} supernet layout of space "
                     f"'{space.name}' (width {space.width_mult}, kernels {list(space.ks_list)})"
                 )
             if canon in tensors:
@@ -228,7 +252,7 @@ class SupernetWeights:
                     out[f"{name}.weight"] = self.tensors["classifier.linear.weight"].clone()
                     out[f"{name}.bias"] = self.tensors["classifier.linear.bias"].clone()
                     continue
-                if conv is None:  # the global pool has no weights
+                if conv is None:  # global pools and the SE multiply have no weights
                     continue
                 if layer.role == "dw" and block.space_block >= 0:
                     weight = self.depthwise_kernel(block.space_block, layer.out_c, layer.kernel)
@@ -240,8 +264,11 @@ class SupernetWeights:
                         f"layer {layer.name} needs {layer.kernel}"
                     )
                 out[f"{name}.conv.weight"] = weight.clone()
-                for f, value in self._bn(bn, layer.out_c).items():
-                    out[f"{name}.bn.{f}"] = value.clone()
+                if layer.bias:  # squeeze-excite convs
+                    out[f"{name}.conv.bias"] = self.tensors[conv.removesuffix("weight") + "bias"][: layer.out_c].clone()
+                if bn is not None and layer.has_bn:
+                    for f, value in self._bn(bn, layer.out_c).items():
+                        out[f"{name}.bn.{f}"] = value.clone()
         return out
 
     @staticmethod
@@ -249,10 +276,15 @@ class SupernetWeights:
         """Canonical (conv weight key, BN prefix) feeding a netspec layer."""
         if kind == "Conv":
             return "first_conv.conv.weight", "first_conv.bn"
-        if kind == "Conv_1":
+        if role == "final_expand":
+            return "final_expand_layer.conv.weight", "final_expand_layer.bn"
+        if role == "feature_mix":
             return "feature_mix_layer.conv.weight", "feature_mix_layer.bn"
-        if kind == "Logits":
+        if role in ("pool", "se_pool", "se_mul", "classifier"):
             return None, None
+        if role in ("se_reduce", "se_expand"):
+            fc = "reduce" if role == "se_reduce" else "expand"
+            return f"blocks.{space_block + 1}.conv.depth_conv.se.fc.{fc}.weight", None
         module = {"expand": "inverted_bottleneck", "dw": "depth_conv", "project": "point_linear"}[role]
         if space_block < 0:
             return f"blocks.0.conv.{module}.conv.weight", f"blocks.0.conv.{module}.bn"

@@ -93,10 +93,11 @@ def fold_into(op: Op, **changes: Any) -> Op | None:
 
 
 def ops_from_netspec(ns: Any) -> list[Op]:
-    """One op per netspec layer, chained, with the residual add folded into the project conv."""
+    """One op per netspec layer (chained unless the layer names its producers, as the SE multiply does),
+    with the residual add folded into the project conv."""
     ops = []
     for layer in ns.layers:
-        kind = {"conv": "conv", "dwconv": "dwconv", "gap": "gap", "fc": "fc"}[layer.kind]
+        kind = {"conv": "conv", "dwconv": "dwconv", "gap": "gap", "mul": "mul", "fc": "fc"}[layer.kind]
         k = layer.kernel if kind in ("conv", "dwconv") else (layer.in_hw if kind == "gap" else 1)
         ops.append(
             Op(
@@ -114,7 +115,7 @@ def ops_from_netspec(ns: Any) -> list[Op]:
                 stride=layer.stride,
                 groups=layer.groups,
                 act=layer.act,
-                inputs=(layer.index - 1,),
+                inputs=tuple(getattr(layer, "producers", (layer.index - 1,))),
                 residual=layer.residual,
                 layers=(layer.index,),
             )

@@ -1,4 +1,4 @@
-"""Schema of the ``space`` group: an OFA ProxylessNAS search space."""
+"""Schema of the ``space`` group: an OFA MBConv search space (ProxylessNAS or MobileNetV3)."""
 
 from dataclasses import dataclass, field
 
@@ -16,3 +16,4 @@ class SpaceConfig:
     depth_list: list[int] = field(default_factory=lambda: [2, 3, 4])
     resolutions: list[int] = field(default_factory=lambda: list(range(128, 225, 4)))
     keep_head_width: bool = True
+    family: str = "proxyless"

@@ -1,0 +1,108 @@
+"""OFA-MobileNetV3 spaces (``ofa_mbv3_w10``/``w12``) against OFA's own code.
+
+OFA's ``OFAMobileNetV3`` (installed with the test extra) is built with random weights and random BN
+statistics; its state dict is loaded through :class:`SupernetWeights`, and the package's static module
+must give the outputs of OFA's ``get_active_subnet``. The LUT keys must be those OFA's
+``MBv3LatencyTable`` queries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ofa_hw.accuracy.ofa_checkpoint import SupernetWeights, bn_eps, supernet_layout
+from ofa_hw.netspec import build_netspec
+from ofa_hw.space import ArchError, get_space
+from ofa_hw.torchnet import build_model
+
+SPACES = ("ofa_mbv3_w10", "ofa_mbv3_w12")
+
+
+def ofa_mbv3(width_mult: float, seed: int = 0):
+    """OFA's ``OFAMobileNetV3`` as ``ofa_net`` builds it, every parameter and BN statistic randomised."""
+    from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+
+    torch.manual_seed(seed)
+    net = OFAMobileNetV3(
+        dropout_rate=0, width_mult=width_mult, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4]
+    )
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand_like(tensor))
+            elif name.endswith("_matrix"):
+                tensor.add_(0.1 * torch.randn_like(tensor))  # the kernel transforms start as identities
+            elif name.endswith(("bn.weight", "bn.bn.weight")):
+                tensor.copy_(1 + 0.1 * torch.randn_like(tensor))
+            else:
+                tensor.copy_(0.1 * torch.randn_like(tensor))
+    return net.eval()
+
+
+def test_presets_are_ofas_widths_and_layout():
+    w12, w10 = get_space("ofa_mbv3_w12"), get_space("ofa_mbv3_w10")
+    assert w12.widths == (24, 24, 32, 48, 96, 136, 192, 1152, 1536)
+    assert w10.widths == (16, 16, 24, 40, 80, 112, 160, 960, 1280)
+    assert (w12.n_blocks, w12.n_elastic_stages, w12.n_genes) == (20, 5, 46)
+
+
+def test_arch_dicts_are_ofas_own():
+    space = get_space("ofa_mbv3_w12")
+    arch = space.sample(np.random.default_rng(0))
+    assert len(arch["ks"]) == len(arch["e"]) == 20 and len(arch["d"]) == 5
+    ofa_form = {"ks": arch["ks"], "e": arch["e"], "d": arch["d"], "image_size": arch["r"]}
+    assert space.validate(ofa_form) == arch
+    with pytest.raises(ArchError, match=r"field 'd' must have 5 entries, got 6"):
+        space.validate({**arch, "d": [*arch["d"], 1]})
+    genes = space.encode([arch])
+    assert genes.shape == (1, 46) and space.decode(genes)[0] == arch
+    child = space.mutate(arch, np.random.default_rng(1), prob=1.0)
+    assert space.validate(child) == child
+
+
+def test_netspec_has_se_hswish_and_ofas_head():
+    space = get_space("ofa_mbv3_w12")
+    arch = {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5, "r": 224}
+    ns = build_netspec(space, arch)
+    assert [b.kind for b in ns.blocks[-4:]] == ["Conv_1", "AvgPool2D", "Conv_2", "Logits"]
+    se_blocks = [b for b in ns.blocks if b.se]
+    assert len(se_blocks) == 12  # stages 2, 4, 5 at depth 4
+    assert ns.layers[0].act == "hswish" and ns.layers[1].act == "relu"
+    muls = [layer for layer in ns.layers if layer.kind == "mul"]
+    assert all(ns.layers[layer.producers[0]].kind == "dwconv" for layer in muls)
+    assert ns.keys[1] == "expanded_conv-input:112x112x24-output:112x112x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0"
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_layout_matches_ofas_state_dict(name, ofa_importable):
+    space = get_space(name)
+    net = ofa_mbv3(space.width_mult)
+    ofa_shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert ofa_shapes == supernet_layout(space)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_static_module_equals_ofas_active_subnet(name, ofa_importable):
+    """8 random subnets: our module with weights extracted from OFA's supernet == OFA's get_active_subnet."""
+    space = get_space(name)
+    net = ofa_mbv3(space.width_mult, seed=1)
+    weights = SupernetWeights.from_state_dict(net.state_dict(), space, source="OFAMobileNetV3")
+    rng = np.random.default_rng(2)
+    for arch in space.sample(rng, 8):
+        arch["r"] = int(rng.choice([128, 160, 176]))  # keep the forward passes cheap
+        net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+        reference = net.get_active_subnet(preserve_weight=True).eval()
+        ours = build_model(space, arch)
+        ours.load_state_dict(weights.extract(arch), strict=True)
+        for module in ours.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eps = bn_eps(space)
+        ours.eval()
+        x = torch.randn(2, 3, arch["r"], arch["r"], generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            want, got = reference(x), ours(x)
+        assert torch.allclose(got, want, atol=1e-4, rtol=0), (arch, float((got - want).abs().max()))
