@@ -168,7 +168,16 @@ def mbconv_key(
 
 
 def mbv3_key(
-    in_hw: int, in_c: int, out_hw: int, out_c: int, mid: int, kernel: int, stride: int, idskip: int, se: int, hs: int
+    in_hw: int,
+    in_c: int,
+    out_hw: int,
+    out_c: int,
+    mid: int,
+    kernel: int,
+    stride: int,
+    idskip: int,
+    se: int,
+    hs: int,
 ) -> str:
     """OFA's ``MBv3LatencyTable`` key of an MBConv block (``expand`` is the middle channel count)."""
     return (
@@ -300,7 +309,9 @@ def _build_cached(space: SearchSpace, arch_id: str, name: str) -> NetSpec:
     hw = arch["r"]
     # Stem: 3x3 stride-2 conv.
     out_hw = conv_out(hw, 2)
-    b.layer("conv", "stem", in_hw=hw, in_c=3, out_hw=out_hw, out_c=widths[0], kernel=3, stride=2, act=sk.stem_act)
+    b.layer(
+        "conv", "stem", in_hw=hw, in_c=3, out_hw=out_hw, out_c=widths[0], kernel=3, stride=2, act=sk.stem_act
+    )
     b.close_block("Conv", conv_key(hw, 3, out_hw, widths[0]))
     hw = out_hw
     # First block: fixed MBConv k3 s1 expand 1.

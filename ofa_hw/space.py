@@ -216,7 +216,9 @@ class SearchSpace:
         e = self._int_list(arch["e"], "e", (self.n_blocks,), self.expand_list)
         ne = self.n_elastic_stages
         lengths = (ne, self.n_stages) if ne < self.n_stages else (ne,)
-        d = self.full_d(self._int_list(arch["d"], "d", lengths, self.depth_list, last_free=ne < self.n_stages))
+        d = self.full_d(
+            self._int_list(arch["d"], "d", lengths, self.depth_list, last_free=ne < self.n_stages)
+        )
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
             raise ArchError(f"field 'r' must be an int, got {r!r}")
         if int(r) not in self.resolutions:
@@ -408,7 +410,9 @@ def space_from_config(cfg: Any) -> SearchSpace:
         "family": str(cfg.get("family", base.family if base is not None else "proxyless")),
     }
     if fields["family"] not in FAMILIES:
-        raise ValueError(f"space '{fields['name']}': family '{fields['family']}' is not one of {sorted(FAMILIES)}")
+        raise ValueError(
+            f"space '{fields['name']}': family '{fields['family']}' is not one of {sorted(FAMILIES)}"
+        )
     named = base.named_archs if base is not None else ()
     space = SearchSpace(**fields, named_archs=named)
     if not space.resolutions or any(r <= 0 or r % 4 for r in space.resolutions):

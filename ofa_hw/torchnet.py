@@ -12,7 +12,6 @@ from torch import nn
 from ofa_hw.netspec import Layer, NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace
 
-
 #: Activation modules by netspec name (``None``: identity).
 ACTIVATIONS: dict[str | None, type[nn.Module]] = {
     None: nn.Identity,

@@ -26,7 +26,11 @@ def ofa_mbv3(width_mult: float, seed: int = 0):
 
     torch.manual_seed(seed)
     net = OFAMobileNetV3(
-        dropout_rate=0, width_mult=width_mult, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4]
+        dropout_rate=0,
+        width_mult=width_mult,
+        ks_list=[3, 5, 7],
+        expand_ratio_list=[3, 4, 6],
+        depth_list=[2, 3, 4],
     )
     with torch.no_grad():
         for name, tensor in net.state_dict().items():
@@ -74,7 +78,10 @@ def test_netspec_has_se_hswish_and_ofas_head():
     assert ns.layers[0].act == "hswish" and ns.layers[1].act == "relu"
     muls = [layer for layer in ns.layers if layer.kind == "mul"]
     assert all(ns.layers[layer.producers[0]].kind == "dwconv" for layer in muls)
-    assert ns.keys[1] == "expanded_conv-input:112x112x24-output:112x112x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0"
+    assert (
+        ns.keys[1]
+        == "expanded_conv-input:112x112x24-output:112x112x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0"
+    )
 
 
 @pytest.mark.parametrize("name", SPACES)

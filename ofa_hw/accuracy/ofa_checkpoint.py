@@ -265,7 +265,9 @@ class SupernetWeights:
                     )
                 out[f"{name}.conv.weight"] = weight.clone()
                 if layer.bias:  # squeeze-excite convs
-                    out[f"{name}.conv.bias"] = self.tensors[conv.removesuffix("weight") + "bias"][: layer.out_c].clone()
+                    out[f"{name}.conv.bias"] = self.tensors[conv.removesuffix("weight") + "bias"][
+                        : layer.out_c
+                    ].clone()
                 if bn is not None and layer.has_bn:
                     for f, value in self._bn(bn, layer.out_c).items():
                         out[f"{name}.bn.{f}"] = value.clone()
