@@ -113,3 +113,59 @@ def test_static_module_equals_ofas_active_subnet(name, ofa_importable):
         with torch.no_grad():
             want, got = reference(x), ours(x)
         assert torch.allclose(got, want, atol=1e-4, rtol=0), (arch, float((got - want).abs().max()))
+
+
+@pytest.fixture(scope="module")
+def mbv3_lut():
+    """A LUT of ``ofa_mbv3_w12`` built on the simulated Ultra96 B2304 (XIR: SE and h-swish on the DPU)."""
+    from ofa_hw.backends import ProfileJob, SimBackend
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.lut import build_lut, dpu_compile_check, plan_probes
+
+    space, dpu = get_space("ofa_mbv3_w12"), DPUConfig.from_preset("ultra96_b2304")
+    plan = plan_probes(space, dpu_compile_check(dpu), resolutions=(160, 224), validation_subnets=4, seed=1)
+    sim = SimBackend(dpu)
+    probes = [
+        sim.profile(ProfileJob.create(space, a, n, runs=2)) for a, n in zip(plan.probes, plan.probe_names())
+    ]
+    assert all(o.ok for o in probes)
+    return build_lut(space, sim, probes, plan.resolutions, plan.uncompilable, sim.provenance), plan
+
+
+def test_lut_covers_the_space_and_adds_up(mbv3_lut):
+    table, plan = mbv3_lut
+    space = get_space("ofa_mbv3_w12")
+    assert table.coverage(space)["fraction"] == 1.0
+    assert {k.split("-")[0] for k in table.keys} == {
+        "Conv",
+        "expanded_conv",
+        "Conv_1",
+        "AvgPool2D",
+        "Conv_2",
+        "Logits",
+    }
+    for arch in plan.validation:
+        assert table.predict(space, arch) == pytest.approx(
+            sum(table.lookup(k)["mean_ms"] for k in build_netspec(space, arch).keys)
+        )
+
+
+def test_ofa_yaml_loads_in_ofas_mbv3_latency_table(mbv3_lut, tmp_path, ofa_importable):
+    """OFA's MBv3LatencyTable, walking OFA's own subnet modules, gives our network latency from our YAML."""
+    import yaml
+    from ofa.nas.efficiency_predictor.latency_lookup_table import MBv3LatencyTable
+
+    table, plan = mbv3_lut
+    space = get_space("ofa_mbv3_w12")
+    path = table.to_ofa_yaml(tmp_path / "mbv3.yaml")
+    ofa_table = MBv3LatencyTable.__new__(MBv3LatencyTable)
+    # OFA's __init__ calls yaml.load(fp) without a Loader, which PyYAML >= 6 rejects; its lookup is what matters.
+    ofa_table.lut = yaml.safe_load(path.read_text())
+    net = ofa_mbv3(1.2)
+    for arch in plan.validation:
+        net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+        subnet = net.get_active_subnet(preserve_weight=False)
+        ofa_ms = ofa_table.predict_network_latency(subnet, image_size=arch["r"])
+        assert ofa_ms == pytest.approx(table.predict(space, arch), rel=1e-9)
+        config_ms = ofa_table.predict_network_latency_given_config(net.get_active_net_config(), arch["r"])
+        assert config_ms == pytest.approx(ofa_ms, rel=1e-12)

@@ -20,7 +20,7 @@ import pandas as pd
 from ofa_hw.errors import UserError
 from ofa_hw.netspec import NetSpec
 
-_LAYER_SUFFIX = re.compile(r"(?:^|_)((?:conv|pool|fc)_\d+)$")
+_LAYER_SUFFIX = re.compile(r"(?:^|_)((?:conv|pool|mul|fc)_\d+)$")
 
 
 class NodeMappingError(UserError, ValueError):
