@@ -169,3 +169,28 @@ def test_ofa_yaml_loads_in_ofas_mbv3_latency_table(mbv3_lut, tmp_path, ofa_impor
         assert ofa_ms == pytest.approx(table.predict(space, arch), rel=1e-9)
         config_ms = ofa_table.predict_network_latency_given_config(net.get_active_net_config(), arch["r"])
         assert config_ms == pytest.approx(ofa_ms, rel=1e-12)
+
+
+def test_shipped_mbv3_lut_is_current_and_complete():
+    """The shipped ofa_mbv3_w12 table matches the ultra96_b2304 preset (regenerate it: lut/README.md)."""
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.lut import LatencyTable
+    from ofa_hw.lut.manage import SHIPPED_DIR
+
+    space, dpu = get_space("ofa_mbv3_w12"), DPUConfig.from_preset("ultra96_b2304")
+    path = SHIPPED_DIR / f"ofa_mbv3_w12-ultra96_b2304-{dpu.fingerprint()}.csv"
+    assert path.is_file(), f"shipped LUT is stale or missing: expected {path.name}; see lut/README.md"
+    table = LatencyTable.load(path, space=space, dpu_fingerprint=dpu.fingerprint())
+    assert table.coverage(space, space.resolutions)["fraction"] == 1.0
+    assert table.meta.validation["mape"] < 0.02
+
+
+def test_dnndk_dpu_refuses_an_mbv3_lut():
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.lut import LutError
+    from ofa_hw.lut.build import check_dpu_only
+
+    check_dpu_only(get_space("ofa_mbv3_w12"), DPUConfig.from_preset("ultra96_b2304"))
+    check_dpu_only(get_space("ofa_proxyless_w13"), DPUConfig.from_preset("zcu102_b4096"))
+    with pytest.raises(LutError, match=r"dnndk toolchain runs hsigmoid, hswish, mul on the CPU"):
+        check_dpu_only(get_space("ofa_mbv3_w12"), DPUConfig.from_preset("zcu102_b4096"))

@@ -118,7 +118,7 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "Logits": 101}
+    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
     return fixed[label] if label in fixed else int(label[1:])
 
 

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
     """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``."""
+    from ofa_hw.lut.build import check_dpu_only
+
     space, dpu = make_space(cfg), make_dpu(cfg)
+    check_dpu_only(space, dpu)
     return ensure_lut(
         space,
         dpu,
