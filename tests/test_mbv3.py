@@ -194,3 +194,48 @@ def test_dnndk_dpu_refuses_an_mbv3_lut():
     check_dpu_only(get_space("ofa_proxyless_w13"), DPUConfig.from_preset("zcu102_b4096"))
     with pytest.raises(LutError, match=r"dnndk toolchain runs hsigmoid, hswish, mul on the CPU"):
         check_dpu_only(get_space("ofa_mbv3_w12"), DPUConfig.from_preset("zcu102_b4096"))
+
+
+def test_dnndk_caffe_export_refuses_hswish_in_one_line():
+    from ofa_hw.export.caffe import CaffeExportError, to_caffe
+
+    space = get_space("ofa_mbv3_w12")
+    model = build_model(space, space.sample(np.random.default_rng(0))).eval()
+    with pytest.raises(CaffeExportError, match=r"h-swish has no layer in the DNNDK Caffe flow") as info:
+        to_caffe(model, name="net")
+    assert "\n" not in str(info.value)
+
+
+def test_onnx_export_of_an_mbv3_subnet(tmp_path):
+    from ofa_hw.export.onnx import check_onnx, export_onnx
+
+    space = get_space("ofa_mbv3_w10")
+    arch = space.sample(np.random.default_rng(4))
+    arch["r"] = 128
+    model = build_model(space, arch).eval()
+    path = export_onnx(model, tmp_path / "net.onnx", 128)
+    assert check_onnx(model, path, 128) < 1e-4
+
+
+def test_generated_xmodel_quantize_script_rebuilds_an_mbv3_subnet(tmp_path):
+    """The XIR flow's self-contained quantize script rebuilds SE, h-swish and the BN-free head."""
+    import importlib.util
+
+    from ofa_hw.export.xmodel import write_quantize_script
+
+    space = get_space("ofa_mbv3_w12")
+    arch = space.sample(np.random.default_rng(5))
+    arch["r"] = 128
+    model = build_model(space, arch, "x").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    script, weights = write_quantize_script(model.netspec, model, tmp_path, calib_iter=2)
+    spec = importlib.util.spec_from_file_location("generated_quantize_mbv3", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clone = mod.OFASubnet(mod.SPEC)
+    clone.load_state_dict(torch.load(weights))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(clone.eval()(x), model(x), atol=1e-5)
