@@ -35,6 +35,8 @@ from ofa_hw.tasks import (
 from ofa_hw.tasks.search import (
     SearchContext,
     build_context,
+    dpu_section,
+    fitted_predictor,
     make_measurer,
 )
 
@@ -195,7 +197,7 @@ def bench(cfg: DictConfig) -> dict:
         },
         "predictor": str(getattr(ctx.predictor, "name", "?")),
         "accuracy_model": getattr(ctx.accuracy, "label", "?"),
-        "dpu": _dpu_section(ctx.dpu),
+        "dpu": dpu_section(ctx.dpu),
         "timings_s": ctx.timings_s,
     }
     plot_convergence(

@@ -156,7 +156,7 @@ def current_lut_floor(cfg: DictConfig) -> tuple[Floor, Path] | None:
     return None
 
 
-def _dpu_section(dpu: Any) -> dict[str, Any]:
+def dpu_section(dpu: Any) -> dict[str, Any]:
     return {"preset": dpu.name, "fingerprint": dpu.fingerprint()}
 
 
@@ -190,7 +190,7 @@ def run(cfg: DictConfig) -> dict:
     results = {
         "search": section,
         "predictor": predictor_section,
-        "dpu": _dpu_section(ctx.dpu),
+        "dpu": dpu_section(ctx.dpu),
         "basis": measurement_basis(make_backend(cfg, ctx.dpu), ctx.dpu),
         "timings_s": timings,
     }
