@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-Arch = dict[str, Any]
+from ofa_hw.space_base import Arch, ArchError, make_divisible
+from ofa_hw.space_resnet import RESNET_PRESETS, ResNetSpace
 
 #: Base widths of ProxylessNAS: stem, first block, six stages, feature mix.
 BASE_WIDTHS: tuple[int, ...] = (32, 16, 24, 40, 80, 96, 192, 320, 1280)
@@ -71,22 +72,6 @@ FAMILIES: dict[str, Family] = {
         True,
     ),
 }
-
-
-class ArchError(ValueError):
-    """An architecture dict that does not belong to the search space."""
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` without going below 90 % of it.
-
-    This is the channel rounding of MobileNetV2/ProxylessNAS/OFA, so widths match the published nets.
-    """
-    min_value = divisor if min_value is None else min_value
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 @dataclass(frozen=True)
@@ -389,15 +374,19 @@ PRESETS: dict[str, SearchSpace] = {
 }
 
 
-def get_space(name: str) -> SearchSpace:
-    """A preset space by name."""
+def get_space(name: str) -> Any:
+    """A preset space by name (a :class:`SearchSpace`, or a :class:`~ofa_hw.space_resnet.ResNetSpace`)."""
+    if name in RESNET_PRESETS:
+        return RESNET_PRESETS[name]
     if name not in PRESETS:
-        raise KeyError(f"unknown search space '{name}'; presets: {sorted(PRESETS)}")
+        raise KeyError(f"unknown search space '{name}'; presets: {sorted(PRESETS) + sorted(RESNET_PRESETS)}")
     return PRESETS[name]
 
 
-def space_from_config(cfg: Any) -> SearchSpace:
+def space_from_config(cfg: Any) -> Any:
     """Build a space from a ``space`` config group node (preset name plus optional overrides)."""
+    if cfg.get("family") == "resnet":
+        return _resnet_from_config(cfg)
     base = PRESETS.get(cfg["name"])
     fields = {
         "name": cfg["name"],
@@ -411,10 +400,23 @@ def space_from_config(cfg: Any) -> SearchSpace:
     }
     if fields["family"] not in FAMILIES:
         raise ValueError(
-            f"space '{fields['name']}': family '{fields['family']}' is not one of {sorted(FAMILIES)}"
+            f"space '{fields['name']}': family '{fields['family']}' is not one of {sorted(FAMILIES) + ['resnet']}"
         )
     named = base.named_archs if base is not None else ()
     space = SearchSpace(**fields, named_archs=named)
+    if not space.resolutions or any(r <= 0 or r % 4 for r in space.resolutions):
+        raise ValueError(f"space '{space.name}': resolutions must be positive multiples of 4")
+    return space
+
+
+def _resnet_from_config(cfg: Any) -> ResNetSpace:
+    space = ResNetSpace(
+        name=str(cfg["name"]),
+        depth_list=tuple(int(x) for x in cfg["depth_list"]),
+        expand_list=tuple(float(x) for x in cfg["expand_list"]),
+        width_mult_list=tuple(float(x) for x in cfg["width_mult_list"]),
+        resolutions=tuple(int(x) for x in cfg["resolutions"]),
+    )
     if not space.resolutions or any(r <= 0 or r % 4 for r in space.resolutions):
         raise ValueError(f"space '{space.name}': resolutions must be positive multiples of 4")
     return space

@@ -7,10 +7,11 @@ exporters, the simulator's tracer and the supernet weight extraction can all rel
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ofa_hw.netspec import Layer, NetSpec, build_netspec
-from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.netspec import AnySpace, Layer, NetSpec, build_netspec
+from ofa_hw.space import Arch
 
 #: Activation modules by netspec name (``None``: identity).
 ACTIVATIONS: dict[str | None, type[nn.Module]] = {
@@ -69,7 +70,7 @@ class OFASubnet(nn.Module):
         self._blocks = [[netspec.layers[i] for i in block.layers] for block in netspec.blocks]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs: dict[int, torch.Tensor] = {}
+        outputs: dict[int, torch.Tensor] = {-1: x}
         for block in self._blocks:
             shortcut = x
             for layer in block:
@@ -78,7 +79,18 @@ class OFASubnet(nn.Module):
                 elif layer.kind == "mul":
                     a, b = (outputs[i] for i in layer.producers)
                     x = a * b
+                elif layer.kind == "add":
+                    x = ACTIVATIONS[layer.act]()(sum(outputs[i] for i in layer.producers))
+                elif layer.kind == "maxpool":
+                    x = F.max_pool2d(
+                        outputs[layer.producers[0]], layer.kernel, layer.stride, layer.kernel // 2
+                    )
+                elif layer.kind == "avgpool":
+                    x = F.avg_pool2d(
+                        outputs[layer.producers[0]], layer.kernel, layer.stride, 0, ceil_mode=True
+                    )
                 else:
+                    x = outputs.get(layer.producers[0], x) if layer.inputs else x
                     if layer.kind == "fc":
                         x = torch.flatten(x, 1)
                     x = self.layers[layer.name](x)
@@ -88,7 +100,7 @@ class OFASubnet(nn.Module):
         return x
 
 
-def build_model(space: SearchSpace, arch: Arch, name: str = "net") -> OFASubnet:
+def build_model(space: AnySpace, arch: Arch, name: str = "net") -> OFASubnet:
     """A randomly initialised static module for ``arch`` (call ``.eval()`` before exporting)."""
     return OFASubnet(build_netspec(space, arch, name))
 

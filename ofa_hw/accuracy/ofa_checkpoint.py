@@ -39,17 +39,19 @@ from typing import Any
 
 import torch
 
-from ofa_hw.netspec import NetSpec, build_netspec
+from ofa_hw.accuracy.ofa_resnet_layout import resnet_layout, resnet_source
+from ofa_hw.netspec import AnySpace, NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace, make_divisible
+from ofa_hw.space_resnet import ResNetSpace
 
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 #: OFA's ``bn_param`` for its ProxylessNAS supernet: (momentum, eps). The eps differs from PyTorch's 1e-5.
 OFA_BN_MOMENTUM, OFA_BN_EPS = 0.1, 1e-3
 #: BN eps per space family (``OFAMobileNetV3`` keeps PyTorch's default 1e-5).
-FAMILY_BN_EPS: dict[str, float] = {"proxyless": OFA_BN_EPS, "mbv3": 1e-5}
+FAMILY_BN_EPS: dict[str, float] = {"proxyless": OFA_BN_EPS, "mbv3": 1e-5, "resnet": 1e-5}
 
 
-def bn_eps(space: SearchSpace) -> float:
+def bn_eps(space: AnySpace) -> float:
     """The BN eps OFA's supernet class of ``space`` uses."""
     return FAMILY_BN_EPS[space.family]
 
@@ -80,8 +82,10 @@ def block_channels(space: SearchSpace) -> list[tuple[int, int]]:
     return channels
 
 
-def supernet_layout(space: SearchSpace) -> dict[str, tuple[int, ...]]:
+def supernet_layout(space: AnySpace) -> dict[str, tuple[int, ...]]:
     """Canonical key → shape of every tensor of the supernet of ``space``."""
+    if isinstance(space, ResNetSpace):
+        return resnet_layout(space)
     w = space.widths
     kmax, emax = max(space.ks_list), max(space.expand_list)
     shapes: dict[str, tuple[int, ...]] = {"first_conv.conv.weight": (w[0], 3, 3, 3)}
@@ -133,6 +137,12 @@ def _key_candidates(key: str) -> list[str]:
     return [key, *nested, *flat]
 
 
+def _describe(space: AnySpace) -> str:
+    if isinstance(space, ResNetSpace):
+        return f"widths {list(space.width_mult_list)}"
+    return f"width {space.width_mult}, kernels {list(space.ks_list)}"
+
+
 @dataclass(frozen=True, eq=False)
 class SupernetWeights:
     """A validated supernet state dict under canonical names.
@@ -143,7 +153,7 @@ class SupernetWeights:
         source: Where the weights came from (for messages and provenance).
     """
 
-    space: SearchSpace
+    space: AnySpace
     tensors: dict[str, torch.Tensor]
     source: str
 
@@ -157,7 +167,7 @@ class SupernetWeights:
         return digest.hexdigest()
 
     @classmethod
-    def from_state_dict(cls, state: Any, space: SearchSpace, source: str = "<state dict>") -> SupernetWeights:
+    def from_state_dict(cls, state: Any, space: AnySpace, source: str = "<state dict>") -> SupernetWeights:
         """Normalise key names and check every key and shape against :func:`supernet_layout`.
 
         Raises:
@@ -175,7 +185,7 @@ class SupernetWeights:
             if canon is None:
                 raise CheckpointError(
                     f"{source}: key '{key}' is not part of the OFA {space.family} supernet layout of space "
-                    f"'{space.name}' (width {space.width_mult}, kernels {list(space.ks_list)})"
+                    f"'{space.name}' ({_describe(space)})"
                 )
             if canon in tensors:
                 raise CheckpointError(f"{source}: keys '{origin[canon]}' and '{key}' both map to '{canon}'")
@@ -184,7 +194,7 @@ class SupernetWeights:
             if tuple(value.shape) != layout[canon]:
                 raise CheckpointError(
                     f"{source}: key '{key}' has shape {tuple(value.shape)}, the layout of space "
-                    f"'{space.name}' (width {space.width_mult}) needs {layout[canon]}"
+                    f"'{space.name}' ({_describe(space)}) needs {layout[canon]}"
                 )
             tensors[canon] = value.detach().to("cpu")
             origin[canon] = key
@@ -198,7 +208,7 @@ class SupernetWeights:
         return cls(space, tensors, source)
 
     @classmethod
-    def load(cls, path: str | Path, space: SearchSpace) -> SupernetWeights:
+    def load(cls, path: str | Path, space: AnySpace) -> SupernetWeights:
         """Load a checkpoint file (tensors only: ``torch.load(weights_only=True)``)."""
         path = Path(path)
         if not path.is_file():
@@ -246,11 +256,15 @@ class SupernetWeights:
         for block in netspec.blocks:
             layers = [netspec.layers[i] for i in block.layers]
             for layer in layers:
-                conv, bn = self._layer_source(block.kind, block.space_block, layer.role)
+                if isinstance(space, ResNetSpace):
+                    conv, bn = resnet_source(layer.role, block.space_block)
+                else:
+                    conv, bn = self._layer_source(block.kind, block.space_block, layer.role)
                 name = f"layers.{layer.name}"
                 if layer.role == "classifier":
-                    out[f"{name}.weight"] = self.tensors["classifier.linear.weight"].clone()
-                    out[f"{name}.bias"] = self.tensors["classifier.linear.bias"].clone()
+                    weight_key = conv or "classifier.linear.weight"
+                    out[f"{name}.weight"] = self.tensors[weight_key][:, : layer.in_c].clone()
+                    out[f"{name}.bias"] = self.tensors[weight_key.removesuffix("weight") + "bias"].clone()
                     continue
                 if conv is None:  # global pools and the SE multiply have no weights
                     continue

@@ -97,8 +97,12 @@ def ops_from_netspec(ns: Any) -> list[Op]:
     with the residual add folded into the project conv."""
     ops = []
     for layer in ns.layers:
-        kind = {"conv": "conv", "dwconv": "dwconv", "gap": "gap", "mul": "mul", "fc": "fc"}[layer.kind]
-        k = layer.kernel if kind in ("conv", "dwconv") else (layer.in_hw if kind == "gap" else 1)
+        kind = layer.kind  # netspec kinds are op kinds (conv, dwconv, gap, maxpool, avgpool, mul, add, fc)
+        k = (
+            layer.kernel
+            if kind in ("conv", "dwconv", "maxpool", "avgpool")
+            else (layer.in_hw if kind == "gap" else 1)
+        )
         ops.append(
             Op(
                 index=layer.index,

@@ -26,9 +26,18 @@ def check_dpu_only(space: SearchSpace, dpu: DPUConfig) -> None:
     the CPU (MobileNetV3's h-swish and squeeze-excite under the ``dnndk`` toolchain, which has no hard
     activations) the CPU parts and extra subgraph launches would be missing from every key.
 
+    Also refuses the ResNet-50 space: its block costs depend on neighbouring widths, so the per-block
+    tables of the LUT planner, the predictors and the search do not apply (yet).
+
     Raises:
         LutError: one line naming the space, the DPU and the operators on the CPU.
     """
+    if not isinstance(space, SearchSpace):
+        raise LutError(
+            f"space '{space.name}': the LUT, predictor and search stages handle OFA's MBConv spaces "
+            "(ProxylessNAS, MobileNetV3) only; ResNet-50 has netspecs, static modules, supernet weights, "
+            "exports and the simulator (ofa_hw.sim.compile_net), but no LUT-based search yet"
+        )
     ns = build_netspec(
         space,
         {
