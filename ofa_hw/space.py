@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -264,6 +264,12 @@ class SearchSpace:
         return self.validate(json.loads(table[name]))
 
     # ----------------------------------------------------------- random moves
+    @overload
+    def sample(self, rng: np.random.Generator, n: None = None) -> Arch: ...
+
+    @overload
+    def sample(self, rng: np.random.Generator, n: int) -> list[Arch]: ...
+
     def sample(self, rng: np.random.Generator, n: int | None = None) -> Arch | list[Arch]:
         """Uniformly random arch(s), as OFA's ``sample_active_subnet`` draws them."""
         if n is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -154,6 +154,12 @@ class ResNetSpace:
         return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
     # ----------------------------------------------------------- random moves
+    @overload
+    def sample(self, rng: np.random.Generator, n: None = None) -> Arch: ...
+
+    @overload
+    def sample(self, rng: np.random.Generator, n: int) -> list[Arch]: ...
+
     def sample(self, rng: np.random.Generator, n: int | None = None) -> Arch | list[Arch]:
         """Random arch(s) as ``OFAResNets.sample_active_subnet`` draws them (stem ``d[0]`` from {min, max})."""
         if n is not None:
@@ -168,9 +174,7 @@ class ResNetSpace:
 
     def mutate(self, arch: Arch, rng: np.random.Generator, prob: float = 0.1, r_prob: float = 0.5) -> Arch:
         """Resample the resolution with ``r_prob`` and every other gene with ``prob``."""
-        arch = self.validate(arch)
-        new = self.decode(self.encode([arch]))[0]
-        genes = self.encode([new])[0]
+        genes = self.encode([arch])[0]
         fresh = self.encode([self.sample(rng)])[0]
         hit = rng.random(self.n_genes) < prob
         hit[-1] = rng.random() < r_prob
