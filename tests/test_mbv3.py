@@ -239,3 +239,19 @@ def test_generated_xmodel_quantize_script_rebuilds_an_mbv3_subnet(tmp_path):
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         assert torch.allclose(clone.eval()(x), model(x), atol=1e-5)
+
+
+def test_published_checkpoint_naming_loads(tmp_path, ofa_importable):
+    """OFA's released files name blocks ``mobile_inverted_conv`` and wrap the dict in ``state_dict``."""
+    space = get_space("ofa_mbv3_w10")
+    state = ofa_mbv3(1.0, seed=4).state_dict()
+    published = {
+        k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
+        for k, v in state.items()
+    }
+    assert any(".mobile_inverted_conv." in k for k in published)
+    path = tmp_path / "ofa_mbv3_d234_e346_k357_w1.0.pth"
+    torch.save({"state_dict": published}, path)
+    weights = SupernetWeights.load(path, space)
+    reference = SupernetWeights.from_state_dict(state, space)
+    assert weights.fingerprint == reference.fingerprint
