@@ -255,3 +255,41 @@ def test_published_checkpoint_naming_loads(tmp_path, ofa_importable):
     weights = SupernetWeights.load(path, space)
     reference = SupernetWeights.from_state_dict(state, space)
     assert weights.fingerprint == reference.fingerprint
+
+
+def test_supernet_accuracy_model_on_an_ofa_mbv3_checkpoint(tmp_path, ofa_importable):
+    """``accuracy=supernet`` with OFA's MobileNetV3 checkpoint: its subnet is OFA's, and it evaluates."""
+    from PIL import Image
+
+    from ofa_hw.accuracy.imagefolder import ImageFolder
+    from ofa_hw.accuracy.supernet import SupernetAccuracyModel
+
+    space = get_space("ofa_mbv3_w12")
+    net = ofa_mbv3(1.2, seed=6)
+    path = tmp_path / "ofa_mbv3_d234_e346_k357_w1.2.pth"
+    torch.save({"state_dict": net.state_dict()}, path)
+    rng = np.random.default_rng(0)
+    for name in ("n01", "n02"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)).save(
+                tmp_path / "val" / name / f"{i}.png"
+            )
+    model = SupernetAccuracyModel(
+        space,
+        SupernetWeights.load(path, space),
+        ImageFolder.scan(tmp_path / "val"),
+        calib_images=4,
+        batch_size=4,
+        workers=1,
+        threads=1,
+    )
+    arch = space.sample(np.random.default_rng(7))
+    arch["r"] = 128
+    net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+    reference = net.get_active_subnet(preserve_weight=True).eval()
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(model.subnet(arch)(x), reference(x), atol=1e-4, rtol=0)
+    result = model.evaluate(arch)
+    assert result.n_images == 4 and 0.0 <= result.top1 <= 100.0
