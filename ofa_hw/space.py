@@ -398,7 +398,7 @@ def space_from_config(cfg: Any) -> Any:
         "name": cfg["name"],
         "width_mult": float(cfg["width_mult"]),
         "ks_list": tuple(int(x) for x in cfg["ks_list"]),
-        "expand_list": tuple(int(x) for x in cfg["expand_list"]),
+        "expand_list": tuple(_whole(x, "expand_list") for x in cfg["expand_list"]),
         "depth_list": tuple(int(x) for x in cfg["depth_list"]),
         "resolutions": tuple(int(x) for x in cfg["resolutions"]),
         "keep_head_width": bool(cfg["keep_head_width"]),
@@ -426,3 +426,10 @@ def _resnet_from_config(cfg: Any) -> ResNetSpace:
     if not space.resolutions or any(r <= 0 or r % 4 for r in space.resolutions):
         raise ValueError(f"space '{space.name}': resolutions must be positive multiples of 4")
     return space
+
+
+def _whole(value: Any, field: str) -> int:
+    """An integer choice of an MBConv space (the schema types ``expand_list`` as floats for ResNet-50)."""
+    if float(value) != int(float(value)):
+        raise ValueError(f"{field} = {value} is not a whole number (MBConv expand ratios are integers)")
+    return int(float(value))
