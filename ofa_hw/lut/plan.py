@@ -118,7 +118,7 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "Logits": 101}
+    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
     return fixed[label] if label in fixed else int(label[1:])
 
 
@@ -310,7 +310,7 @@ def _max_depth_arch(
         ki, ei = c[perms[pos][j % len(c)]]
         ks.append(space.ks_list[ki])
         es.append(space.expand_list[ei])
-    return {"ks": ks, "e": es, "d": [space.max_depth] * (space.n_stages - 1) + [1], "r": int(r)}
+    return {"ks": ks, "e": es, "d": space.max_depth_d, "r": int(r)}
 
 
 def spread_resolutions(resolutions: Iterable[int], n: int) -> list[int]:
@@ -353,14 +353,14 @@ def plan_seed_probes(
     rng = np.random.default_rng(seed)
     choices = {r: _choices(space, cells, r) for r in set(picked)}
     perms = [rng.permutation(len(c)) for c in choices[picked[0]]] if picked else []
-    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_stages - 1)]
+    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_elastic_stages)]
     out = []
     for j, r in enumerate(picked):
         # Same permutation for every resolution; a choice uncompilable at r maps onto r's own list.
         c = choices[r]
         arch = _max_depth_arch(space, c, [p % len(cp) for p, cp in zip(perms, c)], j, r)
         if vary_depth:  # every depth of every stage, balanced like the block choices
-            arch["d"] = [int(space.depth_list[p[j % len(p)]]) for p in depth_perms] + [1]
+            arch["d"] = space.full_d([int(space.depth_list[p[j % len(p)]]) for p in depth_perms])
         out.append(arch)
     return out
 
@@ -387,7 +387,7 @@ def sample_subnets(
         picks = [np.array([rng.integers(len(c))]) for c in choices[r]]
         arch = _max_depth_arch(space, choices[r], picks, 0, r)
         if not max_depth:
-            arch["d"] = [int(d) for d in rng.choice(space.depth_list, space.n_stages - 1)] + [1]
+            arch["d"] = space.full_d(rng.choice(space.depth_list, space.n_elastic_stages))
         out.append(space.validate(arch))
     return out
 

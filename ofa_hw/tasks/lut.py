@@ -38,7 +38,10 @@ def granularity_of(cfg: DictConfig) -> str:
 
 def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
     """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``."""
+    from ofa_hw.lut.build import check_dpu_only
+
     space, dpu = make_space(cfg), make_dpu(cfg)
+    check_dpu_only(space, dpu)
     granularity = granularity_of(cfg)
     return ensure_lut(
         space,
