@@ -242,6 +242,7 @@ def run_active(
     new_predictor: NewPredictor,
     settings: ActiveSettings,
     on_batch: Callable[[Batch], None] | None = None,
+    fit: Callable[[list[ProfileOutcome]], Any] | None = None,
 ) -> ActiveResult:
     """Run the budget plan (module docstring): seed batch, then refit → most uncertain → measure.
 
@@ -253,6 +254,8 @@ def run_active(
         new_predictor: Builds an unfitted predictor (the configured model).
         settings: Budget, batch size, target, pool size, seed.
         on_batch: Called with each measured batch (progress reporting).
+        fit: Fits the predictor on the outcomes so far (default: :func:`fit_predictor`, from per-block
+            times; ``lut.granularity=network`` fits it from the calibrated simulator's LUT instead).
     """
     rng = np.random.default_rng(settings.seed + 1)
     pool = sample_subnets(space, compilable, resolutions, settings.pool, rng, max_depth=True)
@@ -282,7 +285,7 @@ def run_active(
         reason = stop_reason(batches, settings)
         if reason is not None:
             break
-        predictor = fit_predictor(new_predictor, space, dpu, outcomes)
+        predictor = fit(outcomes) if fit is not None else fit_predictor(new_predictor, space, dpu, outcomes)
         n_next = min(settings.batch, settings.max_subnets - sum(len(b.names) for b in batches))
         measured = {space.arch_id(o.job.arch) for o in outcomes}
         if predictor is None:  # nothing profiled yet (all failed): spend the next batch on random candidates

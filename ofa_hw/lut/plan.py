@@ -118,7 +118,7 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "Logits": 101}
+    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
     return fixed[label] if label in fixed else int(label[1:])
 
 
@@ -259,7 +259,7 @@ def plan_probes(
         ValueError: a resolution outside the space, ``coverage < 1``, or a resolution whose fixed blocks
             (stem/head) cannot compile.
     """
-    res = tuple(sorted(set(int(r) for r in (resolutions if resolutions is not None else space.resolutions))))
+    res = tuple(sorted({int(r) for r in (resolutions if resolutions is not None else space.resolutions)}))
     bad = [r for r in res if r not in space.resolutions]
     if bad:
         raise ValueError(f"resolutions {bad} are not resolutions of space '{space.name}'")
@@ -310,12 +310,12 @@ def _max_depth_arch(
         ki, ei = c[perms[pos][j % len(c)]]
         ks.append(space.ks_list[ki])
         es.append(space.expand_list[ei])
-    return {"ks": ks, "e": es, "d": [space.max_depth] * (space.n_stages - 1) + [1], "r": int(r)}
+    return {"ks": ks, "e": es, "d": space.max_depth_d, "r": int(r)}
 
 
 def spread_resolutions(resolutions: Iterable[int], n: int) -> list[int]:
     """``n`` resolutions evenly spread over ``resolutions`` (both ends first), cycling when ``n`` exceeds them."""
-    res = sorted(set(int(r) for r in resolutions))
+    res = sorted({int(r) for r in resolutions})
     if n <= 0:
         return []
     if n >= len(res):
@@ -353,14 +353,14 @@ def plan_seed_probes(
     rng = np.random.default_rng(seed)
     choices = {r: _choices(space, cells, r) for r in set(picked)}
     perms = [rng.permutation(len(c)) for c in choices[picked[0]]] if picked else []
-    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_stages - 1)]
+    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_elastic_stages)]
     out = []
     for j, r in enumerate(picked):
         # Same permutation for every resolution; a choice uncompilable at r maps onto r's own list.
         c = choices[r]
         arch = _max_depth_arch(space, c, [p % len(cp) for p, cp in zip(perms, c)], j, r)
         if vary_depth:  # every depth of every stage, balanced like the block choices
-            arch["d"] = [int(space.depth_list[p[j % len(p)]]) for p in depth_perms] + [1]
+            arch["d"] = space.full_d([int(space.depth_list[p[j % len(p)]]) for p in depth_perms])
         out.append(arch)
     return out
 
@@ -378,7 +378,7 @@ def sample_subnets(
     Kernel and expand of each position are uniform over its compilable choices and depths uniform
     over the space's (or the maximum with ``max_depth``), so no rejection sampling is needed.
     """
-    res = sorted(set(int(r) for r in resolutions))
+    res = sorted({int(r) for r in resolutions})
     cells, _ = uncompilable_cells(space, res, compilable)
     choices = {r: _choices(space, cells, r) for r in res}
     out = []
@@ -387,7 +387,7 @@ def sample_subnets(
         picks = [np.array([rng.integers(len(c))]) for c in choices[r]]
         arch = _max_depth_arch(space, choices[r], picks, 0, r)
         if not max_depth:
-            arch["d"] = [int(d) for d in rng.choice(space.depth_list, space.n_stages - 1)] + [1]
+            arch["d"] = space.full_d(rng.choice(space.depth_list, space.n_elastic_stages))
         out.append(space.validate(arch))
     return out
 

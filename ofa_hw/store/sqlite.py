@@ -117,11 +117,6 @@ class SQLiteStore(BaseStore):
             )
 
     @classmethod
-    def for_workspace(cls, workspace: str | Path, timeout_s: float = 60.0) -> SQLiteStore:
-        """The store of a workspace directory (``<workspace>/store.sqlite``)."""
-        return cls(Path(workspace) / STORE_FILENAME, timeout_s=timeout_s)
-
-    @classmethod
     def from_config(cls, cfg: Any, workspace: str | Path | None = None) -> SQLiteStore:
         """Open the store a ``store`` config node names (``path``, default ``<workspace>/store.sqlite``)."""
         path = cfg.get("path") or Path(str(workspace)) / STORE_FILENAME

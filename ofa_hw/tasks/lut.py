@@ -24,13 +24,31 @@ from ofa_hw.tasks.run import RunObjects
 log = logging.getLogger(__name__)
 
 
+def granularity_of(cfg: DictConfig) -> str:
+    """``lut.granularity`` resolved for the configured backend and toolchain; ``node`` on VART makes the
+    backend compile a debug-mode xmodel and trace it with ``--fine_grained`` (``backend.vitis.fine_grained``)."""
+    from ofa_hw.lut.granularity import resolve
+
+    vitis = cfg.backend.get("vitis") or {}
+    toolchain = str(vitis.get("toolchain") or cfg.backend.get("name"))
+    granularity = resolve(cfg.lut.get("granularity"), str(cfg.backend.name), toolchain)
+    if granularity == "node" and cfg.backend.name == "vitis_vart":
+        cfg.backend.vitis.fine_grained = True
+    return granularity
+
+
 def lut_for_config(cfg: DictConfig, rundir=None, run: RunObjects | None = None) -> LutResult:
     """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``.
 
-    ``run``: the run's objects when the caller built them (else built here from ``cfg``).
+    ``run``: the run's objects when the caller built them (else built here from ``cfg``). The granularity
+    is resolved before the run's backend is first built (it may switch the backend's tracing mode).
     """
+    from ofa_hw.lut.build import check_dpu_only
+
     run = RunObjects.build(cfg) if run is None else run
     space, dpu = run.space, run.dpu
+    check_dpu_only(space, dpu)
+    granularity = granularity_of(cfg)
     return ensure_lut(
         space,
         dpu,
@@ -41,6 +59,7 @@ def lut_for_config(cfg: DictConfig, rundir=None, run: RunObjects | None = None) 
         rundir=rundir,
         backend_name=str(cfg.backend.name),
         new_predictor=_new_predictor(cfg, space, dpu),
+        granularity=granularity,
     )
 
 
@@ -58,6 +77,7 @@ def dry_run(cfg: DictConfig) -> dict:
     from hydra.utils import get_class
 
     space, dpu = make_space(cfg), make_dpu(cfg)
+    granularity = granularity_of(cfg)
     # The backend object only for its identity and parallelism (name, toolchain, build jobs, boards):
     # built without make_backend's checks, since a dry run touches no container and no board.
     identity = lambda: get_class(cfg.backend._target_).from_config(cfg.backend, dpu)  # noqa: E731
@@ -69,13 +89,19 @@ def dry_run(cfg: DictConfig) -> dict:
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
         backend_name=str(cfg.backend.name),
+        granularity=granularity,
     )
     if reused is not None:
         print(f"LUT plan {plan}: nothing to profile, {reused} would be used")
     else:
         print(f"LUT plan {plan}: {cost.line()}")
     return {
-        "lut": {"plan": plan, "estimate": cost.to_dict(), "reuse": str(reused) if reused else None},
+        "lut": {
+            "plan": plan,
+            "granularity": granularity,
+            "estimate": cost.to_dict(),
+            "reuse": str(reused) if reused else None,
+        },
         "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
     }
 
@@ -95,7 +121,7 @@ def run(cfg: DictConfig) -> dict:
     cov = result.coverage
     mape = summary["validation_mape"]
     print(
-        f"LUT {result.source}: {result.path}\n"
+        f"LUT {result.source}: {result.path} (granularity {summary['granularity']})\n"
         f"  keys {summary['keys']}, coverage {cov['fraction']:.1%} of {cov['compilable']} compilable keys "
         f"({cov['uncompilable']} uncompilable), {summary['probe_subnets']} probe subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
@@ -103,6 +129,12 @@ def run(cfg: DictConfig) -> dict:
         + (
             f"\n  budget plan: held-out MAPE {_pct(summary['heldout_mape'])} (newest batch, predicted before it was trained on)"
             if summary["plan"] == "budget"
+            else ""
+        )
+        + (
+            f"\n  overhead {summary['overhead_ms']:.3f} ms fitted on whole subnets timed in normal mode "
+            "(network latency = LUT sum + overhead)"
+            if summary.get("overhead_ms") is not None
             else ""
         )
         + f"\n  wall time {result.timings_s['total_s']:.1f} s"
