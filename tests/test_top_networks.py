@@ -137,3 +137,34 @@ def test_deployed_measurements_carry_stands_for(searched):
     )
     expected = [n for _, n in top_networks(SPACE, v.rounds[0].result, 6)]
     assert [m.stands_for for m in meas] == expected
+
+
+@pytest.mark.parametrize("name", ["ofa_proxyless_w13", "ofa_mbv3_w12", "ofa_resnet50"])
+def test_every_space_has_network_keys_that_merge_only_reorders(name):
+    """The vectorised keys (MBConv spaces) and the arch-dict keys (any space) agree; a reorder of a
+    stage's later blocks is the same network, and an arch repeated is the same subnet."""
+    from ofa_hw.search.verify import _network_keys_generic
+
+    space = get_space(name)
+    archs = space.sample(np.random.default_rng(2), 60)
+    twins = []
+    for arch in archs[:20]:
+        twin = {k: (list(v) if isinstance(v, list) else v) for k, v in arch.items()}
+        per_block = [k for k, v in arch.items() if isinstance(v, list) and len(v) == space.n_blocks]
+        active = set(space.active_blocks(arch))
+        stages = len(space.stage_max_blocks) if hasattr(space, "stage_max_blocks") else space.n_stages
+        for stage in range(stages):
+            later = [b for b in space.stage_blocks(stage) if b in active][1:]
+            for k in per_block:
+                for i, j in zip(later, reversed(later)):
+                    twin[k][i] = arch[k][j]
+        twins.append(space.validate(twin))
+    genes = space.encode(archs + twins + archs[:5])
+    net, sub = network_keys(space, genes)
+    net2, sub2 = _network_keys_generic(space, genes)
+    assert len(set(zip(net, net2))) == len(set(net)) == len(set(net2))
+    assert len(set(zip(sub, sub2))) == len(set(sub)) == len(set(sub2))
+    n = len(archs)
+    assert all(net[i] == net[n + i] for i in range(20))  # a reorder: the same network
+    assert all(sub[i] == sub[n + 20 + i] for i in range(5))  # a repeat: the same subnet
+    assert len(set(net[:n])) == n  # random subnets: distinct networks

@@ -70,17 +70,58 @@ def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.
     sorted; the subnet id ignores inactive blocks only (the space's ``arch_id``).
     """
     g = np.atleast_2d(np.asarray(genes)).astype(np.int32)
-    nb, md, ns = space.n_blocks, space.max_depth, space.n_stages - 1
+    if not _mbconv_layout(space, g):
+        return _network_keys_generic(space, g)  # another layout (ResNet-50): through the archs
+    nb = space.n_blocks
     pair = g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb]
     pair[~space.active_mask(g)] = -1
     exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
-    stages = pair[:, : nb - 1].reshape(len(g), ns, md)
-    rest = np.where(stages[:, :, 1:] < 0, np.iinfo(np.int32).max, stages[:, :, 1:])
-    rest.sort(axis=2)
-    canon = np.concatenate([stages[:, :, 0], rest.reshape(len(g), -1), exact[:, ns * md :]], axis=1)
+    parts = []
+    for stage in range(space.n_stages):
+        idx = list(space.stage_blocks(stage))
+        rest = pair[:, idx[1:]]
+        parts += [pair[:, idx[:1]], np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1)]
+    canon = np.concatenate([*parts, g[:, 2 * nb :]], axis=1)
     _, net = np.unique(canon, axis=0, return_inverse=True)
     _, sub = np.unique(exact, axis=0, return_inverse=True)
     return net.ravel(), sub.ravel()
+
+
+def _mbconv_layout(space: SearchSpace, genes: np.ndarray) -> bool:
+    """Whether ``genes`` are ``[ks × n_blocks, e × n_blocks, …]`` of an MBConv space with an active mask
+    (the vectorised path of :func:`network_keys`)."""
+    needed = ("active_mask", "ks_list", "expand_list", "n_stages", "stage_blocks")
+    return all(hasattr(space, n) for n in needed) and genes.shape[1] > 2 * space.n_blocks
+
+
+def _stages(space: SearchSpace) -> int:
+    if hasattr(space, "stage_max_blocks"):
+        return len(space.stage_max_blocks)
+    return int(space.n_stages)
+
+
+def _network_keys_generic(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`network_keys` through the arch dicts, for any space with ``stage_blocks``/``active_blocks``:
+    per-block settings (lists with one entry per block) of a stage's later active blocks sorted."""
+    uniq, back = np.unique(genes, axis=0, return_inverse=True)  # the search re-scores many subnets
+    archs = space.decode(uniq)
+    nb = space.n_blocks
+    nets: dict[str, int] = {}
+    subs: dict[str, int] = {}
+    net_ids, sub_ids = [], []
+    for arch in archs:
+        per_block = sorted(k for k, v in arch.items() if isinstance(v, list) and len(v) == nb)
+        active = set(space.active_blocks(arch))
+        stages, exact = [], []
+        for stage in range(_stages(space)):
+            blocks = [tuple(arch[k][b] for k in per_block) for b in space.stage_blocks(stage) if b in active]
+            stages.append([blocks[:1], sorted(blocks[1:])])
+            exact.append(blocks)
+        others = sorted((k, v) for k, v in arch.items() if k not in per_block)
+        net_ids.append(nets.setdefault(repr((stages, others)), len(nets)))
+        sub_ids.append(subs.setdefault(repr((exact, others)), len(subs)))  # inactive blocks ignored
+    back = back.ravel()
+    return np.asarray(net_ids)[back], np.asarray(sub_ids)[back]
 
 
 def top_networks(space: SearchSpace, result: SearchResult, k: int) -> list[tuple[Candidate, int]]:
