@@ -179,6 +179,12 @@ def _lut(cfg: DictConfig, p: Problems) -> None:
     p.range("lut.batch", lut.batch, 1)
     p.range("lut.target_mape", lut.target_mape, 1e-12)
     p.range("lut.pool", lut.pool, 1)
+    if "granularity" in lut:
+        from ofa_hw.lut.granularity import resolve
+
+        vitis = cfg.backend.get("vitis") or {}
+        with p.field("lut.granularity"):
+            resolve(lut.granularity, str(cfg.backend.name), str(vitis.get("toolchain") or cfg.backend.name))
     if lut.path and not Path(str(lut.path)).expanduser().is_file():
         p.add(f"lut.path: {lut.path} does not exist")
     if lut.shipped_dir and Path(str(lut.shipped_dir)).expanduser().is_file():
@@ -255,6 +261,16 @@ def _accuracy(cfg: DictConfig, p: Problems) -> None:
         if str(t.resolution_encoding) not in ("onehot", "interp"):
             p.add(
                 f"accuracy.table.resolution_encoding must be 'onehot' or 'interp', got {t.resolution_encoding!r}"
+            )
+    elif name == "ofa_predictor":
+        node = cfg.accuracy.get("ofa_predictor") or {}
+        path = node.get("checkpoint")
+        if not path:
+            p.add("accuracy.ofa_predictor.checkpoint: give the path of OFA's predictor file")
+        elif not Path(str(path)).expanduser().is_file() and not node.get("download"):
+            p.add(
+                f"accuracy.ofa_predictor.checkpoint: {path} does not exist; give a local copy of OFA's "
+                "acc_predictor.pth or set accuracy.ofa_predictor.download=true"
             )
     elif name == "flops":
         p.range("accuracy.flops.resolution_weight", cfg.accuracy.flops.resolution_weight, 0)
