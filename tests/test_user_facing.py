@@ -498,4 +498,6 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     command = readme.split("**Run the tests**")[1].split("```bash\n")[1].split("\n```")[0].strip()
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert command in ci
+    lines = command.splitlines()
+    assert all(line in ci for line in lines), lines
+    assert [ci.index(line) for line in lines] == sorted(ci.index(line) for line in lines)  # in that order

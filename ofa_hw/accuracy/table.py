@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ofa_hw.accuracy.encoding import RESOLUTION_ENCODINGS, ArchEncoder, resolution_basis
 from ofa_hw.accuracy.ofa_dataset import AccuracyDataset, load_ofa_accuracy_dataset
 from ofa_hw.accuracy.threads import torch_threads
+from ofa_hw.schemas.accuracy import TableAccuracyConfig
 from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,18 @@ class AccuracyMLP(nn.Module):
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Training settings of the MLP (OFA's architecture defaults)."""
+    """Training settings of the MLP (defaults: the ``accuracy.table`` schema's, their one source; OFA's
+    architecture)."""
 
-    hidden_size: int = 400
-    n_layers: int = 3
-    epochs: int = 150
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    val_fraction: float = 0.2
-    resolution_encoding: str = "interp"
-    seed: int = 0
+    hidden_size: int = TableAccuracyConfig.hidden_size
+    n_layers: int = TableAccuracyConfig.n_layers
+    epochs: int = TableAccuracyConfig.epochs
+    batch_size: int = TableAccuracyConfig.batch_size
+    lr: float = TableAccuracyConfig.lr
+    weight_decay: float = TableAccuracyConfig.weight_decay
+    val_fraction: float = TableAccuracyConfig.val_fraction
+    resolution_encoding: str = TableAccuracyConfig.resolution_encoding
+    seed: int = TableAccuracyConfig.seed
 
     def __post_init__(self) -> None:
         if self.resolution_encoding not in RESOLUTION_ENCODINGS:
