@@ -54,6 +54,9 @@ def test_a_sweep_with_an_infeasible_job_finishes_the_others(tmp_path, launcher):
     assert summary[2].startswith("  job 1 (task=search search.budget_ms=1 ")
     assert "FAILED (user error): latency budget 1 ms is infeasible" in summary[2]
     assert summary[3].endswith(": ok")
+    record = json.loads((sweep / "sweep.json").read_text())
+    assert record["jobs"] == 3 and record["failed"] == 1 and record["exit_status"] == 2
+    assert [j["failed"] is None for j in record["by_job"]] == [True, False, True]
     last = proc.stderr.strip().splitlines()[-1]
     assert last == (
         "ofa-hw: error: 1 of 3 sweep jobs failed (job 1); see the summary above and their results.json"

@@ -3,12 +3,13 @@
 A job that fails (bad settings, requested work that failed, a bug) records ``failed`` in the
 ``results.json`` of its run directory (:func:`record_failure`) and returns, so Hydra goes on with the
 next job. :class:`SweepSummary`, a Hydra callback registered in ``config.yaml``, reads every job's
-``results.json`` when the sweep ends and prints which jobs failed and why; the CLI then exits non-zero
-(:func:`sweep_exit_status`).
+``results.json`` when the sweep ends, prints which jobs failed and why and writes the same into
+``<sweep dir>/sweep.json``; the CLI then exits non-zero (:func:`sweep_exit_status`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -129,3 +130,11 @@ class SweepSummary(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         STATE.jobs = collect(sweep_dir, STATE.started or 0.0)
         print(summary(STATE.jobs, sweep_dir), flush=True)
+        record = {
+            "jobs": len(STATE.jobs),
+            "failed": len(STATE.failed),
+            "exit_status": sweep_exit_status(),
+            "by_job": [{"num": j.num, "overrides": j.overrides, "failed": j.failure} for j in STATE.jobs],
+        }
+        with contextlib.suppress(OSError):  # the summary above is the report; the file is a courtesy
+            (sweep_dir / "sweep.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
