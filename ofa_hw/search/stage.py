@@ -322,7 +322,7 @@ def run_search_stage(
         plot_predicted_vs_measured(
             outdir / "pred_vs_measured.png",
             [m.candidate.predicted_ms for m in measured],
-            [m.measured_ms for m in measured],
+            [m.ms for m in measured],
             budget,
             [m.candidate.std_ms for m in measured],
             title=f"top-{settings.top_k} per round, {where}; {measured_on}",

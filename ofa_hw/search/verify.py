@@ -56,8 +56,13 @@ class Measurement:
     def ok(self) -> bool:
         return self.measured_ms is not None and np.isfinite(self.measured_ms)
 
+    @property
+    def ms(self) -> float:
+        """The measured latency (NaN when the deployment failed)."""
+        return float(self.measured_ms) if self.measured_ms is not None else float("nan")
+
     def meets(self, budget_ms: float) -> bool:
-        return self.ok and self.measured_ms <= budget_ms
+        return self.ok and self.ms <= budget_ms
 
 
 def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +198,7 @@ class BackendMeasurer:
         out = []
         for cand, name, outcome in zip(candidates, names, outcomes):
             value = None
-            if outcome.ok:
+            if outcome.ok and outcome.profile is not None:
                 value = outcome.profile.total_ms if self.target == "profile" else outcome.profile.e2e_ms
             error = (
                 outcome.error
@@ -309,9 +314,9 @@ def pick_best(measurements: Sequence[Measurement], budget_ms: float) -> Measurem
     """The most accurate measurement meeting the budget; failing that the fastest measured one."""
     meeting = [m for m in measurements if m.meets(budget_ms)]
     if meeting:
-        return max(meeting, key=lambda m: (m.candidate.accuracy, -m.measured_ms))
+        return max(meeting, key=lambda m: (m.candidate.accuracy, -m.ms))
     measured = [m for m in measurements if m.ok]
-    return min(measured, key=lambda m: m.measured_ms) if measured else None
+    return min(measured, key=lambda m: m.ms) if measured else None
 
 
 def search_and_verify(
@@ -371,9 +376,7 @@ def search_and_verify(
         all_meas = [m for r in rounds for m in r.measurements if m.ok]
         best = pick_best(all_meas, budget_ms)
         close = (
-            best is not None
-            and best.meets(budget_ms)
-            and (budget_ms - best.measured_ms) / budget_ms <= target_slack
+            best is not None and best.meets(budget_ms) and (budget_ms - best.ms) / budget_ms <= target_slack
         )
         if close and rounds[-1].hit_rate(budget_ms) >= target_hit_rate:
             reason = "target met"

@@ -97,7 +97,9 @@ def make_dpu(cfg: DictConfig):
     from ofa_hw.errors import config_field
 
     with config_field("dpu"):
-        return DPUConfig.from_dict(OmegaConf.to_container(cfg.dpu, resolve=True))
+        fields = OmegaConf.to_container(cfg.dpu, resolve=True)
+        assert isinstance(fields, dict)
+        return DPUConfig.from_dict({str(k): v for k, v in fields.items()})
 
 
 def measured_on(backend_name: str) -> str:

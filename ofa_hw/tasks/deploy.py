@@ -118,8 +118,8 @@ def run(cfg: DictConfig) -> dict:
         "runs": runs,
         "error": outcome.error,
     }
-    if outcome.ok:
-        prof = outcome.profile
+    prof = outcome.profile
+    if outcome.ok and prof is not None:
         prof.nodes.to_csv(outdir / f"nodes_{net_name}.csv", index=False)
         deploy.update(kernel=prof.kernel, total_ms=prof.total_ms, e2e_ms=prof.e2e_ms, nodes=len(prof.nodes))
         deploy.update(profile_total_ms=prof.total_ms, figures=FIGURES)  # which figure is which

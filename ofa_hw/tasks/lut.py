@@ -13,6 +13,7 @@ announced before profiling: ``host_s``, ``board_s``, ``wall_s``), ``lut.heldout_
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -80,7 +81,8 @@ def dry_run(cfg: DictConfig) -> dict:
     granularity = granularity_of(cfg)
     # The backend object only for its identity and parallelism (name, toolchain, build jobs, boards):
     # built without make_backend's checks, since a dry run touches no container and no board.
-    identity = lambda: get_class(cfg.backend._target_).from_config(cfg.backend, dpu)  # noqa: E731
+    backend_class: Any = get_class(cfg.backend._target_)
+    identity = lambda: backend_class.from_config(cfg.backend, dpu)  # noqa: E731
     plan, cost, reused = planned_cost(
         space,
         dpu,

@@ -75,7 +75,7 @@ def _job_outcome(jobdir: Path, num: int) -> JobOutcome:
     if overrides_file.is_file():
         from omegaconf import OmegaConf
 
-        overrides = " ".join(str(o) for o in OmegaConf.load(overrides_file))  # type: ignore[union-attr]
+        overrides = " ".join(str(o) for o in OmegaConf.load(overrides_file))
     results = jobdir / "results.json"
     if not results.is_file():
         failure = {"kind": "bug", "error": "the job ended without writing results.json (killed?)"}
@@ -96,7 +96,7 @@ def collect(sweep_dir: Path, since: float) -> list[JobOutcome]:
             continue  # a job of an earlier sweep into the same directory
         from omegaconf import OmegaConf
 
-        num = OmegaConf.load(config).hydra.job.get("num", len(jobs))  # type: ignore[union-attr]
+        num = OmegaConf.load(config).hydra.job.get("num", len(jobs))
         jobs.append(_job_outcome(hydra_dir.parent, int(num)))
     return sorted(jobs, key=lambda j: j.num)
 
