@@ -7,7 +7,11 @@ from typing import Any
 
 from conftest import compose
 
-SMALL = ["search.generations=30", "search.pareto=false", "search.top_k=4", "search.refine_rounds=1"]
+#: A small space and a one-resolution LUT, built in seconds in each fresh workspace.
+SMALL = [
+    "space=proxyless_w05", "lut.resolutions=[224]", "search.generations=30", "search.pareto=false",
+    "search.top_k=4", "search.refine_rounds=1",
+]  # fmt: skip
 #: Run-specific entries, not figures: wall times, cache hits, file locations.
 NOT_FIGURES = {
     "timings_s",

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["search.generations=30", "search.pareto=false", "search.top_k=4", "search.refine_rounds=1"]
+#: A small space and a one-resolution LUT, built in seconds in each fresh workspace.
+SMALL = [
+    "space=proxyless_w05", "lut.resolutions=[224]", "search.generations=30", "search.pareto=false",
+    "search.top_k=4", "search.refine_rounds=1",
+]  # fmt: skip
 
 
 def _env(ws: Path) -> dict[str, str]:

@@ -66,6 +66,9 @@ def test_the_search_task_builds_space_and_dpu_once(workspace, tmp_path, monkeypa
             if getattr(module, name, None) is real and module.__name__.startswith("ofa_hw"):
                 monkeypatch.setattr(module, name, counted)
     monkeypatch.chdir(tmp_path)
-    small = ["search.generations=20", "search.pareto=false", "search.top_k=2", "search.refine_rounds=0"]
+    small = [
+        "space=proxyless_w05", "lut.resolutions=[224]", "search.generations=20", "search.pareto=false",
+        "search.top_k=2", "search.refine_rounds=0",
+    ]  # fmt: skip
     search.run(compose(["task=search", *small], workspace=workspace))
     assert calls == {"make_space": 1, "make_dpu": 1}
