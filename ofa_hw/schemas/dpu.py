@@ -31,6 +31,9 @@ class DpuConfig:
     weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
     node_overhead_us_per_mb: float = 0.0
+    node_overhead_knee_kb: float = 0.0
+    weight_burst_bytes: float = 0.0
+    scatter_burst_bytes: float = 0.0
     tile_overhead_cycles: float = 487.0
     dw_row_cycles: float = 8.4
     mem_overlap: float = 0.9
