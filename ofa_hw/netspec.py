@@ -134,9 +134,6 @@ class NetSpec:
     def block_layers(self, block: int) -> list[Layer]:
         return [self.layers[i] for i in self.blocks[block].layers]
 
-    def block_macs(self) -> list[int]:
-        return [sum(self.layers[i].macs for i in b.layers) for b in self.blocks]
-
 
 def conv_key(in_hw: int, in_c: int, out_hw: int, out_c: int, kind: str = "Conv") -> str:
     return f"{kind}-input:{in_hw}x{in_hw}x{in_c}-output:{out_hw}x{out_hw}x{out_c}"

@@ -97,9 +97,6 @@ class SearchSpace:
         start = stage * self.max_depth
         return range(start, start + (1 if stage == self.n_stages - 1 else self.max_depth))
 
-    def block_stage(self, block: int) -> int:
-        return min(block // self.max_depth, self.n_stages - 1)
-
     @property
     def gene_cardinality(self) -> np.ndarray:
         """Number of choices of every gene, shape ``(n_genes,)``."""

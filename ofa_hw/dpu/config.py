@@ -245,10 +245,6 @@ class DPUConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPUConfig:
         """Build from a dict of fields (a composed ``dpu`` config); unknown keys are an error."""
         d = {k: v for k, v in dict(d).items() if k not in ("defaults", "_target_")}

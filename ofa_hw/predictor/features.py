@@ -196,7 +196,9 @@ def block_features(block: Block, ns: NetSpec, hw: HwParams) -> dict[str, float]:
     first block's, fused into the stem's node) forms a node without its own fixed cost.
     """
     layers = ns.block_layers(block.index)
-    tot = dict.fromkeys(("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial"), 0.0)
+    tot = dict.fromkeys(
+        ("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial"), 0.0
+    )
     macs = {"conv": 0.0, "dw": 0.0, "fc": 0.0}
     nodes: list[_Node] = []
     mid_c, dw_ratio = block.in_c, 0.0

@@ -109,10 +109,6 @@ class CompiledNet:
     def workload_mop(self) -> float:
         return sum(n.workload_mop for n in self.nodes)
 
-    def node_of_layer(self) -> dict[int, int]:
-        """Netspec layer index → node position (0-based) for every layer on the DPU."""
-        return {layer: i for i, n in enumerate(self.nodes) for layer in n.layers}
-
 
 # --------------------------------------------------------------------------------------------------
 # Inputs

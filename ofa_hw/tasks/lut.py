@@ -2,8 +2,9 @@
 
 Writes into Hydra's run directory: a copy of the LUT CSV + JSON, its OFA YAML export, the coverage
 (``lut_coverage.csv``, ``lut_coverage.png``), the validation rows (``lut_validation.csv``) and
-``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.profiled_subnets``,
-``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.subnets_profiled``, ``lut.estimate.*`` (the cost
+``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.probe_subnets`` (the table
+aggregates them), ``lut.profiled_subnets`` (probes + validation subnets),
+``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.estimate.*`` (the cost
 announced before profiling: ``host_s``, ``board_s``, ``wall_s``), ``lut.heldout_mape`` (budget plan),
 ``dpu.*`` and ``timings_s``. ``lut.dry_run=true`` prints the plan's cost and writes only ``lut.plan`` and
 ``lut.estimate``.
@@ -16,6 +17,7 @@ import logging
 from omegaconf import DictConfig
 
 from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
+from ofa_hw.lut.settings import LutSettings
 from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
     return ensure_lut(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=lambda: make_backend(cfg, dpu),
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -57,7 +59,7 @@ def dry_run(cfg: DictConfig) -> dict:
     plan, cost, reused = planned_cost(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=identity,
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -90,7 +92,7 @@ def run(cfg: DictConfig) -> dict:
     print(
         f"LUT {result.source}: {result.path}\n"
         f"  keys {summary['keys']}, coverage {cov['fraction']:.1%} of {cov['compilable']} compilable keys "
-        f"({cov['uncompilable']} uncompilable), {summary['profiled_subnets']} profiled subnets\n"
+        f"({cov['uncompilable']} uncompilable), {summary['probe_subnets']} probe subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
         + (f"{mape:.2%}" if mape is not None else "n/a")
         + (
