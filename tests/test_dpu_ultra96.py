@@ -434,6 +434,7 @@ def test_blocks_without_xdputil_say_which_dpu_is_assumed(tmp_path):
 
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["calibration"]["assumed_dpu"].startswith("B4096 @ 300 MHz, dnndk")
+    (tmp_path / "ok").mkdir()
     ok = _cli(
         tmp_path / "ok", "calibrate=ultra96_b2304", "calibrate.admitted_samples=20", "calibrate.plot=false"
     )
