@@ -82,10 +82,12 @@ def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.
     pair[~space.active_mask(g)] = -1
     exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
     parts = []
-    for stage in range(space.n_stages):
-        idx = list(space.stage_blocks(stage))
-        rest = pair[:, idx[1:]]
-        parts += [pair[:, idx[:1]], np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1)]
+    for stage in range(space.n_stages):  # per stage: the first block as is, the later ones as a multiset
+        blocks = list(space.stage_blocks(stage))
+        parts.append(pair[:, blocks[:1]])
+        if len(blocks) > 1:
+            rest = pair[:, blocks[1:]]
+            parts.append(np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1))
     canon = np.concatenate([*parts, g[:, 2 * nb :]], axis=1)
     _, net = np.unique(canon, axis=0, return_inverse=True)
     _, sub = np.unique(exact, axis=0, return_inverse=True)
