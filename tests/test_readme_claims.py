@@ -52,3 +52,10 @@ def test_a_stale_lut_lists_only_real_changes():
     old = {k: v for k, v in new.items() if k != "fm_keep_fraction"}  # recorded before the field existed
     assert describe_change(old, new) == "model constants or toolchain"
     assert describe_change({**old, "freq_mhz": 200.0}, new) == "freq_mhz 200.0 -> 300.0"
+
+
+def test_presets_the_readme_calls_equal_give_equal_numbers():
+    assert "such as `zcu102_b4096` and `zcu104_b4096`, give the same numbers on the simulator" in " ".join(
+        README.split()
+    )
+    assert _sim_ms("zcu102_b4096") == _sim_ms("zcu104_b4096")
