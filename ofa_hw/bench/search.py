@@ -141,7 +141,7 @@ def bench(cfg: DictConfig) -> dict:
                 target_slack=float(node.target_slack),
                 target_hit_rate=float(node.target_hit_rate),
                 where=ctx.where,
-                refit=(lambda: fitted_predictor(cfg)) if node.refit else None,
+                refit=(lambda _measured: fitted_predictor(cfg)) if node.refit else None,
             )
             best = v.best
             final = v.final.measurements
