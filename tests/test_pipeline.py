@@ -132,7 +132,7 @@ def test_pareto_csv_reaches_the_ceiling(first_run):
 
     root, _ = first_run
     results = json.loads((root / "run1" / "results.json").read_text())
-    rows = list(csv.DictReader(open(root / "run1" / "pareto.csv")))
+    rows = list(csv.DictReader((root / "run1" / "pareto.csv").read_text().splitlines()))
     top = max(float(r["predicted_ms"]) for r in rows)
     assert top >= 0.99 * results["search"]["ceiling_ms"]
 

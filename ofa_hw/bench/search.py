@@ -191,7 +191,9 @@ def bench(cfg: DictConfig) -> dict:
         # CPU time of each search's thread: the cost of the algorithm on a machine other jobs share
         "ofa_cpu_s": ofa.get("cpu_s"),
         "speedup_cpu": ofa["cpu_s"] / search_cpu_s if ofa.get("available") else None,
-        "same_best": bool(ofa.get("available") and abs(ours.best.accuracy - ofa["best_accuracy"]) <= SAME_BEST_TOLERANCE),
+        "same_best": bool(
+            ofa.get("available") and abs(ours.best.accuracy - ofa["best_accuracy"]) <= SAME_BEST_TOLERANCE
+        ),
         "ofa": ofa,
         "k_sigma": k,
         "floor_ms": rng.floor.bound_ms,

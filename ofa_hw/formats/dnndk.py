@@ -11,6 +11,7 @@ yield a shorter table.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -129,7 +130,7 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: st
         )
     name = tables[0][0]
     names = tables[0][2]["name"].tolist()
-    for k, task, run, _, start in tables[1:]:
+    for k, _task, run, _, start in tables[1:]:
         if k != name:
             raise ParseError(f"run of kernel {k!r} among runs of kernel {name!r}", line=start, source=source)
         if run["name"].tolist() != names:
@@ -254,10 +255,8 @@ def parse_kernel_info(text: str | bytes, source: str | None = None) -> KernelLis
     ID table must be described. Line numbers in errors count lines of ``text``.
     """
     if isinstance(text, bytes):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):  # _lines reports the line of the undecodable byte
             text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # _lines reports the line of the undecodable byte
     if isinstance(text, str):
         text = _ANSI_RE.sub("", text)
     lines = _lines(text, source)
@@ -313,8 +312,8 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
                 )
             )
 
-    for j in range(j, len(lines)):
-        line = lines[j]
+    first = j
+    for j, line in enumerate(lines[first:], start=first):
         s = line.strip()
         if not s or set(s) <= {"-"} or s.startswith("*"):
             section = None if not s else section

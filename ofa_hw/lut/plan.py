@@ -252,7 +252,7 @@ def plan_probes(
         ValueError: a resolution outside the space, ``coverage < 1``, or a resolution whose fixed blocks
             (stem/head) cannot compile.
     """
-    res = tuple(sorted(set(int(r) for r in (resolutions if resolutions is not None else space.resolutions))))
+    res = tuple(sorted({int(r) for r in (resolutions if resolutions is not None else space.resolutions)}))
     bad = [r for r in res if r not in space.resolutions]
     if bad:
         raise ValueError(f"resolutions {bad} are not resolutions of space '{space.name}'")
@@ -308,7 +308,7 @@ def _max_depth_arch(
 
 def spread_resolutions(resolutions: Iterable[int], n: int) -> list[int]:
     """``n`` resolutions evenly spread over ``resolutions`` (both ends first), cycling when ``n`` exceeds them."""
-    res = sorted(set(int(r) for r in resolutions))
+    res = sorted({int(r) for r in resolutions})
     if n <= 0:
         return []
     if n >= len(res):
@@ -371,7 +371,7 @@ def sample_subnets(
     Kernel and expand of each position are uniform over its compilable choices and depths uniform
     over the space's (or the maximum with ``max_depth``), so no rejection sampling is needed.
     """
-    res = sorted(set(int(r) for r in resolutions))
+    res = sorted({int(r) for r in resolutions})
     cells, _ = uncompilable_cells(space, res, compilable)
     choices = {r: _choices(space, cells, r) for r in res}
     out = []
