@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ofa_hw.errors import UserError
 from ofa_hw.netspec import NetSpec
@@ -50,9 +51,7 @@ def node_layers(netspec: NetSpec, node_names: Sequence[str]) -> list[tuple[int, 
     return [tuple(range(start, ends[start])) for start in firsts]
 
 
-def split_matrix(
-    netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: Sequence[float]
-) -> np.ndarray:
+def split_matrix(netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: ArrayLike) -> np.ndarray:
     """Share of each node's time owed to each block: shape ``(n_nodes, n_blocks)``, rows sum to 1.
 
     Args:
@@ -72,7 +71,7 @@ def split_matrix(
     return share
 
 
-def block_times(netspec: NetSpec, nodes: pd.DataFrame, layer_ms: Sequence[float]) -> np.ndarray:
+def block_times(netspec: NetSpec, nodes: pd.DataFrame, layer_ms: ArrayLike) -> np.ndarray:
     """Per-block times (ms) of one profile table: node runtimes distributed over the blocks.
 
     Args:

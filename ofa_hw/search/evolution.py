@@ -186,6 +186,16 @@ def candidates(space: SearchSpace, ev: Evaluated) -> list[Candidate]:
     ]
 
 
+@dataclass
+class _Group:
+    """Slots of one acceptance group still waiting for a feasible child in :meth:`FinderBase._redraw_rows`."""
+
+    group: int  # key of the group's acceptance rate
+    rows: np.ndarray  # rows (of the fallback arrays) still without a feasible child
+    reps: int  # tries per slot in the next round
+    tried: int  # tries per slot so far
+
+
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """BLAS on one thread: the table lookups multiply small matrices (tens of microseconds), where
@@ -289,39 +299,36 @@ class FinderBase:
         genes, stats = genes.copy(), stats.copy()
         ids = np.arange(n) if ids is None else ids
         cuts = [0, *np.searchsorted(ids, groups).tolist(), n]
-        # per group: [group id, pending rows, tries per slot next round, tries so far]
         todo = [
-            [i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried]
+            _Group(i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried)
             for i, (lo, hi) in enumerate(zip(cuts, cuts[1:]))
             if hi > lo
         ]
         first = True
         max_rounds = self.params.max_rounds
+        width = genes.shape[1]
         while todo:
-            for t in todo:
-                t[2] = min(t[2], max_rounds - t[3])
-            parts = [make(ids[t[1]], t[2]) for t in todo]
-            width = genes.shape[1]
-            cand = np.concatenate([x.reshape(-1, width) for x in parts]) if len(parts) > 1 else parts[0]
-            cand = cand.reshape(-1, width)
+            for g in todo:
+                g.reps = min(g.reps, max_rounds - g.tried)
+            parts = [make(ids[g.rows], g.reps).reshape(-1, width) for g in todo]
+            cand = np.concatenate(parts) if len(parts) > 1 else parts[0]
             m, s, b = self._latency(cand)
             ok = (b <= limit) & (b < np.inf)  # inf = does not compile, even without a budget
             start = 0
-            for t in todo:
-                i, slots, r, _ = t
-                k = slots.size
-                ok_i = ok[start : start + k * r].reshape(k, r)
+            for g in todo:
+                k, r = g.rows.size, g.reps
+                ok_g = ok[start : start + k * r].reshape(k, r)
                 if first:  # running acceptance rate per group, for the next call's first round
-                    self._accept[i] = 0.7 * self._accept.get(i, 1.0) + 0.3 * float(ok_i.mean())
-                pick = ok_i.argmax(axis=1)
-                hit = ok_i[np.arange(k), pick]
+                    self._accept[g.group] = 0.7 * self._accept.get(g.group, 1.0) + 0.3 * float(ok_g.mean())
+                pick = ok_g.argmax(axis=1)
+                hit = ok_g[np.arange(k), pick]
                 rows = start + (np.arange(k) * r + pick)[hit]
-                done = slots[hit]
+                done = g.rows[hit]
                 genes[done] = cand[rows]
                 stats[done, 0], stats[done, 1], stats[done, 2] = m[rows], s[rows], b[rows]
                 start += k * r
-                t[1], t[2], t[3] = slots[~hit], 2 * r, t[3] + r
-            todo = [t for t in todo if t[1].size and t[3] < max_rounds]
+                g.rows, g.reps, g.tried = g.rows[~hit], 2 * r, g.tried + r
+            todo = [g for g in todo if g.rows.size and g.tried < max_rounds]
             first = False
         return genes, stats
 

@@ -18,6 +18,7 @@ merged before the front is taken, so no searched point dominates a point of the 
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,9 +182,7 @@ class ParetoFinder(FinderBase):
             pb = self._tournament(ranks, crowd, n, rng)
             children = self._score(
                 *self._redraw(
-                    lambda slots, reps, g=pop.genes, pa=pa, pb=pb: self._children(
-                        g, pa, pb, slots, reps, n_mut, rng
-                    ),
+                    partial(self._children, pop.genes, pa, pb, n_mut=n_mut, rng=rng),
                     pop.take(pa),
                     limit,
                     groups=(n_mut,),

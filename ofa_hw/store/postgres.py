@@ -222,7 +222,8 @@ class PostgresStore(BaseStore):
             LockTimeout: another session held the lock for more than ``timeout_s``.
         """
         key = advisory_key(f"ofa_hw lock {name}")
-        with cls.from_config(cfg) as store:
+        store = cls.from_config(cfg)
+        with store:
             deadline = time.monotonic() + timeout_s
             while True:
                 with store._errors(f"lock {name}"):
