@@ -30,11 +30,12 @@ _KERNEL_SUFFIX_RE = re.compile(r"_\d+$")
 def _lines(text: str | bytes, source: str | None) -> list[str]:
     """Split into lines, rejecting binary content (NUL, control characters, undecodable bytes)."""
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = text[: exc.start].count(b"\n") + 1
-            raise ParseError("binary data (not UTF-8 text)", line=line, source=source) from exc
+            at = raw[: exc.start].count(b"\n") + 1
+            raise ParseError("binary data (not UTF-8 text)", line=at, source=source) from exc
     if not text.strip():
         raise ParseError("empty input", line=1 if text == "" else None, source=source)
     lines = text.split("\n")
@@ -146,7 +147,10 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: st
 def _parse_table(lines: list[str], i: int, source: str | None) -> tuple[tuple, int]:
     """Parse the table whose title is ``lines[i]``; returns the table and the index after it."""
     start = i + 1
-    kernel, task = _TITLE_RE.match(lines[i]).groups()
+    title = _TITLE_RE.match(lines[i])
+    if title is None:  # callers pass the index of a title line
+        raise ParseError(f"not a profile title: {lines[i]!r}", line=i + 1, source=source)
+    kernel, task = title.groups()
 
     def need(j: int, what: str) -> str:
         if j >= len(lines) or (j == len(lines) - 1 and lines[j] == ""):

@@ -28,13 +28,15 @@ def block_samples(space: SearchSpace, dpu: DPUConfig, outcomes: Sequence[Profile
     Returns:
         Columns ``key, ms, net``.
     """
-    keys, times, nets = [], [], []
+    keys: list[str] = []
+    times: list[float] = []
+    nets: list[str] = []
     for outcome in outcomes:
         if not outcome.ok:
             continue
         ns = build_netspec(space, outcome.job.arch, name=outcome.job.net_name)
         layer_ms = np.asarray(layer_times_ms(ns, dpu), dtype=float)
-        tables = list(outcome.profile.runs) or [outcome.profile.nodes]
+        tables = list(outcome.measured.runs) or [outcome.measured.nodes]
         for table in tables:
             bt = block_times(ns, table, layer_ms)
             keys.extend(b.key for b in ns.blocks)
@@ -105,7 +107,7 @@ def validate_lut(
     for outcome in outcomes:
         if not outcome.ok:
             continue
-        measured = float(outcome.profile.total_ms)
+        measured = float(outcome.measured.total_ms)
         predicted = table.predict(space, outcome.job.arch)
         rows.append(
             {

@@ -54,7 +54,8 @@ class ProbePlan:
 
     def probe_names(self) -> list[str]:
         """Net names of the probes: ``probe_r<res>_<j>`` (``j`` counts within a resolution)."""
-        names, seen = [], {}
+        names: list[str] = []
+        seen: dict[int, int] = {}
         for arch in self.probes:
             j = seen.get(arch["r"], 0)
             seen[arch["r"]] = j + 1
@@ -395,7 +396,7 @@ def _validation_archs(
         tries += 1
         if tries > 1000 * max(n, 1):
             raise ValueError(f"space '{space.name}': cannot sample compilable validation subnets")
-        arch = space.sample(rng)
+        arch = space.validate(space.sample(rng))  # type: ignore[arg-type]  # one arch without n
         arch["r"] = int(rng.choice(resolutions))
         if not bad_keys.intersection(build_netspec(space, arch).keys):
             out.append(space.validate(arch))

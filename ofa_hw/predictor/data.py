@@ -196,9 +196,7 @@ def net_measurement(
 ) -> NetMeasurement:
     """A :class:`NetMeasurement` from one successful backend outcome."""
     arch = space.validate(outcome.job.arch)
-    prof = outcome.profile
-    if prof is None:
-        raise ValueError(f"{outcome.job.net_name}: outcome '{outcome.status}' holds no profile")
+    prof = outcome.measured
     block_ms: tuple[float, ...] = ()
     block_std: tuple[float, ...] = ()
     if with_blocks:

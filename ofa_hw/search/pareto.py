@@ -18,8 +18,8 @@ merged before the front is taken, so no searched point dominates a point of the 
 from __future__ import annotations
 
 import time
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
