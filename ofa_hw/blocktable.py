@@ -46,7 +46,7 @@ class SpaceBlocks:
 @lru_cache(maxsize=16)
 def space_blocks(space: SearchSpace) -> SpaceBlocks:
     """Build the max-depth uniform-(k, e) nets that together hold every cell of the space."""
-    depth = [space.max_depth] * (space.n_stages - 1) + [1]
+    depth = space.max_depth_d
     nb = space.n_blocks
     nets = tuple(
         tuple(
@@ -136,7 +136,7 @@ class BlockTable:
         totals = fixed.copy()
         for stage in range(self.space.n_stages):
             positions = list(self.space.stage_blocks(stage))
-            depths = (1,) if stage == self.space.n_stages - 1 else self.space.depth_list
+            depths = self.space.stage_depth_choices(stage)
             prefix = np.cumsum(best_per_cell[:, positions], axis=1)  # (R, len)
             totals += np.min(np.stack([prefix[:, d - 1] for d in depths], axis=1), axis=1)
         return float(np.min(totals))

@@ -98,18 +98,35 @@ def _lut_cfg(ws: Path, **over) -> SimpleNamespace:
 # ------------------------------------------------------------------------------------------- cost model
 def test_estimate_arithmetic_and_the_up_front_line():
     per = ProbeTimes(120.0, 30.0, "default: assumed")
-    cost = CostEstimate(20, per, host_jobs=2, boards=1, backend="vitis_dnndk", stored=3, upper_bound=True)
+    cost = CostEstimate(
+        20,
+        per,
+        host_jobs=2,
+        boards=1,
+        backend="vitis_dnndk",
+        stored=3,
+        upper_bound=True,
+        compiles=2,
+        board_runs=2,
+    )
     assert cost.host_s == 2400 and cost.board_s == 600
     assert cost.wall_per_probe_s == 60  # two builds at once: 60 s per probe, the board 30 s
     assert cost.wall_s == pytest.approx(19 * 60 + 150)
     line = cost.line()
     assert line.startswith(
-        "up to 20 subnets (3 more already in the store), about 40 min of container time and "
-        "10 min of board time"
+        "granularity node: up to 20 subnets (3 more already in the store), up to 40 compiles and 40 board "
+        "runs, about 40 min of container time and 10 min of board time"
     )
     assert line.endswith("; Ctrl-C is safe, rerun resumes") and "default: assumed" in line
     sim = CostEstimate(245, ProbeTimes(0.012, 0.0, "measured"), backend="sim")
-    assert sim.line().startswith("245 subnets, about 2.9 s of simulator time and no board time")
+    assert sim.line().startswith(
+        "granularity node: 245 subnets, about 2.9 s of simulator time and no board time"
+    )
+    block = CostEstimate(
+        20, per, backend="vitis_vart", granularity="block", compiles=1, board_runs=2, networks=48
+    )
+    assert block.host_s == 48 * 120 and "(48 networks: one per LUT key of them" in block.line()
+    assert "48 compiles and 96 board runs" in block.line()
     assert cost.to_dict()["board_s"] == 600 and cost.to_dict()["host_s"] == 2400
 
 
@@ -287,12 +304,13 @@ def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path
     )
     first = board.stdout_at_first_probe
     assert first.startswith(
-        "LUT plan budget: up to 20 subnets, about 42 min of container time and 10 min of board time"
+        "LUT plan budget: granularity node: up to 20 subnets, up to 40 compiles and 40 board runs, "
+        "about 42 min of container time and 10 min of board time"
     )
     assert "default: assumed" in first and first.rstrip().endswith("Ctrl-C is safe, rerun resumes")
     summary = result.summary()
     assert result.plan_kind == "budget" and summary["plan"] == "budget"
-    assert summary["subnets_profiled"] == 20 == len(board.ran)
+    assert summary["profiled_subnets"] == 20 == len(board.ran)
     assert summary["estimate"]["subnets"] == 20 and summary["estimate"]["board_s"] == 600
     assert summary["active"]["stopped"] == "budget" and summary["heldout_mape"] < 0.05
     assert 0 < summary["coverage"] < 1  # a partial LUT
@@ -311,9 +329,9 @@ def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path
         runs=2,
         backend_name="vitis_dnndk",
     )
-    assert again.ran == [] and rebuilt.summary()["subnets_profiled"] == 20
+    assert again.ran == [] and rebuilt.summary()["profiled_subnets"] == 20
     out = capsys.readouterr().out
-    assert "LUT plan budget: up to 0 subnets (20 more already in the store)" in out
+    assert "LUT plan budget: granularity node: up to 0 subnets (20 more already in the store)" in out
     assert "measured: median of 20 stored vitis_dnndk runs" in out
 
     # The full plan does not take the budget plan's partial table for a full one.
@@ -340,7 +358,10 @@ def test_full_plan_announces_its_cost_and_counts_stored_subnets(tmp_path, capsys
         runs=1,
     )
     out = capsys.readouterr().out
-    assert "LUT plan full: 13 subnets, about " in out and "of simulator time and no board time" in out
+    assert (
+        "LUT plan full: granularity node: 13 subnets, about " in out
+        and "of simulator time and no board time" in out
+    )
     ensure_lut(
         SPACE,
         DPU,
@@ -351,7 +372,7 @@ def test_full_plan_announces_its_cost_and_counts_stored_subnets(tmp_path, capsys
     )
     out = capsys.readouterr().out
     # the same 9 probes and the first 4 validation subnets are stored: only 2 validation subnets are new
-    assert "LUT plan full: 2 subnets (13 more already in the store)" in out
+    assert "LUT plan full: granularity node: 2 subnets (13 more already in the store)" in out
     assert "measured: median of 13 stored sim runs" in out
 
 
@@ -370,7 +391,7 @@ def test_cli_vitis_dnndk_plans_20_subnets_and_prints_the_cost_up_front(tmp_path)
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith("LUT plan budget: up to 20 subnets, about ")
+    assert proc.stdout.startswith("LUT plan budget: granularity node: up to 20 subnets, ")
     assert "of container time and" in proc.stdout and "Ctrl-C is safe, rerun resumes" in proc.stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["lut"]["plan"] == "budget" and results["lut"]["estimate"]["subnets"] == 20
@@ -398,7 +419,7 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
     )
     lut = lut_task.lut_for_config(cfg)
     n = Store(ws / "store.sqlite").count(status=None)
-    assert n == lut.summary()["subnets_profiled"] <= 20
+    assert n == lut.summary()["profiled_subnets"] <= 20
     trained = train_for_config(cfg, lut=lut)
     assert Store(ws / "store.sqlite").count(status=None) == n  # the budget is the whole board budget
     sec = trained.section

@@ -17,6 +17,7 @@ REQUIRED_KEYS = [
     "lut.keys",
     "lut.coverage",
     "lut.profiled_subnets",
+    "lut.probe_subnets",
     "predictor.name",
     "predictor.mape",
     "predictor.kendall_tau",
@@ -132,7 +133,8 @@ def test_pareto_csv_reaches_the_ceiling(first_run):
 
     root, _ = first_run
     results = json.loads((root / "run1" / "results.json").read_text())
-    rows = list(csv.DictReader((root / "run1" / "pareto.csv").read_text().splitlines()))
+    with open(root / "run1" / "pareto.csv") as fh:
+        rows = list(csv.DictReader(fh))
     top = max(float(r["predicted_ms"]) for r in rows)
     assert top >= 0.99 * results["search"]["ceiling_ms"]
 

@@ -58,17 +58,32 @@ def test_toolchain_labels_are_checked_against_the_flow():
     assert vitis_settings({"flow": "vart", "toolchain": "vitis-ai-1.4/vart", "boards": board}).flow == "vart"
 
 
-def test_vaitrace_options_follow_the_version():
-    args = ["n.xmodel", "10", "2"]
+def test_vaitrace_options_follow_the_version_and_the_xmodel():
+    """Blocker 4: ``--fine_grained`` is no default option; only where the version gives it for the xmodel."""
+    args = ["n.xmodel", "10", "0"]
     assert vaitrace_argv((1, 4), "vaitrace", "python3", "r.py", args, "o.txt") == [
-        "vaitrace", "--txt", "--fine_grained", "-o", "o.txt", "python3", "r.py", *args
+        "vaitrace", "--txt", "-o", "o.txt", "python3", "r.py", *args
     ]  # fmt: skip
     for version in ((2, 0), (2, 5), (3, 0), (3, 5)):
         assert vaitrace_argv(version, "vaitrace", "python3", "r.py", args, "o.txt") == [
-            "python3", "-m", "vaitrace_py", "--txt", "--fine_grained", "-o", "o.txt", "r.py", *args
+            "python3", "-m", "vaitrace_py", "--txt", "-o", "o.txt", "r.py", *args
         ]  # fmt: skip
+    fine = dict(fine=True, debug_xmodel=False)
+    assert "--fine_grained" in vaitrace_argv((2, 5), "vaitrace", "python3", "r.py", args, "o.txt", **fine)
+    with pytest.raises(ToolchainVersionError, match="does not support fine grained profiling") as e:
+        vaitrace_argv((3, 0), "vaitrace", "python3", "r.py", args, "o.txt", **fine)
+    assert "lut.granularity=block or network" in str(e.value) and "\n" not in str(e.value)
+    debug = dict(fine=True, debug_xmodel=True)
+    assert "--fine_grained" in vaitrace_argv((3, 0), "vaitrace", "python3", "r.py", args, "o.txt", **debug)
+    with pytest.raises(ToolchainVersionError, match="3.5 removed --fine_grained"):
+        vaitrace_argv((3, 5), "vaitrace", "python3", "r.py", args, "o.txt", **debug)
     with pytest.raises(ToolchainVersionError):
         vaitrace_argv((1, 3), "vaitrace", "python3", "r.py", args, "o.txt")
+    board = [{"name": "a", "host": "h"}]
+    with pytest.raises(ToolchainVersionError, match="3.5 removed"):  # refused with the settings, before work
+        vitis_settings(
+            {"flow": "vart", "toolchain": "vitis-ai-3.5/vart", "fine_grained": True, "boards": board}
+        )
 
 
 def test_fake_vaitrace_prints_the_recorded_layouts_and_options_per_version(tmp_path, monkeypatch):
@@ -102,6 +117,26 @@ def test_fake_vaitrace_prints_the_recorded_layouts_and_options_per_version(tmp_p
 
 
 # ----------------------------------------------------------------------------------- arch files
+def test_default_arch_file_follows_the_toolchain_version(tmp_path):
+    """Blocker 3: Vitis-AI 1.1 and 1.2 ship DPUCZDX8G/<BOARD>/arch.json, also for vai_c_caffe."""
+    board = [{"name": "a", "host": "h"}]
+
+    def default_arch(flow: str, toolchain: str) -> str:
+        settings = vitis_settings(
+            {"flow": flow, "toolchain": toolchain, "boards": board, "workdir": str(tmp_path)}
+        )
+        return VitisBackend(f"vitis_{flow}", B4096, settings).flow.arch_json
+
+    assert (
+        default_arch("dnndk", "vitis-ai-1.0/dnndk-3.1")
+        == "/opt/vitis_ai/compiler/arch/dpuv2/ZCU102/ZCU102.json"
+    )
+    for toolchain in ("vitis-ai-1.1/dnndk", "vitis-ai-1.2/dnndk"):
+        assert default_arch("dnndk", toolchain) == "/opt/vitis_ai/compiler/arch/DPUCZDX8G/ZCU102/arch.json"
+    for toolchain in ("vitis-ai-2.5/vart", "vitis-ai-3.0/vart"):
+        assert default_arch("vart", toolchain) == "/opt/vitis_ai/compiler/arch/DPUCZDX8G/ZCU102/arch.json"
+
+
 def test_arch_file_follows_the_dpu_size():
     dnndk = "/opt/vitis_ai/compiler/arch/dpuv2/{board}/{board}.json"
     xir = "/opt/vitis_ai/compiler/arch/DPUCZDX8G/{board}/arch.json"

@@ -35,6 +35,7 @@ def _overrides(fake_tools, boards, tmp_path, resolutions) -> list[str]:
         f"lut.resolutions=[{','.join(map(str, resolutions))}]",
         f"backend.vitis.arch_json='{fake_tools.dnndk_arch}'",
         f"backend.vitis.workdir='{tmp_path / 'vitis'}'",
+        f"backend.vitis.conda='{fake_tools.conda}'",
         f"backend.vitis.lock_dir='{tmp_path / 'locks'}'",
         f"backend.vitis.boards=[{spec}]",
     ]
@@ -58,6 +59,7 @@ def _lut_build(fake_tools, boards, tmp_path, resolutions):
     return result, runs
 
 
+@pytest.mark.slow  # 108 probes through the fakes; the granularity tests build a LUT on this path by default
 def test_real_board_path_lut_build_has_no_crashes(fake_tools, two_boards, tmp_path):
     result, runs = _lut_build(fake_tools, two_boards, tmp_path, RESOLUTIONS)
     failed = [r for r in runs if r.status != "ok"]
@@ -84,7 +86,9 @@ def test_default_budget_plan_on_the_fake_board_path(fake_tools, two_boards, tmp_
     assert cfg.lut.plan == "auto" and cfg.lut.max_subnets == 20
     result = lut_for_config(cfg, rundir=tmp_path / "run")
     out = capsys.readouterr().out
-    first = out.index("LUT plan budget: up to 20 subnets, about")
+    first = out.index(
+        "LUT plan budget: granularity node: up to 20 subnets, up to 40 compiles and 40 board runs, about"
+    )
     assert "Ctrl-C is safe, rerun resumes" in out.splitlines()[out[:first].count("\n")]
     with Store(tmp_path / "ws" / "store.sqlite") as store:
         runs = store.runs(backend="vitis_dnndk")

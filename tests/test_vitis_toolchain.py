@@ -42,6 +42,10 @@ def test_runner_builds_argv_without_a_shell(tmp_path):
     assert box.command(["vai_q_caffe", "quantize"], tmp_path) == [
         "docker", "exec", "-w", str(tmp_path), "-e", "K=v w", "vitis", "conda", "run", "-n", "vitis-ai-caffe", "vai_q_caffe", "quantize",
     ]  # fmt: skip
+    as_user = ToolRunner(container="vitis", conda="/c", conda_env="e", user="1000:1000", home="/w/h")
+    assert as_user.command(["t"], tmp_path) == [
+        "docker", "exec", "-u", "1000:1000", "-w", str(tmp_path), "-e", "HOME=/w/h", "vitis", "/c", "run", "-n", "e", "t",
+    ]  # fmt: skip
 
 
 def test_runner_errors(tmp_path):
@@ -66,7 +70,10 @@ def test_kernel_names():
 def test_caffe_flow_in_container(fake_tools, tmp_path):
     settings = make_settings(fake_tools, [], tmp_path / "work")
     flow = CaffeFlow(
-        settings, ToolRunner(container="vitis", conda_env="vitis-ai-caffe"), tmp_path / "work", DPU
+        settings,
+        ToolRunner(container="vitis", conda=str(fake_tools.conda), conda_env="vitis-ai-caffe"),
+        tmp_path / "work",
+        DPU,
     )
     compiled = flow.build(_job(r=128))
     assert compiled.kernel == "proxylessmobile05" and compiled.artifact.name == "dpu_proxylessmobile05.elf"
@@ -122,7 +129,7 @@ def test_missing_container_and_hostile_config_values(fake_tools, tmp_path):
         runner.run(["vai_c_caffe", "-n", "x"], tmp_path, 30)
     workdir = tmp_path / "dir with space;$(id)"
     workdir.mkdir()
-    out = ToolRunner(container="vitis", conda_env="vitis-ai-caffe").run(
+    out = ToolRunner(container="vitis", conda=str(fake_tools.conda), conda_env="vitis-ai-caffe").run(
         ["python", "-c", "import os; print(os.getcwd())"], workdir, 60
     )
     assert out.output.strip() == str(workdir)

@@ -7,6 +7,7 @@ exception, so a batch goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -50,7 +51,12 @@ class SimBackend:
 
     def profile(self, job: ProfileJob) -> ProfileOutcome:
         start = time.perf_counter()
-        netspec = build_netspec(job.get_space(), job.arch, name=job.net_name)
+        own = getattr(job, "netspec", None)  # a LUT key's own network (ofa_hw.lut.blocks.BlockJob)
+        netspec = (
+            dataclasses.replace(own, name=job.net_name)
+            if own is not None
+            else build_netspec(job.get_space(), job.arch, name=job.net_name)
+        )
         try:
             prof = simulate(netspec, dpu=self.dpu, runs=job.runs, seed=job.seed, name=job.net_name)
         except CompileError as exc:

@@ -34,8 +34,8 @@ from ofa_hw.tasks import (
 )
 from ofa_hw.tasks.search import (
     SearchContext,
-    _dpu_section,
     build_context,
+    dpu_section,
     fitted_predictor,
     make_measurer,
 )
@@ -212,7 +212,7 @@ def bench(cfg: DictConfig) -> dict:
         },
         "predictor": str(getattr(ctx.predictor, "name", "?")),
         "accuracy_model": getattr(ctx.accuracy, "label", "?"),
-        "dpu": _dpu_section(ctx.dpu),
+        "dpu": dpu_section(ctx.dpu),
         "timings_s": ctx.timings_s,
     }
     plot_convergence(

@@ -34,6 +34,7 @@ import numpy as np
 from ofa_hw.backends.base import ProfileOutcome
 from ofa_hw.lut.plan import CompileCheck, plan_seed_probes, sample_subnets
 from ofa_hw.lut.table import LutError
+from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,14 @@ NewPredictor = Callable[[], Any]
 
 @dataclass(frozen=True)
 class ActiveSettings:
-    """The budget plan's knobs: ``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``."""
+    """The budget plan's knobs: ``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``
+    (defaults: the ``lut`` schema's, their one source)."""
 
-    max_subnets: int = 20
-    batch: int = 5
-    target_mape: float = 0.01
-    pool: int = 500
-    seed: int = 0
+    max_subnets: int = LutConfig.max_subnets
+    batch: int = LutConfig.batch
+    target_mape: float = LutConfig.target_mape
+    pool: int = LutConfig.pool
+    seed: int = LutConfig.seed
 
     def __post_init__(self) -> None:
         if self.max_subnets < 1 or self.batch < 1 or self.pool < 1:
@@ -240,6 +242,7 @@ def run_active(
     new_predictor: NewPredictor,
     settings: ActiveSettings,
     on_batch: Callable[[Batch], None] | None = None,
+    fit: Callable[[list[ProfileOutcome]], Any] | None = None,
 ) -> ActiveResult:
     """Run the budget plan (module docstring): seed batch, then refit → most uncertain → measure.
 
@@ -251,6 +254,8 @@ def run_active(
         new_predictor: Builds an unfitted predictor (the configured model).
         settings: Budget, batch size, target, pool size, seed.
         on_batch: Called with each measured batch (progress reporting).
+        fit: Fits the predictor on the outcomes so far (default: :func:`fit_predictor`, from per-block
+            times; ``lut.granularity=network`` fits it from the calibrated simulator's LUT instead).
     """
     rng = np.random.default_rng(settings.seed + 1)
     pool = sample_subnets(space, compilable, resolutions, settings.pool, rng, max_depth=True)
@@ -280,7 +285,7 @@ def run_active(
         reason = stop_reason(batches, settings)
         if reason is not None:
             break
-        predictor = fit_predictor(new_predictor, space, dpu, outcomes)
+        predictor = fit(outcomes) if fit is not None else fit_predictor(new_predictor, space, dpu, outcomes)
         n_next = min(settings.batch, settings.max_subnets - sum(len(b.names) for b in batches))
         measured = {space.arch_id(o.job.arch) for o in outcomes}
         if predictor is None:  # nothing profiled yet (all failed): spend the next batch on random candidates

@@ -136,6 +136,11 @@ class CostEstimate:
         backend: Backend name.
         stored: Subnets of the plan the store already holds.
         upper_bound: ``True`` when ``subnets`` is a budget the plan may stop short of (``lut.plan=budget``).
+        granularity: ``lut.granularity`` (``node``, ``block``, ``network``).
+        compiles: Compiler runs per network at that granularity on this backend.
+        board_runs: Board programs per network (timed, traced, fine-grained traced …).
+        networks: Networks to compile and run when they are not the subnets (``block``: one per key
+            plus the whole subnets of the overhead fit); ``None`` = ``subnets``.
     """
 
     subnets: int
@@ -145,16 +150,25 @@ class CostEstimate:
     backend: str = "sim"
     stored: int = 0
     upper_bound: bool = False
+    granularity: str = "node"
+    compiles: int = 1
+    board_runs: int = 1
+    networks: int | None = None
+
+    @property
+    def n_networks(self) -> int:
+        """Networks compiled and run (the subnets, or the key networks + whole subnets of ``block``)."""
+        return self.subnets if self.networks is None else self.networks
 
     @property
     def host_s(self) -> float:
         """Total host (container) seconds."""
-        return self.subnets * self.per_probe.host_s
+        return self.n_networks * self.per_probe.host_s
 
     @property
     def board_s(self) -> float:
         """Total board seconds (summed over boards)."""
-        return self.subnets * self.per_probe.board_s
+        return self.n_networks * self.per_probe.board_s
 
     @property
     def wall_per_probe_s(self) -> float:
@@ -164,15 +178,23 @@ class CostEstimate:
     @property
     def wall_s(self) -> float:
         """Expected wall time: the pipelined pace plus one probe's latency to fill the pipeline."""
-        if self.subnets == 0:
+        if self.n_networks == 0:
             return 0.0
-        return (self.subnets - 1) * self.wall_per_probe_s + self.per_probe.host_s + self.per_probe.board_s
+        return (self.n_networks - 1) * self.wall_per_probe_s + self.per_probe.host_s + self.per_probe.board_s
 
     def line(self) -> str:
         """The up-front statement: ``N subnets, about T of container time and B of board time; …``."""
-        head = f"{'up to ' if self.upper_bound else ''}{self.subnets} subnets"
+        upto = "up to " if self.upper_bound else ""
+        head = f"granularity {self.granularity}: {upto}{self.subnets} subnets"
+        if self.networks is not None:
+            head += (
+                f" ({upto}{self.networks} networks: one per LUT key of them + whole subnets for the overhead)"
+            )
         if self.stored:
             head += f" ({self.stored} more already in the store)"
+        if self.backend != "sim":
+            n = self.n_networks
+            head += f", {upto}{n * self.compiles} compiles and {n * self.board_runs} board runs"
         if self.backend == "sim":
             work = f"about {format_duration(self.host_s)} of simulator time and no board time"
             detail = f"{format_duration(self.per_probe.host_s)} per subnet, {self.per_probe.source}"
@@ -192,6 +214,10 @@ class CostEstimate:
         """The ``lut.estimate`` section of ``results.json`` (seconds)."""
         return {
             "subnets": self.subnets,
+            "granularity": self.granularity,
+            "networks": self.n_networks,
+            "compiles": self.n_networks * self.compiles,
+            "board_runs": self.n_networks * self.board_runs,
             "stored": self.stored,
             "upper_bound": self.upper_bound,
             "host_s": self.host_s,
@@ -204,12 +230,33 @@ class CostEstimate:
 
 
 def estimate(
-    backend: Backend, store: Any, subnets: int, stored: int = 0, upper_bound: bool = False
+    backend: Backend,
+    store: Any,
+    subnets: int,
+    stored: int = 0,
+    upper_bound: bool = False,
+    granularity: str = "node",
+    networks: int | None = None,
 ) -> CostEstimate:
     """The :class:`CostEstimate` of profiling ``subnets`` new subnets on ``backend`` (times from ``store``)."""
+    from ofa_hw.lut.granularity import work
+
     host_jobs, boards = parallelism(backend)
     per = probe_times(backend.name, store, getattr(backend, "toolchain", None))
-    return CostEstimate(int(subnets), per, host_jobs, boards, backend.name, int(stored), bool(upper_bound))
+    w = work(granularity, backend.name)
+    return CostEstimate(
+        int(subnets),
+        per,
+        host_jobs,
+        boards,
+        backend.name,
+        int(stored),
+        bool(upper_bound),
+        granularity,
+        w.compiles,
+        w.board_runs,
+        networks,
+    )
 
 
 def count_stored(store: Any, backend: Backend, jobs: Iterable[ProfileJob], retry_failed: bool = False) -> int:
@@ -222,18 +269,30 @@ def count_stored(store: Any, backend: Backend, jobs: Iterable[ProfileJob], retry
 
 
 def full_plan_cost(
-    backend: Backend, store: Any, jobs: Sequence[ProfileJob], retry_failed: bool = False
+    backend: Backend,
+    store: Any,
+    jobs: Sequence[ProfileJob],
+    retry_failed: bool = False,
+    granularity: str = "node",
+    upper_bound: bool = False,
 ) -> CostEstimate:
-    """The cost of the full plan's ``jobs`` (probes + validation) the store does not hold yet."""
+    """The cost of the plan's ``jobs`` (probes + validation, or key networks) the store does not hold yet."""
     from ofa_hw.store import job_key
 
     unique = list({job_key(j, backend): j for j in jobs}.values())
     stored = count_stored(store, backend, unique, retry_failed)
-    return estimate(backend, store, len(unique) - stored, stored=stored)
+    return estimate(
+        backend, store, len(unique) - stored, stored=stored, upper_bound=upper_bound, granularity=granularity
+    )
 
 
 def budget_plan_cost(
-    backend: Backend, store: Any, space: SearchSpace, settings: ActiveSettings, runs: int
+    backend: Backend,
+    store: Any,
+    space: SearchSpace,
+    settings: ActiveSettings,
+    runs: int,
+    granularity: str = "node",
 ) -> CostEstimate:
     """The most the budget plan can cost: ``max_subnets`` minus its probes the store already holds."""
     stored = {
@@ -248,7 +307,9 @@ def budget_plan_cost(
         if r.net_name.startswith(ACTIVE_PREFIX) and r.runs == runs and r.seed == settings.seed
     }
     held = min(len(stored), settings.max_subnets)
-    return estimate(backend, store, settings.max_subnets - held, stored=held, upper_bound=True)
+    return estimate(
+        backend, store, settings.max_subnets - held, stored=held, upper_bound=True, granularity=granularity
+    )
 
 
 def announce(plan_kind: str, cost: CostEstimate) -> None:
@@ -366,8 +427,11 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         backend: ``backend.name`` (what measured them).
     """
     plan = lut.get("plan", "full")
-    subnets = lut.get("subnets_profiled", lut.get("profiled_subnets"))
-    text = f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`"
+    granularity = lut.get("granularity", "node")
+    subnets = lut.get("profiled_subnets")
+    text = (
+        f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`, granularity `{granularity}`"
+    )
     active = lut.get("active") or {}
     if active:
         text += (
@@ -385,6 +449,14 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         )
     else:
         text += f"; this run profiled none (LUT {lut.get('source', 'reused')})"
+    overhead = lut.get("overhead_ms")
+    if overhead is not None:
+        checked = lut.get("validation_subnets")
+        text += (
+            f". Network latency = LUT sum + {overhead:.3f} ms, the overhead fitted on {checked} whole subnets "
+            f"timed in normal mode (LUT sum alone: MAPE {_frac(lut.get('validation_mape_lut_sum'))}; with the "
+            f"overhead, on the same subnets: {_frac(lut.get('validation_mape'))})"
+        )
     mape = predictor.get("heldout_mape")
     if mape is None:
         return text + ". The predictor's error on subnets it did not train on is not known (none measured)."
@@ -392,3 +464,7 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
         text + f". Predictor error on {predictor.get('heldout_subnets')} subnets it did not train on: "
         f"MAPE {mape:.2%} ({predictor.get('heldout_source')})."
     )
+
+
+def _frac(value: Any) -> str:
+    return f"{value:.2%}" if value is not None else "n/a"

@@ -9,6 +9,7 @@ probes, profiles them through the store (so a killed build resumes), aggregates,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import sys
@@ -23,6 +24,7 @@ import pandas as pd
 import ofa_hw
 from ofa_hw.backends.base import Backend, ProfileJob
 from ofa_hw.dpu import DPUConfig
+from ofa_hw.lut import granular_build
 from ofa_hw.lut.active import active_settings, default_predictor, run_active
 from ofa_hw.lut.build import build_lut, validate_lut
 from ofa_hw.lut.cost import (
@@ -109,7 +111,9 @@ class LutResult:
             "coverage": self.coverage["fraction"],
             "compilable_keys": self.coverage["compilable"],
             "uncompilable_keys": self.coverage["uncompilable"],
-            "profiled_subnets": self.table.meta.profiled_subnets,
+            # One name per figure: the probes the table aggregates, and every subnet profiled for the LUT
+            # (probes + validation subnets).
+            "probe_subnets": self.table.meta.profiled_subnets,
             "validation_mape": self.validation.get("mape"),
             "validation_max_ape": self.validation.get("max_ape"),
             "validation_subnets": self.validation.get("subnets", 0),
@@ -120,7 +124,10 @@ class LutResult:
             # Board budget (issue 14): how the probes were chosen, how many subnets were measured, what
             # profiling them was estimated to cost up front, and the error on subnets not trained on.
             "plan": self.plan_kind,
-            "subnets_profiled": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
+            "profiled_subnets": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
+            "granularity": self.table.meta.validation.get("granularity", "node"),
+            "overhead_ms": self.table.meta.validation.get("overhead_ms"),
+            "validation_mape_lut_sum": self.validation.get("mape_sum"),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
             "active": self.active,
             "heldout_mape": (self.active or {}).get("heldout_mape"),
@@ -150,14 +157,25 @@ def find_luts(
     return matching, stale
 
 
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded DPU configuration with the fields it predates at their defaults (what they meant then)."""
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(DPUConfig) if f.default is not dataclasses.MISSING
+    }
+    return {**defaults, **{k: v for k, v in config.items() if v is not None or k not in defaults}}
+
+
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     skip = {"name", "calibrated_on"}
+    old, new = _with_defaults(old), _with_defaults(new)
     return [k for k in sorted(set(old) | set(new)) if k not in skip and old.get(k) != new.get(k)]
 
 
 def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """``freq_mhz 300.0 -> 200.0, arch B4096 -> B1024`` for the latency fields that differ."""
-    diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in _changed_fields(old, new)]
+    """``freq_mhz 300.0 -> 200.0, arch B4096 -> B1024`` for the latency fields that really differ (a field
+    an older record lacks counts as its default, so ``fm_keep_fraction None -> 0.5`` is no change)."""
+    full_old, full_new = _with_defaults(old), _with_defaults(new)
+    diffs = [f"{k} {full_old.get(k)!r} -> {full_new.get(k)!r}" for k in _changed_fields(old, new)]
     return ", ".join(diffs) if diffs else "model constants or toolchain"
 
 
@@ -185,6 +203,7 @@ def _reusable(
     resolutions: Sequence[int],
     backend_name: str,
     plan_kind: str,
+    granularity: str = "node",
 ) -> tuple[tuple[Path, LatencyTable] | None, list[Path]]:
     """``((path, table) of a LUT to reuse, or None; stale LUTs)`` in the workspace's and the shipped ``lut/``."""
     fp = dpu.fingerprint()
@@ -201,7 +220,12 @@ def _reusable(
                 continue
             # A budget plan's partial table does not stand in for the full coverage a full plan asks for.
             partial = table.meta.validation.get("plan") == "budget"
-            if set(resolutions) <= set(table.meta.resolutions) and not (plan_kind == "full" and partial):
+            same = table.meta.validation.get("granularity", "node") == granularity
+            if (
+                same
+                and set(resolutions) <= set(table.meta.resolutions)
+                and not (plan_kind == "full" and partial)
+            ):
                 return (path, table), stale
     return None, stale
 
@@ -214,6 +238,7 @@ def planned_cost(
     store: Callable[[], Store],
     runs: int,
     backend_name: str = "sim",
+    granularity: str = "node",
 ) -> tuple[str, CostEstimate, Path | None]:
     """What :func:`ensure_lut` would profile, without profiling: ``(plan, cost, LUT it would reuse)``.
 
@@ -224,10 +249,15 @@ def planned_cost(
     be = backend()
     if lut_cfg.path:
         return plan_kind, estimate(be, None, 0), Path(str(lut_cfg.path)).expanduser()
-    found, _ = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind)
+    found, _ = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind, granularity)
     if found is not None:
-        return plan_kind, estimate(be, None, 0), found[0]
+        return plan_kind, estimate(be, None, 0, granularity=granularity), found[0]
     with store() as st:
+        if granularity != "node":
+            cost = granular_build.planned_cost(
+                space, be, st, lut_cfg, resolutions, runs, granularity, plan_kind
+            )
+            return plan_kind, cost, None
         if plan_kind == "budget":
             return plan_kind, budget_plan_cost(be, st, space, active_settings(lut_cfg), runs), None
         plan = plan_probes(
@@ -257,13 +287,14 @@ def ensure_lut(
     rundir: Path | None = None,
     backend_name: str = "sim",
     new_predictor: Callable[[], Any] | None = None,
+    granularity: str = "node",
 ) -> LutResult:
     """The LUT of ``space`` on ``dpu``: given, reused or (re)built, per the ``lut`` config.
 
     Args:
         space: The search space.
         dpu: The configured DPU.
-        lut_cfg: The ``lut`` config node (:class:`~ofa_hw.schemas.lut.LutConfig`).
+        lut_cfg: The ``lut`` settings (:class:`~ofa_hw.lut.settings.LutSettings`, built once by the task).
         backend: Factory of the profiling backend (called only when a build is needed).
         store: Factory of the measurement store (called only when a build is needed).
         runs: Profile-mode runs per probe.
@@ -271,6 +302,8 @@ def ensure_lut(
         backend_name: Name of the backend (``backend.name``): only LUTs measured on it are reused.
         new_predictor: Builds the unfitted predictor the budget plan refits after each batch
             (``lut.plan=budget``; default: :func:`default_predictor`).
+        granularity: ``lut.granularity`` resolved (:mod:`ofa_hw.lut.granularity`): ``node`` builds from
+            per-node profiles; ``block`` and ``network`` through :mod:`ofa_hw.lut.granular_build`.
 
     Raises:
         LutError: a given LUT does not fit the space or DPU.
@@ -295,7 +328,7 @@ def ensure_lut(
 
     out_dir = Path(str(lut_cfg.dir)).expanduser()
     shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
-    found, stale = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind)
+    found, stale = _reusable(space, dpu, lut_cfg, resolutions, backend_name, plan_kind, granularity)
     if found is not None:
         path, table = found
         log.info("reusing LUT %s (fingerprint %s matches)", path, fp)
@@ -321,7 +354,17 @@ def ensure_lut(
         )
     for path in stale:
         log.warning("LUT %s is stale (DPU fingerprint changed to %s); regenerating", path, fp)
-    if plan_kind == "budget":
+    if granularity != "node":
+        be, st = backend(), store()
+        table, figures, cost, timings = granular_build.build(
+            space, be, st, lut_cfg, resolutions, runs, granularity, plan_kind, new_predictor
+        )
+        path = table.save(out_dir)
+        coverage = table.coverage(space, resolutions)
+        result = LutResult(
+            table, path, "built", _public(coverage), figures, None, timings_s=timings, estimate=cost
+        )
+    elif plan_kind == "budget":
         result = build_budget(space, backend(), store(), lut_cfg, resolutions, runs, out_dir, new_predictor)
     else:
         result = build(space, backend(), store(), lut_cfg, resolutions, runs, out_dir)
@@ -384,9 +427,8 @@ def build(
     provenance = getattr(backend, "provenance", f"{backend.name} measurements")
     table = build_lut(space, backend, probes, plan.resolutions, plan.uncompilable, provenance)
     report = validate_lut(table, space, validation)
-    table = LatencyTable(
-        table.frame, replace(table.meta, validation={k: v for k, v in report.items() if k != "rows"})
-    )
+    validation = {k: v for k, v in report.items() if k != "rows"} | {"granularity": "node"}
+    table = LatencyTable(table.frame, replace(table.meta, validation=validation))
     path = table.save(out_dir)
     timings["build_s"] = time.perf_counter() - t
     coverage = table.coverage(space, plan.resolutions)
@@ -443,7 +485,14 @@ def build_budget(
         space, backend, active.outcomes, resolutions, uncompilable, provenance + " (budget plan)"
     )
     summary = active.to_dict()
-    validation = {"plan": "budget", "subnets": 0, "mape": None, "max_ape": None, "active": summary}
+    validation = {
+        "plan": "budget",
+        "granularity": "node",
+        "subnets": 0,
+        "mape": None,
+        "max_ape": None,
+        "active": summary,
+    }
     table = LatencyTable(table.frame, replace(table.meta, validation=validation))
     path = table.save(out_dir)
     timings["build_s"] = time.perf_counter() - t

@@ -23,8 +23,8 @@ import pandas as pd
 
 from ofa_hw.netspec import Block, Layer, NetSpec
 
-#: Block kinds in a stable order (a numeric code is a feature).
-BLOCK_KINDS: tuple[str, ...] = ("Conv", "first", "expanded_conv", "Conv_1", "Logits")
+#: Block kinds in a stable order (a numeric code is a feature; MobileNetV3's head kinds are appended).
+BLOCK_KINDS: tuple[str, ...] = ("Conv", "first", "expanded_conv", "Conv_1", "Logits", "AvgPool2D", "Conv_2")
 
 #: The numeric feature columns, in the order the models see them (saved with every predictor).
 FEATURES: tuple[str, ...] = (

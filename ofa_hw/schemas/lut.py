@@ -33,6 +33,10 @@ class LutConfig:
             batch with at most this MAPE (a fraction).
         pool: Budget plan: random compilable max-depth subnets the next batch is chosen from.
         dry_run: Print the plan's cost (and write it to results.json), profile nothing.
+        granularity: What is measured: ``node`` (per-node / fine-grained per-layer profiles), ``block``
+            (each key's own network), ``network`` (whole subnets; LUT from the calibrated simulator) or
+            ``auto`` (per backend and toolchain: :mod:`ofa_hw.lut.granularity`).
+        overhead_subnets: ``block`` with the budget plan: whole subnets timed for the overhead.
     """
 
     dir: str = "${workspace}/lut"
@@ -51,3 +55,5 @@ class LutConfig:
     target_mape: float = 0.01
     pool: int = 500
     dry_run: bool = False
+    granularity: str = "auto"
+    overhead_subnets: int = 3

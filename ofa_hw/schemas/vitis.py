@@ -58,13 +58,20 @@ class VitisConfig:
         container: Name of a running Vitis-AI container to ``docker exec`` the tools in; empty = host.
         docker: The docker client executable.
         conda: conda executable inside the container/host; with ``conda_env`` set, tools run under
-            ``conda run -n <conda_env>`` (no shell involved).
+            ``conda run -n <conda_env>`` (no shell involved). The Vitis-AI images put conda on PATH only
+            in ``~/.bashrc``/login scripts, which ``docker exec`` does not read: hence the absolute
+            ``/opt/vitis_ai/conda/bin/conda`` by default.
         conda_env: Conda environment of the tools (``vitis-ai-caffe`` / ``vitis-ai-pytorch``); empty = none.
+        exec_user: ``docker exec -u`` value: ``auto`` = this host user's ``UID:GID`` (the folders the
+            tools create in the mounted workdir then belong to the host user, who writes into them
+            afterwards); ``""`` = the container's default user (root in the Vitis-AI images); or an
+            explicit ``UID:GID``.
         workdir: Host directory for exports, logs and compiled files; must be mounted at the same path
             in the container. Relative paths are resolved against the workspace.
-        arch_json: The DPU's arch file as the container sees it (``.../dpuv2/{board}/{board}.json`` for
-            DNNDK, ``.../DPUCZDX8G/{board}/arch.json`` for xir); ``{board}`` is the preset's board for the
-            board's stock DPU size, else ``<BOARD>_<ARCH>`` (a file the user provides).
+        arch_json: The DPU's arch file as the container sees it; empty = the path the configured
+            toolchain version ships (Vitis-AI 1.0: ``.../dpuv2/{board}/{board}.json``; 1.1 on, also
+            for ``vai_c_caffe``: ``.../DPUCZDX8G/{board}/arch.json``); ``{board}`` is the preset's board
+            for the board's stock DPU size, else ``<BOARD>_<ARCH>`` (a file the user provides).
         calib_dir: Directory of calibration images (ImageNet samples); empty = synthetic images.
         calib_list: Image list file relative to ``calib_dir`` (``name.jpg label`` lines).
         calib_images: Number of synthetic calibration images when ``calib_dir`` is empty. Latency
@@ -88,6 +95,8 @@ class VitisConfig:
             by hosts (``store=postgres``) locks each board with an advisory lock in its database, so jobs
             on different hosts never drive one board; otherwise (SQLite, ``null``) the flock in ``lock_dir``.
         n2cube_libs: Linker flags of the board-side C++ profiler.
+        fine_grained: VART: also compile each network in debug mode and trace it with vaitrace's
+            ``--fine_grained`` (per-layer rows, Vitis-AI 1.4–3.0 only; set by ``lut.granularity=node``).
         vaitrace: The vaitrace executable on the board (VART flow, Vitis-AI 1.4–1.x; from 2.0 Python apps
             are traced with ``python3 -m vaitrace_py``).
     """
@@ -96,10 +105,11 @@ class VitisConfig:
     toolchain: str = "vitis-ai-1.0/dnndk-3.1"
     container: str = "vitis"
     docker: str = "docker"
-    conda: str = "conda"
+    conda: str = "/opt/vitis_ai/conda/bin/conda"
     conda_env: str = "vitis-ai-caffe"
+    exec_user: str = "auto"
     workdir: str = "vitis"
-    arch_json: str = "/opt/vitis_ai/compiler/arch/dpuv2/ZCU102/ZCU102.json"
+    arch_json: str = ""
     calib_dir: str = ""
     calib_list: str = "calibration.txt"
     calib_images: int = 8
@@ -120,3 +130,4 @@ class VitisConfig:
     lock_store: dict | None = None
     n2cube_libs: list[str] = field(default_factory=lambda: ["-ln2cube", "-lpthread"])
     vaitrace: str = "vaitrace"
+    fine_grained: bool = False

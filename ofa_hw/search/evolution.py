@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ofa_hw.schemas.search import SearchConfig
 from ofa_hw.search.floor import Floor
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import LatencyConstraint
@@ -49,14 +50,15 @@ class EvolutionParams:
         sample_batch: Random archs drawn per round when seeding the population.
     """
 
-    population: int = 100
-    parent_ratio: float = 0.25
-    mutation_ratio: float = 0.5
-    mutate_prob: float = 0.1
-    resolution_mutate_prob: float = 0.5
-    generations: int = 500
-    max_rounds: int = 100
-    sample_batch: int = 1000
+    # Defaults: the ``search`` schema's (OFA's), their one source.
+    population: int = SearchConfig.population
+    parent_ratio: float = SearchConfig.parent_ratio
+    mutation_ratio: float = SearchConfig.mutation_ratio
+    mutate_prob: float = SearchConfig.mutate_prob
+    resolution_mutate_prob: float = SearchConfig.resolution_mutate_prob
+    generations: int = SearchConfig.generations
+    max_rounds: int = SearchConfig.max_rounds
+    sample_batch: int = SearchConfig.sample_batch
 
     def __post_init__(self) -> None:
         if self.population < 2:

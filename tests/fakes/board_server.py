@@ -209,7 +209,5 @@ class FakeBoard:
 
 
 def _kill(proc) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -27,7 +27,9 @@ class FakeTools:
     """Where the fake tools live and the arch files they accept."""
 
     def __init__(self, root: Path) -> None:
-        self.bin = tools.install(root / "bin")
+        self.bin, self.conda = tools.install(root)
+        self.envbin = self.conda.parents[1] / "envs" / "bin"
+        self.root_ledger = root / "root_created_dirs.txt"
         arch = root / "arch"
         arch.mkdir()
         (arch / "ZCU102.dcf").write_text("fake dcf\n")
@@ -41,12 +43,20 @@ class FakeTools:
 
 @pytest.fixture
 def fake_tools(tmp_path, monkeypatch) -> FakeTools:
-    """Fake docker/conda/vai_* first on PATH, a running container ``vitis`` with both conda envs."""
+    """Fake docker first on PATH, a running container ``vitis`` with both conda envs (conda and the
+    Vitis-AI tools inside it, off the PATH ``docker exec`` sees)."""
     fake = FakeTools(tmp_path / "tools")
     monkeypatch.setenv("PATH", f"{fake.bin}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("FAKE_DOCKER_CONTAINERS", "vitis")
     monkeypatch.setenv("FAKE_CONDA_ENVS", "vitis-ai-caffe,vitis-ai-pytorch")
-    for var in ("FAKE_VAI_C_ERROR", "FAKE_VAI_Q_ERROR", "FAKE_DPU_PROFILE", "FAKE_VAI_C_CAFFE_XIR"):
+    monkeypatch.setenv("FAKE_DOCKER_ROOT_LEDGER", str(fake.root_ledger))
+    for var in (
+        "FAKE_VAI_C_ERROR",
+        "FAKE_VAI_Q_ERROR",
+        "FAKE_VAI_C_CAFFE_XIR",
+        "FAKE_CONDA_RUN_EXIT0",
+        "FAKE_DPU_PRESET",
+    ):
         monkeypatch.delenv(var, raising=False)
     return fake
 
@@ -89,6 +99,7 @@ def make_settings(
     values = dict(
         flow=flow,
         container="vitis",
+        conda=str(fake.conda),
         conda_env="vitis-ai-caffe" if flow == "dnndk" else "vitis-ai-pytorch",
         workdir=str(workdir),
         arch_json=str(fake.dnndk_arch if flow == "dnndk" else fake.xir_arch),

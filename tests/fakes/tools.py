@@ -4,8 +4,9 @@ Each checks its arguments and inputs the way the real tool would (files exist an
 known, ``deploy.prototxt`` has a single input), prints the recorded real output where one exists and
 writes plausible output files:
 
-* ``vai_c_caffe`` (DNNC, Vitis-AI 1.0-1.2) prints the seed's real kernel list
-  (``ofa_hw/data/zcu102_b4096/vai_c_kernel_info_proxylessmobile05.txt``) after what real consoles print
+* ``vai_c_caffe`` (DNNC, Vitis-AI 1.0-1.2) prints the kernel list of the network it was given (the
+  simulator's VAI_C emulation of the deploy prototxt, in the layout of the seed's real kernel list
+  ``ofa_hw/data/zcu102_b4096/vai_c_kernel_info_proxylessmobile05.txt``) after what real consoles print
   before it (``tests/data/real_tool_outputs/README.md``): ANSI-coloured ``[VAI_C][Warning]`` lines and
   the ``Kernel topology …`` line. The warning's wording is ours (no real console with warnings is
   recorded). With ``FAKE_VAI_C_CAFFE_XIR=1`` it is the XIR-based ``vai_c_caffe`` of Vitis-AI >= 1.3
@@ -13,8 +14,17 @@ writes plausible output files:
   an xmodel, no ELF and no kernel list.
 * The "DPU binary" a fake DNNC writes is a real relocatable ELF (built with ``gcc -c``) holding the
   compile mode (``-e "{'mode': 'debug'}"`` or normal) and the DNNDK profile the fake board's N2Cube
-  prints for a debug-mode kernel: the recorded seed profile by default, or the file named by
-  ``FAKE_DPU_PROFILE``, in N2Cube's real title-first layout.
+  prints for a debug-mode kernel: the simulator's profile of *that* prototxt
+  (:mod:`fakes.dpu_model`), in N2Cube's real title-first layout.
+* ``vai_c_xir`` compiles the operators the fake quantizer traced from the module it was given: the
+  xmodel holds its DPU subgraphs (normal mode: fused; ``--options "{'mode':'debug'}"``: one per layer,
+  fusion off) with the simulator's times, which the fake board's VART runner and vaitrace report.
+* The container: ``docker exec`` runs commands with docker's default PATH, on which conda is *not*
+  (the images add it in ``~/.bashrc`` only): conda is ``<root>/opt/vitis_ai/conda/bin/conda``, the
+  Vitis-AI tools are on PATH only inside ``conda run -n ENV``. Without ``-u`` the container runs as
+  root: when that is not the host user (``$FAKE_HOST_UID``, default the real UID), the folders a
+  command creates are listed in ``$FAKE_DOCKER_ROOT_LEDGER`` and made read-only (the host user could
+  not write into them).
 
 Failure injection (environment): ``FAKE_VAI_C_ERROR=<message>`` makes the compiler fail with it,
 ``FAKE_VAI_Q_ERROR=<message>`` the quantizer.
@@ -73,13 +83,6 @@ def as_printed(table: str) -> str:
     return table
 
 
-def replay_profile(kernel: str) -> str:
-    """The DNNDK table the fake DPU prints for ``kernel`` (real title-first layout)."""
-    path = os.environ.get("FAKE_DPU_PROFILE")
-    text = Path(path).read_text() if path else seed_profile_text()
-    return as_printed(text.replace(SEED_KERNEL, kernel))
-
-
 def write_fake_elf(path: Path, profile: str, mode: str = "debug") -> None:
     """A relocatable ELF holding ``profile`` (symbol ``ofa_hw_fake_profile``) and the compile ``mode``
     (``ofa_hw_fake_mode``: ``debug`` or ``normal``) as C strings."""
@@ -96,11 +99,8 @@ def write_fake_elf(path: Path, profile: str, mode: str = "debug") -> None:
 _YELLOW, _RESET = "\x1b[1;33m", "\x1b[0m"
 
 
-def dnnc_console(kernel: str) -> str:
-    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the seed's real kernel list."""
-    from ofa_hw.data import SEED_DIR
-
-    listing = (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text().replace(SEED_KERNEL, kernel)
+def dnnc_console(kernel: str, listing: str) -> str:
+    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the kernel list."""
     return (
         f"{_YELLOW}[VAI_C][Warning] layer [{kernel}_fc_1] (type: InnerProduct) output will be dequantized on CPU{_RESET}\n"
         f'Kernel topology "{kernel}_kernel_graph.jpg" for network "{kernel}"\n' + listing
@@ -121,14 +121,17 @@ def xir_caffe_console(output_dir: Path, kernel: str) -> str:
 # Shell scripts: they only check their arguments and exec the tool, and a Python start-up per wrapper
 # would triple the cost of every tool call of a LUT build.
 DOCKER_SH = r"""#!/bin/sh
-# Fake `docker exec [-w DIR] [-e K=V]... CONTAINER CMD...`: the containers in $FAKE_DOCKER_CONTAINERS
-# (comma-separated) run; the container mounts the host's work tree at the same path, so -w must exist.
+# Fake `docker exec [-u USER] [-w DIR] [-e K=V]... CONTAINER CMD...`: the containers in
+# $FAKE_DOCKER_CONTAINERS (comma-separated) run; the container mounts the host's work tree at the same
+# path, so -w must exist. The command runs with docker's default PATH, which has no conda on it.
 if [ "$1" != exec ]; then echo "[docker][Error] fake docker supports only 'exec', got [$1]" >&2; exit 1; fi
 shift
 workdir=
+user=
 while [ $# -gt 0 ]; do
   case "$1" in
     -w|--workdir) workdir=$2; shift 2 ;;
+    -u|--user) user=$2; shift 2 ;;
     -e|--env) export "$2"; shift 2 ;;
     -*) echo "unknown flag: $1" >&2; exit 125 ;;
     *) break ;;
@@ -146,12 +149,36 @@ if [ -n "$workdir" ] && ! cd "$workdir" 2>/dev/null; then
   echo "OCI runtime exec failed: chdir to cwd (\"$workdir\") failed: no such file or directory" >&2
   exit 126
 fi
-exec "$@"
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+if ! command -v "$1" >/dev/null 2>&1; then
+  echo "OCI runtime exec failed: exec failed: unable to start container process: exec: \"$1\": executable file not found in \$PATH: unknown" >&2
+  exit 126
+fi
+# The container's user: root unless -u; the host user: $FAKE_HOST_UID (default: the real one).
+case "$user" in
+  ""|root|root:*) cuid=0 ;;
+  *) cuid=${user%%:*} ;;
+esac
+if [ "$cuid" = "${FAKE_HOST_UID:-$(id -u)}" ]; then exec "$@"; fi
+# Another user than the host's: the folders this command creates are not the host user's.
+before=$(mktemp)
+find . -type d 2>/dev/null | sort > "$before"
+"$@"
+status=$?
+find . -type d 2>/dev/null | sort | comm -13 "$before" - | while read -r dir; do
+  path=$(cd "$dir" && pwd)
+  chmod a-w "$path"
+  if [ -n "$FAKE_DOCKER_ROOT_LEDGER" ]; then echo "$path" >> "$FAKE_DOCKER_ROOT_LEDGER"; fi
+done
+rm -f "$before"
+exit $status
 """
 
 CONDA_SH = r"""#!/bin/sh
-# Fake `conda run -n ENV CMD...`: the environments in $FAKE_CONDA_ENVS exist; vitis-ai-pytorch has
-# the fake pytorch_nndct on its path.
+# Fake `conda run -n ENV CMD...` at /opt/vitis_ai/conda/bin/conda of the container: the environments in
+# $FAKE_CONDA_ENVS exist and put the Vitis-AI tools on PATH; vitis-ai-pytorch has the fake
+# pytorch_nndct on its path. FAKE_CONDA_RUN_EXIT0=1: exit 0 whatever the command did (conda/conda#9599).
 if [ "$1" != run ] || [ "$2" != -n ] || [ $# -lt 4 ]; then
   echo "[conda][Error] fake conda supports only 'run -n ENV CMD...', got: $*" >&2; exit 1
 fi
@@ -161,7 +188,12 @@ case ",$FAKE_CONDA_ENVS," in
   *",$name,"*) ;;
   *) echo "EnvironmentLocationNotFound: Not a conda environment: /opt/vitis_ai/conda/envs/$name" >&2; exit 1 ;;
 esac
-if [ "$name" = vitis-ai-pytorch ]; then export PYTHONPATH="@PYLIB@${PYTHONPATH:+:$PYTHONPATH}"; fi
+PATH="@ENVBIN@:$PATH"
+export PATH
+# the fake tools' DPU model is ofa_hw's simulator
+export PYTHONPATH="@REPO@${PYTHONPATH:+:$PYTHONPATH}"
+if [ "$name" = vitis-ai-pytorch ]; then export PYTHONPATH="@PYLIB@:$PYTHONPATH"; fi
+if [ -n "$FAKE_CONDA_RUN_EXIT0" ]; then "$@" 2>&1; exit 0; fi
 exec "$@" 2>&1
 """
 
@@ -302,8 +334,11 @@ def vai_c_caffe(argv: list[str]) -> int:
         )
         print(xir_caffe_console(out, kernel), end="")
         return 0
-    write_fake_elf(out / f"dpu_{kernel}.elf", replay_profile(kernel), options.get("mode", "normal"))
-    print(dnnc_console(kernel), end="")
+    from fakes.dpu_model import dnndk_profile_text
+
+    profile, listing = dnndk_profile_text(net, kernel)
+    write_fake_elf(out / f"dpu_{kernel}.elf", profile, options.get("mode", "normal"))
+    print(dnnc_console(kernel, listing), end="")
     return 0
 
 
@@ -327,26 +362,58 @@ def vai_c_xir(argv: list[str]) -> int:
         return _fail("VAI_C", f"cannot deserialize xmodel {args.xmodel}: {exc}")
     if quantized.get("format") != "fake-quantized-xmodel":
         return _fail("VAI_C", f"{args.xmodel} is not a quantized xmodel")
+    try:
+        options = ast.literal_eval(args.options) if args.options else {}
+    except (ValueError, SyntaxError):
+        return _fail("VAI_C", f"--options must be a dict literal, got {args.options!r}")
+    mode = options.get("mode", "normal") if isinstance(options, dict) else None
+    if mode not in ("normal", "debug"):
+        return _fail("VAI_C", f"invalid options {args.options!r}")
+    from fakes.dpu_model import op_from_dict, xir_compile
+
+    ops = [op_from_dict(d) for d in quantized["ops"]]
+    parts = xir_compile(ops, quantized["scopes"], tuple(quantized["input_shape"]), args.net_name)
+    subgraphs = parts["subgraphs"]
+    if mode == "debug":  # fusion off: the DPU runs the layers one by one (what fine-grained mode reports)
+        layers = parts["layers"]
+        subgraphs = [
+            {
+                "name": subgraphs[0]["name"],
+                "workload_gop": sum(r["workload_gop"] for r in layers),
+                "hw_ms": sum(r["hw_ms"] for r in layers),
+                "mem_mb": sum(r["mem_mb"] for r in layers),
+            }
+        ]
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     compiled = {
         "format": "fake-compiled-xmodel",
         "kernel": args.net_name,
-        "source": quantized,
-        "profile": replay_profile(args.net_name),
+        "mode": mode,
+        "source": {k: quantized[k] for k in ("graph", "convs")},
+        "subgraphs": subgraphs,
+        "layers": parts["layers"],
     }
     (out / f"{args.net_name}.xmodel").write_text(json.dumps(compiled))
     (out / "meta.json").write_text(
         json.dumps(
-            {"lib": "libvart-dpu-runner.so", "filename": f"{args.net_name}.xmodel", "kernel": ["subgraph_0"]}
+            {
+                "lib": "libvart-dpu-runner.so",
+                "filename": f"{args.net_name}.xmodel",
+                "kernel": [g["name"] for g in subgraphs],
+            }
         )
     )
-    print("[UNILOG][INFO] Compile mode: dpu")
-    print("[UNILOG][INFO] Debug mode: function")
+    n_dpu = len(subgraphs)
+    print(
+        f"[UNILOG][INFO] Compile mode: dpu\n[UNILOG][INFO] Debug mode: {'debug' if mode == 'debug' else 'function'}"
+    )
     print(f"[UNILOG][INFO] Target architecture: {json.loads(Path(args.arch).read_text())['target']}")
-    print("[UNILOG][INFO] Graph name: OFASubnet, with op num: 250")
+    print(f"[UNILOG][INFO] Graph name: {quantized['graph']}, with op num: {len(ops)}")
     print("[UNILOG][INFO] Begin to compile...")
-    print("[UNILOG][INFO] Total device subgraph number 3, DPU subgraph number 1")
+    print(
+        f"[UNILOG][INFO] Total device subgraph number {n_dpu + parts['cpu_parts'] + 2}, DPU subgraph number {n_dpu}"
+    )
     print(
         f'[UNILOG][INFO] Compile done.\n[UNILOG][INFO] The compiled xmodel is saved to "{out / (args.net_name + ".xmodel")}"'
     )
@@ -362,22 +429,28 @@ def main() -> int:
     }[tool](sys.argv[1:])
 
 
-def install(bindir: Path) -> Path:
-    """Write the fake tools as executables into ``bindir``: ``docker``/``conda`` as shell scripts,
-    ``python`` (the container's) as this interpreter, the Vitis-AI tools run with this interpreter."""
-    bindir.mkdir(parents=True, exist_ok=True)
+def install(root: Path) -> tuple[Path, Path]:
+    """Install the fakes under ``root``: ``bin/docker`` for the host's PATH, and the container's
+    ``opt/vitis_ai/conda/bin/conda`` with the Vitis-AI tools and ``python`` in its environments' bin
+    (``opt/vitis_ai/conda/envs/bin``), on no PATH ``docker exec`` sees. Returns ``(host bin, conda)``."""
+    bindir = root / "bin"
+    conda_bin = root / "opt" / "vitis_ai" / "conda" / "bin"
+    envbin = root / "opt" / "vitis_ai" / "conda" / "envs" / "bin"
+    for d in (bindir, conda_bin, envbin):
+        d.mkdir(parents=True, exist_ok=True)
     scripts = {
-        "docker": DOCKER_SH,
-        "conda": CONDA_SH.replace("@PYLIB@", str(FAKES_DIR / "pylib")),
-        "python": f'#!/bin/sh\nexec {sys.executable} "$@"\n',
+        bindir / "docker": DOCKER_SH,
+        conda_bin / "conda": CONDA_SH.replace("@PYLIB@", str(FAKES_DIR / "pylib"))
+        .replace("@ENVBIN@", str(envbin))
+        .replace("@REPO@", str(FAKES_DIR.parents[1])),
+        envbin / "python": f'#!/bin/sh\nexec {sys.executable} "$@"\n',
     }
     for tool in TOOLS:
-        scripts[tool] = (
+        scripts[envbin / tool] = (
             f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKES_DIR.parent)!r})\n"
             "from fakes.tools import main\nsys.exit(main())\n"
         )
-    for tool, text in scripts.items():
-        path = bindir / tool
+    for path, text in scripts.items():
         path.write_text(text)
         path.chmod(0o755)
-    return bindir
+    return bindir, conda_bin / "conda"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -39,9 +40,10 @@ from ofa_hw.backends.vitis.board import (
     env_script,
 )
 from ofa_hw.backends.vitis.flows import CaffeFlow, Compiled, CompileFailed, XmodelFlow
-from ofa_hw.backends.vitis.preflight import preflight
+from ofa_hw.backends.vitis.preflight import Target, preflight
 from ofa_hw.backends.vitis.profilers import DnndkProfiler, VartProfiler, check_toolchain
 from ofa_hw.backends.vitis.toolchain import ToolRunner
+from ofa_hw.backends.vitis.versions import vaitrace_options
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
 from ofa_hw.formats import ParseError
@@ -69,8 +71,15 @@ def vitis_settings(node: Any) -> VitisConfig:
     names = [b.name for b in settings.boards]
     if len(set(names)) != len(names):
         raise ValueError(f"backend.vitis.boards: duplicate board names {names}")
-    check_toolchain(settings.flow, settings.toolchain)
+    version = check_toolchain(settings.flow, settings.toolchain)
+    if settings.fine_grained and settings.flow == "vart":
+        vaitrace_options(version, "check", fine=True, debug_xmodel=True)  # refuses 3.5 and later here
     return settings
+
+
+def exec_user(value: str) -> str:
+    """``docker exec -u`` of ``backend.vitis.exec_user``: ``auto`` = this host user's ``UID:GID``."""
+    return f"{os.getuid()}:{os.getgid()}" if value == "auto" else value
 
 
 #: flow name -> (host flow, board profiler)
@@ -102,6 +111,8 @@ class VitisBackend:
             docker=settings.docker,
             conda=settings.conda,
             conda_env=settings.conda_env,
+            user=exec_user(settings.exec_user) if settings.container else "",
+            home=str(self.workdir / ".container-home"),
         )
         flow_cls, profiler_cls = FLOWS[settings.flow]
         self.runner = runner
@@ -125,7 +136,10 @@ class VitisBackend:
         Raises:
             BackendUnavailable: (a :class:`~ofa_hw.errors.UserError`) naming what is missing and the fix.
         """
-        self.boards = preflight(self)
+        target = Target(
+            self.settings, self.runner, self.workdir, self.flow.arch_json, self.dpu, tuple(self.boards)
+        )
+        self.boards = preflight(target)
 
     def compile(self, job: ProfileJob) -> Compiled | ProfileOutcome:
         """Export + quantize + compile ``job``; a failure is returned as a failed outcome.

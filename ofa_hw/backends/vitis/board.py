@@ -31,7 +31,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh(\..*)?$")
 import asyncssh  # noqa: E402
 
-from ofa_hw.schemas.vitis import BoardConfig
+from ofa_hw.schemas.vitis import BoardConfig  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ every tool log there, and is skipped when its compiled file is already present (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -27,6 +28,7 @@ import torch
 
 from ofa_hw.backends.base import ProfileJob
 from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
+from ofa_hw.backends.vitis.versions import arch_template, vai_version
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
 from ofa_hw.export.caffe import save_caffe, to_caffe, with_image_data
@@ -35,10 +37,14 @@ from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, 
 from ofa_hw.formats import ParseError, parse_kernel_info
 from ofa_hw.netspec import build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
-from ofa_hw.torchnet import build_model
+from ofa_hw.torchnet import OFASubnet, build_model
 
 #: VAI_C's ``-e`` option per compile mode: per-node profiles need ``debug``; the deployable latency ``normal``.
 VAI_C_MODES = {"debug": "{'mode': 'debug'}", "normal": "{'mode': 'normal'}"}
+
+#: ``vai_c_xir --options`` of a debug-mode compile, as Xilinx's maintainers give it (Xilinx/Vitis-AI #1412):
+#: vaitrace 3.0's ``--fine_grained`` profiles only such an xmodel.
+DEBUG_XIR_OPTIONS = "{'mode':'debug'}"
 
 #: The DPU size of the arch file each board's stock Vitis-AI container ships (one target per file).
 STOCK_ARCH = {"ZCU102": "B4096", "ZCU104": "B4096", "KV260": "B4096"}
@@ -71,6 +77,8 @@ class Compiled:
             ``<kernel>.xmodel`` (VART).
         deploy_artifact: The normal-mode ELF the board times for the deployable latency (DNNDK);
             ``None`` when ``artifact`` is itself deployable (VART).
+        layer_artifact: VART with ``fine_grained``: the same network compiled in debug mode
+            (``{'mode': 'debug'}``), which vaitrace's ``--fine_grained`` needs from 3.0 on.
         kernel_info: The compiler's kernel list (DNNDK) or summary output (xir).
         log: The tools' outputs, concatenated (kept with the measurement).
         timings: Wall times of the host steps in seconds.
@@ -83,6 +91,7 @@ class Compiled:
     log: str
     timings: dict[str, float] = field(default_factory=dict)
     deploy_artifact: Path | None = None
+    layer_artifact: Path | None = None
 
 
 def job_dir(workdir: Path, job: ProfileJob) -> Path:
@@ -92,9 +101,14 @@ def job_dir(workdir: Path, job: ProfileJob) -> Path:
 
 
 def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, object]:
-    """The job's subnet with seeded random weights (latency does not depend on weight values)."""
-    space = job.get_space()
+    """The job's subnet (or key network of a ``BlockJob``) with seeded random weights (latency does
+    not depend on weight values)."""
     torch.manual_seed(job.seed)
+    own = getattr(job, "netspec", None)  # a LUT key's own network (ofa_hw.lut.blocks.BlockJob)
+    if own is not None:
+        netspec = dataclasses.replace(own, name=name)
+        return OFASubnet(netspec).eval(), netspec
+    space = job.get_space()
     model = build_model(space, job.arch, name).eval()
     return model, build_netspec(space, job.arch, name)
 
@@ -145,13 +159,30 @@ class _Flow:
         self.cfg = cfg
         self.runner = runner
         self.workdir = Path(workdir)
-        self.arch_json = arch_json(cfg.arch_json, dpu)
+        self.arch_json = arch_json(cfg.arch_json or arch_template(vai_version(cfg.toolchain)), dpu)
 
-    def _run(self, argv: list[str], cwd: Path, timeout_s: float, log: Path) -> str:
+    def _run(
+        self, argv: list[str], cwd: Path, timeout_s: float, log: Path, produces: tuple[Path, ...] = ()
+    ) -> str:
+        """Run a tool; judge it by the files it must produce as well as by its exit status.
+
+        ``conda run`` (conda >= 4.8.1, conda/conda#9599) may exit 0 when the tool failed, and a resumed
+        job may hold the files of an earlier attempt: ``produces`` are removed first and must exist after.
+        """
+        for path in produces:
+            path.unlink(missing_ok=True)
         try:
-            return self.runner.run(argv, cwd, timeout_s, log).output
+            output = self.runner.run(argv, cwd, timeout_s, log).output
         except ToolError as exc:
             raise CompileFailed(str(exc)) from exc
+        missing = [p.name for p in produces if not p.exists()]
+        if missing:
+            tool = Path(argv[0]).name
+            raise CompileFailed(
+                f"{tool} exited 0 but did not write {', '.join(missing)} to {produces[0].parent} "
+                f"(conda run may hide a failure's exit status; log: {log})\n{output[-2000:]}"
+            )
+        return output
 
     def _calibration(self, root: Path, hw: int, seed: int) -> tuple[str, str]:
         if self.cfg.calib_dir:
@@ -194,13 +225,15 @@ class CaffeFlow(_Flow):
         start = time.monotonic()
         argv = ["vai_q_caffe", "quantize", "--model", str(proto), "--weights", str(weights)]
         argv += ["--calib_iter", str(self.cfg.calib_iter), "--output_dir", str(qdir), *self.cfg.quantize_args]
-        q_out = self._run(argv, root, self.cfg.quantize_timeout_s, root / "logs" / "vai_q_caffe.log")
-        timings["quantize_s"] = time.monotonic() - start
         deploy = qdir / "deploy.prototxt"
-        if not deploy.exists() or not (qdir / "deploy.caffemodel").exists():
-            raise CompileFailed(
-                f"vai_q_caffe: no deploy.prototxt/deploy.caffemodel in {qdir}\n{q_out[-2000:]}"
-            )
+        q_out = self._run(
+            argv,
+            root,
+            self.cfg.quantize_timeout_s,
+            root / "logs" / "vai_q_caffe.log",
+            produces=(deploy, qdir / "deploy.caffemodel"),
+        )
+        timings["quantize_s"] = time.monotonic() - start
         removed = remove_redundant_input(deploy)
 
         outputs: dict[str, str] = {}
@@ -217,13 +250,19 @@ class CaffeFlow(_Flow):
                 self.arch_json,
             ]
             argv += ["-e", option, "--output_dir", str(out), "-n", kernel]
-            outputs[mode] = self._run(
-                argv, root, self.cfg.compile_timeout_s, root / "logs" / f"vai_c_caffe_{mode}.log"
-            )
+            try:
+                outputs[mode] = self._run(
+                    argv,
+                    root,
+                    self.cfg.compile_timeout_s,
+                    root / "logs" / f"vai_c_caffe_{mode}.log",
+                    produces=(elf[mode],),
+                )
+            except CompileFailed:
+                self._check_dnnc("", out, kernel)  # an XIR-based vai_c_caffe writes an xmodel, no ELF
+                raise
             timings[f"compile_{mode}_s"] = time.monotonic() - start
             self._check_dnnc(outputs[mode], out, kernel)
-            if not elf[mode].exists():
-                raise CompileFailed(f"vai_c_caffe ({mode} mode): {elf[mode].name} was not written to {out}")
         info = _kernel_list(outputs["debug"], kernel)
         _kernel_list(outputs["normal"], kernel)
         log = (
@@ -266,17 +305,25 @@ def _kernel_list(output: str, kernel: str) -> str:
 
 
 class XmodelFlow(_Flow):
-    """Generated vai_q_pytorch script (calib, test) → vai_c_xir (VART)."""
+    """Generated vai_q_pytorch script (calib, test) → vai_c_xir (VART); with ``fine_grained`` a second
+    ``vai_c_xir`` in debug mode (``debug/<kernel>.xmodel``) for vaitrace's per-layer profile."""
 
     def build(self, job: ProfileJob) -> Compiled:
         kernel = kernel_name(job.net_name)
         root = job_dir(self.workdir, job)
         cdir = root / "compiled"
         xmodel = cdir / f"{kernel}.xmodel"
-        done = cdir / "vai_c_xir.txt"
-        if xmodel.exists() and done.exists():
+        debug = cdir / "debug" / f"{kernel}.xmodel" if self.cfg.fine_grained else None
+        done = cdir / ("vai_c_xir_debug.txt" if debug else "vai_c_xir.txt")
+        if xmodel.exists() and done.exists() and (debug is None or debug.exists()):
             return Compiled(
-                job, kernel, xmodel, done.read_text(), (root / "logs.txt").read_text(), {"compile_s": 0.0}
+                job,
+                kernel,
+                xmodel,
+                done.read_text(),
+                (root / "logs.txt").read_text(),
+                {"compile_s": 0.0},
+                layer_artifact=debug,
             )
         timings: dict[str, float] = {}
         start = time.monotonic()
@@ -303,24 +350,32 @@ class XmodelFlow(_Flow):
                     root,
                     self.cfg.quantize_timeout_s,
                     root / "logs" / f"vai_q_pytorch_{mode}.log",
+                    produces=(qdir / ("quant_info.json" if mode == "calib" else QUANTIZED_XMODEL),),
                 )
             )
         timings["quantize_s"] = time.monotonic() - start
-        if not (qdir / QUANTIZED_XMODEL).exists():
-            raise CompileFailed(
-                f"vai_q_pytorch: {QUANTIZED_XMODEL} was not written to {qdir}\n{outputs[-1][-2000:]}"
-            )
         start = time.monotonic()
         c_out = self._run(
             compile_argv(qdir / QUANTIZED_XMODEL, self.arch_json, kernel, cdir),
             root,
             self.cfg.compile_timeout_s,
             root / "logs" / "vai_c_xir.log",
+            produces=(xmodel,),
         )
         timings["compile_s"] = time.monotonic() - start
-        if not xmodel.exists():
-            raise CompileFailed(f"vai_c_xir: {xmodel.name} was not written to {cdir}\n{c_out[-2000:]}")
         log = f"# vai_q_pytorch calib\n{outputs[0]}\n# vai_q_pytorch test\n{outputs[1]}\n# vai_c_xir\n{c_out}"
+        if debug is not None:
+            start = time.monotonic()
+            d_out = self._run(
+                compile_argv(qdir / QUANTIZED_XMODEL, self.arch_json, kernel, debug.parent)
+                + ["--options", DEBUG_XIR_OPTIONS],
+                root,
+                self.cfg.compile_timeout_s,
+                root / "logs" / "vai_c_xir_debug.log",
+                produces=(debug,),
+            )
+            timings["compile_debug_s"] = time.monotonic() - start
+            log += f"\n# vai_c_xir (debug mode)\n{d_out}"
         (root / "logs.txt").write_text(log)
-        done.write_text(c_out)
-        return Compiled(job, kernel, xmodel, c_out, log, timings)
+        done.write_text(c_out)  # written last: its presence marks a complete build
+        return Compiled(job, kernel, xmodel, c_out, log, timings, layer_artifact=debug)

@@ -12,18 +12,43 @@ import dataclasses
 import json
 import logging
 import shlex
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
 from ofa_hw.backends.vitis.board import Board, BoardClient, BoardError, BoardUnreachable, quote_cmd
 from ofa_hw.backends.vitis.flows import missing_arch_message
-from ofa_hw.backends.vitis.profilers import vai_version
-from ofa_hw.backends.vitis.toolchain import ToolError
+from ofa_hw.backends.vitis.toolchain import ToolError, ToolRunner
+from ofa_hw.backends.vitis.versions import vai_version
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.errors import UserError
-
-if TYPE_CHECKING:
-    from ofa_hw.backends.vitis.backend import VitisBackend
+from ofa_hw.schemas.vitis import VitisConfig
 
 log = logging.getLogger(__name__)
+
+#: Where the Vitis-AI images install conda (``/opt/vitis_ai/conda``); on PATH only via ``~/.bashrc``.
+IMAGE_CONDA = "/opt/vitis_ai/conda/bin/conda"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the preflight checks, handed over explicitly by the backend.
+
+    Attributes:
+        settings: The validated ``backend.vitis`` settings.
+        runner: How the tools are run (container, conda, user).
+        workdir: The host work directory (mounted in the container at the same path).
+        arch_json: The arch file the compiler will be given.
+        dpu: The configured DPU.
+        boards: The farm.
+    """
+
+    settings: VitisConfig
+    runner: ToolRunner
+    workdir: Path
+    arch_json: str
+    dpu: DPUConfig
+    boards: tuple[Board, ...]
+
 
 #: Time limit of one check (a ``docker exec``, an SSH command).
 CHECK_TIMEOUT_S = 120.0
@@ -33,7 +58,7 @@ class BackendUnavailable(UserError):
     """The container, its tools, the arch file or the boards cannot serve the configured backend."""
 
 
-def preflight(backend: VitisBackend) -> list[Board]:
+def preflight(backend: Target) -> list[Board]:
     """Run every check; returns the boards that are reachable (the others leave the farm).
 
     Raises:
@@ -43,9 +68,9 @@ def preflight(backend: VitisBackend) -> list[Board]:
     return check_boards(backend)
 
 
-def check_tools(backend: VitisBackend) -> None:
+def check_tools(backend: Target) -> None:
     """The container runs, the workdir is mounted in it, the conda env and the arch file exist."""
-    s, arch = backend.settings, backend.flow.arch_json
+    s, arch = backend.settings, backend.arch_json
     where = f"container {s.container!r}" if s.container else "this host"
     backend.workdir.mkdir(parents=True, exist_ok=True)
     bare = dataclasses.replace(backend.runner, conda_env="")
@@ -57,6 +82,17 @@ def check_tools(backend: VitisBackend) -> None:
         try:
             backend.runner.run(["true"], backend.workdir, CHECK_TIMEOUT_S)
         except ToolError as exc:
+            if _conda_not_found(exc, s.conda):
+                fix = (
+                    f"set backend.vitis.conda={IMAGE_CONDA}"
+                    if s.conda != IMAGE_CONDA
+                    else f"set backend.vitis.conda to conda's path in your image (docker exec {s.container} "
+                    "bash -lc 'command -v conda')"
+                )
+                raise BackendUnavailable(
+                    f"conda {s.conda!r} is not found in {where}: the Vitis-AI images put conda on PATH only "
+                    f"in ~/.bashrc and login scripts, which `docker exec` does not read; {fix}"
+                ) from None
             if "EnvironmentLocationNotFound" in exc.output or "Not a conda environment" in exc.output:
                 raise BackendUnavailable(
                     f"conda environment {s.conda_env!r} does not exist in {where} (backend.vitis.conda_env)"
@@ -68,7 +104,15 @@ def check_tools(backend: VitisBackend) -> None:
         _check_xir_target(bare, backend, arch, where)
 
 
-def _tool_problem(exc: ToolError, s, backend: VitisBackend, where: str, arch: str) -> str:
+def _conda_not_found(exc: ToolError, conda: str) -> bool:
+    """``docker exec`` (or the host) could not start conda itself (not: conda failed)."""
+    out = exc.output
+    return (exc.returncode is None and "cannot start" in str(exc)) or (
+        "executable file not found" in out and Path(conda).name in out
+    )
+
+
+def _tool_problem(exc: ToolError, s, backend: Target, where: str, arch: str) -> str:
     out = exc.output
     if exc.returncode is None and "cannot start" in str(exc):
         fix = (
@@ -99,7 +143,7 @@ def _tool_problem(exc: ToolError, s, backend: VitisBackend, where: str, arch: st
     return f"{where}: checking the arch file {arch} failed: {_first_line(exc)}"
 
 
-def _check_xir_target(bare, backend: VitisBackend, arch: str, where: str) -> None:
+def _check_xir_target(bare, backend: Target, arch: str, where: str) -> None:
     """An XIR arch.json names its DPU target (``DPUCZDX8G_ISA0_B4096_MAX_BG2``): it must be this DPU's size."""
     try:
         text = bare.run(["cat", arch], backend.workdir, CHECK_TIMEOUT_S).output
@@ -119,36 +163,42 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
-def check_boards(backend: VitisBackend) -> list[Board]:
-    """Connect to every board and look for the flow's board-side tool; returns the reachable boards."""
+def check_boards(backend: Target) -> list[Board]:
+    """Connect to every board and look for the flow's board-side tool; returns the reachable boards.
+
+    A board whose check fails in any other way than "unreachable" (a missing tool, a refused key, an
+    unexpected exception of the check itself) is a problem to fix, not a board to drop silently.
+    """
     results = asyncio.run(_check_all(backend))
     problems = [
         (b, r)
         for b, r in zip(backend.boards, results)
-        if isinstance(r, BoardError) and not isinstance(r, BoardUnreachable)
+        if isinstance(r, BaseException) and not isinstance(r, BoardUnreachable)
     ]
     if problems:
         board, exc = problems[0]
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, BoardError):
+            text = f"board {board.name}: preflight check failed: {type(exc).__name__}: {text}"
         more = f" (and {len(problems) - 1} more board problem(s))" if len(problems) > 1 else ""
-        raise BackendUnavailable(f"{str(exc).splitlines()[0]}{more}")
+        raise BackendUnavailable(f"{text}{more}")
     alive = [b for b, r in zip(backend.boards, results) if r is None]
     gone = [(b, r) for b, r in zip(backend.boards, results) if isinstance(r, BoardUnreachable)]
     if not alive:
-        raise BackendUnavailable(
-            f"no board reachable: {str(gone[0][1]).splitlines()[0]} (check backend.vitis.boards and the network)"
-        )
-    for board, exc in gone:
+        first = str(gone[0][1]).splitlines()[0] if gone else "no board configured"
+        raise BackendUnavailable(f"no board reachable: {first} (check backend.vitis.boards and the network)")
+    for _board, exc in gone:
         log.warning("%s; it leaves the farm", str(exc).splitlines()[0])
     return alive
 
 
-async def _check_all(backend: VitisBackend) -> list[BaseException | None]:
+async def _check_all(backend: Target) -> list[BaseException | None]:
     return list(
         await asyncio.gather(*(_check_board(backend, b) for b in backend.boards), return_exceptions=True)
     )
 
 
-async def _check_board(backend: VitisBackend, board: Board) -> None:
+async def _check_board(backend: Target, board: Board) -> None:
     s = backend.settings
     if s.flow == "dnndk":
         need, what = ["command", "-v", board.cxx], f"{board.cxx} (N2Cube's profiler is built on the board)"

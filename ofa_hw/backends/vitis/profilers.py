@@ -25,8 +25,8 @@ import numpy as np
 
 from ofa_hw.backends.vitis.board import ENV_FILE, BoardClient, quote_cmd
 from ofa_hw.backends.vitis.flows import Compiled
+from ofa_hw.backends.vitis.versions import ToolchainVersionError, vai_version, vaitrace_options
 from ofa_hw.dpu import DPUConfig
-from ofa_hw.errors import UserError
 from ofa_hw.formats import ParseError, Profile, parse_dnndk_profile, parse_vaitrace_summary
 from ofa_hw.formats.profile import make_table, quantize, run_totals
 from ofa_hw.formats.vaitrace import fill_derived
@@ -37,26 +37,6 @@ DONE_MARK = "#ofa_hw done"
 #: Separates the plain timing run from the traced run in the VART flow's board output.
 TRACED_MARK = "#ofa_hw vaitrace"
 _E2E_RE = re.compile(r"^#ofa_hw e2e_us \d+ ([0-9.]+)\s*$", re.MULTILINE)
-_VERSION_RE = re.compile(r"vitis-ai-(\d+)\.(\d+)")
-
-
-class ToolchainVersionError(UserError):
-    """The configured toolchain label does not fit the flow (or gives no version to choose options by)."""
-
-
-def vai_version(toolchain: str) -> tuple[int, int]:
-    """The Vitis-AI version of a toolchain label (``vitis-ai-2.5/vart`` -> ``(2, 5)``).
-
-    Raises:
-        ToolchainVersionError: when the label names no ``vitis-ai-<major>.<minor>``.
-    """
-    m = _VERSION_RE.search(toolchain)
-    if m is None:
-        raise ToolchainVersionError(
-            f"backend.vitis.toolchain={toolchain!r} names no Vitis-AI version; write it as "
-            "vitis-ai-<major>.<minor>/<runtime> (e.g. vitis-ai-2.5/vart): the board commands depend on it"
-        )
-    return int(m.group(1)), int(m.group(2))
 
 
 def check_toolchain(flow: str, toolchain: str) -> tuple[int, int]:
@@ -165,27 +145,43 @@ class DnndkProfiler:
 
 # -------------------------------------------------------------------------------------------- VART
 def vaitrace_argv(
-    version: tuple[int, int], vaitrace: str, python: str, script: str, args: list[str], report: str
+    version: tuple[int, int],
+    vaitrace: str,
+    python: str,
+    script: str,
+    args: list[str],
+    report: str,
+    fine: bool = False,
+    debug_xmodel: bool = False,
 ) -> list[str]:
     """The traced run of a Python app, as the vaitrace of Vitis-AI ``version`` takes it.
 
-    1.4–1.x: ``vaitrace --txt --fine_grained -o REPORT python3 app.py …``; 2.0 on: Python apps are
-    traced with ``python3 -m vaitrace_py`` and the same options. 1.3 has no ``--txt`` (refused by
-    :func:`check_toolchain`).
+    1.4–1.x: ``vaitrace --txt -o REPORT python3 app.py …``; 2.0 on: Python apps are traced with
+    ``python3 -m vaitrace_py`` and the same options. ``--fine_grained`` only when ``fine`` is asked for
+    and the version gives it for this xmodel (:func:`~ofa_hw.backends.vitis.versions.vaitrace_options`).
     """
-    if version < (1, 4):
-        raise ToolchainVersionError(f"vaitrace of Vitis-AI {version[0]}.{version[1]} has no --txt summary")
-    options = ["--txt", "--fine_grained", "-o", report]
+    options = vaitrace_options(version, report, fine, debug_xmodel)
     if version >= (2, 0):
         return [python, "-m", "vaitrace_py", *options, script, *args]
     return [vaitrace, *options, python, script, *args]
 
 
+#: Separates the fine-grained trace of the debug-mode xmodel from the rest of the board output.
+FINE_MARK = "#ofa_hw vaitrace fine_grained"
+
+
 class VartProfiler:
-    """Board side of the VART flow: time the xmodel, then run it under vaitrace for the DPU summary."""
+    """Board side of the VART flow: time the xmodel, then run it under vaitrace for the DPU summary.
+
+    The traced runs have no warm-up: vaitrace averages every run of the traced process, so warm-up runs
+    there would be averaged in (the timed run's warm-up is excluded by the runner itself). With a
+    debug-mode xmodel (``backend.vitis.fine_grained``) it is traced once more with ``--fine_grained``:
+    one row per layer, un-fused, named by the quantizer's module paths.
+    """
 
     source = "ofa_hw_vart_profile.py"
     report = "vaitrace.txt"
+    fine_report = "vaitrace_fine.txt"
 
     async def run(
         self, client: BoardClient, compiled: Compiled, runs: int, warmup: int, settings: VitisConfig, tmp: str
@@ -193,31 +189,74 @@ class VartProfiler:
         board = client.board
         version = check_toolchain("vart", settings.toolchain)
         xmodel = f"{compiled.kernel}.xmodel"
-        await client.put(compiled.artifact, f"{tmp}/{xmodel}", "upload xmodel")
-        await client.put(Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}", "upload runner")
-        args = [xmodel, str(runs), str(warmup)]
+        uploads = [
+            (compiled.artifact, f"{tmp}/{xmodel}"),
+            (Path(str(BOARD_FILES / self.source)), f"{tmp}/{self.source}"),
+        ]
+        debug = f"{compiled.kernel}_debug.xmodel"
+        if compiled.layer_artifact is not None:
+            uploads.append((compiled.layer_artifact, f"{tmp}/{debug}"))
+        await client.put_many(uploads, "upload xmodel and runner")
         plain = await client.run(
-            quote_cmd([board.python, self.source, *args], tmp, source_env=True), "time xmodel"
+            quote_cmd([board.python, self.source, xmodel, str(runs), str(warmup)], tmp, source_env=True),
+            "time xmodel",
         )
-        argv = vaitrace_argv(version, settings.vaitrace, board.python, self.source, args, self.report)
+        traced_args = [xmodel, str(runs), "0"]
+        argv = vaitrace_argv(version, settings.vaitrace, board.python, self.source, traced_args, self.report)
         traced = await client.run(quote_cmd(argv, tmp, source_env=True), "profile under vaitrace")
         report = await client.read(f"{tmp}/{self.report}", "fetch vaitrace report")
-        return f"{plain.stdout}{TRACED_MARK}\n{traced.stdout}" + ("\n" + report if report else "")
+        out = f"{plain.stdout}{TRACED_MARK}\n{traced.stdout}" + ("\n" + report if report else "")
+        if compiled.layer_artifact is None:
+            return out
+        argv = vaitrace_argv(
+            version,
+            settings.vaitrace,
+            board.python,
+            self.source,
+            [debug, str(runs), "0"],
+            self.fine_report,
+            fine=True,
+            debug_xmodel=True,
+        )
+        fine = await client.run(quote_cmd(argv, tmp, source_env=True), "fine-grained profile under vaitrace")
+        fine_report = await client.read(f"{tmp}/{self.fine_report}", "fetch fine-grained vaitrace report")
+        return out + f"\n{FINE_MARK}\n{fine.stdout}" + ("\n" + fine_report if fine_report else "")
 
     def parse(self, output: str, compiled: Compiled, runs: int, dpu: DPUConfig) -> Profile:
+        output, _, fine = output.partition(FINE_MARK)
         plain, _, traced = output.partition(TRACED_MARK)
-        if DONE_MARK not in plain or DONE_MARK not in traced:
+        if DONE_MARK not in plain or DONE_MARK not in traced or (fine and DONE_MARK not in fine):
             raise ParseError(
                 f"runner output incomplete (no {DONE_MARK!r}: the run was cut short)", source="board output"
             )
         summary = parse_vaitrace_summary(traced, source="vaitrace output")
-        return profile_from_vaitrace(
+        network = profile_from_vaitrace(
             summary, compiled.kernel, dpu, e2e_ms=_e2e_ms(plain), kernel_info=compiled.kernel_info
+        )
+        if compiled.layer_artifact is None:
+            return network
+        if not fine:
+            raise ParseError(
+                "no fine-grained vaitrace output of the debug-mode xmodel", source="board output"
+            )
+        rows = parse_vaitrace_summary(fine, source="fine-grained vaitrace output")
+        return profile_from_vaitrace(
+            rows,
+            compiled.kernel,
+            dpu,
+            e2e_ms=network.e2e_ms,
+            kernel_info=compiled.kernel_info,
+            scale_to_ms=float(network.total_ms),
         )
 
 
 def profile_from_vaitrace(
-    summary: Any, kernel: str, dpu: DPUConfig, e2e_ms: float | None = None, kernel_info: str = ""
+    summary: Any,
+    kernel: str,
+    dpu: DPUConfig,
+    e2e_ms: float | None = None,
+    kernel_info: str = "",
+    scale_to_ms: float | None = None,
 ) -> Profile:
     """A :class:`Profile` (one run, one node per subgraph) from vaitrace's DPU summary, any version.
 
@@ -225,6 +264,10 @@ def profile_from_vaitrace(
     (``HW_RT`` in 3.x). Columns a version lacks are derived as DNNDK computes them: Perf =
     workload / runtime, Mem = loaded weights + loaded and stored feature maps (or 1.4's ``Mem``),
     MB/s = ``AvgBw`` (or 1.4's ``MB/s``, else Mem / runtime); utilization is Perf over one core's peak.
+
+    Fine-grained rows run each layer as its own subgraph with fusion off, so they add up to more than
+    the network's time (Xilinx/Vitis-AI #777): ``scale_to_ms`` (the normal-mode time of the same network)
+    rescales them to add up to it, keeping their proportions; the raw rows stay in the stored text.
     """
     grouped = fill_derived(summary).groupby("subgraph", sort=False).mean(numeric_only=True)
     names = list(grouped.index)
@@ -235,7 +278,9 @@ def profile_from_vaitrace(
         raise ParseError(
             f"vaitrace summary: subgraph {bad!r} has no positive runtime", source="vaitrace output"
         )
-    perf = grouped["perf_gops"].to_numpy()
+    if scale_to_ms is not None:
+        rt = rt * (scale_to_ms / rt.sum())
+    perf = work / rt if scale_to_ms is not None else grouped["perf_gops"].to_numpy()
     mem = grouped["mem_mb"].fillna(0.0).to_numpy()
     mbs = grouped["mb_s"].fillna(0.0).to_numpy()
     raw = {

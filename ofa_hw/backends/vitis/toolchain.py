@@ -57,8 +57,13 @@ class ToolRunner:
     Attributes:
         container: Running container to ``docker exec`` into; empty = run on the host.
         docker: The docker client.
-        conda: conda executable (inside the container when one is used).
+        conda: conda executable (inside the container when one is used). The Vitis-AI images put conda
+            on PATH only in ``~/.bashrc``/login scripts, which ``docker exec`` does not read: inside a
+            container this must be the absolute path (``/opt/vitis_ai/conda/bin/conda``).
         conda_env: Environment to run the tools in (``conda run -n``); empty = none.
+        user: ``docker exec -u`` value (``UID:GID``); empty = the container's default user (root in the
+            Vitis-AI images, whose output folders the host user then cannot write into).
+        home: ``HOME`` inside the container when ``user`` is set (an arbitrary UID has no home there).
         env: Extra environment variables (host runs only; ``docker exec`` gets them with ``-e``).
     """
 
@@ -66,6 +71,8 @@ class ToolRunner:
     docker: str = "docker"
     conda: str = "conda"
     conda_env: str = ""
+    user: str = ""
+    home: str = ""
     env: tuple[tuple[str, str], ...] = ()
 
     def command(self, argv: Sequence[str], cwd: Path) -> list[str]:
@@ -73,8 +80,10 @@ class ToolRunner:
         inner = [self.conda, "run", "-n", self.conda_env, *argv] if self.conda_env else list(argv)
         if not self.container:
             return inner
-        env_args = [a for k, v in self.env for a in ("-e", f"{k}={v}")]
-        return [self.docker, "exec", "-w", str(cwd), *env_args, self.container, *inner]
+        env = list(self.env) + ([("HOME", self.home)] if self.user and self.home else [])
+        env_args = [a for k, v in env for a in ("-e", f"{k}={v}")]
+        user_args = ["-u", self.user] if self.user else []
+        return [self.docker, "exec", *user_args, "-w", str(cwd), *env_args, self.container, *inner]
 
     def run(self, argv: Sequence[str], cwd: Path, timeout_s: float, log: Path | None = None) -> ToolResult:
         """Run ``argv`` in ``cwd``; raise :class:`ToolError` unless it exits 0 within ``timeout_s``.
@@ -83,6 +92,8 @@ class ToolRunner:
         """
         tool = Path(argv[0]).name
         cmd = self.command(argv, cwd)
+        if self.container and self.user and self.home:
+            Path(self.home).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, **dict(self.env)) if not self.container else None
         start = time.monotonic()
         try:

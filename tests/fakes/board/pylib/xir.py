@@ -1,4 +1,5 @@
-"""Fake ``xir`` for the loopback board: deserializes the fake compiler's JSON xmodel."""
+"""Fake ``xir`` for the loopback board: deserializes the fake compiler's JSON xmodel (its DPU subgraphs
+and the hardware time the compiler's DPU model gave each, which the fake ``vart`` runner takes)."""
 
 import json
 
@@ -20,11 +21,12 @@ class Subgraph:
 class Graph:
     def __init__(self, data):
         self.data = data
-        children = [
-            Subgraph("input", "USER"),
-            Subgraph("subgraph_" + data["kernel"], "DPU"),
-            Subgraph("output", "CPU"),
-        ]
+        children = [Subgraph("input", "USER")]
+        for row in data["subgraphs"]:
+            sub = Subgraph(row["name"], "DPU")
+            sub.hw_ms = row["hw_ms"]
+            children.append(sub)
+        children.append(Subgraph("output", "CPU"))
         self._root = Subgraph("root", "USER", children)
 
     @staticmethod
