@@ -405,7 +405,7 @@ def _validation_archs(
         tries += 1
         if tries > 1000 * max(n, 1):
             raise ValueError(f"space '{space.name}': cannot sample compilable validation subnets")
-        arch = space.validate(space.sample(rng))  # type: ignore[arg-type]  # one arch without n
+        arch = space.validate(space.sample(rng))
         arch["r"] = int(rng.choice(resolutions))
         if not bad_keys.intersection(build_netspec(space, arch).keys):
             out.append(space.validate(arch))

@@ -287,7 +287,7 @@ def sample_compilable(
     for _ in range(max_tries * max(n, 1)):
         if len(out) == n:
             break
-        arch = space.validate(space.sample(rng))  # type: ignore[arg-type]  # one arch without n
+        arch = space.validate(space.sample(rng))
         arch["r"] = int(rng.choice(res))
         ns = build_netspec(space, arch)
         if compilable is None or all(compilable(b, ns) for b in ns.blocks):
