@@ -36,7 +36,6 @@ from ofa_hw.tasks.search import (
     SearchContext,
     build_context,
     dpu_section,
-    fitted_predictor,
     make_measurer,
 )
 
@@ -121,6 +120,8 @@ def bench(cfg: DictConfig) -> dict:
     fractions = np.linspace(float(p.sweep_lo), float(p.sweep_hi), int(p.sweep_budgets))
     rows: list[dict[str, Any]] = []
     sweep_params = evolution_params(node)
+    from ofa_hw.tasks.train import train_for_config
+
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store, progress=False)
         from tqdm import tqdm
@@ -141,7 +142,14 @@ def bench(cfg: DictConfig) -> dict:
                 target_slack=float(node.target_slack),
                 target_hit_rate=float(node.target_hit_rate),
                 where=ctx.where,
-                refit=(lambda: fitted_predictor(cfg)) if node.refit else None,
+                # as task=search does: refit with the measured candidates as calibration subnets
+                refit=(
+                    lambda meas: (
+                        train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas]).predictor
+                    )
+                )
+                if node.refit
+                else None,
             )
             best = v.best
             final = v.final.measurements
