@@ -70,11 +70,11 @@ def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.
     sorted; the subnet id ignores inactive blocks only (the space's ``arch_id``).
     """
     g = np.atleast_2d(np.asarray(genes)).astype(np.int32)
-    nb, md, ns = space.n_blocks, space.max_depth, space.n_stages - 1
+    nb, md, ns = space.n_blocks, space.max_depth, space.n_elastic_stages
     pair = g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb]
     pair[~space.active_mask(g)] = -1
     exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
-    stages = pair[:, : nb - 1].reshape(len(g), ns, md)
+    stages = pair[:, : ns * md].reshape(len(g), ns, md)
     rest = np.where(stages[:, :, 1:] < 0, np.iinfo(np.int32).max, stages[:, :, 1:])
     rest.sort(axis=2)
     canon = np.concatenate([stages[:, :, 0], rest.reshape(len(g), -1), exact[:, ns * md :]], axis=1)
