@@ -94,3 +94,49 @@ def test_keys_cover_every_subnet():
         "bottleneck-input:56x56x40-output:56x56x168-mid:32-stride:1-downsample:1",
     ]
     assert ns.keys[-1] == "Logits-input:7x7x1328-output:1000"
+
+
+def test_onnx_export_and_dnndk_caffe_refusal(tmp_path):
+    """ONNX carries the subnet exactly; Caffe's ceil-mode pooling cannot express OFA's stem max-pool."""
+    from ofa_hw.export.caffe import CaffeExportError, to_caffe
+    from ofa_hw.export.onnx import check_onnx, export_onnx
+
+    arch = SPACE.sample(np.random.default_rng(1))
+    arch["r"] = 160
+    model = build_model(SPACE, arch).eval()
+    assert check_onnx(model, export_onnx(model, tmp_path / "r50.onnx", 160), 160) < 1e-4
+    with pytest.raises(
+        CaffeExportError, match=r"Caffe pooling would give \(41, 41\), torch gives \(40, 40\)"
+    ):
+        to_caffe(model, name="net")
+
+
+def test_simulator_compiles_a_resnet_subnet():
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.sim import compile_net
+
+    arch = SPACE.sample(np.random.default_rng(2))
+    arch["r"] = 224
+    ns = build_netspec(SPACE, arch)
+    cn = compile_net(ns, DPUConfig.from_preset("zcu102_b4096"))
+    assert len(cn.subgraphs) == 1 and not cn.cpu_parts
+    assert sum(n.workload_mop for n in cn.nodes) == pytest.approx(2 * ns.macs / 1e6)
+
+
+def test_generated_xmodel_quantize_script_rebuilds_a_resnet_subnet(tmp_path):
+    import importlib.util
+
+    from ofa_hw.export.xmodel import write_quantize_script
+
+    arch = SPACE.sample(np.random.default_rng(3))
+    arch["r"] = 128
+    model = build_model(SPACE, arch, "x").eval()
+    script, weights = write_quantize_script(model.netspec, model, tmp_path, calib_iter=2)
+    spec = importlib.util.spec_from_file_location("generated_quantize_r50", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clone = mod.OFASubnet(mod.SPEC)
+    clone.load_state_dict(torch.load(weights))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(clone.eval()(x), model(x), atol=1e-5)
