@@ -140,3 +140,28 @@ def test_generated_xmodel_quantize_script_rebuilds_a_resnet_subnet(tmp_path):
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         assert torch.allclose(clone.eval()(x), model(x), atol=1e-5)
+
+
+def test_deploy_task_measures_a_resnet_subnet_on_the_simulator(tmp_path, monkeypatch):
+    import json
+
+    from conftest import compose
+
+    from ofa_hw.tasks.deploy import run
+
+    monkeypatch.chdir(tmp_path)
+    run(compose(["task=deploy", "space=ofa_resnet50", "task.random=true"], workspace=tmp_path / "ws"))
+    deploy = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())["deploy"]
+    assert deploy["status"] == "ok" and deploy["total_ms"] > 0 and deploy["nodes"] > 40
+
+
+def test_lut_stages_refuse_the_space_in_one_line():
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.lut import LutError
+    from ofa_hw.lut.build import check_dpu_only
+
+    with pytest.raises(
+        LutError, match=r"^space 'ofa_resnet50': the LUT, predictor and search stages handle"
+    ) as info:
+        check_dpu_only(SPACE, DPUConfig.from_preset("zcu102_b4096"))
+    assert "\n" not in str(info.value)
