@@ -60,6 +60,8 @@ def measured_on(results: dict[str, Any], short: bool = False) -> str:
             if fit.get("node_mape") is not None
             else ""
         )
+        if fit.get("held_out_mape") is not None:  # shipped with the preset (ofa_hw/data/calibration)
+            err += f", {100 * fit['held_out_mape']:.1f} % {fit.get('held_out_kind') or 'held out'}"
         return f"measured on the simulator ({basis.get('calibrated_on') or 'uncalibrated'}{err})"
     return f"measured on board(s) {', '.join(basis.get('boards', [])) or '?'} with {basis.get('toolchain') or '?'}"
 

@@ -309,10 +309,10 @@ def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path, ofa_importa
 
 def test_simulator_lut_fit_figure_on_the_calibration_network(seed_dir, dpu):
     """Fit figure, not prediction: the ZCU102 preset's constants were fitted on this very profile (the
-    seed's ProxylessNAS-Mobile 0.5, 3.279 ms), the only real ZCU102 measurement there is. What this
-    checks is that the LUT path (9 simulated probes → per-block LUT → sum) keeps the simulator's fit
-    for a network that is not among the probes. Prediction on data no fit saw is judged where such
-    data exists: the Ultra96 calibration's held-out networks (tests/test_dpu_calibrate.py)."""
+    seed's ProxylessNAS-Mobile 0.5, 3.279 ms; with FCN8). What this checks is that the LUT path (9
+    simulated probes → per-block LUT → sum) keeps the simulator's fit for a network that is not among the
+    probes. Prediction on data no fit saw: the leave-one-network-out on the ZCU102
+    (tests/test_dpu_calibrate.py::test_leave_one_network_out_on_the_zcu102)."""
     space = get_space("proxyless_w05")
     plan = plan_probes(space, dpu_compile_check(dpu), resolutions=[224], validation_subnets=0)
     sim = SimBackend(dpu)

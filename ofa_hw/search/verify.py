@@ -70,14 +70,18 @@ def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.
     sorted; the subnet id ignores inactive blocks only (the space's ``arch_id``).
     """
     g = np.atleast_2d(np.asarray(genes)).astype(np.int32)
-    nb, md, ns = space.n_blocks, space.max_depth, space.n_elastic_stages
+    nb = space.n_blocks
     pair = g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb]
     pair[~space.active_mask(g)] = -1
     exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
-    stages = pair[:, : ns * md].reshape(len(g), ns, md)
-    rest = np.where(stages[:, :, 1:] < 0, np.iinfo(np.int32).max, stages[:, :, 1:])
-    rest.sort(axis=2)
-    canon = np.concatenate([stages[:, :, 0], rest.reshape(len(g), -1), exact[:, ns * md :]], axis=1)
+    parts = []
+    for stage in range(space.n_stages):  # per stage: the first block as is, the later ones as a multiset
+        blocks = list(space.stage_blocks(stage))
+        parts.append(pair[:, blocks[:1]])
+        if len(blocks) > 1:
+            rest = pair[:, blocks[1:]]
+            parts.append(np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1))
+    canon = np.concatenate([*parts, g[:, 2 * nb :]], axis=1)
     _, net = np.unique(canon, axis=0, return_inverse=True)
     _, sub = np.unique(exact, axis=0, return_inverse=True)
     return net.ravel(), sub.ravel()

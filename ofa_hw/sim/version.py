@@ -1,6 +1,6 @@
 """The simulator's model version: a hash of the timing model's own source.
 
-Simulated numbers change when the timing model's code changes (:mod:`ofa_hw.sim.timing`,
+Simulated numbers change when the timing model's code changes (:mod:`ofa_hw.sim.timing`, :mod:`ofa_hw.sim.costs`,
 :mod:`ofa_hw.sim.compiler`, :mod:`ofa_hw.dpu.generations`), not only when the package version or the DPU
 configuration does. The simulator backend's ``toolchain`` label is therefore derived from those files'
 bytes: it keys stored simulator runs (part of the job key) and is written into every LUT, so a changed
@@ -14,7 +14,12 @@ from functools import lru_cache
 from pathlib import Path
 
 #: The files whose code decides a simulated latency or compile outcome (relative to the package).
-MODEL_FILES: tuple[str, ...] = ("sim/timing.py", "sim/compiler.py", "dpu/generations.py")
+MODEL_FILES: tuple[str, ...] = (
+    "sim/timing.py",
+    "sim/costs.py",
+    "sim/compiler.py",
+    "dpu/generations.py",
+)
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
