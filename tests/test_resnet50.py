@@ -165,3 +165,44 @@ def test_lut_stages_refuse_the_space_in_one_line():
     ) as info:
         check_dpu_only(SPACE, DPUConfig.from_preset("zcu102_b4096"))
     assert "\n" not in str(info.value)
+
+
+def test_supernet_accuracy_model_on_an_ofa_resnet50_checkpoint(tmp_path, ofa_importable):
+    """``accuracy=supernet`` with OFA's ResNet-50 checkpoint (OFA's flat names): its subnet is OFA's."""
+    from PIL import Image
+
+    from ofa_hw.accuracy.imagefolder import ImageFolder
+    from ofa_hw.accuracy.supernet import SupernetAccuracyModel
+
+    net = ofa_resnet50(seed=7)
+    flat = {
+        k.replace(".bn.bn.", ".bn.")
+        .replace(".conv.conv.weight", ".conv.weight")
+        .replace(".linear.linear.", ".linear."): v
+        for k, v in net.state_dict().items()
+    }
+    path = tmp_path / "ofa_resnet50.pth"
+    torch.save({"state_dict": flat}, path)
+    rng = np.random.default_rng(0)
+    for name in ("n01", "n02"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)).save(
+            tmp_path / "val" / name / "0.png"
+        )
+    model = SupernetAccuracyModel(
+        SPACE,
+        SupernetWeights.load(path, SPACE),
+        ImageFolder.scan(tmp_path / "val"),
+        calib_images=2,
+        batch_size=2,
+        workers=1,
+        threads=1,
+    )
+    arch = SPACE.sample(np.random.default_rng(8))
+    arch["r"] = 128
+    net.set_active_subnet(d=arch["d"], e=arch["e"], w=arch["w"])
+    reference = net.get_active_subnet(preserve_weight=True).eval()
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(model.subnet(arch)(x), reference(x), atol=1e-4, rtol=0)
+    assert model.evaluate(arch).n_images == 2
