@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ofa_hw.backends.base import ProfileJob
-from ofa_hw.netspec import Block, NetSpec, build_netspec
+from ofa_hw.netspec import Block, Layer, NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace
 
 #: Net-name prefix of key networks (``probe_`` marks LUT probes everywhere).
@@ -23,7 +23,8 @@ KEY_PREFIX = "probe_k"
 
 def block_netspec(ns: NetSpec, block: Block, name: str) -> NetSpec:
     """The netspec of ``block`` of ``ns`` as a network of its own (layers renumbered as the exporter names them)."""
-    layers, counts = [], {}
+    layers: list[Layer] = []
+    counts: dict[str, int] = {}
     position = {i: j for j, i in enumerate(block.layers)}
     for j, i in enumerate(block.layers):
         layer = ns.layers[i]

@@ -94,6 +94,7 @@ def _check_nodes(netspec: NetSpec, names: list[str], firsts: list[int], expected
             continue
         where = f"{len(firsts)}-node profile, {len(expected)}-node compiled network {netspec.name}"
         if got is None:
+            assert want is not None  # one side ran out first, so the other has an entry here
             raise NodeMappingError(
                 f"profile has no node for layers {layers[want].name} onward of the compiled network ({where}): "
                 "the profile is of another network"
