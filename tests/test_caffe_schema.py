@@ -18,7 +18,7 @@ from fakes.nets import random_subnet
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import Message
 
-from ofa_hw.export.caffe import save_caffe, to_caffe, with_image_data
+from ofa_hw.export.caffe import CaffeExportError, save_caffe, to_caffe, with_image_data
 from ofa_hw.export.caffe_deploy import remove_redundant_input
 from ofa_hw.export.caffe_pb import pb
 from ofa_hw.space import PRESETS
@@ -80,11 +80,17 @@ def _check(prototxt: Path, caffemodel: Path | None, xilinx_net: type[Message]) -
 
 
 @pytest.mark.parametrize("bn", ["scale", "fold"])
-@pytest.mark.parametrize("space_name", sorted(PRESETS))
+# MobileNetV3's h-swish and squeeze-excite have no DNNDK Caffe layer: their export is refused
+# (tests/test_mbv3.py::test_dnndk_caffe_export_refuses_hswish_in_one_line).
+@pytest.mark.parametrize("space_name", sorted(n for n, s in PRESETS.items() if s.family != "mbv3"))
 def test_exported_subnets_parse_with_xilinx_schema(space_name, bn, xilinx_net, tmp_path):
     space = PRESETS[space_name]
     model, _ = random_subnet(space, seed=3, r=min(space.resolutions), name="net")
-    net = to_caffe(model, name="net", bn=bn)
+    try:
+        net = to_caffe(model, name="net", bn=bn)
+    except CaffeExportError as exc:  # a space the DNNDK Caffe flow cannot express is refused, by name
+        assert "XIR flow" in str(exc), exc
+        return
     proto, weights = save_caffe(net, tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
     _check(proto, weights, xilinx_net)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -72,11 +73,17 @@ class {cls}(nn.Module):
                     modules[layer["name"]] = ConvBNAct(layer)
                 elif layer["kind"] == "fc":
                     modules[layer["name"]] = nn.Linear(layer["in_c"], layer["out_c"])
+                elif layer["kind"] == "add":  # ResNet: ReLU after the residual add
+                    modules[layer["name"]] = ACTS[layer["act"]]()
+                elif layer["kind"] == "maxpool":
+                    modules[layer["name"]] = nn.MaxPool2d(layer["kernel"], layer["stride"], layer["kernel"] // 2)
+                elif layer["kind"] == "avgpool":
+                    modules[layer["name"]] = nn.AvgPool2d(layer["kernel"], layer["stride"], 0, ceil_mode=True)
         self.layers = nn.ModuleDict(modules)
         self.blocks = spec["blocks"]
 
     def forward(self, x):
-        outputs = {{}}
+        outputs = {{-1: x}}
         for block in self.blocks:
             shortcut = x
             for layer in block:
@@ -84,7 +91,10 @@ class {cls}(nn.Module):
                     x = x.mean(dim=(2, 3), keepdim=True)
                 elif layer["kind"] == "mul":  # squeeze-excite: depthwise output x per-channel scale
                     x = outputs[layer["producers"][0]] * outputs[layer["producers"][1]]
+                elif layer["kind"] == "add":
+                    x = self.layers[layer["name"]](outputs[layer["producers"][0]] + outputs[layer["producers"][1]])
                 else:
+                    x = outputs[layer["producers"][0]]
                     if layer["kind"] == "fc":
                         x = torch.flatten(x, 1)
                     x = self.layers[layer["name"]](x)
@@ -172,7 +182,8 @@ def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
             layer = {f: getattr(netspec.layers[i], f) for f in fields}
             layer["producers"] = list(netspec.layers[i].producers)
             if netspec.layers[i].has_bn:
-                layer["bn_eps"] = float(model.layers[layer["name"]].bn.eps)  # not in the state dict
+                bn: Any = model.layers[layer["name"]].bn  # type: ignore[index,union-attr]  # a ModuleDict entry
+                layer["bn_eps"] = float(bn.eps)  # not in the state dict
             layers.append(layer)
         blocks.append(layers)
     return json.dumps(
