@@ -48,7 +48,7 @@ class Config:
 
     task: TaskConfig = MISSING
     space: SpaceConfig = MISSING
-    dpu: DpuConfig = MISSING
+    dpu: DpuConfig = MISSING  # generated from DPUConfig (schemas/dpu.py)
     backend: BackendConfig = MISSING
     store: StoreConfig = MISSING
     lut: LutConfig = MISSING

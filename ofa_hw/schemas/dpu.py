@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -17,7 +18,7 @@ from ofa_hw.dpu.config import DPUConfig
 _HINTS = typing.get_type_hints(DPUConfig)
 
 #: The ``dpu`` group's schema (field meanings: :class:`ofa_hw.dpu.config.DPUConfig`).
-DpuConfig = dataclasses.make_dataclass(
+DpuConfig: Any = dataclasses.make_dataclass(
     "DpuConfig",
     [("name", str, dataclasses.field(default=MISSING))]
     + [

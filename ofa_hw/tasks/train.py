@@ -456,7 +456,8 @@ def bench(cfg: DictConfig) -> dict:
     from ofa_hw.store import profile_jobs
     from ofa_hw.tasks import make_backend
 
-    params = bench_params(OmegaConf.to_container(cfg.bench.params, resolve=True))
+    raw = OmegaConf.to_container(cfg.bench.params, resolve=True)
+    params = bench_params({str(k): v for k, v in raw.items()} if isinstance(raw, dict) else None)
     outdir = output_dir()
     space, dpu = make_space(cfg), make_dpu(cfg)
     runs, seed = int(cfg.backend.runs), int(cfg.seed)
