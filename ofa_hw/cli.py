@@ -150,6 +150,20 @@ def _failed(kind: str, lines: list[str]) -> dict:
     return {"failed": {"kind": kind, "error": lines}}
 
 
+def _thread_lock_for_progress_bars() -> None:
+    """In a launcher's worker process (``hydra/launcher=joblib``), give tqdm a thread lock instead of
+    its default multiprocessing one: a worker stopped by Ctrl-C would leave that lock's semaphore behind
+    ("leaked semaphore objects" at exit). Progress bars of one process need no cross-process lock."""
+    from ofa_hw.tasks.sweep import STATE
+
+    if _in_sweep() and STATE.started is None:
+        import threading
+
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
+
+
 #: Set once a task function starts: a Hydra exit status 1 before that is a rejected command line.
 _task_started = False
 
@@ -158,6 +172,7 @@ _task_started = False
 def _main(cfg: DictConfig) -> dict:
     global _task_started
     _task_started = True
+    _thread_lock_for_progress_bars()
     try:
         check_choices(cfg)
         from ofa_hw.tasks.settings import check_settings
