@@ -244,6 +244,18 @@ def vai_q_caffe(argv: list[str]) -> int:
     }
     if needs - blobs:
         return _fail("vai_q_caffe", f"weights missing for layers {sorted(needs - blobs)[:3]}")
+    # the calibration images must fit the first conv (the wording is ours; Caffe fails a shape check)
+    channels = 3 if p.is_color else 1
+    by_name = {layer.name: layer for layer in weights.layer}
+    for layer in net.layer:
+        if layer.type == "Convolution" and data[0].top[0] in layer.bottom:
+            dims = list(by_name[layer.name].blobs[0].shape.dim)
+            expected = dims[1] * max(1, layer.convolution_param.group)
+            if expected != channels:
+                return _fail(
+                    "vai_q_caffe",
+                    f"layer {layer.name}: the ImageData input has {channels} channels, its weights take {expected}",
+                )
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     # deploy.prototxt: an Input layer instead of ImageData — plus the redundant legacy input declaration
