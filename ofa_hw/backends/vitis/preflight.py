@@ -202,7 +202,9 @@ async def _check_board(backend: Target, board: Board) -> None:
     s = backend.settings
     if s.flow == "dnndk":
         need, what = ["command", "-v", board.cxx], f"{board.cxx} (N2Cube's profiler is built on the board)"
-        fix = f"install g++ on the board image or set the board's cxx (backend.vitis.boards[{board.name}].cxx)"
+        fix = (
+            f"install g++ on the board image or set the board's cxx (backend.vitis.boards[{board.name}].cxx)"
+        )
     elif vai_version(s.toolchain) >= (2, 0):
         need, what = [board.python, "-c", "import vaitrace_py"], f"{board.python} with vaitrace_py"
         fix = (
