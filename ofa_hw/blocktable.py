@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class SpaceBlocks:
 @lru_cache(maxsize=16)
 def space_blocks(space: SearchSpace) -> SpaceBlocks:
     """Build the max-depth uniform-(k, e) nets that together hold every cell of the space."""
-    depth = [space.max_depth] * (space.n_stages - 1) + [1]
+    depth = space.max_depth_d
     nb = space.n_blocks
     nets = tuple(
         tuple(
@@ -111,35 +111,18 @@ class BlockTable:
         has_var = bool(var_fixed.any() or var_blocks.any())
         return cls(space, fixed, blocks, var_fixed if has_var else None, var_blocks if has_var else None)
 
-    def _flat_index(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Resolution index per arch and one flat cell index per block (shared by mean and variance)."""
-        genes = np.atleast_2d(genes)
-        nb = self.space.n_blocks
-        _, _, nk, ne = self.blocks.shape
-        r = genes[:, -1].astype(np.int32)
-        idx = ((r[:, None] * nb + np.arange(nb, dtype=np.int32)) * nk + genes[:, :nb]) * ne + genes[
-            :, nb : 2 * nb
-        ]
-        # Inactive blocks point one past the table, at an appended zero cell: one flat gather, no mask
-        # multiply and no 4-D fancy indexing (this is the search's hot path).
-        idx[~self.space.active_mask(genes)] = self.blocks.size
-        return r, idx
-
-    @staticmethod
-    def _sum(table: np.ndarray, fixed: np.ndarray, r: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return fixed[r] + np.append(table.ravel(), 0.0)[idx].sum(axis=1)
+    @cached_property
+    def _cells(self) -> _Cells:
+        return _Cells.build(self)
 
     def evaluate(self, genes: np.ndarray) -> np.ndarray:
         """Values of encoded archs ``(N, n_genes)`` → ``(N,)``."""
-        return self._sum(self.blocks, self.fixed, *self._flat_index(genes))
+        return self._cells.total(genes).real
 
     def evaluate_with_std(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values and standard deviations (zero when the table carries no variance)."""
-        r, idx = self._flat_index(genes)
-        mean = self._sum(self.blocks, self.fixed, r, idx)
-        if self.var_blocks is None:
-            return mean, np.zeros_like(mean)
-        return mean, np.sqrt(np.maximum(self._sum(self.var_blocks, self.var_fixed, r, idx), 0.0))
+        both = self._cells.total(genes)
+        return both.real, np.sqrt(np.maximum(both.imag, 0.0))
 
     def min_total(self, k_sigma: float = 0.0) -> float:
         """The exact minimum of ``value + k_sigma * std`` bound over the space (``std`` bounded above by
@@ -153,7 +136,7 @@ class BlockTable:
         totals = fixed.copy()
         for stage in range(self.space.n_stages):
             positions = list(self.space.stage_blocks(stage))
-            depths = (1,) if stage == self.space.n_stages - 1 else self.space.depth_list
+            depths = self.space.stage_depth_choices(stage)
             prefix = np.cumsum(best_per_cell[:, positions], axis=1)  # (R, len)
             totals += np.min(np.stack([prefix[:, d - 1] for d in depths], axis=1), axis=1)
         return float(np.min(totals))
@@ -163,3 +146,106 @@ def _mean_var(value: float | tuple[float, float]) -> tuple[float, float]:
     if isinstance(value, tuple):
         return float(value[0]), float(value[1])
     return float(value), 0.0
+
+
+@dataclass(frozen=True)
+class DepthLayout:
+    """Which depth gene switches each block position on, probed from :meth:`SearchSpace.active_mask`.
+
+    Attributes:
+        column: Gene column of the depth gene governing each block position (0 where none does).
+        active: ``active[p, v]``: block ``p`` exists when its depth gene has index ``v`` (shape
+            ``(n_blocks, n_values)``; every value ``True`` where no gene governs ``p``).
+        governed: ``governed[p]``: some depth gene switches block ``p`` on and off.
+        separable: Every block depends on at most one gene (else callers fall back to ``active_mask``).
+    """
+
+    column: np.ndarray
+    active: np.ndarray
+    governed: np.ndarray
+    separable: bool
+
+
+@lru_cache(maxsize=16)
+def depth_layout(space: SearchSpace) -> DepthLayout:
+    """Probe the space's ``active_mask`` one gene at a time (from the all-largest arch) to learn which
+    gene switches which block: no assumption on the space's stage structure beyond "one gene per block"."""
+    card = space.gene_cardinality.astype(np.int64)
+    nb, ng, nv = space.n_blocks, space.n_genes, int(card.max())
+    base = (card - 1).astype(np.int8)
+    probes = np.repeat(base[None, :], ng * nv, axis=0)
+    for col in range(ng):
+        probes[col * nv : (col + 1) * nv, col] = np.minimum(np.arange(nv), card[col] - 1)
+    act = space.active_mask(probes).reshape(ng, nv, nb)  # act[col, v, p]
+    moves = (act != act[:, :1, :]).any(axis=1)  # (ng, nb): changing gene col changes block p
+    governed = moves.any(axis=0)
+    column = np.where(governed, np.argmax(moves, axis=0), 0)
+    active = np.where(governed[:, None], act[column, :, np.arange(nb)], True)
+    separable = bool((moves.sum(axis=0) <= 1).all() and act[:, :, ~governed].all())
+    return DepthLayout(column, active, governed, separable)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """A :class:`BlockTable` laid out for one flat gather per arch and block (the search's hot path).
+
+    Cell ``(r, p, v, k, e)`` holds block ``p``'s value when its depth gene has index ``v`` (0 when that
+    depth leaves ``p`` out), so the active mask is part of the index, not a separate pass; ``fixed[r]``
+    is folded into a block that every arch has. Mean and variance share one gather as the real and
+    imaginary parts of one complex cell (sums of complex numbers add both parts). Built once per table.
+    """
+
+    cells: np.ndarray  # (n_cells,) complex: mean + 1j·variance
+    weights: np.ndarray  # (n_blocks, n_genes) float32: cell index = weights @ genes + base
+    base: np.ndarray  # (n_blocks, 1) float32
+    fixed: np.ndarray | None  # (R,) complex, still to add when no block is always present
+
+    @staticmethod
+    def build(table: BlockTable) -> _Cells:
+        space = table.space
+        layout = depth_layout(space)
+        if not layout.separable:
+            raise NotImplementedError(f"space '{space.name}': a block depends on several depth genes")
+        nr, nb, nk, ne = table.blocks.shape
+        nv = layout.active.shape[1]
+        var = table.var_blocks if table.var_blocks is not None else np.zeros_like(table.blocks)
+        var_fixed = table.var_fixed if table.var_fixed is not None else np.zeros_like(table.fixed)
+        on = layout.active[None, :, :, None, None]
+        # not blocks + 1j·var: inf·1j would make nan real parts
+        cells = np.zeros((nr, nb, nv, nk, ne), dtype=np.complex128)
+        cells.real = np.where(on, table.blocks[:, :, None, :, :], 0.0)
+        cells.imag = np.where(on, var[:, :, None, :, :], 0.0)
+        fixed = table.fixed.astype(np.complex128)
+        fixed.imag = var_fixed
+        host = np.flatnonzero(~layout.governed)  # a block every arch has: it carries fixed[r]
+        if host.size:
+            cells[:, host[0]] += fixed[:, None, None, None]
+        # The flat index is linear in the genes (resolution, depth value, kernel, expand strides), so one
+        # small matrix product computes it for a whole population; float32 is exact below 2**24 cells.
+        if cells.size >= 1 << 24:
+            raise ValueError(f"space '{space.name}': {cells.size} table cells exceed the float32 index")
+        pos = np.arange(nb)
+        weights = np.zeros((nb, space.n_genes), dtype=np.float32)
+        weights[pos, pos] = ne  # kernel gene of block p
+        weights[pos, nb + pos] = 1  # expand gene of block p
+        weights[pos, layout.column] += np.where(layout.governed, nk * ne, 0)
+        weights[:, -1] += nb * nv * nk * ne  # resolution
+        return _Cells(
+            cells=cells.ravel(),
+            weights=weights,
+            base=(pos * nv * nk * ne).astype(np.float32)[:, None],
+            fixed=None if host.size else fixed,
+        )
+
+    def index(self, genes: np.ndarray) -> np.ndarray:
+        """Flat cell index ``(n_blocks, N)`` of encoded archs ``(N, n_genes)`` (block-major: the sum over
+        blocks then adds contiguous rows)."""
+        return (self.weights @ genes.T.astype(np.float32) + self.base).astype(np.intp)
+
+    def total(self, genes: np.ndarray) -> np.ndarray:
+        """Per-arch sums (complex: mean + 1j·variance) of encoded archs ``(N, n_genes)``."""
+        genes = np.atleast_2d(genes)
+        sums = self.cells[self.index(genes)].sum(axis=0)
+        if self.fixed is not None:
+            sums += self.fixed[genes[:, -1].astype(np.intp)]
+        return sums

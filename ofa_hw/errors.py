@@ -39,3 +39,23 @@ def config_field(field: str) -> Iterator[None]:
     except (ValueError, KeyError) as exc:  # not TypeError: that is a bug of ours, keep its traceback
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise UserError(f"{field}: {text}") from exc
+
+
+class MissingExtraError(UserError, ImportError):
+    """An optional feature whose packages (a setup.cfg extra) are not installed; says how to add them."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> None:
+    """Raise :class:`MissingExtraError` naming ``pip install 'ofa_hw[<extra>]'`` unless ``module`` imports.
+
+    Args:
+        module: The module the feature imports (e.g. ``onnxruntime``).
+        extra: The setup.cfg extra that installs it (e.g. ``onnx``).
+        feature: What the user asked for, for the message (e.g. "reading ONNX networks").
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"{feature} needs the '{module}' package, an optional dependency: pip install 'ofa_hw[{extra}]'"
+        )

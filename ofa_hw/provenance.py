@@ -5,10 +5,11 @@ The report puts this next to every figure, because "measured" means very differe
 predictor's MAPE/τ and the hit rate then compare the predictor with the very simulator its LUT came
 from; on ``vitis_*`` backends it is a real board with a real toolchain.
 
-The simulator's fit error is read from the preset that was selected: the header ``ofa-hw
-task=calibrate`` writes (``node MAPE 0.0473, total error -0.0057``), else the committed calibration
-experiment of the same fingerprint (``experiments/calibration/results/results.json``); when neither
-exists, the basis says the fit error is not recorded rather than leaving it out.
+The simulator's fit error is read from the preset that was selected: the fit and held-out figures
+shipped as package data with it (``ofa_hw/data/calibration/<preset>.json``, when its fingerprint is
+the preset's), else the header ``ofa-hw task=calibrate`` writes into a preset it calibrated
+(``MAPE 0.0473 over 42 measured parts, total error -0.0057``); when neither exists, the basis says
+the fit error is not recorded rather than leaving it out.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from typing import Any
 # The header task=calibrate writes: "MAPE 0.0737 over 22 measured parts, total error -0.0180" (older
 # presets: "node MAPE 0.0312, total error -0.0100").
 _FIT = re.compile(r"MAPE\s+([0-9.]+)(?:\s+over\s+\d+\s+measured parts)?\s*,\s*total error\s+([+-]?[0-9.]+)")
-_EXPERIMENT = (
-    Path(__file__).resolve().parent.parent / "experiments" / "calibration" / "results" / "results.json"
-)
+_SHIPPED = Path(__file__).resolve().parent / "data" / "calibration"
 
 
 def preset_file(name: str) -> Path | None:
@@ -38,7 +37,20 @@ def preset_file(name: str) -> Path | None:
 
 
 def calibration_fit(dpu: Any) -> dict[str, Any] | None:
-    """``{node_mape, total_error, source}`` of the selected preset's calibration, or ``None`` if unrecorded."""
+    """``{node_mape, total_error, source}`` of the selected preset's calibration (plus ``held_out_mape``
+    and ``held_out_kind`` when shipped with the preset), or ``None`` if unrecorded."""
+    shipped = _SHIPPED / f"{dpu.name}.json"
+    if shipped.is_file():
+        data = json.loads(shipped.read_text())
+        if data.get("fingerprint") == _preset_fingerprint(dpu):
+            held = data.get("held_out") or {}
+            return {
+                "node_mape": data["fit"]["node_mape"],
+                "total_error": data["fit"]["total_error"],
+                "held_out_mape": held.get("node_mape"),
+                "held_out_kind": held.get("kind"),
+                "source": f"ofa_hw/data/calibration/{shipped.name}",
+            }
     path = preset_file(dpu.name)
     if path is not None:
         header = "\n".join(line for line in path.read_text().splitlines() if line.lstrip().startswith("#"))
@@ -48,14 +60,6 @@ def calibration_fit(dpu: Any) -> dict[str, Any] | None:
                 "node_mape": float(match.group(1)),
                 "total_error": float(match.group(2)),
                 "source": str(path),
-            }
-    if _EXPERIMENT.is_file():
-        cal = json.loads(_EXPERIMENT.read_text()).get("calibration", {})
-        if cal.get("preset") == dpu.name and cal.get("fingerprint") == _preset_fingerprint(dpu):
-            return {
-                "node_mape": cal.get("node_mape"),
-                "total_error": cal.get("total_error"),
-                "source": str(_EXPERIMENT.relative_to(_EXPERIMENT.parents[3])),
             }
     return None
 
@@ -74,7 +78,12 @@ def measurement_basis(backend: Any, dpu: Any) -> dict[str, Any]:
         source = dpu.calibrated_on or "nothing (the model's default constants)"
         fit_text = (
             f"fit error: node MAPE {100 * fit['node_mape']:.1f} %, total {100 * fit['total_error']:+.1f} % "
-            f"({fit['source']})"
+            + (
+                f"(on data it never saw, {fit['held_out_kind']}: node MAPE {100 * fit['held_out_mape']:.1f} %) "
+                if fit.get("held_out_mape") is not None
+                else ""
+            )
+            + f"({fit['source']})"
             if fit and fit.get("node_mape") is not None
             else "fit error not recorded"
         )

@@ -60,6 +60,8 @@ def measured_on(results: dict[str, Any], short: bool = False) -> str:
             if fit.get("node_mape") is not None
             else ""
         )
+        if fit.get("held_out_mape") is not None:  # shipped with the preset (ofa_hw/data/calibration)
+            err += f", {100 * fit['held_out_mape']:.1f} % {fit.get('held_out_kind') or 'held out'}"
         return f"measured on the simulator ({basis.get('calibrated_on') or 'uncalibrated'}{err})"
     return f"measured on board(s) {', '.join(basis.get('boards', [])) or '?'} with {basis.get('toolchain') or '?'}"
 
@@ -101,6 +103,21 @@ def latency_figure_statement(target: str) -> str:
     return f"**Latency figure** (`predictor.target={target}`): {FIGURES[key]}."
 
 
+def subnets_statement(results: dict[str, Any]) -> str:
+    """Which subnets each figure used: fixed by the seed and the LUT, never by the store's other contents."""
+    lut, pred, search = results["lut"], results["predictor"], results["search"]
+    calib, held = pred.get("calibration_subnets", 0), pred.get("eval_subnets", 0)
+    return (
+        f"Subnets behind each figure: the LUT validation MAPE, {lut.get('validation_subnets', 0)} random "
+        f"subnets (`lut_validation.csv`); the predictor's per-network overhead and σ, {calib} calibration "
+        f"subnets drawn with the run's seed (`predictor.calibration_arch_ids` in `results.json`); its scores, "
+        f"{held} held-out subnets (`predictor_eval.csv`, `predictor.eval_arch_ids`); the measured figures "
+        f"of the search, the {search.get('measured', 0)} deployed candidates (`candidates.csv`). Other "
+        "measurements the workspace's store holds (earlier searches, other runs) are not used: the same "
+        "command, seed and measurements give the same figures."
+    )
+
+
 def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
     """Write ``report.md``: DPU, LUT coverage, predictor metrics, chosen subnets, plots."""
     dpu, lut, pred, search = results["dpu"], results["lut"], results["predictor"], results["search"]
@@ -135,7 +152,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
                 "keys",
                 "coverage (compilable keys)",
                 "uncompilable keys",
-                "profiled subnets",
+                "probe subnets",
                 "validation MAPE",
                 "source",
             ],
@@ -144,7 +161,7 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
                     lut["keys"],
                     _pct(lut["coverage"]),
                     lut.get("uncompilable_keys", "–"),
-                    lut["profiled_subnets"],
+                    lut.get("probe_subnets", "–"),
                     _pct(lut.get("validation_mape")),
                     lut.get("source", "–"),
                 ]
@@ -184,6 +201,8 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         ),
         f"\nHeld-out subnets {tag}.",
         "",
+        subnets_statement(results),
+        "",
         _image(outdir, "predictor_scatter.png", "predicted vs measured latency of held-out subnets"),
         "## Search and deployed candidates",
         latency_figure_statement(pred.get("target", "profile")),
@@ -215,7 +234,9 @@ def write_report(path: Path, results: dict[str, Any], outdir: Path) -> Path:
         "",
         f"Hit rate (measured latency within budget, top-{search.get('top_k')}; {tag}): "
         f"**{_pct(search.get('hit_rate'))}** over {len(search.get('rounds', []))} round(s). All candidates: `candidates.csv`; Pareto front: "
-        f"`pareto.csv`.",
+        f"`pareto.csv`. The deployed candidates differ as networks to the DPU: subnets that only reorder "
+        f"the blocks of a stage (the same operations, the same latency) are deployed once, and `stands_for` "
+        f"says how many searched subnets each deployed one stands for.",
         "",
         _candidates_table(outdir / "candidates.csv", acc_label),
         "",
@@ -242,6 +263,7 @@ def _candidates_table(csv_path: Path, acc_label: str, limit: int = 10) -> str:
             "std_ms",
             "measured_ms",
             "meets_budget",
+            "stands_for",
             "accuracy",
         )
         if c in frame.columns

@@ -7,14 +7,27 @@ exporters, the simulator's tracer and the supernet weight extraction can all rel
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ofa_hw.netspec import Layer, NetSpec, build_netspec
-from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.netspec import AnySpace, Layer, NetSpec, build_netspec
+from ofa_hw.space import Arch
+
+#: Activation modules by netspec name (``None``: identity).
+ACTIVATIONS: dict[str | None, type[nn.Module]] = {
+    None: nn.Identity,
+    "relu6": nn.ReLU6,
+    "relu": nn.ReLU,
+    "hswish": nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid,
+}
 
 
 class ConvBNAct(nn.Module):
-    """Conv (no bias) + BatchNorm + optional ReLU6: one netspec conv/dwconv layer."""
+    """Conv + BatchNorm (when the layer has one) + activation: one netspec conv/dwconv layer.
+
+    Squeeze-excite convs have a bias and no BN; MobileNetV3's feature mix has neither.
+    """
 
     def __init__(self, layer: Layer) -> None:
         super().__init__()
@@ -25,22 +38,23 @@ class ConvBNAct(nn.Module):
             stride=layer.stride,
             padding=layer.kernel // 2,
             groups=layer.groups,
-            bias=False,
+            bias=layer.bias,
         )
-        self.bn = nn.BatchNorm2d(layer.out_c)
-        self.act = nn.ReLU6(inplace=True) if layer.act == "relu6" else nn.Identity()
+        self.bn: nn.Module = nn.BatchNorm2d(layer.out_c) if layer.has_bn else nn.Identity()
+        self.act = ACTIVATIONS[layer.act]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
 
 
 class OFASubnet(nn.Module):
-    """A static subnet: stem, MBConv blocks with OFA's identity shortcuts, feature mix, pool, classifier.
+    """A static subnet: stem, MBConv blocks (with squeeze-excite where the space has it) and OFA's
+    identity shortcuts, head, classifier.
 
     Attributes:
         netspec: The netspec the module was built from.
-        layers: ``nn.ModuleDict`` keyed by netspec layer name (``conv_1`` … ``fc_1``; the global pool
-            has no parameters and is applied in :meth:`forward`).
+        layers: ``nn.ModuleDict`` keyed by netspec layer name (``conv_1`` … ``fc_1``; global pools and
+            the SE multiply have no parameters and are applied in :meth:`forward`).
     """
 
     def __init__(self, netspec: NetSpec) -> None:
@@ -56,19 +70,37 @@ class OFASubnet(nn.Module):
         self._blocks = [[netspec.layers[i] for i in block.layers] for block in netspec.blocks]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs: dict[int, torch.Tensor] = {-1: x}
         for block in self._blocks:
             shortcut = x
             for layer in block:
                 if layer.kind == "gap":
-                    x = torch.flatten(x.mean(dim=(2, 3), keepdim=True), 1)
-                    continue
-                x = self.layers[layer.name](x)
+                    x = x.mean(dim=(2, 3), keepdim=True)
+                elif layer.kind == "mul":
+                    a, b = (outputs[i] for i in layer.producers)
+                    x = a * b
+                elif layer.kind == "add":
+                    x = ACTIVATIONS[layer.act]()(sum(outputs[i] for i in layer.producers))
+                elif layer.kind == "maxpool":
+                    x = F.max_pool2d(
+                        outputs[layer.producers[0]], layer.kernel, layer.stride, layer.kernel // 2
+                    )
+                elif layer.kind == "avgpool":
+                    x = F.avg_pool2d(
+                        outputs[layer.producers[0]], layer.kernel, layer.stride, 0, ceil_mode=True
+                    )
+                else:
+                    x = outputs.get(layer.producers[0], x) if layer.inputs else x
+                    if layer.kind == "fc":
+                        x = torch.flatten(x, 1)
+                    x = self.layers[layer.name](x)
                 if layer.residual:
                     x = x + shortcut
+                outputs[layer.index] = x
         return x
 
 
-def build_model(space: SearchSpace, arch: Arch, name: str = "net") -> OFASubnet:
+def build_model(space: AnySpace, arch: Arch, name: str = "net") -> OFASubnet:
     """A randomly initialised static module for ``arch`` (call ``.eval()`` before exporting)."""
     return OFASubnet(build_netspec(space, arch, name))
 

@@ -90,7 +90,8 @@ def ofa_importable(monkeypatch):
 
 @pytest.fixture(scope="session")
 def pg_dsn():
-    """The DSN of a real PostgreSQL server for this test session (skips with the reason when none starts).
+    """The DSN of a real PostgreSQL server for this test session (skips with the reason when none starts;
+    fails instead under ``OFA_HW_TEST_REQUIRE_PG=1``, as in CI).
 
     ``OFA_HW_TEST_PG_DSN`` names a server of your own; otherwise one is started from Debian's binaries
     (see ``tests/pgserver.py``) and stopped at the end of the session.
@@ -100,16 +101,18 @@ def pg_dsn():
     if os.environ.get("OFA_HW_TEST_PG_DSN"):
         yield os.environ["OFA_HW_TEST_PG_DSN"]
         return
+    # CI (.ci/run) sets OFA_HW_TEST_REQUIRE_PG=1: there a missing server is a failure, not a skip.
+    unavailable = pytest.fail if os.environ.get("OFA_HW_TEST_REQUIRE_PG") == "1" else pytest.skip
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+        unavailable("psycopg is not installed (pip install -e '.[test]')")
     from pgserver import PgServer, PgUnavailable
 
     try:
         server = PgServer().start()
     except PgUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server: {exc}")
+        unavailable(f"no PostgreSQL server: {exc}")
     try:
         yield server.dsn
     finally:

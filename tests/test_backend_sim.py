@@ -12,6 +12,7 @@ from ofa_hw.dpu import DPUConfig
 from ofa_hw.formats.dnndk import parse_dnndk_profile
 from ofa_hw.netspec import build_netspec
 from ofa_hw.sim import is_compilable
+from ofa_hw.sim.version import model_hash
 from ofa_hw.space import ArchError, get_space
 from ofa_hw.tasks import make_backend as task_make_backend
 
@@ -35,7 +36,7 @@ def _archs(dpu, compilable: bool, n: int = 2, seed: int = 0):
 
 def test_sim_backend_identity(sim):
     assert isinstance(sim, Backend)
-    assert sim.name == "sim" and sim.toolchain.startswith("sim-") and sim.toolchain[4:5].isdigit()
+    assert sim.name == "sim" and sim.toolchain == f"sim-model-{model_hash()}"
     assert sim.provenance.startswith("calibrated simulator")
 
 

@@ -158,3 +158,39 @@ def test_fx_compile_error_names_layer():
     assert e.value.layer == "conv_2"
     with pytest.raises(CompileError, match="kernel"):
         compile_net(nn.Sequential(nn.Conv2d(3, 8, 17)), DPU, input_shape=(3, 32, 32))
+
+
+def test_fcn8_compiles_into_its_21_profiled_nodes(seed_dir):
+    """FCN8 (torch module traced with fx) gives the real DNNDK node list: names, order, workloads."""
+    from ofa_hw.frontends.fcn8 import FCN8, fcn8_net
+    from ofa_hw.sim.calibrate import Measurement
+
+    log = (seed_dir / "fcn8_dnndk_board_log.txt").read_text()
+    prof = parse_dnndk_profile(log, kernel="fcn8")
+    cn = fcn8_net(DPU)
+    assert len(cn.nodes) == 21 and len(cn.subgraphs) == 1
+    m = Measurement.from_profile(cn, prof)  # names match, N2Cube's cut names (`conv2d_transpose_2_*`) too
+    assert len(m.names) == 21
+    mop = [n.workload_mop for n in cn.nodes]
+    assert mop == pytest.approx(prof.nodes["workload_mop"].tolist(), abs=6e-4)
+    kinds = {n.name: [cn.ops[j].kind for j in n.ops] for n in cn.nodes}
+    assert kinds["pool3_11_convolution"] == ["conv", "add"]  # the add fuses into the 1x1 conv
+    assert kinds["add_layer_add_1"] == ["add"]  # the add after a transposed conv stays its own node
+    assert kinds["block1_conv2_convolution"] == ["conv", "maxpool"]
+    assert kinds["conv2d_transpose_3_conv2d_transpose"] == ["deconv"]
+    assert len(simulate(FCN8(), (3, 224, 224)).nodes) == 21
+
+
+def test_add_fuses_into_a_dense_conv_only():
+    class AddAfterDeconv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(8, 8, 1, stride=1)
+            self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+            self.b = nn.ConvTranspose2d(8, 8, 2, stride=2)
+
+        def forward(self, x):
+            return self.up(self.a(x)) + self.b(x)
+
+    cn = compile_net(AddAfterDeconv(), DPU, input_shape=(8, 14, 14))
+    assert [[cn.ops[j].kind for j in n.ops] for n in cn.nodes] == [["conv"], ["deconv"], ["deconv"], ["add"]]

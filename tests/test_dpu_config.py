@@ -104,3 +104,13 @@ def test_yaml_preset_roundtrip(tmp_path):
     z = DPUConfig.from_preset("zcu102_b4096").replace(name="mine", freq_mhz=250.0)
     (tmp_path / "mine.yaml").write_text(z.to_yaml("hello"))
     assert DPUConfig.from_preset("mine", search_dirs=[tmp_path]) == z
+
+
+def test_refit_noise_does_not_change_the_preset():
+    """Issue 20: a refit whose optimiser lands a last digit away writes the same preset and fingerprint
+    (constants at 5 significant digits on save and in the hash); a real change still changes both."""
+    a = DPUConfig(name="a", ddr_bw_gbps=6.2005378, tile_overhead_cycles=487.087527)
+    b = a.replace(ddr_bw_gbps=6.2005371, tile_overhead_cycles=487.087524)
+    assert a.fingerprint() == b.fingerprint() and a.to_yaml() == b.to_yaml()
+    assert "ddr_bw_gbps: 6.2005\n" in a.to_yaml() and "tile_overhead_cycles: 487.09\n" in a.to_yaml()
+    assert a.replace(ddr_bw_gbps=6.21).fingerprint() != a.fingerprint()

@@ -307,8 +307,12 @@ def test_ofa_yaml_works_with_ofas_own_latency_table(built, tmp_path, ofa_importa
     assert not math.isnan(total)
 
 
-def test_simulator_lut_predicts_the_real_board(seed_dir, dpu):
-    """A LUT from 9 simulated probes predicts the seed's measured ProxylessNAS-Mobile 0.5 (3.279 ms on the ZCU102)."""
+def test_simulator_lut_fit_figure_on_the_calibration_network(seed_dir, dpu):
+    """Fit figure, not prediction: the ZCU102 preset's constants were fitted on this very profile (the
+    seed's ProxylessNAS-Mobile 0.5, 3.279 ms; with FCN8). What this checks is that the LUT path (9
+    simulated probes → per-block LUT → sum) keeps the simulator's fit for a network that is not among the
+    probes. Prediction on data no fit saw: the leave-one-network-out on the ZCU102
+    (tests/test_dpu_calibrate.py::test_leave_one_network_out_on_the_zcu102)."""
     space = get_space("proxyless_w05")
     plan = plan_probes(space, dpu_compile_check(dpu), resolutions=[224], validation_subnets=0)
     sim = SimBackend(dpu)
@@ -318,4 +322,6 @@ def test_simulator_lut_predicts_the_real_board(seed_dir, dpu):
     table = build_lut(space, sim, probes, plan.resolutions, plan.uncompilable)
     measured = parse_dnndk_profile((seed_dir / "dnndk_profile_proxylessmobile05.txt").read_text()).total_ms
     assert len(plan.probes) == 9 and table.coverage(space)["fraction"] == 1.0
-    assert table.predict(space, space.named_arch("proxyless_mobile_05")) == pytest.approx(measured, rel=0.05)
+    mobile05 = space.named_arch("proxyless_mobile_05")
+    assert space.arch_id(mobile05) not in {space.arch_id(a) for a in plan.probes}  # not a probe of the LUT
+    assert table.predict(space, mobile05) == pytest.approx(measured, rel=0.05)

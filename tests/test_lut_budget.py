@@ -310,7 +310,7 @@ def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path
     assert "default: assumed" in first and first.rstrip().endswith("Ctrl-C is safe, rerun resumes")
     summary = result.summary()
     assert result.plan_kind == "budget" and summary["plan"] == "budget"
-    assert summary["subnets_profiled"] == 20 == len(board.ran)
+    assert summary["profiled_subnets"] == 20 == len(board.ran)
     assert summary["estimate"]["subnets"] == 20 and summary["estimate"]["board_s"] == 600
     assert summary["active"]["stopped"] == "budget" and summary["heldout_mape"] < 0.05
     assert 0 < summary["coverage"] < 1  # a partial LUT
@@ -329,7 +329,7 @@ def test_budget_lut_on_a_board_backend_announces_cost_first_and_resumes(tmp_path
         runs=2,
         backend_name="vitis_dnndk",
     )
-    assert again.ran == [] and rebuilt.summary()["subnets_profiled"] == 20
+    assert again.ran == [] and rebuilt.summary()["profiled_subnets"] == 20
     out = capsys.readouterr().out
     assert "LUT plan budget: granularity node: up to 0 subnets (20 more already in the store)" in out
     assert "measured: median of 20 stored vitis_dnndk runs" in out
@@ -419,7 +419,7 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
     )
     lut = lut_task.lut_for_config(cfg)
     n = Store(ws / "store.sqlite").count(status=None)
-    assert n == lut.summary()["subnets_profiled"] <= 20
+    assert n == lut.summary()["profiled_subnets"] <= 20
     trained = train_for_config(cfg, lut=lut)
     assert Store(ws / "store.sqlite").count(status=None) == n  # the budget is the whole board budget
     sec = trained.section

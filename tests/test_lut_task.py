@@ -36,7 +36,7 @@ def run_task(workspace, tmp_path, monkeypatch):
 def test_task_writes_results_and_artefacts(run_task, tmp_path, workspace):
     res = run_task()
     lut = res["lut"]
-    assert lut["coverage"] == 1.0 and lut["profiled_subnets"] == 18 and lut["source"] == "built"
+    assert lut["coverage"] == 1.0 and lut["probe_subnets"] == 18 and lut["source"] == "built"
     assert 0 <= lut["validation_mape"] < 0.02 and lut["validation_subnets"] == 4
     assert (
         lut["keys"]
@@ -134,7 +134,7 @@ def test_multirun_over_two_dpus_shares_one_store(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted((tmp_path / "multirun").glob("*/results.json"))]
     assert [r["dpu"]["preset"] for r in results] == ["zcu102_b4096", "zcu104_b4096"]
-    assert all(r["lut"]["coverage"] == 1.0 and r["lut"]["profiled_subnets"] == 9 for r in results)
+    assert all(r["lut"]["coverage"] == 1.0 and r["lut"]["probe_subnets"] == 9 for r in results)
     store = Store(ws / "store.sqlite")
     fps = {r["dpu"]["fingerprint"] for r in results}
     assert {run.dpu_fingerprint for run in store.runs()} == fps

@@ -17,6 +17,7 @@ REQUIRED_KEYS = [
     "lut.keys",
     "lut.coverage",
     "lut.profiled_subnets",
+    "lut.probe_subnets",
     "predictor.name",
     "predictor.mape",
     "predictor.kendall_tau",
@@ -98,12 +99,18 @@ def test_report_says_what_it_measured_on(first_run):
     results = json.loads((run / "results.json").read_text())
     report = (run / "report.md").read_text()
     head = report.split("## DPU")[0]
-    assert (
-        "**Measured on:** the DPU simulator" in head
-        and "calibrated on DNNDK profiles: proxylessmobile05" in head
+    from ofa_hw.data import DATA_DIR
+    from ofa_hw.dpu import DPUConfig
+
+    dpu = DPUConfig.from_preset("zcu102_b4096")
+    fit = json.loads((DATA_DIR / "calibration" / "zcu102_b4096.json").read_text())  # shipped with the preset
+    mape, held = 100 * fit["fit"]["node_mape"], 100 * fit["held_out"]["node_mape"]
+    assert "**Measured on:** the DPU simulator" in head and f"calibrated on {dpu.calibrated_on}" in head
+    assert f"node MAPE {mape:.1f} %" in head and "not the board" in head
+    tag = (
+        f"measured on the simulator ({dpu.calibrated_on}, node MAPE {mape:.1f} % vs its board, "
+        f"{held:.1f} % leave-one-network-out)"
     )
-    assert "node MAPE 4.7 %" in head and "not the board" in head
-    tag = "measured on the simulator (DNNDK profiles: proxylessmobile05, node MAPE 4.7 % vs its board)"
     for section in ("## Latency lookup table", "## Latency predictor", "## Search and deployed candidates"):
         assert tag in report.split(section)[1].split("\n## ")[0], section
     limits = results["compile_limits"]
@@ -132,7 +139,8 @@ def test_pareto_csv_reaches_the_ceiling(first_run):
 
     root, _ = first_run
     results = json.loads((root / "run1" / "results.json").read_text())
-    rows = list(csv.DictReader(open(root / "run1" / "pareto.csv")))
+    with open(root / "run1" / "pareto.csv") as fh:
+        rows = list(csv.DictReader(fh))
     top = max(float(r["predicted_ms"]) for r in rows)
     assert top >= 0.99 * results["search"]["ceiling_ms"]
 

@@ -244,3 +244,37 @@ def test_tampered_or_truncated_file_is_rejected(fitted, dpu, tmp_path):
         load_predictor(good, SPACE, dpu)
     with pytest.raises(PredictorFileError, match="does not exist"):
         load_predictor(tmp_path / "missing.json", SPACE, dpu)
+
+
+@pytest.mark.parametrize("kind", ["rf", "gbdt"])
+def test_numpy_tree_engine_equals_sklearn_predict(kind):
+    """The flat-array engine that serves rf/gbdt after fitting reproduces the fitted estimator exactly,
+    including inputs that sit exactly on a split threshold (sklearn compares float32 inputs)."""
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+
+    from ofa_hw.predictor.models import TreeArrays
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 8, 400), rng.normal(size=400), rng.uniform(0, 1e6, 400)])
+    y = np.sin(X[:, 0]) + X[:, 1] ** 2 + 1e-6 * X[:, 2] + rng.normal(0, 0.1, 400)
+    members, ests = [], []
+    for seed in range(3):
+        if kind == "rf":
+            est = RandomForestRegressor(n_estimators=7, min_samples_leaf=2, random_state=seed).fit(X, y)
+            members.append((est.estimators_, 0.0, 1.0, float(len(est.estimators_))))
+        else:
+            est = GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=seed).fit(X, y)
+            base = float(np.asarray(est.init_.constant_).ravel()[0])
+            members.append((list(est.estimators_[:, 0]), base, est.learning_rate, 1.0))
+        ests.append(est)
+    engine = TreeArrays.from_sklearn(members)
+    # fresh points plus points placed exactly on thresholds of the first tree
+    t0 = ests[0].estimators_[0] if kind == "rf" else ests[0].estimators_[0, 0]
+    inner = t0.tree_.children_left >= 0
+    on_split = np.tile(X[:1], (int(inner.sum()), 1))
+    on_split[np.arange(len(on_split)), t0.tree_.feature[inner]] = t0.tree_.threshold[inner]
+    Xt = np.vstack([rng.permutation(X)[:100] * 1.1, on_split])
+    expected = np.stack([est.predict(Xt) for est in ests])
+    np.testing.assert_allclose(engine.predict(Xt), expected, rtol=1e-9, atol=1e-12)
+    again = TreeArrays.from_state(json.loads(json.dumps(engine.state())))
+    np.testing.assert_array_equal(again.predict(Xt), engine.predict(Xt))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -120,10 +119,9 @@ def test_search_beats_random_sampling(table, accuracy) -> None:
 def test_infeasible_budget_fails_at_once_with_the_floor(table, accuracy) -> None:
     floor = table_floor(table, 1.0)
     f = finder(table, accuracy, params=EvolutionParams())
-    start = time.perf_counter()
     with pytest.raises(InfeasibleBudgetError, match=f"{floor.bound_ms:.4g} ms") as err:
         f.run(floor.bound_ms * 0.999)
-    assert time.perf_counter() - start < 1.0
+    assert f._n_lat == 0  # refused before any search work, not after a fruitless one
     assert err.value.floor.bound_ms == floor.bound_ms
     with pytest.raises(InfeasibleBudgetError):
         f.run(0.01)
@@ -215,12 +213,11 @@ def test_top_candidates_are_distinct_and_sorted(table, accuracy) -> None:
     assert all(x.accuracy >= y.accuracy for x, y in zip(top, top[1:]))
 
 
-def test_default_run_is_fast(table, accuracy) -> None:
-    f = finder(table, accuracy, params=EvolutionParams())
-    f.run(3.0)  # warm-up (imports, caches)
-    res = f.run(3.0)
+def test_default_run_keeps_ofa_population_sizes(table, accuracy) -> None:
+    """Speed is measured by ``ofa-hw task=bench bench=search`` (experiments/search_benchmark), not here."""
+    res = finder(table, accuracy, params=EvolutionParams()).run(3.0)
     assert res.population.genes.shape[0] == 125  # 25 parents + 100 children, as OFA
-    assert res.elapsed_s < 3.0  # target < 1 s; generous here because the 2 cores are shared
+    assert res.accuracy_evaluations == 100 * (500 + 1)  # the first population, then 100 children a generation
 
 
 # ------------------------------------------------------------------ Pareto

@@ -9,6 +9,8 @@ Every model is duck-typed to :class:`AccuracyModel` and built from the ``accurac
   OFA accuracy dataset.
 * ``supernet`` — :class:`~ofa_hw.accuracy.supernet.SupernetAccuracyModel`, real top-1/top-5 of subnets
   extracted from an OFA supernet checkpoint, on an ImageFolder validation set.
+* ``ofa_predictor`` — :class:`~ofa_hw.accuracy.ofa_predictor.OFAPredictorModel`, OFA's published
+  MobileNetV3 accuracy predictor read from its own file (predicted top-1, not a measurement).
 
 Submodules are imported lazily by the factories so that ``flops`` users never import the image and
 checkpoint machinery.

@@ -49,7 +49,7 @@ class FlopsProxy:
         self.resolution_weight = float(resolution_weight)
         self.macs_table = BlockTable.from_block_fn(space, _block_macs)
         self._log_r = np.log(np.asarray(space.resolutions, dtype=np.float64))
-        nb, ns = space.n_blocks, space.n_stages - 1
+        nb, ns = space.n_blocks, space.n_elastic_stages
         smallest = np.zeros((1, space.n_genes), dtype=np.int8)  # index 0 = smallest choice (sorted lists)
         largest = np.concatenate(
             [

@@ -1,4 +1,4 @@
-"""OFA Proxyless supernet checkpoints: their state-dict layout and static-subnet weight extraction.
+"""OFA supernet checkpoints (ProxylessNAS, MobileNetV3): state-dict layout and static-subnet extraction.
 
 Layout (``OFAProxylessNASNets`` as in ``ofa_proxyless_d234_e346_k357_w1.3``), canonical key names::
 
@@ -9,6 +9,12 @@ Layout (``OFAProxylessNASNets`` as in ``ofa_proxyless_d234_e346_k357_w1.3``), ca
     blocks.<i>.conv.depth_conv.conv.<K>to<k>_matrix                         kernel / expand ratio
     blocks.<i>.conv.point_linear.{conv.conv.weight,bn.bn.*}
     feature_mix_layer.conv.weight, feature_mix_layer.bn.*, classifier.linear.{weight,bias}
+
+``OFAMobileNetV3`` (``ofa_mbv3_d234_e346_k357_w1.0``/``w1.2``) has 20 elastic blocks; those of the
+squeeze-excite stages add ``blocks.<i>.conv.depth_conv.se.fc.{reduce,expand}.{weight,bias}`` (1×1 convs
+with bias; the active SE width is ``make_divisible(mid // 4, 8)``, again the leading channels). Its head
+is ``final_expand_layer.conv.weight, final_expand_layer.bn.*`` then ``feature_mix_layer.conv.weight``
+(no BN, no bias) and the classifier.
 
 (``bn.*`` = ``weight, bias, running_mean, running_var, num_batches_tracked``.) Published checkpoints
 may use OFA's older attribute name ``mobile_inverted_conv`` for ``conv`` inside blocks, flat names for
@@ -33,12 +39,21 @@ from typing import Any
 
 import torch
 
-from ofa_hw.netspec import NetSpec, build_netspec
+from ofa_hw.accuracy.ofa_resnet_layout import resnet_layout, resnet_source
+from ofa_hw.netspec import AnySpace, NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace, make_divisible
+from ofa_hw.space_resnet import ResNetSpace
 
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-#: OFA's ``bn_param`` for its supernets: (momentum, eps). The eps differs from PyTorch's 1e-5 default.
+#: OFA's ``bn_param`` for its ProxylessNAS supernet: (momentum, eps). The eps differs from PyTorch's 1e-5.
 OFA_BN_MOMENTUM, OFA_BN_EPS = 0.1, 1e-3
+#: BN eps per space family (``OFAMobileNetV3`` keeps PyTorch's default 1e-5).
+FAMILY_BN_EPS: dict[str, float] = {"proxyless": OFA_BN_EPS, "mbv3": 1e-5, "resnet": 1e-5}
+
+
+def bn_eps(space: AnySpace) -> float:
+    """The BN eps OFA's supernet class of ``space`` uses."""
+    return FAMILY_BN_EPS[space.family]
 
 
 class CheckpointError(ValueError):
@@ -67,8 +82,10 @@ def block_channels(space: SearchSpace) -> list[tuple[int, int]]:
     return channels
 
 
-def supernet_layout(space: SearchSpace) -> dict[str, tuple[int, ...]]:
+def supernet_layout(space: AnySpace) -> dict[str, tuple[int, ...]]:
     """Canonical key → shape of every tensor of the supernet of ``space``."""
+    if isinstance(space, ResNetSpace):
+        return resnet_layout(space)
     w = space.widths
     kmax, emax = max(space.ks_list), max(space.expand_list)
     shapes: dict[str, tuple[int, ...]] = {"first_conv.conv.weight": (w[0], 3, 3, 3)}
@@ -86,10 +103,21 @@ def supernet_layout(space: SearchSpace) -> dict[str, tuple[int, ...]]:
         for big, small in kernel_pairs(space.ks_list):
             shapes[f"{p}.depth_conv.conv.{big}to{small}_matrix"] = (small * small, small * small)
         shapes |= _bn_shapes(f"{p}.depth_conv.bn.bn", mid)
+        if space.skeleton.stage_se[space.block_stage(b)]:
+            se_mid = make_divisible(mid // 4, 8)
+            shapes[f"{p}.depth_conv.se.fc.reduce.weight"] = (se_mid, mid, 1, 1)
+            shapes[f"{p}.depth_conv.se.fc.reduce.bias"] = (se_mid,)
+            shapes[f"{p}.depth_conv.se.fc.expand.weight"] = (mid, se_mid, 1, 1)
+            shapes[f"{p}.depth_conv.se.fc.expand.bias"] = (mid,)
         shapes[f"{p}.point_linear.conv.conv.weight"] = (cout, mid, 1, 1)
         shapes |= _bn_shapes(f"{p}.point_linear.bn.bn", cout)
-    shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
-    shapes |= _bn_shapes("feature_mix_layer.bn", w[-1])
+    if space.family == "mbv3":
+        shapes["final_expand_layer.conv.weight"] = (w[-2], w[-3], 1, 1)
+        shapes |= _bn_shapes("final_expand_layer.bn", w[-2])
+        shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
+    else:
+        shapes["feature_mix_layer.conv.weight"] = (w[-1], w[-2], 1, 1)
+        shapes |= _bn_shapes("feature_mix_layer.bn", w[-1])
     shapes["classifier.linear.weight"] = (space.n_classes, w[-1])
     shapes["classifier.linear.bias"] = (space.n_classes,)
     return shapes
@@ -109,6 +137,12 @@ def _key_candidates(key: str) -> list[str]:
     return [key, *nested, *flat]
 
 
+def _describe(space: AnySpace) -> str:
+    if isinstance(space, ResNetSpace):
+        return f"widths {list(space.width_mult_list)}"
+    return f"width {space.width_mult}, kernels {list(space.ks_list)}"
+
+
 @dataclass(frozen=True, eq=False)
 class SupernetWeights:
     """A validated supernet state dict under canonical names.
@@ -119,7 +153,7 @@ class SupernetWeights:
         source: Where the weights came from (for messages and provenance).
     """
 
-    space: SearchSpace
+    space: AnySpace
     tensors: dict[str, torch.Tensor]
     source: str
 
@@ -133,7 +167,7 @@ class SupernetWeights:
         return digest.hexdigest()
 
     @classmethod
-    def from_state_dict(cls, state: Any, space: SearchSpace, source: str = "<state dict>") -> SupernetWeights:
+    def from_state_dict(cls, state: Any, space: AnySpace, source: str = "<state dict>") -> SupernetWeights:
         """Normalise key names and check every key and shape against :func:`supernet_layout`.
 
         Raises:
@@ -150,8 +184,8 @@ class SupernetWeights:
             canon = next((c for c in _key_candidates(key) if c in layout), None)
             if canon is None:
                 raise CheckpointError(
-                    f"{source}: key '{key}' is not part of the OFA Proxyless supernet layout of space "
-                    f"'{space.name}' (width {space.width_mult}, kernels {list(space.ks_list)})"
+                    f"{source}: key '{key}' is not part of the OFA {space.family} supernet layout of space "
+                    f"'{space.name}' ({_describe(space)})"
                 )
             if canon in tensors:
                 raise CheckpointError(f"{source}: keys '{origin[canon]}' and '{key}' both map to '{canon}'")
@@ -160,7 +194,7 @@ class SupernetWeights:
             if tuple(value.shape) != layout[canon]:
                 raise CheckpointError(
                     f"{source}: key '{key}' has shape {tuple(value.shape)}, the layout of space "
-                    f"'{space.name}' (width {space.width_mult}) needs {layout[canon]}"
+                    f"'{space.name}' ({_describe(space)}) needs {layout[canon]}"
                 )
             tensors[canon] = value.detach().to("cpu")
             origin[canon] = key
@@ -174,7 +208,7 @@ class SupernetWeights:
         return cls(space, tensors, source)
 
     @classmethod
-    def load(cls, path: str | Path, space: SearchSpace) -> SupernetWeights:
+    def load(cls, path: str | Path, space: AnySpace) -> SupernetWeights:
         """Load a checkpoint file (tensors only: ``torch.load(weights_only=True)``)."""
         path = Path(path)
         if not path.is_file():
@@ -222,13 +256,17 @@ class SupernetWeights:
         for block in netspec.blocks:
             layers = [netspec.layers[i] for i in block.layers]
             for layer in layers:
-                conv, bn = self._layer_source(block.kind, block.space_block, layer.role)
+                if isinstance(space, ResNetSpace):
+                    conv, bn = resnet_source(layer.role, block.space_block)
+                else:
+                    conv, bn = self._layer_source(block.kind, block.space_block, layer.role)
                 name = f"layers.{layer.name}"
                 if layer.role == "classifier":
-                    out[f"{name}.weight"] = self.tensors["classifier.linear.weight"].clone()
-                    out[f"{name}.bias"] = self.tensors["classifier.linear.bias"].clone()
+                    weight_key = conv or "classifier.linear.weight"
+                    out[f"{name}.weight"] = self.tensors[weight_key][:, : layer.in_c].clone()
+                    out[f"{name}.bias"] = self.tensors[weight_key.removesuffix("weight") + "bias"].clone()
                     continue
-                if conv is None:  # the global pool has no weights
+                if conv is None:  # global pools and the SE multiply have no weights
                     continue
                 if layer.role == "dw" and block.space_block >= 0:
                     weight = self.depthwise_kernel(block.space_block, layer.out_c, layer.kernel)
@@ -240,8 +278,13 @@ class SupernetWeights:
                         f"layer {layer.name} needs {layer.kernel}"
                     )
                 out[f"{name}.conv.weight"] = weight.clone()
-                for f, value in self._bn(bn, layer.out_c).items():
-                    out[f"{name}.bn.{f}"] = value.clone()
+                if layer.bias:  # squeeze-excite convs
+                    out[f"{name}.conv.bias"] = self.tensors[conv.removesuffix("weight") + "bias"][
+                        : layer.out_c
+                    ].clone()
+                if bn is not None and layer.has_bn:
+                    for f, value in self._bn(bn, layer.out_c).items():
+                        out[f"{name}.bn.{f}"] = value.clone()
         return out
 
     @staticmethod
@@ -249,10 +292,15 @@ class SupernetWeights:
         """Canonical (conv weight key, BN prefix) feeding a netspec layer."""
         if kind == "Conv":
             return "first_conv.conv.weight", "first_conv.bn"
-        if kind == "Conv_1":
+        if role == "final_expand":
+            return "final_expand_layer.conv.weight", "final_expand_layer.bn"
+        if role == "feature_mix":
             return "feature_mix_layer.conv.weight", "feature_mix_layer.bn"
-        if kind == "Logits":
+        if role in ("pool", "se_pool", "se_mul", "classifier"):
             return None, None
+        if role in ("se_reduce", "se_expand"):
+            fc = "reduce" if role == "se_reduce" else "expand"
+            return f"blocks.{space_block + 1}.conv.depth_conv.se.fc.{fc}.weight", None
         module = {"expand": "inverted_bottleneck", "dw": "depth_conv", "project": "point_linear"}[role]
         if space_block < 0:
             return f"blocks.0.conv.{module}.conv.weight", f"blocks.0.conv.{module}.bn"

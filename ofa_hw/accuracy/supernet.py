@@ -28,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ofa_hw.accuracy.imagefolder import ImageFolder, batches, eval_crop, load_crops, train_crop
-from ofa_hw.accuracy.ofa_checkpoint import OFA_BN_EPS, OFA_BN_MOMENTUM, SupernetWeights
+from ofa_hw.accuracy.ofa_checkpoint import OFA_BN_MOMENTUM, SupernetWeights, bn_eps
 from ofa_hw.accuracy.ofa_dataset import write_ofa_accuracy_dataset
 from ofa_hw.accuracy.threads import torch_threads
 from ofa_hw.netspec import build_netspec
@@ -262,7 +262,7 @@ class SupernetAccuracyModel:
         model.load_state_dict(self.weights.extract(arch, netspec), strict=True)
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
-                module.eps, module.momentum = OFA_BN_EPS, OFA_BN_MOMENTUM
+                module.eps, module.momentum = bn_eps(self.space), OFA_BN_MOMENTUM
         return model.eval()
 
     def evaluate(self, arch: Arch) -> SubnetAccuracy:

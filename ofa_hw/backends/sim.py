@@ -10,22 +10,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ofa_hw.backends.base import ProfileJob, ProfileOutcome
 from ofa_hw.dpu import CompileError, DPUConfig
 from ofa_hw.netspec import build_netspec
 from ofa_hw.sim import simulate
-
-
-def _package_version() -> str:
-    try:
-        return version("ofa_hw")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        from ofa_hw import __version__
-
-        return __version__
+from ofa_hw.sim.version import toolchain_label
 
 
 class SimBackend:
@@ -33,7 +24,8 @@ class SimBackend:
 
     Attributes:
         name: ``sim``.
-        toolchain: ``sim-<ofa_hw version>``: simulator numbers change only with the package.
+        toolchain: ``sim-model-<hash>``: a hash of the timing model's source
+            (:mod:`ofa_hw.sim.version`), so runs and LUTs of an older model are told apart.
         dpu: The simulated DPU configuration.
     """
 
@@ -41,7 +33,7 @@ class SimBackend:
 
     def __init__(self, dpu: DPUConfig) -> None:
         self.dpu = dpu
-        self.toolchain = f"sim-{_package_version()}"
+        self.toolchain = toolchain_label()
 
     @property
     def provenance(self) -> str:

@@ -271,9 +271,10 @@ def table_text(results: dict[str, Any]) -> str:
     ]
     header = [title for _, title, _ in TABLE_COLUMNS]
     widths = [max(len(c) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-    )  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 

@@ -63,7 +63,18 @@ LATER_FIELDS = (
     "fm_keep_fraction",
     "hard_act_passes",
     "node_overhead_us_per_mb",
+    "node_overhead_knee_kb",
+    "weight_burst_bytes",
+    "scatter_burst_bytes",
 )
+#: Significant digits of every float constant in a saved preset and in the fingerprint: a refit that
+#: differs from the shipped preset in the 7th digit (float noise of the optimiser) is the same preset.
+SIGNIFICANT_DIGITS = 5
+
+
+def round_sig(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (``6.2005378 → 6.2005``; below 1e-9: 0)."""
+    return float(f"{round(float(value), 9):.{digits}g}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,12 @@ class DPUConfig:
         dw_row_cycles: Pipeline latency per depthwise output row and channel group (cycles).
         node_overhead_us_per_mb: Node overhead that grows with the node's DDR traffic (µs per MB): DMA
             descriptors and DDR page misses per transfer; the node overhead is ``a + b·MB``.
+        node_overhead_knee_kb: The fixed node overhead shrinks for tiny nodes as
+            ``1 − exp(−node kB / knee)`` (a few-kB node pays a few µs); 0: a constant floor.
+        weight_burst_bytes: DDR latency of one weight-tile load, in bytes of transfer: many small weight
+            tiles load below the weight bandwidth, large streamed ones (FC, 1×1 convs on a 1×1 map) near it.
+        scatter_burst_bytes: Least DDR transfer per output pixel of a strided transposed conv (its
+            sub-images are written interleaved, one pixel of ``Cout`` bytes at a time); 0: no penalty.
         fm_keep_fraction: Share of the on-chip feature-map buffer a tensor passed between two nodes of
             one subgraph may take and stay on chip (``xir``); a bigger one spills to DDR (written, read back).
         hard_act_passes: Cost of hard-swish / hard-sigmoid in element-wise passes over the output
@@ -122,6 +139,9 @@ class DPUConfig:
     weight_bw_ratio: float = 1.0
     node_overhead_us: float = 17.0
     node_overhead_us_per_mb: float = 0.0
+    node_overhead_knee_kb: float = 0.0
+    weight_burst_bytes: float = 0.0
+    scatter_burst_bytes: float = 0.0
     tile_overhead_cycles: float = 487.0
     dw_row_cycles: float = 8.4
     mem_overlap: float = 0.9
@@ -147,6 +167,9 @@ class DPUConfig:
         for f in (
             "node_overhead_us",
             "node_overhead_us_per_mb",
+            "node_overhead_knee_kb",
+            "weight_burst_bytes",
+            "scatter_burst_bytes",
             "tile_overhead_cycles",
             "dw_row_cycles",
             "hard_act_passes",
@@ -222,10 +245,6 @@ class DPUConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPUConfig:
         """Build from a dict of fields (a composed ``dpu`` config); unknown keys are an error."""
         d = {k: v for k, v in dict(d).items() if k not in ("defaults", "_target_")}
@@ -282,18 +301,19 @@ class DPUConfig:
         }
 
     def fingerprint(self) -> str:
-        """12 hex chars hashing every latency-relevant field (stable across runs and platforms)."""
-        canon = {
-            k: (round(float(v), 9) if isinstance(v, float) else v) for k, v in self.latency_fields().items()
-        }
+        """12 hex chars hashing every latency-relevant field (stable across runs and platforms); floats
+        enter at :data:`SIGNIFICANT_DIGITS` significant digits, as presets are saved."""
+        canon = {k: (round_sig(v) if isinstance(v, float) else v) for k, v in self.latency_fields().items()}
         blob = json.dumps(canon, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def to_yaml(self, header: str | None = None) -> str:
-        """Preset YAML (with the ``dpu_schema`` defaults list) that ``dpu=<name>`` can select."""
+        """Preset YAML (with the ``dpu_schema`` defaults list) that ``dpu=<name>`` can select; floats
+        rounded to :data:`SIGNIFICANT_DIGITS` significant digits (a refit reproduces the file byte for byte)."""
         lines = [f"# {line}" for line in (header or "").splitlines()]
         lines += ["defaults:", "  - dpu_schema", "  - _self_"]
-        body = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False, width=200)
+        data = {k: (round_sig(v) if isinstance(v, float) else v) for k, v in self.to_dict().items()}
+        body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=200)
         return "\n".join(lines) + "\n" + body
 
 

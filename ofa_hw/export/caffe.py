@@ -332,6 +332,13 @@ _METHOD_HANDLERS: dict[str, Callable[..., None]] = {
 }
 
 
+#: Why a module has no layer in the DNNDK Caffe flow, when there is more to say than "unsupported".
+_NO_DNNDK_LAYER = {
+    nn.Hardswish: "h-swish",
+    nn.Hardsigmoid: "hard-sigmoid (squeeze-excite)",
+}
+
+
 def _handle(em: _Emitter, node: torch.fx.Node) -> None:
     tensor_inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
     if node.op == "call_module":
@@ -340,6 +347,11 @@ def _handle(em: _Emitter, node: torch.fx.Node) -> None:
             em.alias(node, tensor_inputs[0])
             return
         handler = next((h for t, h in _MODULE_HANDLERS.items() if type(mod) is t), None)
+        if handler is None and type(mod) in _NO_DNNDK_LAYER:
+            raise CaffeExportError(
+                f"node {node.name} ({node.target}): {_NO_DNNDK_LAYER[type(mod)]} has no layer in the DNNDK Caffe "
+                "flow (DPU IP v1-3 lacks hard activations); deploy MobileNetV3 spaces with the XIR flow"
+            )
         if handler is None:
             raise CaffeExportError(
                 f"node {node.name} ({node.target}): module {type(mod).__name__} has no Caffe layer"

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ofa_hw.errors import require_extra
+
 #: Opset every ONNX consumer we care about (onnxruntime, Vitis-AI's ONNX importers) reads.
 DEFAULT_OPSET = 17
 
@@ -43,11 +45,13 @@ def export_onnx(
     Returns:
         The path written.
     """
+    require_extra("onnx", "onnx", "ONNX export")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     dummy = torch.zeros(batch, input_c, input_hw, input_hw)
     if dynamo:
+        require_extra("onnxscript", "onnx", "ONNX export with dynamo=True")
         opset = max(opset, 18)
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter announces its own deprecation on every call; the choice is deliberate.
@@ -68,6 +72,7 @@ def export_onnx(
 
 def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     """Run the ONNX file at ``path`` on ``x`` (float32 NCHW) with onnxruntime's CPU provider."""
+    require_extra("onnxruntime", "onnx", "running ONNX files")
     import onnxruntime as ort  # heavy import, only where needed
 
     options = ort.SessionOptions()
@@ -90,6 +95,7 @@ def check_onnx(model: nn.Module, path: str | Path, input_hw: int, input_c: int =
     Returns:
         ``max |torch(x) - onnxruntime(x)|``.
     """
+    require_extra("onnx", "onnx", "checking ONNX files")
     import onnx
 
     onnx.checker.check_model(str(path))

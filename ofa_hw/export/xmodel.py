@@ -45,13 +45,18 @@ NORMALIZE_MEAN = (0.485, 0.456, 0.406)
 NORMALIZE_STD = (0.229, 0.224, 0.225)
 
 
+# MobileNetV3's hard activations exist as modules from torch 1.6 (the XIR-era containers).
+ACTS = {{"relu6": lambda: nn.ReLU6(inplace=True), "relu": lambda: nn.ReLU(inplace=True),
+        "hswish": lambda: nn.Hardswish(), "hsigmoid": lambda: nn.Hardsigmoid()}}
+
+
 class ConvBNAct(nn.Module):
     def __init__(self, layer):
         super().__init__()
         self.conv = nn.Conv2d(layer["in_c"], layer["out_c"], layer["kernel"], stride=layer["stride"],
-                              padding=layer["kernel"] // 2, groups=layer["groups"], bias=False)
-        self.bn = nn.BatchNorm2d(layer["out_c"], eps=layer["bn_eps"])
-        self.act = nn.ReLU6(inplace=True) if layer["act"] == "relu6" else nn.Identity()
+                              padding=layer["kernel"] // 2, groups=layer["groups"], bias=layer.get("bias", False))
+        self.bn = nn.BatchNorm2d(layer["out_c"], eps=layer["bn_eps"]) if "bn_eps" in layer else nn.Identity()
+        self.act = ACTS[layer["act"]]() if layer["act"] else nn.Identity()
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -71,15 +76,21 @@ class {cls}(nn.Module):
         self.blocks = spec["blocks"]
 
     def forward(self, x):
+        outputs = {{}}
         for block in self.blocks:
             shortcut = x
             for layer in block:
                 if layer["kind"] == "gap":
-                    x = torch.flatten(x.mean(dim=(2, 3), keepdim=True), 1)
-                    continue
-                x = self.layers[layer["name"]](x)
+                    x = x.mean(dim=(2, 3), keepdim=True)
+                elif layer["kind"] == "mul":  # squeeze-excite: depthwise output x per-channel scale
+                    x = outputs[layer["producers"][0]] * outputs[layer["producers"][1]]
+                else:
+                    if layer["kind"] == "fc":
+                        x = torch.flatten(x, 1)
+                    x = self.layers[layer["name"]](x)
                 if layer["residual"]:
                     x = x + shortcut
+                outputs[layer["index"]] = x
         return x
 
 
@@ -141,13 +152,26 @@ if __name__ == "__main__":
 
 def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
     """The layer list the generated script rebuilds the module from (BN eps taken from ``model``)."""
-    fields = ("name", "kind", "in_c", "out_c", "kernel", "stride", "groups", "act", "residual")
+    fields = (
+        "index",
+        "name",
+        "kind",
+        "in_c",
+        "out_c",
+        "kernel",
+        "stride",
+        "groups",
+        "act",
+        "residual",
+        "bias",
+    )
     blocks = []
     for block in netspec.blocks:
         layers = []
         for i in block.layers:
             layer = {f: getattr(netspec.layers[i], f) for f in fields}
-            if layer["kind"] in ("conv", "dwconv"):
+            layer["producers"] = list(netspec.layers[i].producers)
+            if netspec.layers[i].has_bn:
                 layer["bn_eps"] = float(model.layers[layer["name"]].bn.eps)  # not in the state dict
             layers.append(layer)
         blocks.append(layers)

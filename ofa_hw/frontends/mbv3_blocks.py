@@ -169,8 +169,3 @@ def block_ops(block: MBV3Block) -> list[Op]:
         last = b.add("mul", "mul", (mid, ho), (mid, ho), inputs=(dw, scale))
     b.add("conv", "conv", (mid, ho), (block.out_c, ho), inputs=(last,))
     return b.ops
-
-
-def block_macs(block: MBV3Block) -> int:
-    """Multiply-accumulates of ``block`` (vaitrace's workload is twice this)."""
-    return sum(op.macs for op in block_ops(block))

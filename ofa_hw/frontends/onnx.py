@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ofa_hw.errors import require_extra
 from ofa_hw.frontends.ops import Op, fold_into
 
 _PASSTHROUGH = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
@@ -210,6 +211,7 @@ def onnx_ops(path: str | Path) -> tuple[list[Op], tuple[int, int, int]]:
     Raises:
         OnnxError: the file is not a readable ONNX model or has dynamic / non-image shapes.
     """
+    require_extra("onnx", "onnx", "reading ONNX networks")
     import onnx
 
     path = Path(path)

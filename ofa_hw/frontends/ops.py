@@ -93,11 +93,16 @@ def fold_into(op: Op, **changes: Any) -> Op | None:
 
 
 def ops_from_netspec(ns: Any) -> list[Op]:
-    """One op per netspec layer, chained, with the residual add folded into the project conv."""
+    """One op per netspec layer (chained unless the layer names its producers, as the SE multiply does),
+    with the residual add folded into the project conv."""
     ops = []
     for layer in ns.layers:
-        kind = {"conv": "conv", "dwconv": "dwconv", "gap": "gap", "fc": "fc"}[layer.kind]
-        k = layer.kernel if kind in ("conv", "dwconv") else (layer.in_hw if kind == "gap" else 1)
+        kind = layer.kind  # netspec kinds are op kinds (conv, dwconv, gap, maxpool, avgpool, mul, add, fc)
+        k = (
+            layer.kernel
+            if kind in ("conv", "dwconv", "maxpool", "avgpool")
+            else (layer.in_hw if kind == "gap" else 1)
+        )
         ops.append(
             Op(
                 index=layer.index,
@@ -114,7 +119,7 @@ def ops_from_netspec(ns: Any) -> list[Op]:
                 stride=layer.stride,
                 groups=layer.groups,
                 act=layer.act,
-                inputs=(layer.index - 1,),
+                inputs=tuple(getattr(layer, "producers", (layer.index - 1,))),
                 residual=layer.residual,
                 layers=(layer.index,),
             )

@@ -34,6 +34,7 @@ import numpy as np
 from ofa_hw.backends.base import ProfileOutcome
 from ofa_hw.lut.plan import CompileCheck, plan_seed_probes, sample_subnets
 from ofa_hw.lut.table import LutError
+from ofa_hw.schemas.lut import LutConfig
 from ofa_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,14 @@ NewPredictor = Callable[[], Any]
 
 @dataclass(frozen=True)
 class ActiveSettings:
-    """The budget plan's knobs: ``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``."""
+    """The budget plan's knobs: ``lut.max_subnets``, ``lut.batch``, ``lut.target_mape``, ``lut.pool``, ``lut.seed``
+    (defaults: the ``lut`` schema's, their one source)."""
 
-    max_subnets: int = 20
-    batch: int = 5
-    target_mape: float = 0.01
-    pool: int = 500
-    seed: int = 0
+    max_subnets: int = LutConfig.max_subnets
+    batch: int = LutConfig.batch
+    target_mape: float = LutConfig.target_mape
+    pool: int = LutConfig.pool
+    seed: int = LutConfig.seed
 
     def __post_init__(self) -> None:
         if self.max_subnets < 1 or self.batch < 1 or self.pool < 1:

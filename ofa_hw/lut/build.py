@@ -12,11 +12,50 @@ import pandas as pd
 from ofa_hw.backends.base import Backend, ProfileOutcome
 from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut.mapping import block_times
-from ofa_hw.lut.table import CSV_COLUMNS, LatencyTable, LutMeta
+from ofa_hw.lut.table import CSV_COLUMNS, LatencyTable, LutError, LutMeta
 from ofa_hw.netspec import build_netspec
 from ofa_hw.sim import compile_net, layer_times_ms
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import dpu_config_dict
+
+
+def check_dpu_only(space: SearchSpace, dpu: DPUConfig) -> None:
+    """Refuse a space whose networks the DPU's toolchain splits between DPU and CPU.
+
+    A LUT holds per-block DPU times (what a DPU profile reports); when the compiler leaves operators to
+    the CPU (MobileNetV3's h-swish and squeeze-excite under the ``dnndk`` toolchain, which has no hard
+    activations) the CPU parts and extra subgraph launches would be missing from every key.
+
+    Also refuses the ResNet-50 space: its block costs depend on neighbouring widths, so the per-block
+    tables of the LUT planner, the predictors and the search do not apply (yet).
+
+    Raises:
+        LutError: one line naming the space, the DPU and the operators on the CPU.
+    """
+    if not isinstance(space, SearchSpace):
+        raise LutError(
+            f"space '{space.name}': the LUT, predictor and search stages handle OFA's MBConv spaces "
+            "(ProxylessNAS, MobileNetV3) only; ResNet-50 has netspecs, static modules, supernet weights, "
+            "exports and the simulator (ofa_hw.sim.compile_net), but no LUT-based search yet"
+        )
+    ns = build_netspec(
+        space,
+        {
+            "ks": [min(space.ks_list)] * space.n_blocks,
+            "e": [min(space.expand_list)] * space.n_blocks,
+            "d": space.max_depth_d,
+            "r": max(space.resolutions),
+        },
+    )
+    cn = compile_net(ns, dpu)
+    cpu = cn.cpu_parts
+    if cpu:
+        kinds = sorted({(cn.ops[i].act or cn.ops[i].kind) for part in cpu for i in part.ops})
+        raise LutError(
+            f"space '{space.name}' on dpu '{dpu.name}': the {dpu.tools.name} toolchain runs {', '.join(kinds)} on "
+            f"the CPU ({len(cpu)} CPU subgraphs per network), so a per-block DPU LUT cannot hold its latency; "
+            "use a DPU with hard activations (DPU IP v4.x, XIR toolchain, e.g. dpu=ultra96_b2304)"
+        )
 
 
 def block_samples(space: SearchSpace, dpu: DPUConfig, outcomes: Sequence[ProfileOutcome]) -> pd.DataFrame:

@@ -428,7 +428,7 @@ def budget_statement(lut: dict[str, Any], predictor: dict[str, Any], backend: st
     """
     plan = lut.get("plan", "full")
     granularity = lut.get("granularity", "node")
-    subnets = lut.get("subnets_profiled", lut.get("profiled_subnets"))
+    subnets = lut.get("profiled_subnets")
     text = (
         f"Measured for the LUT: {subnets} subnets on `{backend}` (plan `{plan}`, granularity `{granularity}`"
     )

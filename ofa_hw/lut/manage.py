@@ -9,6 +9,7 @@ probes, profiles them through the store (so a killed build resumes), aggregates,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import sys
@@ -43,6 +44,7 @@ from ofa_hw.lut.plan import (
     uncompilable_cells,
 )
 from ofa_hw.lut.table import LatencyTable, LutError, dpu_label
+from ofa_hw.sim.version import stale_reason
 from ofa_hw.space import SearchSpace
 from ofa_hw.store import Store, profile_jobs
 
@@ -109,7 +111,9 @@ class LutResult:
             "coverage": self.coverage["fraction"],
             "compilable_keys": self.coverage["compilable"],
             "uncompilable_keys": self.coverage["uncompilable"],
-            "profiled_subnets": self.table.meta.profiled_subnets,
+            # One name per figure: the probes the table aggregates, and every subnet profiled for the LUT
+            # (probes + validation subnets).
+            "probe_subnets": self.table.meta.profiled_subnets,
             "validation_mape": self.validation.get("mape"),
             "validation_max_ape": self.validation.get("max_ape"),
             "validation_subnets": self.validation.get("subnets", 0),
@@ -120,10 +124,10 @@ class LutResult:
             # Board budget (issue 14): how the probes were chosen, how many subnets were measured, what
             # profiling them was estimated to cost up front, and the error on subnets not trained on.
             "plan": self.plan_kind,
+            "profiled_subnets": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
             "granularity": self.table.meta.validation.get("granularity", "node"),
             "overhead_ms": self.table.meta.validation.get("overhead_ms"),
             "validation_mape_lut_sum": self.validation.get("mape_sum"),
-            "subnets_profiled": self.table.meta.profiled_subnets + int(self.validation.get("subnets") or 0),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
             "active": self.active,
             "heldout_mape": (self.active or {}).get("heldout_mape"),
@@ -153,14 +157,25 @@ def find_luts(
     return matching, stale
 
 
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded DPU configuration with the fields it predates at their defaults (what they meant then)."""
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(DPUConfig) if f.default is not dataclasses.MISSING
+    }
+    return {**defaults, **{k: v for k, v in config.items() if v is not None or k not in defaults}}
+
+
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     skip = {"name", "calibrated_on"}
+    old, new = _with_defaults(old), _with_defaults(new)
     return [k for k in sorted(set(old) | set(new)) if k not in skip and old.get(k) != new.get(k)]
 
 
 def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """``freq_mhz 300.0 -> 200.0, arch B4096 -> B1024`` for the latency fields that differ."""
-    diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in _changed_fields(old, new)]
+    """``freq_mhz 300.0 -> 200.0, arch B4096 -> B1024`` for the latency fields that really differ (a field
+    an older record lacks counts as its default, so ``fm_keep_fraction None -> 0.5`` is no change)."""
+    full_old, full_new = _with_defaults(old), _with_defaults(new)
+    diffs = [f"{k} {full_old.get(k)!r} -> {full_new.get(k)!r}" for k in _changed_fields(old, new)]
     return ", ".join(diffs) if diffs else "model constants or toolchain"
 
 
@@ -196,8 +211,13 @@ def _reusable(
     shipped = Path(str(lut_cfg.shipped_dir)).expanduser() if lut_cfg.shipped_dir else SHIPPED_DIR
     matching, stale = find_luts(space, dpu, [out_dir, shipped], backend_name)
     if lut_cfg.reuse:
-        for path in matching:
+        for path in list(matching):
             table = LatencyTable.load(path, space=space, dpu_fingerprint=fp)
+            why = stale_reason(table.meta.toolchain)
+            if why:  # same DPU, older simulator model: not reusable (issue 21)
+                log.warning("LUT %s is stale: %s", path, why)
+                stale.append(path)
+                continue
             # A budget plan's partial table does not stand in for the full coverage a full plan asks for.
             partial = table.meta.validation.get("plan") == "budget"
             same = table.meta.validation.get("granularity", "node") == granularity
@@ -274,7 +294,7 @@ def ensure_lut(
     Args:
         space: The search space.
         dpu: The configured DPU.
-        lut_cfg: The ``lut`` config node (:class:`~ofa_hw.schemas.lut.LutConfig`).
+        lut_cfg: The ``lut`` settings (:class:`~ofa_hw.lut.settings.LutSettings`, built once by the task).
         backend: Factory of the profiling backend (called only when a build is needed).
         store: Factory of the measurement store (called only when a build is needed).
         runs: Profile-mode runs per probe.

@@ -32,7 +32,7 @@ from ofa_hw.errors import UserError
 from ofa_hw.export.xmodel import MODULE_CLASS
 from ofa_hw.netspec import NetSpec
 
-_LAYER_SUFFIX = re.compile(r"(?:^|_)((?:conv|pool|fc)_\d+)$")
+_LAYER_SUFFIX = re.compile(r"(?:^|_)((?:conv|pool|mul|fc)_\d+)$")
 #: XIR subgraph name of a layer's module (``ConvBNAct[conv_3]/Conv2d[conv]`` or ``Linear[fc_1]``).
 _XIR_MODULE = re.compile(
     rf"^subgraph_{MODULE_CLASS}__{MODULE_CLASS}_ModuleDict_layers__"

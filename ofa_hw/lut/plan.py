@@ -118,17 +118,22 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "Logits": 101}
+    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
     return fixed[label] if label in fixed else int(label[1:])
 
 
-def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT coverage") -> Path:
-    """Heat map resolution × block position of the fewest measurements of any key there.
+#: Lowest mean count a coverage cell shows in colour (a cell whose keys were measured at all is above it).
+_COVERAGE_VMIN = 0.01
 
-    One cell per (resolution, position): the minimum over its compilable (kernel, expand) choices.
-    An ``x`` marks a cell where some choices cannot compile (skipped on purpose), grey one where none
-    can; a red cell holds a compilable key that was not measured. Uses the ``measured`` column when
-    present, else ``planned``.
+
+def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT coverage") -> Path:
+    """Heat map resolution × block position of the measurements of the keys there.
+
+    One cell per (resolution, position): the mean count over its compilable (kernel, expand) choices
+    (not the minimum: a budget plan leaves keys unmeasured on purpose, and its LUT must not look
+    broken). A red cell is one where no compilable key was measured. An ``x`` marks a cell where some
+    choices cannot compile (skipped on purpose), grey one where none can. Uses the ``measured`` column
+    when present, else ``planned``.
     """
     import matplotlib
 
@@ -145,7 +150,8 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
         ok = group[group["compilable"]]
         some_bad[i, j] = len(ok) < len(group)
         if not ok.empty:
-            counts[i, j] = max(ok[column].min(), 0.5)  # 0 falls below vmin: drawn red
+            mean = float(ok[column].mean())
+            counts[i, j] = mean if mean > 0 else 0.5 * _COVERAGE_VMIN  # below vmin: drawn red
     from matplotlib.colors import LogNorm
 
     fig, ax = plt.subplots(
@@ -153,7 +159,7 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     )
     cmap = plt.get_cmap("viridis").with_extremes(under="tab:red", bad="lightgrey")
     vmax = max(2.0, np.nanmax(counts) if np.isfinite(counts).any() else 2.0)
-    im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=1, vmax=vmax), origin="lower")
+    im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=_COVERAGE_VMIN, vmax=vmax), origin="lower")
     for i, j in zip(*np.nonzero(some_bad)):
         ax.text(j, i, "x", ha="center", va="center", fontsize=7, color="black")
     ax.set_xticks(
@@ -168,13 +174,14 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     keys = frame.drop_duplicates("key")
     covered = int(((keys[column] > 0) & keys["compilable"]).sum())
     total = int(keys["compilable"].sum())
-    unmeasured = "red = 0 (the colour bar's lower tip), " if covered < total else ""
+    empty_cell = bool(np.nanmin(counts) < _COVERAGE_VMIN) if np.isfinite(counts).any() else False
+    unmeasured = "red = no key measured (the colour bar's lower tip), " if empty_cell else ""
     ax.set_title(
-        f"{title}\n{covered}/{total} compilable keys {column} (min count per cell; {unmeasured}"
+        f"{title}\n{covered}/{total} compilable keys {column} (mean count per cell; {unmeasured}"
         "x = some choices uncompilable, grey = none compiles)",
         fontsize=8,
     )
-    fig.colorbar(im, ax=ax, label=f"min {column} count", extend="min")  # the tip shows the red of 0
+    fig.colorbar(im, ax=ax, label=f"mean {column} count", extend="min")  # the tip shows the red of 0
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
@@ -303,7 +310,7 @@ def _max_depth_arch(
         ki, ei = c[perms[pos][j % len(c)]]
         ks.append(space.ks_list[ki])
         es.append(space.expand_list[ei])
-    return {"ks": ks, "e": es, "d": [space.max_depth] * (space.n_stages - 1) + [1], "r": int(r)}
+    return {"ks": ks, "e": es, "d": space.max_depth_d, "r": int(r)}
 
 
 def spread_resolutions(resolutions: Iterable[int], n: int) -> list[int]:
@@ -346,14 +353,14 @@ def plan_seed_probes(
     rng = np.random.default_rng(seed)
     choices = {r: _choices(space, cells, r) for r in set(picked)}
     perms = [rng.permutation(len(c)) for c in choices[picked[0]]] if picked else []
-    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_stages - 1)]
+    depth_perms = [rng.permutation(len(space.depth_list)) for _ in range(space.n_elastic_stages)]
     out = []
     for j, r in enumerate(picked):
         # Same permutation for every resolution; a choice uncompilable at r maps onto r's own list.
         c = choices[r]
         arch = _max_depth_arch(space, c, [p % len(cp) for p, cp in zip(perms, c)], j, r)
         if vary_depth:  # every depth of every stage, balanced like the block choices
-            arch["d"] = [int(space.depth_list[p[j % len(p)]]) for p in depth_perms] + [1]
+            arch["d"] = space.full_d([int(space.depth_list[p[j % len(p)]]) for p in depth_perms])
         out.append(arch)
     return out
 
@@ -380,7 +387,7 @@ def sample_subnets(
         picks = [np.array([rng.integers(len(c))]) for c in choices[r]]
         arch = _max_depth_arch(space, choices[r], picks, 0, r)
         if not max_depth:
-            arch["d"] = [int(d) for d in rng.choice(space.depth_list, space.n_stages - 1)] + [1]
+            arch["d"] = space.full_d(rng.choice(space.depth_list, space.n_elastic_stages))
         out.append(space.validate(arch))
     return out
 

@@ -132,10 +132,6 @@ class TrainingSet:
         )
 
     # --------------------------------------------------------------- views
-    @property
-    def has_blocks(self) -> bool:
-        return bool(self.keys) or any(n.block_ms for n in self.nets)
-
     def block_rows(self, hw: HwParams) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
         """Training rows: ``(features, y_ms, y_std_ms, groups)``.
 

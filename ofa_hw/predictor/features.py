@@ -23,8 +23,8 @@ import pandas as pd
 
 from ofa_hw.netspec import Block, Layer, NetSpec
 
-#: Block kinds in a stable order (a numeric code is a feature).
-BLOCK_KINDS: tuple[str, ...] = ("Conv", "first", "expanded_conv", "Conv_1", "Logits")
+#: Block kinds in a stable order (a numeric code is a feature; MobileNetV3's head kinds are appended).
+BLOCK_KINDS: tuple[str, ...] = ("Conv", "first", "expanded_conv", "Conv_1", "Logits", "AvgPool2D", "Conv_2")
 
 #: The numeric feature columns, in the order the models see them (saved with every predictor).
 FEATURES: tuple[str, ...] = (
@@ -196,7 +196,9 @@ def block_features(block: Block, ns: NetSpec, hw: HwParams) -> dict[str, float]:
     first block's, fused into the stem's node) forms a node without its own fixed cost.
     """
     layers = ns.block_layers(block.index)
-    tot = dict.fromkeys(("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial"), 0.0)
+    tot = dict.fromkeys(
+        ("conv", "dw", "misc", "padded_conv", "padded_dw", "oc_tiles", "dw_rows", "spatial"), 0.0
+    )
     macs = {"conv": 0.0, "dw": 0.0, "fc": 0.0}
     nodes: list[_Node] = []
     mid_c, dw_ratio = block.in_c, 0.0

@@ -51,8 +51,10 @@ def scatter_plot(
     path: str | Path,
     title: str = "",
     std: Sequence[float] | None = None,
+    measured_on: str = "measured",
 ) -> Path:
-    """Predicted vs measured latency with the ±5 % band (PNG)."""
+    """Predicted vs measured latency with the ±5 % band (PNG); ``measured_on`` names what measured them
+    (``measured on the DPU simulator`` on the simulator: never to be read as a board figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +72,7 @@ def scatter_plot(
             y[ok], p[ok], yerr=np.asarray(std, float)[ok], fmt="none", ecolor="C0", alpha=0.25, lw=0.6
         )
     ax.scatter(y[ok], p[ok], s=8, color="C0", label="subnets")
-    ax.set_xlabel("measured latency (ms)")
+    ax.set_xlabel(f"latency {measured_on} (ms)")
     ax.set_ylabel("predicted latency (ms)")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)

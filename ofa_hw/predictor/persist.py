@@ -102,11 +102,6 @@ def save_predictor(
     return path
 
 
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The verified ``meta`` of a predictor file (integrity checked, compatibility not)."""
-    return _read(Path(path))["meta"]
-
-
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PredictorFileError(f"predictor file {path} does not exist")

@@ -82,11 +82,28 @@ class SupernetAccuracyConfig:
 
 
 @dataclass
+class OFAPredictorAccuracyConfig:
+    """Attributes:
+    checkpoint: OFA's predictor file: the tutorial's ``acc_predictor.pth`` (``nn.Sequential`` state dict)
+        or an ``ofa.nas.accuracy_predictor.AccuracyPredictor`` state dict; the layout is detected.
+    download: Fetch ``url`` to ``checkpoint`` when the file is missing (offline: a one-line error).
+    url: Where to download from (default: OFA's tutorial file).
+    image_sizes: ``AccuracyPredictor`` layout: its ``MobileNetArchEncoder.image_size_list`` (None = the
+        space's resolutions).
+    """
+
+    checkpoint: str | None = None
+    download: bool = False
+    url: str | None = None
+    image_sizes: list[int] | None = None
+
+
+@dataclass
 class AccuracyConfig:
     """Attributes:
     _target_: Factory ``fn(cfg, space) -> accuracy model``.
-    name: The option's name (``flops`` | ``table`` | ``supernet``).
-    flops, table, supernet: Options of each model; only the selected model's node is read.
+    name: The option's name (``flops`` | ``table`` | ``supernet`` | ``ofa_predictor``).
+    flops, table, supernet, ofa_predictor: Options of each model; only the selected model's node is read.
     """
 
     _target_: str = MISSING
@@ -94,3 +111,4 @@ class AccuracyConfig:
     flops: FlopsAccuracyConfig = field(default_factory=FlopsAccuracyConfig)
     table: TableAccuracyConfig = field(default_factory=TableAccuracyConfig)
     supernet: SupernetAccuracyConfig = field(default_factory=SupernetAccuracyConfig)
+    ofa_predictor: OFAPredictorAccuracyConfig = field(default_factory=OFAPredictorAccuracyConfig)

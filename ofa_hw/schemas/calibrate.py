@@ -17,6 +17,7 @@ class MeasurementSourceConfig:
         input_shape: ``[C, H, W]`` at which a torch-module network is traced.
         args: Keyword arguments of a ``module:callable`` network.
         time_column: CSV column holding the hardware time (default: hw_rt_ms, runtime_ms or time_ms).
+        kernel: The DPU kernel to read from a DNNDK log holding several (``fcn8``); default: the first.
     """
 
     file: str = ""
@@ -25,6 +26,7 @@ class MeasurementSourceConfig:
     input_shape: list[int] = field(default_factory=list)
     args: dict[str, Any] = field(default_factory=dict)
     time_column: str = ""
+    kernel: str = ""
 
 
 @dataclass

@@ -1,43 +1,30 @@
 """Schema of the ``dpu`` group: every field of :class:`ofa_hw.dpu.DPUConfig`, so that a YAML preset
 fully describes a DPU and any field can be overridden on the command line (``dpu.freq_mhz=200``).
 
-Field meanings are documented on :class:`ofa_hw.dpu.config.DPUConfig`; a test keeps the two in sync.
+Generated from :class:`~ofa_hw.dpu.config.DPUConfig` (names, types, defaults): the DPU's defaults have
+one source. Only ``name`` differs: a preset must name itself (``MISSING`` here).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+import dataclasses
+import typing
 
 from omegaconf import MISSING
 
+from ofa_hw.dpu.config import DPUConfig
 
-@dataclass
-class DpuConfig:
-    """Attributes: see :class:`ofa_hw.dpu.config.DPUConfig` (same names, types and defaults)."""
+_HINTS = typing.get_type_hints(DPUConfig)
 
-    name: str = MISSING
-    arch: str = "B4096"
-    target_version: str = "v1.4.0"
-    toolchain: str = "dnndk"
-    freq_mhz: float = 300.0
-    cores: int = 1
-    ram_usage: str = "low"
-    depthwise_conv: bool = True
-    depthwise_relu6: bool = True
-    conv_relu6: bool = True
-    conv_leakyrelu: bool = True
-    channel_augmentation: bool = True
-    avg_pool: bool = True
-    softmax: bool = False
-    ddr_bw_gbps: float = 6.2
-    weight_bw_ratio: float = 1.0
-    node_overhead_us: float = 17.0
-    node_overhead_us_per_mb: float = 0.0
-    tile_overhead_cycles: float = 487.0
-    dw_row_cycles: float = 8.4
-    mem_overlap: float = 0.9
-    engine_overlap: float = 0.0
-    fm_keep_fraction: float = 0.5
-    hard_act_passes: float = 1.0
-    task_overhead_us: float = 250.0
-    cpu_gops: float = 2.0
-    jitter: float = 0.01
-    calibrated_on: str = ""
+#: The ``dpu`` group's schema (field meanings: :class:`ofa_hw.dpu.config.DPUConfig`).
+DpuConfig = dataclasses.make_dataclass(
+    "DpuConfig",
+    [("name", str, dataclasses.field(default=MISSING))]
+    + [
+        (f.name, _HINTS[f.name], dataclasses.field(default=f.default))
+        for f in dataclasses.fields(DPUConfig)
+        if f.init and f.name != "name"
+    ],
+)
+DpuConfig.__module__ = __name__
+DpuConfig.__doc__ = "Attributes: see :class:`ofa_hw.dpu.config.DPUConfig` (generated from it)."

@@ -21,9 +21,10 @@ class PredictorConfig:
     eval_subnets: Held-out subnets the train task scores on: random compilable subnets over all the
         space's resolutions, drawn with the run's seed and profiled on the backend (through the store,
         so only once) unless already measured. Never used for fitting.
-    calib_subnets: Minimum number of other measured non-probe subnets (the LUT's validation subnets,
-        deployed candidates, ...) that fit the per-network overhead and calibrate the uncertainty;
-        random ones are profiled when the store holds fewer. 0 = use only what the store holds.
+    calib_subnets: Random compilable subnets (drawn with the run's seed, distinct from the held-out
+        ones, profiled unless already measured) that fit the per-network overhead and calibrate the
+        uncertainty. Fixed by the seed: other measurements in the store (earlier search candidates, the
+        LUT's validation subnets) are never used, so a rerun gives the same predictor. 0 = none.
     cache: Reuse a predictor fitted earlier on exactly the same data and config (workspace cache).
     """
 

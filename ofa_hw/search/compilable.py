@@ -31,7 +31,7 @@ def largest_arch(space: SearchSpace) -> dict[str, Any]:
     return {
         "ks": [max(space.ks_list)] * space.n_blocks,
         "e": [max(space.expand_list)] * space.n_blocks,
-        "d": [max(space.depth_list)] * (space.n_stages - 1) + [1],
+        "d": space.max_depth_d,
         "r": max(space.resolutions),
     }
 

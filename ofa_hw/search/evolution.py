@@ -17,15 +17,22 @@ constraint). Differences, all deliberate:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ofa_hw.schemas.search import SearchConfig
+from ofa_hw.search.floor import Floor
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import LatencyConstraint
 from ofa_hw.space import Arch, SearchSpace
+
+#: Share of slots a rejection round may leave unfilled (each costs another, small round).
+_FIRST_ROUND_MISS = 0.003
+_LOG_MISS = float(np.log(_FIRST_ROUND_MISS))
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,15 @@ class EvolutionParams:
         sample_batch: Random archs drawn per round when seeding the population.
     """
 
-    population: int = 100
-    parent_ratio: float = 0.25
-    mutation_ratio: float = 0.5
-    mutate_prob: float = 0.1
-    resolution_mutate_prob: float = 0.5
-    generations: int = 500
-    max_rounds: int = 100
-    sample_batch: int = 1000
+    # Defaults: the ``search`` schema's (OFA's), their one source.
+    population: int = SearchConfig.population
+    parent_ratio: float = SearchConfig.parent_ratio
+    mutation_ratio: float = SearchConfig.mutation_ratio
+    mutate_prob: float = SearchConfig.mutate_prob
+    resolution_mutate_prob: float = SearchConfig.resolution_mutate_prob
+    generations: int = SearchConfig.generations
+    max_rounds: int = SearchConfig.max_rounds
+    sample_batch: int = SearchConfig.sample_batch
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -135,6 +143,7 @@ class SearchResult:
         evaluations: Latency-predictor evaluations (archs checked, rejected ones included).
         accuracy_evaluations: Accuracy-model evaluations.
         elapsed_s: Wall time of the run.
+        cpu_s: CPU time of the run's thread (what the search costs, whatever else the machine runs).
     """
 
     budget_ms: float
@@ -147,6 +156,7 @@ class SearchResult:
     accuracy_evaluations: int
     elapsed_s: float
     space: SearchSpace = field(repr=False)
+    cpu_s: float = 0.0
 
     def top(self, k: int) -> list[Candidate]:
         """The ``k`` most accurate *distinct* subnets seen (ties: first found first)."""
@@ -176,6 +186,16 @@ def candidates(space: SearchSpace, ev: Evaluated) -> list[Candidate]:
         )
         for i, a in enumerate(archs)
     ]
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread: the table lookups multiply small matrices (tens of microseconds), where
+    OpenBLAS's threads only add wake-up latency — and, on a loaded machine, wait for a free core."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 class FinderBase:
@@ -211,57 +231,101 @@ class FinderBase:
         self.seed = int(seed)
         self._n_lat = 0
         self._n_acc = 0
-        self._accept = 1.0
+        self._accept: dict[int, float] = {}
 
     # ------------------------------------------------------------------ scoring
     def _latency(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._n_lat += genes.shape[0]
         return self.constraint.evaluate(genes)
 
-    def _score(self, genes: np.ndarray, mean: np.ndarray, std: np.ndarray, bound: np.ndarray) -> Evaluated:
+    def _accuracy(self, genes: np.ndarray) -> np.ndarray:
         self._n_acc += genes.shape[0]
-        acc = np.asarray(self.accuracy.predict_encoded(genes), dtype=np.float64).reshape(-1)
-        return Evaluated(genes, acc, mean, std, bound)
+        return np.asarray(self.accuracy.predict_encoded(genes), dtype=np.float64).reshape(-1)
+
+    def _score(self, genes: np.ndarray, mean: np.ndarray, std: np.ndarray, bound: np.ndarray) -> Evaluated:
+        return Evaluated(genes, self._accuracy(genes), mean, std, bound)
 
     # ------------------------------------------------------- bounded rejection
-    def _redraw(
-        self, make: Callable[[np.ndarray], np.ndarray], fallback: Evaluated, limit: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Children ``make(slots)`` for every slot, redrawn until ``bound <= limit`` (bounded).
+    def _first_reps(self, group: int) -> int:
+        """Tries per slot in a group's first round: enough for all but ``_FIRST_ROUND_MISS`` of the slots
+        to succeed at the acceptance rate seen so far (one round per generation, mostly)."""
+        accept = min(max(self._accept.get(group, 1.0), 1e-3), 1.0 - 1e-9)
+        return int(min(max(np.ceil(_LOG_MISS / np.log1p(-accept)), 1), 16))
 
-        ``make`` gets an array of slot indices (repeats allowed) and returns one fresh child per entry.
-        Each round draws several tries per still-infeasible slot at once and keeps each slot's first
-        feasible try — the same distribution as OFA's one-at-a-time rejection loop, in a few vectorised
-        calls. The first round draws enough tries for ~90 % of the slots to succeed at the acceptance
-        rate seen so far; each further round doubles. After ``max_rounds`` tries in total a slot keeps
-        its fallback row (a feasible parent). Returns genes, mean, std, bound of the children.
+    def _redraw(
+        self,
+        make: Callable[[np.ndarray, int], np.ndarray],
+        fallback: Evaluated,
+        limit: float,
+        groups: tuple[int, ...] = (),
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_redraw_rows` with the fallback as :class:`Evaluated`; returns genes, mean, std, bound."""
+        stats = np.stack([fallback.mean_ms, fallback.std_ms, fallback.bound_ms], axis=1)
+        genes, stats = self._redraw_rows(make, fallback.genes, stats, limit, groups)
+        return genes, stats[:, 0], stats[:, 1], stats[:, 2]
+
+    def _redraw_rows(
+        self,
+        make: Callable[[np.ndarray, int], np.ndarray],
+        genes: np.ndarray,
+        stats: np.ndarray,
+        limit: float,
+        groups: tuple[int, ...] = (),
+        ids: np.ndarray | None = None,
+        tried: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Children ``make(slots, reps)`` for every slot, redrawn until ``bound <= limit`` (bounded).
+
+        ``make`` gets sorted indices of slots still to fill (from one group) and a number of tries, and
+        returns ``reps`` fresh children per slot, shape ``(len(slots), reps, n_genes)``. Each round keeps
+        every slot's first feasible try — the same distribution as OFA's one-at-a-time rejection loop —
+        and checks all groups' tries in one call. ``groups`` splits the slots at these indices into
+        groups with acceptance rates of their own (mutants are rejected more often than crossovers); a
+        group's first round draws enough tries for nearly every slot to succeed at its rate so far, each
+        further round doubles. After ``max_rounds`` tries a slot keeps its fallback row (``genes``,
+        ``stats`` = mean, std, bound: a feasible parent). ``ids`` names the slots of the rows when they
+        are not ``0..n-1`` (sorted; group boundaries apply to them), ``tried`` counts tries already made.
+        Returns the children's genes and stats.
         """
-        genes = fallback.genes.copy()
-        mean, std, bound = fallback.mean_ms.copy(), fallback.std_ms.copy(), fallback.bound_ms.copy()
-        pending = np.arange(genes.shape[0])
-        tries = 0
-        accept = min(max(self._accept, 1e-3), 1.0 - 1e-9)
-        reps = int(np.clip(np.ceil(np.log(0.1) / np.log1p(-accept)), 1, 16))
+        n = genes.shape[0]
+        genes, stats = genes.copy(), stats.copy()
+        ids = np.arange(n) if ids is None else ids
+        cuts = [0, *np.searchsorted(ids, groups).tolist(), n]
+        # per group: [group id, pending rows, tries per slot next round, tries so far]
+        todo = [
+            [i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried]
+            for i, (lo, hi) in enumerate(zip(cuts, cuts[1:]))
+            if hi > lo
+        ]
         first = True
-        while pending.size and tries < self.params.max_rounds:
-            reps = min(reps, self.params.max_rounds - tries)
-            slots = np.repeat(pending, reps)
-            cand = make(slots)
+        max_rounds = self.params.max_rounds
+        while todo:
+            for t in todo:
+                t[2] = min(t[2], max_rounds - t[3])
+            parts = [make(ids[t[1]], t[2]) for t in todo]
+            width = genes.shape[1]
+            cand = np.concatenate([x.reshape(-1, width) for x in parts]) if len(parts) > 1 else parts[0]
+            cand = cand.reshape(-1, width)
             m, s, b = self._latency(cand)
-            ok = (b <= limit) & np.isfinite(b)  # inf = does not compile, even without a budget
-            # first feasible try of each slot: rows are grouped by slot, reps rows per slot
-            ok_by_slot = ok.reshape(pending.size, reps)
-            hit = ok_by_slot.any(axis=1)
-            if first:  # running estimate of the per-try acceptance rate, for the next call's first round
-                self._accept = 0.7 * self._accept + 0.3 * float(ok.mean())
-                first = False
-            rows = np.flatnonzero(hit) * reps + np.argmax(ok_by_slot[hit], axis=1)
-            done = pending[hit]
-            genes[done], mean[done], std[done], bound[done] = cand[rows], m[rows], s[rows], b[rows]
-            pending = pending[~hit]
-            tries += reps
-            reps *= 2
-        return genes, mean, std, bound
+            ok = (b <= limit) & (b < np.inf)  # inf = does not compile, even without a budget
+            start = 0
+            for t in todo:
+                i, slots, r, _ = t
+                k = slots.size
+                ok_i = ok[start : start + k * r].reshape(k, r)
+                if first:  # running acceptance rate per group, for the next call's first round
+                    self._accept[i] = 0.7 * self._accept.get(i, 1.0) + 0.3 * float(ok_i.mean())
+                pick = ok_i.argmax(axis=1)
+                hit = ok_i[np.arange(k), pick]
+                rows = start + (np.arange(k) * r + pick)[hit]
+                done = slots[hit]
+                genes[done] = cand[rows]
+                stats[done, 0], stats[done, 1], stats[done, 2] = m[rows], s[rows], b[rows]
+                start += k * r
+                t[1], t[2], t[3] = slots[~hit], 2 * r, t[3] + r
+            todo = [t for t in todo if t[1].size and t[3] < max_rounds]
+            first = False
+        return genes, stats
 
     def _children(
         self,
@@ -269,20 +333,20 @@ class FinderBase:
         pa: np.ndarray,
         pb: np.ndarray,
         slots: np.ndarray,
+        reps: int,
         n_mut: int,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """One child per entry of ``slots``: a mutant of ``pa[slot]`` for slots below ``n_mut``,
-        else a crossover of ``pa[slot]`` and ``pb[slot]``."""
+        """``reps`` children per entry of the sorted ``slots``: mutants of ``pa[slot]`` for slots below
+        ``n_mut``, else crossovers of ``pa[slot]`` and ``pb[slot]``; shape ``(len(slots), reps, n_genes)``."""
         p = self.params
-        out = np.empty((slots.size, parents.shape[1]), dtype=np.int8)
-        is_mut = slots < n_mut
-        out[is_mut] = self.ops.mutate(
-            parents[pa[slots[is_mut]]], rng, p.mutate_prob, p.resolution_mutate_prob
-        )
-        cross = slots[~is_mut]
-        out[~is_mut] = self.ops.crossover(parents[pa[cross]], parents[pb[cross]], rng)
-        return out
+        m = int(np.searchsorted(slots, n_mut))  # slots are sorted: mutants first
+        a = parents[pa[slots]]
+        mutants = self.ops.mutants(a[:m], reps, rng, p.mutate_prob, p.resolution_mutate_prob)
+        if m == slots.size:
+            return mutants
+        crossed = self.ops.crossovers(a[m:], parents[pb[slots[m:]]], reps, rng)
+        return crossed if m == 0 else np.concatenate([mutants, crossed])
 
     def _initial(self, rng: np.random.Generator, limit: float, seed_genes: np.ndarray | None) -> Evaluated:
         """A feasible random population (OFA: rejection sampling), bounded; see the module docstring."""
@@ -310,7 +374,9 @@ class FinderBase:
             p = self.params
             found.append(
                 self._redraw(
-                    lambda slots: self.ops.mutate(base[slots], rng, p.mutate_prob, p.resolution_mutate_prob),
+                    lambda slots, reps: self.ops.mutants(
+                        base[slots], reps, rng, p.mutate_prob, p.resolution_mutate_prob
+                    ),
                     fallback,
                     limit,
                 )
@@ -321,11 +387,66 @@ class FinderBase:
     def _reset_counters(self) -> None:
         self._n_lat = 0
         self._n_acc = 0
-        self._accept = 1.0
+        self._accept = {}
 
 
 class EvolutionFinder(FinderBase):
     """Maximise accuracy subject to ``mean + k·σ ≤ budget`` and compilability (OFA's evolution)."""
+
+    def _generation(
+        self,
+        par_g: np.ndarray,
+        par_v: np.ndarray,
+        pa: np.ndarray,
+        pb: np.ndarray,
+        n_mut: int,
+        n_cross: int,
+        limit: float,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One generation's children: :meth:`_redraw_rows` unrolled for its usual case (the hot path).
+
+        Mutants and crossovers are drawn with the tries per slot of their own acceptance rates and
+        checked in one call; the first feasible try of each slot is kept. The few slots left without
+        one go through :meth:`_redraw_rows`, which continues the rejection loop for them alone.
+        """
+        p = self.params
+        width = par_g.shape[1]
+        rm, rc = self._first_reps(0), self._first_reps(1)
+        a = par_g[pa]
+        cand = np.concatenate(
+            [
+                self.ops.mutants(a[:n_mut], rm, rng, p.mutate_prob, p.resolution_mutate_prob).reshape(
+                    -1, width
+                ),
+                self.ops.crossovers(a[n_mut:], par_g[pb[n_mut:]], rc, rng).reshape(-1, width),
+            ]
+        )
+        m, s, b = self._latency(cand)
+        ok = b <= limit  # inf (does not compile) and nan fail too
+        ok_m, ok_c = ok[: n_mut * rm].reshape(n_mut, rm), ok[n_mut * rm :].reshape(n_cross, rc)
+        rows = np.concatenate(
+            [
+                np.arange(0, n_mut * rm, rm) + ok_m.argmax(axis=1),
+                np.arange(n_mut * rm, ok.size, rc) + ok_c.argmax(axis=1),
+            ]
+        )
+        self._accept[0] = 0.7 * self._accept.get(0, 1.0) + 0.3 * float(ok_m.mean())
+        self._accept[1] = 0.7 * self._accept.get(1, 1.0) + 0.3 * float(ok_c.mean())
+        genes = cand[rows]
+        stats = np.stack([m, s, b], axis=1)[rows]
+        miss = np.flatnonzero(~ok[rows])
+        if miss.size:  # rare: continue the rejection loop for these slots only
+            genes[miss], stats[miss] = self._redraw_rows(
+                lambda slots, reps: self._children(par_g, pa, pb, slots, reps, n_mut, rng),
+                par_g[pa[miss]],
+                par_v[pa[miss], 1:],
+                limit,
+                groups=(n_mut,),
+                ids=miss,
+                tried=min(rm, rc),
+            )
+        return genes, stats
 
     def run(self, budget_ms: float, progress: bool = False) -> SearchResult:
         """Search under ``budget_ms``.
@@ -334,43 +455,53 @@ class EvolutionFinder(FinderBase):
             InfeasibleBudgetError: at once, when no compilable subnet can meet the budget.
         """
         floor = self.constraint.check_budget(float(budget_ms))
-        start = time.perf_counter()
+        with single_threaded_blas():
+            return self._run(float(budget_ms), floor, progress)
+
+    def _run(self, budget_ms: float, floor: Floor, progress: bool) -> SearchResult:
+        start, cpu_start = time.perf_counter(), time.thread_time()
         self._reset_counters()
         rng = np.random.default_rng(self.seed)
         p = self.params
         n_par, n_mut = p.n_parents, p.n_mutants
-        pop = self._initial(rng, budget_ms, floor.genes)
-        seen = [pop]
+        init = self._initial(rng, budget_ms, floor.genes)
+        # the loop works on raw arrays: genes and (accuracy, mean, std, bound) rows
+        pop_g = init.genes
+        pop_v = np.stack([init.accuracy, init.mean_ms, init.std_ms, init.bound_ms], axis=1)
+        seen_g, seen_v = [pop_g], [pop_v]
         history = np.empty(p.generations)
         gens = range(p.generations)
         if progress:
             from tqdm import tqdm
 
             gens = tqdm(gens, desc=f"search ≤ {budget_ms:g} ms", leave=False)
+        n_cross = p.population - n_mut
         for gen in gens:
-            parents = pop.take(np.argsort(-pop.accuracy, kind="stable")[:n_par])
-            history[gen] = parents.accuracy[0]
+            order = np.argsort(-pop_v[:, 0], kind="stable")[:n_par]
+            par_g, par_v = pop_g[order], pop_v[order]
+            history[gen] = par_v[0, 0]
             # slots [0, n_mut) are mutants of parent pa, the rest crossovers of parents pa × pb (OFA)
-            pa = rng.integers(n_par, size=p.population)
-            pb = rng.integers(n_par, size=p.population)
-            children = self._score(
-                *self._redraw(
-                    lambda slots: self._children(parents.genes, pa, pb, slots, n_mut, rng),
-                    parents.take(pa),
-                    budget_ms,
-                )
-            )
-            seen.append(children)
-            pop = Evaluated.concat([parents, children])
+            pa, pb = rng.integers(n_par, size=(2, p.population))
+            genes, stats = self._generation(par_g, par_v, pa, pb, n_mut, n_cross, budget_ms, rng)
+            values = np.empty((genes.shape[0], 4))
+            values[:, 0] = self._accuracy(genes)
+            values[:, 1:] = stats
+            seen_g.append(genes)
+            seen_v.append(values)
+            pop_g, pop_v = np.concatenate([par_g, genes]), np.concatenate([par_v, values])
+        pop = Evaluated(pop_g, *pop_v.T)
+        every_v = np.concatenate(seen_v)
+        evaluated = Evaluated(np.concatenate(seen_g), *every_v.T)
         return SearchResult(
             budget_ms=float(budget_ms),
             k_sigma=self.constraint.k_sigma,
             floor_ms=floor.bound_ms,
             best_history=history,
             population=pop,
-            evaluated=Evaluated.concat(seen),
+            evaluated=evaluated,
             evaluations=self._n_lat,
             accuracy_evaluations=self._n_acc,
             elapsed_s=time.perf_counter() - start,
             space=self.space,
+            cpu_s=time.thread_time() - cpu_start,
         )

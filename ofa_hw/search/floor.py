@@ -54,10 +54,10 @@ def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
     cell = np.argmin(flat, axis=2)  # (R, nb): best (k, e) of every block position
     best = np.take_along_axis(flat, cell[..., None], axis=2)[..., 0]
     totals = fixed.astype(np.float64).copy()
-    depth_idx = np.zeros((nr, space.n_stages - 1), dtype=np.int64)
+    depth_idx = np.zeros((nr, space.n_elastic_stages), dtype=np.int64)
     for stage in range(space.n_stages):
         prefix = np.cumsum(best[:, list(space.stage_blocks(stage))], axis=1)
-        if stage == space.n_stages - 1:
+        if stage >= space.n_elastic_stages:
             totals += prefix[:, 0]
             continue
         options = np.stack([prefix[:, d - 1] for d in space.depth_list], axis=1)  # (R, n_depths)

@@ -181,7 +181,12 @@ class ParetoFinder(FinderBase):
             pb = self._tournament(ranks, crowd, n, rng)
             children = self._score(
                 *self._redraw(
-                    lambda slots: self._children(pop.genes, pa, pb, slots, n_mut, rng), pop.take(pa), limit
+                    lambda slots, reps, g=pop.genes, pa=pa, pb=pb: self._children(
+                        g, pa, pb, slots, reps, n_mut, rng
+                    ),
+                    pop.take(pa),
+                    limit,
+                    groups=(n_mut,),
                 )
             )
             seen.append(children)

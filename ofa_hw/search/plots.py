@@ -61,31 +61,39 @@ def plot_pareto(
     candidates_acc: Sequence[float] = (),
     measured_ms: Sequence[float | None] = (),
     title: str = "",
+    measured_on: str = "measured",
 ) -> Path:
-    """Front (predicted mean latency vs accuracy score), the budget line and the searched candidates
-    (measured where available, and their predictions drawn on top so neither hides the other)."""
+    """Front (predicted mean latency vs accuracy score), the budget line and the searched candidates:
+    predicted as open circles, measured as filled markers drawn above them (so no measurement is hidden),
+    each pair joined by a thin line. ``measured_on`` names what measured them (e.g. the simulator)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.plot(
         front_ms, front_acc, "-o", ms=2.5, lw=1, color="tab:blue", zorder=1, label="Pareto front (predicted)"
     )
     xs = [np.asarray(front_ms, float)]
     if len(candidates_ms):
-        meas = [(m, a) for m, a in zip(measured_ms, candidates_acc) if m is not None and np.isfinite(m)]
-        if meas:
-            mx, my = zip(*meas)
-            ax.scatter(mx, my, s=30, marker="x", color="tab:red", lw=1.2, zorder=3, label="top-K (measured)")
-            xs.append(np.asarray(mx, float))
         ax.scatter(
             candidates_ms,
             candidates_acc,
-            s=34,
+            s=40,
             facecolors="none",
             edgecolors="tab:orange",
-            lw=1.4,
-            zorder=4,
+            lw=1.2,
+            zorder=3,
             label="top-K (predicted)",
         )
         xs.append(np.asarray(candidates_ms, float))
+        meas = [
+            (m, a, c)
+            for m, a, c in zip(measured_ms, candidates_acc, candidates_ms)
+            if m is not None and np.isfinite(m)
+        ]
+        if meas:
+            mx, my, px = zip(*meas)
+            for m, a, c in meas:
+                ax.plot([c, m], [a, a], color="tab:red", lw=0.6, alpha=0.6, zorder=4)
+            ax.scatter(mx, my, s=16, marker="D", color="tab:red", zorder=5, label=f"top-K ({measured_on})")
+            xs.append(np.asarray(mx, float))
     lo, hi = _limits(np.concatenate(xs), budget_ms)
     ax.set_xlim(lo, hi)
     _budget_line(ax, budget_ms, lo, hi, color="k", ls="--", lw=1)
@@ -102,19 +110,16 @@ def plot_predicted_vs_measured(
     budget_ms: float,
     std_ms: Sequence[float] | None = None,
     title: str = "",
+    measured_on: str = "measured",
 ) -> Path:
-    """Measured against predicted latency of the deployed candidates, with the budget lines."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    """Two panels. Left: measured against predicted latency of the deployed candidates (zoomed to them,
+    ``y = x``). Right: every candidate against the budget, which is always on the axis there: measured
+    latency per candidate, its prediction ± σ, and the budget line, so how far each one is from the
+    budget is visible whatever the zoom of the left panel."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.8, 4.2), gridspec_kw={"width_ratios": [1, 1]})
     p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
-    ax.errorbar(
-        p,
-        m,
-        xerr=None if std_ms is None else np.asarray(std_ms, float),
-        fmt="o",
-        ms=3.5,
-        lw=0.8,
-        label="deployed candidates (±σ)",
-    )
+    sd = None if std_ms is None else np.asarray(std_ms, float)
+    ax.errorbar(p, m, xerr=sd, fmt="o", ms=3.5, lw=0.8, label="deployed candidates (±σ)")
     lo, hi = _limits(np.r_[p, m], budget_ms)
     ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="y = x (measured = predicted)")
     _budget_line(ax, budget_ms, lo, hi, vertical=False, color="k", ls="--", lw=1)
@@ -124,8 +129,26 @@ def plot_predicted_vs_measured(
     ax.set_ylim(lo, hi)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels of a narrow range must not overlap
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("measured latency (ms)")
-    _style(ax, title, fontsize=10, legend_loc="best")
+    ax.set_ylabel(f"latency {measured_on} (ms)")
+    _style(ax, "measured vs predicted", fontsize=9, legend_loc="best")
+
+    order = np.argsort(m, kind="stable")
+    x = np.arange(len(m))
+    ax2.errorbar(
+        x, p[order], yerr=None if sd is None else sd[order], fmt="o", mfc="none", ms=4, lw=0.8,
+        color="tab:orange", label="predicted (±σ)",
+    )  # fmt: skip
+    ax2.plot(x, m[order], "D", ms=4, color="tab:red", zorder=3, label=measured_on)
+    ax2.axhline(budget_ms, color="k", ls="--", lw=1, label=f"budget {budget_ms:.3g} ms")
+    values = np.r_[p, m, budget_ms]
+    span = float(values.max() - values.min()) or abs(budget_ms) or 1.0
+    ax2.set_ylim(float(values.min()) - 0.08 * span, float(values.max()) + 0.08 * span)
+    ax2.set_xticks(x)
+    ax2.set_xlabel("deployed candidate (by measured latency)")
+    ax2.set_ylabel("latency (ms)")
+    _style(ax2, "candidates against the budget", fontsize=9, legend_loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -1,7 +1,7 @@
 """The search stage of a run: budget → search (+ Pareto front) → deploy and measure → files + figures.
 
 :func:`run_search_stage` is what ``ofa-hw task=search`` and the main pipeline call. It takes built
-objects (space, predictor, accuracy model, a measurer) and the ``search`` config node, writes
+objects (space, predictor, accuracy model, a measurer) and the checked ``search`` settings (:class:`~ofa_hw.search.settings.SearchSettings`), writes
 ``candidates.csv``, ``pareto.csv``, ``pareto.png`` and ``pred_vs_measured.png`` into ``outdir`` and
 returns the ``search`` section of ``results.json``.
 """
@@ -19,31 +19,23 @@ from typing import Any
 
 import numpy as np
 
-from ofa_hw.errors import UserError, config_field
+from ofa_hw.errors import UserError
 from ofa_hw.search.evolution import Candidate, EvolutionParams
 from ofa_hw.search.floor import Floor, table_ceiling
 from ofa_hw.search.latency import LatencyConstraint, block_table_of
 from ofa_hw.search.pareto import ParetoFinder, ParetoResult
 from ofa_hw.search.plots import plot_pareto, plot_predicted_vs_measured
-from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify
+from ofa_hw.search.settings import SearchSettings
+from ofa_hw.search.verify import Measurement, Verified, net_name_for, search_and_verify, top_networks
 from ofa_hw.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
 
 def evolution_params(node: Any, generations: int | None = None) -> EvolutionParams:
-    """:class:`EvolutionParams` from a ``search`` config node (a bad value is a one-line :class:`UserError`)."""
-    with config_field("search"):
-        return EvolutionParams(
-            population=int(node.population),
-            parent_ratio=float(node.parent_ratio),
-            mutation_ratio=float(node.mutation_ratio),
-            mutate_prob=float(node.mutate_prob),
-            resolution_mutate_prob=float(node.resolution_mutate_prob),
-            generations=int(node.generations if generations is None else generations),
-            max_rounds=int(node.max_rounds),
-            sample_batch=int(node.sample_batch),
-        )
+    """:class:`EvolutionParams` from a ``search`` config node (bad values: a :class:`UserError`, one line each)."""
+    settings = node if isinstance(node, SearchSettings) else SearchSettings.from_config(node)
+    return settings.evolution(generations)
 
 
 @dataclass(frozen=True)
@@ -68,11 +60,11 @@ def latency_range(latency: Any, k_sigma: float) -> LatencyRange:
     return LatencyRange(LatencyConstraint(latency, k_sigma).floor(), table_ceiling(table).mean_ms)
 
 
-def resolve_budget(node: Any, rng: LatencyRange) -> tuple[float, str]:
+def resolve_budget(settings: SearchSettings, rng: LatencyRange) -> tuple[float, str]:
     """The budget and where it came from (``config`` or ``auto``)."""
-    if node.budget_ms is not None:
-        return float(node.budget_ms), "config"
-    return rng.budget_at(float(node.auto_budget_fraction)), "auto"
+    if settings.budget_ms is not None:
+        return float(settings.budget_ms), "config"
+    return rng.budget_at(settings.auto_budget_fraction), "auto"
 
 
 def _slack(budget_ms: float, measured: float | None) -> float | None:
@@ -91,6 +83,7 @@ def measurement_row(m: Measurement, rank: int, budget_ms: float) -> dict[str, An
         "std_ms": c.std_ms,
         "bound_ms": c.bound_ms,
         "measured_ms": m.measured_ms,
+        "stands_for": m.stands_for,
         "meets_budget": m.meets(budget_ms),
         "slack": _slack(budget_ms, m.measured_ms),
         "error": m.error or "",
@@ -127,11 +120,12 @@ def best_section(m: Measurement | None, fallback: Candidate | None, budget_ms: f
         "slack": _slack(budget_ms, measured),
         "meets_budget": bool(m.meets(budget_ms)) if m is not None else None,
         "round": m.round if m is not None else 0,
+        "stands_for": m.stands_for if m is not None else None,
     }
 
 
 def run_search_stage(
-    node: Any,
+    settings: SearchSettings,
     space: SearchSpace,
     latency: Any,
     accuracy: Any,
@@ -140,28 +134,31 @@ def run_search_stage(
     seed: int = 0,
     where: str = "this DPU",
     progress: bool = True,
-    refit: Callable[[], Any] | None = None,
+    refit: Callable[[Sequence[Measurement]], Any] | None = None,
+    measured_on: str = "measured",
 ) -> dict[str, Any]:
-    """Run the search stage configured by ``node`` (a ``search`` config node) and write its files.
+    """Run the search stage configured by ``settings`` (the checked ``search`` settings) and write its files.
 
     Args:
-        measure: Deploys and measures candidates (``None``, or ``node.measure`` false, skips it).
-        seed: Run seed, used when ``node.seed`` is ``None``.
+        measure: Deploys and measures candidates (``None``, or ``settings.measure`` false, skips it).
+        seed: Run seed, used when ``settings.seed`` is ``None``.
         where: Names the DPU in messages.
-        refit: Refits the predictor between refinement rounds (used when ``node.refit``).
+        refit: Refits the predictor on the measurements so far between refinement rounds (used when
+            ``settings.refit``).
+        measured_on: What measured the candidates, put on the plots (``measured on the simulator``).
 
     Returns:
         The ``search`` section of results.json.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    k = float(node.k_sigma)
-    seed = int(seed if node.seed is None else node.seed)
+    k = settings.k_sigma
+    seed = settings.search_seed(seed)
     lat_range = latency_range(latency, k)
-    budget, source = resolve_budget(node, lat_range)
-    params = evolution_params(node)
-    measure = measure if node.measure else None
-    refine_rounds = int(node.refine_rounds)
+    budget, source = resolve_budget(settings, lat_range)
+    params = settings.evolution()
+    measure = measure if settings.measure else None
+    refine_rounds = int(settings.refine_rounds)
     above_ceiling = budget >= lat_range.ceiling_ms
     if above_ceiling:
         # Every subnet fits: the most accurate one wins and cannot come closer to the budget, so
@@ -186,13 +183,13 @@ def run_search_stage(
         params=params,
         k_sigma=k,
         seed=seed,
-        top_k=int(node.top_k),
+        top_k=int(settings.top_k),
         refine_rounds=refine_rounds,
-        target_slack=float(node.target_slack),
-        target_hit_rate=float(node.target_hit_rate),
+        target_slack=float(settings.target_slack),
+        target_hit_rate=float(settings.target_hit_rate),
         where=where,
         progress=progress,
-        refit=refit if node.refit else None,
+        refit=refit if settings.refit else None,
     )
     verify_s = time.perf_counter() - start
     first = verified.rounds[0].result
@@ -203,8 +200,8 @@ def run_search_stage(
         rows += [measurement_row(m, i, budget) for i, m in enumerate(r.measurements)]
     if not rows:  # not measured: list the predicted top-K
         rows = [
-            measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None), i, budget)
-            for i, c in enumerate(first.top(int(node.top_k)))
+            measurement_row(Measurement(c, 0, net_name_for(c.arch_id), None, stands_for=n), i, budget)
+            for i, (c, n) in enumerate(top_networks(space, first, settings.top_k))
         ]
     write_csv(outdir / "candidates.csv", rows)
     files = {"candidates_csv": "candidates.csv"}
@@ -227,7 +224,10 @@ def run_search_stage(
         "evaluations": first.evaluations,
         "search_s": first.elapsed_s,
         "seed": seed,
-        "top_k": int(node.top_k),
+        "top_k": int(settings.top_k),
+        # The top-K are distinct networks to the DPU; each deployed one stands for this many searched
+        # subnets (the same blocks in another order within a stage: same ops, same latency).
+        "stands_for": [m.stands_for for m in final.measurements],
         "best": best_section(verified.best, first.best, budget),
         "hit_rate": verified.hit_rate if measure is not None else None,
         "measured": len([m for m in verified.measurements if m.ok]),
@@ -266,12 +266,12 @@ def run_search_stage(
         "verify_s": verify_s,
     }
 
-    if node.pareto:
+    if settings.pareto:
         pareto: ParetoResult = ParetoFinder(
             space,
             LatencyConstraint(latency, k, where),
             accuracy,
-            params=evolution_params(node, int(node.pareto_generations)),
+            params=settings.evolution(settings.pareto_generations),
             seed=seed,
         ).run(
             None,
@@ -294,8 +294,8 @@ def run_search_stage(
                 for c in pareto.candidates()
             ],
         )
-        top = [m for m in final.measurements] or [
-            Measurement(c, 0, "", None) for c in first.top(int(node.top_k))
+        top = list(final.measurements) or [
+            Measurement(c, 0, "", None) for c, _ in top_networks(space, first, settings.top_k)
         ]
         plot_pareto(
             outdir / "pareto.png",
@@ -306,14 +306,15 @@ def run_search_stage(
             [m.candidate.predicted_ms for m in top],
             [m.candidate.accuracy for m in top],
             [m.measured_ms for m in top],
-            title=f"{space.name} on {where}",
+            title=f"{space.name} on {where}; {measured_on}",
+            measured_on=measured_on,
         )
         files.update(pareto_csv="pareto.csv", pareto_png="pareto.png")
         section["pareto"] = {
             "points": len(f),
             "search_s": pareto.elapsed_s,
             "evaluations": pareto.evaluations,
-            "generations": int(node.pareto_generations),
+            "generations": int(settings.pareto_generations),
         }
 
     measured = [m for m in verified.measurements if m.ok]
@@ -324,7 +325,8 @@ def run_search_stage(
             [m.measured_ms for m in measured],
             budget,
             [m.candidate.std_ms for m in measured],
-            title=f"top-{node.top_k} per round, {where}",
+            title=f"top-{settings.top_k} per round, {where}; {measured_on}",
+            measured_on=measured_on,
         )
         files["pred_vs_measured_png"] = "pred_vs_measured.png"
     section["files"] = files

@@ -1,7 +1,8 @@
 """Deploy and measure the searched candidates; refine the search with what was measured.
 
-:func:`search_and_verify` runs the constrained search, deploys the top-K distinct candidates on the
-configured backend (through the store, so nothing is measured twice), and compares predicted with
+:func:`search_and_verify` runs the constrained search, deploys the top-K candidates that differ as
+networks to the DPU (:func:`top_networks`: subnets that only reorder the blocks of a stage are one network,
+deployed once, and the report says how many subnets each deployment stands for) on the configured backend (through the store, so nothing is measured twice), and compares predicted with
 measured latency: hit rate (share of candidates whose *measured* latency meets the budget) and slack
 (``(budget − measured) / budget``). With refinement rounds, the measurements correct the predictor and
 the search runs again, until the best measured candidate meets the budget within ``target_slack`` (and
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ class Measurement:
         net_name: Name it was compiled and profiled under.
         measured_ms: Measured latency (``None`` when deployment failed).
         error: Why deployment failed.
+        stands_for: How many distinct searched subnets this deployed one stands for.
     """
 
     candidate: Candidate
@@ -47,6 +49,8 @@ class Measurement:
     net_name: str
     measured_ms: float | None
     error: str | None = None
+    #: Distinct subnets of the search that are this same network to the DPU (see :func:`top_networks`).
+    stands_for: int = 1
 
     @property
     def ok(self) -> bool:
@@ -54,6 +58,50 @@ class Measurement:
 
     def meets(self, budget_ms: float) -> bool:
         return self.ok and self.measured_ms <= budget_ms
+
+
+def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(network id, subnet id)`` per encoded arch: equal network ids = the same network to the DPU.
+
+    Within a stage every block after the first has the same input and output shape, so reordering
+    those blocks gives the same multiset of operations: the same compiled layers and the same latency
+    (the simulator's times agree to rounding, see ``tests/test_search_verify.py``). Such subnets differ only
+    in accuracy. The network id is the subnet with, per stage, the first block kept and the others
+    sorted; the subnet id ignores inactive blocks only (the space's ``arch_id``).
+    """
+    g = np.atleast_2d(np.asarray(genes)).astype(np.int32)
+    nb = space.n_blocks
+    pair = g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb]
+    pair[~space.active_mask(g)] = -1
+    exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
+    parts = []
+    for stage in range(space.n_stages):  # per stage: the first block as is, the later ones as a multiset
+        blocks = list(space.stage_blocks(stage))
+        parts.append(pair[:, blocks[:1]])
+        if len(blocks) > 1:
+            rest = pair[:, blocks[1:]]
+            parts.append(np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1))
+    canon = np.concatenate([*parts, g[:, 2 * nb :]], axis=1)
+    _, net = np.unique(canon, axis=0, return_inverse=True)
+    _, sub = np.unique(exact, axis=0, return_inverse=True)
+    return net.ravel(), sub.ravel()
+
+
+def top_networks(space: SearchSpace, result: SearchResult, k: int) -> list[tuple[Candidate, int]]:
+    """The ``k`` most accurate subnets that differ as networks to the DPU, each with the number of
+    distinct searched (feasible) subnets it stands for; one deployment measures them all."""
+    from ofa_hw.search.evolution import candidates
+
+    ev = result.evaluated
+    if not len(ev):
+        return []
+    net, sub = network_keys(space, ev.genes)
+    order = np.argsort(-ev.accuracy, kind="stable")
+    _, first = np.unique(net[order], return_index=True)
+    picked = order[np.sort(first)][:k]  # the most accurate subnet of each network, best networks first
+    pairs = np.unique(np.stack([net, sub], axis=1), axis=0)
+    per_net = np.bincount(pairs[:, 0], minlength=int(net.max()) + 1)
+    return list(zip(candidates(space, ev.take(picked)), (int(per_net[net[i]]) for i in picked)))
 
 
 def net_name_for(arch_id: str, prefix: str = "srch") -> str:
@@ -244,15 +292,15 @@ def search_and_verify(
     target_hit_rate: float = 0.95,
     where: str = "this DPU",
     progress: bool = False,
-    refit: Callable[[], Any] | None = None,
+    refit: Callable[[Sequence[Measurement]], Any] | None = None,
 ) -> Verified:
     """Search under ``budget_ms``, deploy the top-K, refine (see the module docstring).
 
     Args:
         measure: ``measure(candidates, round) -> measurements`` (e.g. a :class:`BackendMeasurer`);
             ``None`` skips deployment (predicted figures only).
-        refit: Called before each refinement round, after the measurements reached the store; returns
-            the refitted predictor (e.g. one whose calibration set now holds the measured candidates).
+        refit: Called with every successful measurement so far before each refinement round; returns
+            the refitted predictor (e.g. one whose calibration set adds the measured candidates).
             The measured correction is then fitted on top of it. ``None`` keeps the predictor.
 
     Raises:
@@ -273,8 +321,13 @@ def search_and_verify(
                 raise
             reason = f"measurements make the budget infeasible: {err}"
             break
-        top = result.top(top_k)
-        measured = tuple(measure(top, rnd)) if measure is not None else ()
+        picked = top_networks(space, result, top_k)
+        top = [c for c, _ in picked]
+        measured = (
+            tuple(replace(m, stands_for=n) for m, (_, n) in zip(measure(top, rnd), picked))
+            if measure is not None
+            else ()
+        )
         rounds.append(VerifyRound(rnd, result, measured, correction))
         if measure is None:
             break
@@ -291,7 +344,7 @@ def search_and_verify(
         if rnd == refine_rounds or not all_meas:
             break
         if refit is not None:
-            latency = refit()
+            latency = refit(all_meas)
         # correct the *uncorrected* predictor with every measurement so far (its own predictions)
         raw_mean, raw_std = latency.predict_encoded(np.stack([m.candidate.genes for m in all_meas]))
         prior = float(np.median(np.asarray(raw_std) / np.asarray(raw_mean)))

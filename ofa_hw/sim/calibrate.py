@@ -2,8 +2,9 @@
 
 A :class:`Measurement` is one compiled network and measured times of some of its parts: every node
 (a DNNDK profile), every DPU subgraph (a vaitrace summary) or the whole network (a per-model time).
-The fit is least squares on the relative error of every measured part (plus one term for each
-network's total when it has several parts, so the sum stays right), with every constant bounded to a
+The fit is least squares on the relative error of every measured part, each network's parts weighted
+so that every network counts as much as any other (plus one term for each network's total when it
+has several parts, so the sum stays right), with every constant bounded to a
 physically plausible range (:data:`BOUNDS`). The on-chip buffer share ``fm_keep_fraction`` is a
 threshold (a tensor spills or not), so it is searched over the intervals the measured tensors
 define, with the smooth constants fitted inside each. The result is a :class:`DPUConfig` carrying
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ofa_hw.dpu.config import DPUConfig
+from ofa_hw.dpu.config import DPUConfig, round_sig
 from ofa_hw.formats.profile import Profile
 from ofa_hw.sim.compiler import CompiledNet, compile_net
 from ofa_hw.sim.timing import NodeTerms, node_terms, node_times_ms, stack_terms, terms_times_ms
@@ -47,6 +48,14 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "fm_keep_fraction": (0.25, 1.0),
     # Hard-swish / hard-sigmoid: free (fused into the save path) up to four element-wise passes.
     "hard_act_passes": (0.0, 4.0),
+    # The node floor reaches 63 % at this many kB moved: "tiny" is a node whose whole traffic is a
+    # few times its own instruction stream (1.7 kB); 0: no shrinking. Ordinary nodes (≥ 40 kB on the
+    # seed) keep the full floor, so networks without tiny nodes cannot drag it elsewhere.
+    "node_overhead_knee_kb": (0.0, 8.0),
+    # DDR latency of one weight load in bytes of transfer: up to 1 µs at 8 GB/s.
+    "weight_burst_bytes": (0.0, 8192.0),
+    # Least DDR transfer per scattered output pixel: up to four 64-byte bursts.
+    "scatter_burst_bytes": (0.0, 256.0),
 }
 FREE = tuple(BOUNDS)
 #: Order in which constants are freed when ``free`` is not given: what dominates a block's time on any
@@ -55,6 +64,7 @@ FREE = tuple(BOUNDS)
 PRIORITY = (
     "ddr_bw_gbps", "node_overhead_us", "hard_act_passes", "fm_keep_fraction", "weight_bw_ratio",
     "node_overhead_us_per_mb", "tile_overhead_cycles", "dw_row_cycles", "mem_overlap", "engine_overlap",
+    "weight_burst_bytes", "node_overhead_knee_kb", "scatter_burst_bytes",
 )  # fmt: skip
 #: The constants of the first (DNNDK, seed-profile) model: what ``calibrate=seed`` fits.
 SEED_FREE = (
@@ -65,6 +75,8 @@ SEED_FREE = (
     "mem_overlap",
     "engine_overlap",
 )
+#: A constant is fitted only if moving it across its bounds changes some measured part by more than this.
+INFORMATIVE_RTOL = 1e-2
 #: Constants fitted by searching intervals rather than by gradient (the model is a step in them).
 THRESHOLDS = ("fm_keep_fraction",)
 
@@ -80,6 +92,7 @@ class Measurement:
         names: Name of each part (node, subgraph or network name).
         measured_ms: Measured time of each part (ms).
         source: What measured it (``DNNDK profile``, ``vaitrace``, ``CSV``) for provenance.
+        group: Measurements of one group weigh as one network in the fit (default: each its own).
     """
 
     net: CompiledNet
@@ -88,6 +101,7 @@ class Measurement:
     names: tuple[str, ...]
     measured_ms: np.ndarray
     source: str
+    group: str = ""
 
     @classmethod
     def from_profile(cls, net: CompiledNet, prof: Profile, label: str | None = None) -> Measurement:
@@ -103,11 +117,12 @@ class Measurement:
         )
 
     @classmethod
-    def whole(cls, net: CompiledNet, time_ms: float, label: str, source: str) -> Measurement:
+    def whole(cls, net: CompiledNet, time_ms: float, label: str, source: str, group: str = "") -> Measurement:
         """One time for all DPU nodes of ``net`` (a per-model or single-subgraph measurement)."""
         if not net.nodes:
             raise ValueError(f"{label}: the network has no DPU node to compare the measured time with")
-        return cls(net, label, (tuple(range(len(net.nodes))),), (label,), np.array([float(time_ms)]), source)
+        parts = (tuple(range(len(net.nodes))),)
+        return cls(net, label, parts, (label,), np.array([float(time_ms)]), source, group)
 
     @classmethod
     def subgraphs(
@@ -155,6 +170,8 @@ def _match(cn: CompiledNet, prof: Profile, label: str) -> np.ndarray:
     """Positions of the measured nodes in the compiled net; the node lists must agree."""
     sim = [n.name for n in cn.nodes]
     meas = prof.nodes["name"].tolist()
+    if len(sim) == len(meas) and all(_same_node(s, m) for s, m in zip(sim, meas)):
+        return prof.nodes["runtime_ms"].to_numpy(dtype=float)
     if sim != meas:
         missing = sorted(set(meas) - set(sim))[:5]
         extra = sorted(set(sim) - set(meas))[:5]
@@ -163,6 +180,14 @@ def _match(cn: CompiledNet, prof: Profile, label: str) -> np.ndarray:
             f"(measured only: {missing}, compiled only: {extra}); is the network/arch the one profiled?"
         )
     return prof.nodes["runtime_ms"].to_numpy(dtype=float)
+
+
+def _same_node(compiled: str, measured: str) -> bool:
+    """Whether a measured node name is the compiled one: equal, or cut by N2Cube to a prefix + ``*``
+    (``conv2d_transpose_2_*`` for ``conv2d_transpose_2_conv2d_transpose``)."""
+    if measured.endswith("*"):
+        return compiled.startswith(measured[:-1]) and len(compiled) >= len(measured)
+    return compiled == measured
 
 
 class _Problem:
@@ -183,6 +208,12 @@ class _Problem:
             offset += len(m.net.nodes)
         self.measured = np.concatenate([m.measured_ms for m in self.data])
         self.multi = [k for k, m in enumerate(self.data) if len(m.parts) > 1]
+        # Each network's parts weigh as much together as any other network's (a 42-node profile does
+        # not drown a 21-node one; 22 one-part blocks weigh one each): √(parts / (networks · own parts)).
+        keys = [m.group or f"#{k}" for k, m in enumerate(self.data)]
+        group = np.array([sorted(set(keys)).index(keys[k]) for k in self.owner], dtype=int)
+        counts = np.bincount(group).astype(float)
+        self.weight = np.sqrt(n_parts / (len(counts) * counts[group])) if n_parts else np.zeros(0)
 
     def figures(self, dpu: DPUConfig) -> tuple[np.ndarray, np.ndarray, list[float]]:
         sim = self.sum @ terms_times_ms(self.terms, dpu)
@@ -207,7 +238,7 @@ def default_free(informative: Sequence[str], n_parts: int) -> list[str]:
     :data:`PRIORITY` order, among those the measurements depend on. The rest keep the base DPU's values.
 
     On the 22 Ultra96 blocks this beats fitting everything for every training-set size (leave-one-out
-    MAPE 9.1 % vs 9.6 %; fitted on 4 / 6 / 11 blocks: 19.8 / 13.0 / 11.2 % vs 26.0 / 20.6 / 12.4 % on the
+    MAPE 9.3 % vs 9.6 %; fitted on 4 / 6 / 11 blocks: 17.9 / 12.1 / 10.6 % vs 22.7 / 17.5 / 12.7 % on the
     rest; ``experiments/calibration/ultra96_b2304``): a handful of blocks pins the dominant constants, not ten.
     """
     ordered = [k for k in PRIORITY if k in informative]
@@ -257,7 +288,7 @@ def calibrate(
     def residuals(x: np.ndarray, dpu0: DPUConfig) -> np.ndarray:
         dpu = dpu0.replace(**dict(zip(smooth, map(float, x))))
         _, rel, totals = problem.figures(dpu)
-        parts = [rel, w_total * np.asarray([totals[k] for k in problem.multi])]
+        parts = [problem.weight * rel, w_total * np.asarray([totals[k] for k in problem.multi])]
         if prior_weight:
             parts.append(prior_weight * (x - x0) / np.maximum(hi - lo, 1e-12))
         return np.concatenate(parts)
@@ -292,8 +323,15 @@ def calibrate(
                     best, best_base = fit, b
     elif len(bases) > 1:
         best_base = min(bases, key=lambda b: float(np.sum(residuals(np.zeros(0), b) ** 2)))
-    constants = {k: float(round(v, 6)) for k, v in zip(smooth, best.x if best is not None else [])}
-    constants.update({k: float(round(getattr(best_base, k), 6)) for k in thresholds})
+    # Saved at a fixed number of significant digits (as the fingerprint hashes them): a refit on the
+    # same data writes the same preset, byte for byte, whatever the optimiser's last-digit noise.
+    fitted = best.x if best is not None else np.zeros(0)
+    # A constant within 0.1 % of the range from a bound is at the bound (0, not 1.4e-06).
+    fitted = np.where(
+        fitted - lo < 1e-3 * (hi - lo), lo, np.where(hi - fitted < 1e-3 * (hi - lo), hi, fitted)
+    )
+    constants = {k: round_sig(v) for k, v in zip(smooth, fitted)}
+    constants.update({k: round_sig(getattr(best_base, k)) for k in thresholds})
     dpu = base.replace(name=name or base.name, calibrated_on=provenance(data), **constants)
     sims, rel, totals = problem.figures(dpu)
     rows = []
@@ -303,6 +341,7 @@ def calibrate(
             rows.append(
                 {
                     "profile": i,
+                    "group": m.group or m.label,
                     "kernel": m.label,
                     "name": nm,
                     "measured_ms": mv,
@@ -321,12 +360,34 @@ def calibrate(
     )
 
 
+def per_network_figures(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Fit figures per measured network (a :class:`Calibration` table's ``group``): parts, node MAPE,
+    worst part and total error, so a short network's fit is not hidden in a long one's."""
+    out = []
+    for group, g in table.groupby("group", sort=False):
+        ape = g["rel_error"].abs()
+        worst = g.loc[ape.idxmax()]
+        out.append(
+            {
+                "network": str(group),
+                "parts": len(g),
+                "node_mape": round(float(ape.mean()), 4),
+                "total_error": round(float(g["simulated_ms"].sum() / g["measured_ms"].sum() - 1.0), 4),
+                "worst": str(worst["name"]),
+                "worst_error": round(float(worst["rel_error"]), 4),
+            }
+        )
+    return out
+
+
 def _informative(problem: _Problem, base: DPUConfig, key: str) -> bool:
-    """Whether the measurements depend on constant ``key`` at all (e.g. no hard-swish measured: the
-    hard-swish cost stays at ``base``'s value rather than drifting along a flat direction)."""
+    """Whether the measurements depend on constant ``key``: moving it across its bounds changes some
+    measured part by more than :data:`INFORMATIVE_RTOL` (e.g. no hard-swish measured, or no node small
+    enough for the tiny-node overhead: the constant stays at ``base``'s value rather than drifting
+    along an almost flat direction that matters on networks the fit never saw)."""
     lo, hi = BOUNDS[key]
     probes = [problem.figures(base.replace(**{key: v}))[0] for v in (lo, (lo + hi) / 2, hi)]
-    return any(not np.allclose(probes[0], p, rtol=1e-9, atol=0.0) for p in probes[1:])
+    return any(not np.allclose(probes[0], p, rtol=INFORMATIVE_RTOL, atol=0.0) for p in probes[1:])
 
 
 def _from_pair(pair: tuple[Any, Profile], base: DPUConfig) -> Measurement:
@@ -343,7 +404,7 @@ def provenance(data: Sequence[Measurement]) -> str:
     parts = []
     for src, labels in sources.items():
         labels = sorted(set(labels))
-        parts.append(f"{src}: {', '.join(labels)}" if len(labels) <= 3 else f"{src} ({len(labels)} networks)")
+        parts.append(f"{src}: {', '.join(labels)}" if len(labels) <= 2 else f"{src} ({len(labels)} networks)")
     return "; ".join(parts)
 
 

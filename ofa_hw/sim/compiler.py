@@ -4,8 +4,10 @@ Input is a list of :class:`Op` (from a netspec via :func:`ops_from_netspec`, or 
 model via :mod:`ofa_hw.frontends.torch_fx`). Fusion follows what DNNDK profiles show (DESIGN §4): BN and the
 activation fold into their conv; a depthwise conv joins the node of the conv that feeds it (a node is
 "1×1 expand (or the stem) + depthwise", the next node is the 1×1 project); a residual add joins the
-conv producing one of its inputs; max/avg/global pooling joins the conv before it. A node is named
-``<net>_<name of its first layer>`` (``proxylessmobile05_conv_4``).
+dense conv producing one of its inputs (never a transposed conv: FCN8's add after ``conv2d_transpose_1``
+is its own node); max/avg/global pooling joins the conv before it. A node is named
+``<net>_<name of its first layer>`` (``proxylessmobile05_conv_4``), or the layer's name alone for an
+empty net name (profiles of TensorFlow models print ``block1_conv1_convolution``).
 
 Operators the configured DPU cannot run (depthwise conv with the feature disabled, an activation
 it lacks, an unknown operator) go to the CPU; the network then splits into several kernels, as the
@@ -106,10 +108,6 @@ class CompiledNet:
     @property
     def workload_mop(self) -> float:
         return sum(n.workload_mop for n in self.nodes)
-
-    def node_of_layer(self) -> dict[int, int]:
-        """Netspec layer index → node position (0-based) for every layer on the DPU."""
-        return {layer: i for i, n in enumerate(self.nodes) for layer in n.layers}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,7 +255,10 @@ def compile_ops(ops: list[Op], dpu: DPUConfig, name: str, input_shape: tuple[int
                 elif op.kind == "act":
                     ok = last.kind in CONV_KINDS + ("dwconv", "add", "mul")
                 else:
-                    ok = last.kind in ("conv", "deconv", "dwconv") and not any(
+                    # An add fuses into the save path of a dense conv only (FCN8: the add after
+                    # a transposed conv stays its own node); pools also join deconv/depthwise.
+                    hosts = ("conv",) if op.kind == "add" else ("conv", "deconv", "dwconv")
+                    ok = last.kind in hosts and not any(
                         ops[j].kind in ("maxpool", "avgpool", "gap", "add") for j in groups[g]
                     )
                 if ok:
@@ -283,7 +284,7 @@ def compile_ops(ops: list[Op], dpu: DPUConfig, name: str, input_shape: tuple[int
             nodes.append(
                 DPUNode(
                     id=len(nodes) + 1,
-                    name=f"{name}_{ops[g[0]].name}",
+                    name=f"{name}_{ops[g[0]].name}" if name else ops[g[0]].name,
                     ops=tuple(g),
                     layers=tuple(layer for j in g for layer in ops[j].layers),
                     kernel="",

@@ -8,12 +8,14 @@ A *network reference* names the network a measurement belongs to, in one of four
   or ``<space>:{"ks": …}`` as JSON;
 * a path to an ``.onnx`` file (:mod:`ofa_hw.frontends.onnx`);
 * ``package.module:callable`` returning a ``torch.nn.Module`` (called with the source's ``args``;
-  traced at its ``input_shape``).
+  traced at its ``input_shape``), or a list of :class:`~ofa_hw.frontends.ops.Op` whose names are the
+  node names the tools print (``ofa_hw.frontends.fcn8:fcn8_ops``: FCN8 with its DNNDK node names).
 
 File formats (``format: auto`` picks by extension and content):
 
 * ``csv``: one row per measured network; a network column (``network`` or ``block``) and a hardware-time
-  column (``hw_rt_ms``, ``runtime_ms`` or ``time_ms``; or ``time_column``). An ``avg_ms`` column (software
+  column (``hw_rt_ms``, ``runtime_ms`` or ``time_ms``; or ``time_column``); rows with the same
+  optional ``group`` weigh as one network in the fit (nodes of one profile measured as single layers). An ``avg_ms`` column (software
   time) also yields the per-task overhead (software minus hardware time). The Ultra96 file is one.
 * ``vaitrace``: a ``vaitrace --txt`` DPU summary of any version; one row per DPU subgraph (rows of
   several cores for the same subgraph are averaged); paired with the source's ``network``.
@@ -34,6 +36,7 @@ import pandas as pd
 
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.errors import UserError
+from ofa_hw.frontends.ops import Op
 from ofa_hw.sim.calibrate import Measurement
 from ofa_hw.sim.compiler import CompiledNet, compile_net, compile_ops
 
@@ -56,6 +59,7 @@ class Source:
         input_shape: ``(C, H, W)`` at which a torch-module network is traced.
         args: Keyword arguments of a ``module:callable`` network.
         time_column: CSV column with the hardware time (default: the first of :data:`TIME_COLUMNS`).
+        kernel: DPU kernel of a DNNDK log holding several (default: the log's first).
     """
 
     file: str
@@ -64,6 +68,7 @@ class Source:
     input_shape: tuple[int, ...] = ()
     args: dict = field(default_factory=dict)
     time_column: str = ""
+    kernel: str = ""
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,10 @@ def resolve_network(
         raise CalibrationInputError(
             f"network {ref!r}: calling {tail}(**{args or {}}) failed: {type(exc).__name__}: {exc}"
         ) from None
+    if isinstance(model, (list, tuple)) and model and all(isinstance(o, Op) for o in model):
+        # A front end's op list named as the real tools name the nodes (no net-name prefix).
+        first = model[0]
+        return compile_ops(list(model), dpu, "", (first.in_c, first.in_h, first.in_w))
     if not input_shape:
         raise CalibrationInputError(f"network {ref!r}: a torch module needs input_shape: [C, H, W]")
     return compile_net(model, dpu, name=label, input_shape=tuple(int(s) for s in input_shape))
@@ -224,7 +233,10 @@ def load_sources(sources: Sequence[Source], dpu: DPUConfig) -> Loaded:
                         f"{path}: a {fmt} file needs network: <the network it measured>"
                     )
                 net = resolve_network(src.network, dpu, src.input_shape, src.args)
-                m, ov = (_from_vaitrace if fmt == "vaitrace" else _from_dnndk)(path, text, net)
+                if fmt == "vaitrace":
+                    m, ov = _from_vaitrace(path, text, net)
+                else:
+                    m, ov = _from_dnndk(path, text, net, src.kernel or None)
                 out.append(m)
                 overheads += ov
             else:
@@ -280,7 +292,8 @@ def _from_csv(path: Path, text: str, src: Source, dpu: DPUConfig) -> tuple[list[
             net = resolve_network(ref, dpu, src.input_shape, src.args)
         except CalibrationInputError as exc:
             raise CalibrationInputError(f"{path}:{line}: {exc}") from None
-        out.append(Measurement.whole(net, t, ref, "CSV " + path.name))
+        group = str(row["group"]) if "group" in df.columns and pd.notna(row["group"]) else ""
+        out.append(Measurement.whole(net, t, ref, "CSV " + path.name, group))
         if "avg_ms" in df.columns and np.isfinite(float(row["avg_ms"])):
             overheads.append(1000.0 * (float(row["avg_ms"]) - t))
     return out, overheads
@@ -299,10 +312,12 @@ def _from_vaitrace(path: Path, text: str, net: CompiledNet) -> tuple[Measurement
     return m, overheads
 
 
-def _from_dnndk(path: Path, text: str, net: CompiledNet) -> tuple[Measurement, list[float]]:
+def _from_dnndk(
+    path: Path, text: str, net: CompiledNet, kernel: str | None = None
+) -> tuple[Measurement, list[float]]:
     from ofa_hw.formats.dnndk import parse_dnndk_profile
 
-    prof = parse_dnndk_profile(text, source=str(path))
+    prof = parse_dnndk_profile(text, source=str(path), kernel=kernel)
     return Measurement.from_profile(net, prof, label=str(path)), []
 
 
@@ -323,6 +338,7 @@ def sources_from_config(items: Sequence[Any]) -> list[Source]:
                 input_shape=tuple(int(s) for s in (d.get("input_shape") or ())),
                 args=dict(d.get("args") or {}),
                 time_column=str(d.get("time_column") or ""),
+                kernel=str(d.get("kernel") or ""),
             )
         )
     return out

@@ -1,234 +1,68 @@
-"""Physical timing model of the DPUCZDX8G: per-op engine cycles, tiles and DDR bytes → node times.
+"""Physical timing model of the DPUCZDX8G: the cost terms of :mod:`ofa_hw.sim.costs` → node times.
 
-Per op (cycles at ``freq_mhz``; ``C(a, b) = ceil(a / b)``):
+Per node, under a :class:`~ofa_hw.dpu.config.DPUConfig`'s constants (cycles at ``freq_mhz``):
 
-* conv engine (conv, deconv, fc): ``out_h · C(out_w, PP) · k_h·k_w · C(Cin, ICP) · C(Cout, OCP)``
-  — PP pixels of one row, ICP input and OCP output channels per cycle, so row widths, input and
-  output channels are padded to the parallelism. A 3-channel first layer thus runs at 3/16 of peak.
-* depthwise engine: ``C(C, ICP) · out_h · C(out_w, PP/2) · k_h·k_w``, plus ``dw_row_cycles`` of
-  pipeline latency per output row and channel group (the line buffer refills k rows per row).
-* pool engine ``C(C, ICP) · out_h · C(out_w, PP/2) · k²``; element-wise add and multiply
-  ``C(C, ICP) · h · w``; hard-swish / hard-sigmoid (DPU IP v4.x) ``hard_act_passes`` element-wise
-  passes over the op's output on top of the op.
-* tiles: every output-channel group of a conv-engine op is one tile — LOAD its weights, CONV,
-  SAVE — and pays ``tile_overhead_cycles`` of pipeline fill/drain and weight-load handshake that
-  compute cannot hide. This is what makes 1×1 convs with many output channels at 7×7 (the
-  feature-mix node) and wide expand+7×7-depthwise nodes cost far more than their MACs suggest.
-  Feature maps larger than the on-chip buffer are cut into spatial tiles; each re-loads the weights.
-* DDR: node input + output feature maps, the residual input, weights and instruction stream
-  (1664 B per node + 264 B per tile, read off the Mem(MB) column of real profiles) over ``ddr_bw_gbps``.
-  Which feature maps count depends on the toolchain generation (:mod:`ofa_hw.dpu.generations`): with
-  ``dnndk`` every node writes its output to DDR and its consumers read it back; with ``xir`` a tensor
-  passed between two nodes of one subgraph stays on chip unless it is larger than ``fm_keep_fraction``
-  of the on-chip feature-map buffer — then it spills (written once, read back by each consumer).
+* engines: conv ``cycles + tile_overhead_cycles · tiles`` (pipeline fill/drain and weight-load
+  handshake per output-channel tile: why 1×1 convs with many output channels at 7×7 cost more than
+  their MACs), depthwise ``cycles + dw_row_cycles · rows``, misc (pool, add, multiply,
+  ``hard_act_passes`` passes per hard activation). They run concurrently, hiding ``engine_overlap``
+  of the shorter engines.
+* DDR: feature maps, code and spills (``xir``: tensors larger than ``fm_keep_fraction`` of the on-chip
+  buffer) at ``ddr_bw_gbps``; weights at ``weight_bw_ratio × ddr_bw_gbps``, each weight tile costing
+  ``weight_burst_bytes`` more (the DDR latency of one weight load, in bytes: a layer streaming large
+  tiles, as FC layers and 1×1 convs on a 1×1 map do, gets close to the full bandwidth, many small
+  tiles do not); a strided transposed conv's output pixels cost at least ``scatter_burst_bytes`` each.
+  DDR hides ``mem_overlap`` of the shorter of compute and memory, except weights too large to
+  double-buffer (:mod:`ofa_hw.sim.costs`), which load while the engine waits.
+* overhead ``node_overhead_us · (1 − exp(−bytes / node_overhead_knee_kb)) + node_overhead_us_per_mb · MB``:
+  instruction fetch and sync, which shrink for tiny nodes (a node moving a few kB costs a few µs,
+  not the ~17 µs floor of ordinary nodes; ``node_overhead_knee_kb = 0``: a constant floor), plus DMA
+  set-up and DDR page misses that grow with the node's traffic.
 
-Per node: engines run concurrently (a fused depthwise consumes the conv's rows on chip), hiding
-``engine_overlap`` of the shorter engines; DDR transfers hide ``mem_overlap`` of the shorter of
-compute and memory; each node pays ``node_overhead_us + node_overhead_us_per_mb · MB`` (instruction
-fetch and sync, plus DMA set-up and DDR page misses that grow with the node's traffic). End-to-end adds
-``task_overhead_us`` and the CPU parts. Runs get seeded log-normal jitter (``jitter`` per node plus a
-run-wide factor of half that size for shared DDR contention).
+End-to-end adds ``task_overhead_us`` and the CPU parts. Runs get seeded log-normal jitter (``jitter``
+per node plus a run-wide factor of half that size for shared DDR contention).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ofa_hw.dpu.config import DPUConfig
 from ofa_hw.formats.profile import Profile, make_table, quantize, run_totals
-from ofa_hw.sim.compiler import CONV_KINDS, CompiledNet, node_membership
+from ofa_hw.sim.compiler import CONV_KINDS, CompiledNet
+from ofa_hw.sim.costs import (
+    CODE_NODE_BYTES,
+    CODE_TILE_BYTES,
+    MIB,
+    NodeTerms,
+    OpCosts,
+    node_terms,
+    op_costs,
+    stack_terms,
+)
 
-#: Instruction-stream bytes per node and per conv tile (fitted to the Mem(MB) column of the seed profile).
-CODE_NODE_BYTES = 1664
-CODE_TILE_BYTES = 264
-MIB = float(2**20)
-
-
-@dataclass(frozen=True, eq=False)
-class OpCosts:
-    """Per-op cost terms that depend on the architecture only (not on the fitted constants)."""
-
-    conv_cycles: np.ndarray
-    dw_cycles: np.ndarray
-    misc_cycles: np.ndarray
-    act_cycles: np.ndarray  # one element-wise pass over the output of ops with a hard activation
-    tiles: np.ndarray
-    dw_rows: np.ndarray
-    layer_bytes: np.ndarray  # standalone: own input(s) + output + weights + code
-    weight_bytes: np.ndarray
-    membership: np.ndarray  # nodes × ops
-    node_bytes: np.ndarray  # DDR bytes of each node (external fmaps + weights + code); xir: without spills
-    node_weight_bytes: np.ndarray  # the weights among node_bytes (re-loads per spatial tile included)
-    node_mem_bytes: (
-        np.ndarray
-    )  # the Mem(MB) column (fmaps + weights + code, no spatial re-loads); xir: without spills
-    tensor_bytes: np.ndarray  # xir: size of each tensor passed between nodes of one subgraph
-    tensor_traffic: np.ndarray  # xir: nodes × tensors, DDR passes (1 write, 1 read per consumer) if it spills
-    on_dpu: np.ndarray  # bool per op
-    cpu_ops: np.ndarray  # ops of the CPU parts (2·MACs or element count)
-
-
-def _c(a: np.ndarray | int, b: int) -> np.ndarray:
-    return -(-np.asarray(a, dtype=np.int64) // b)
-
-
-def op_costs(cn: CompiledNet) -> OpCosts:
-    """Cost terms of every op of ``cn`` (cached on the compiled net)."""
-    cached = cn.__dict__.get("_op_costs")
-    if cached is not None:
-        return cached
-    dpu = cn.dpu
-    ops = cn.ops
-    n = len(ops)
-    g = lambda attr: np.array([getattr(o, attr) for o in ops], dtype=np.int64)  # noqa: E731
-    kind = np.array([o.kind for o in ops])
-    in_h, in_w, in_c, out_h, out_w, out_c = (
-        g("in_h"),
-        g("in_w"),
-        g("in_c"),
-        g("out_h"),
-        g("out_w"),
-        g("out_c"),
-    )
-    kh, kw, groups = g("kh"), g("kw"), g("groups")
-    residual = np.array([o.residual for o in ops])
-    pp, icp, ocp, dpp = dpu.pp, dpu.icp, dpu.ocp, dpu.dw_pp
-    cin_g = np.maximum(in_c // groups, 1)
-    cout_g = np.maximum(out_c // groups, 1)
-    in_bytes = np.array([o.in_bytes for o in ops], dtype=np.int64)
-    out_bytes = out_h * out_w * out_c
-    weight_bytes = np.array([o.weights for o in ops], dtype=np.int64)
-    fm = in_bytes + out_bytes
-    spatial = np.maximum(_c(fm, dpu.fm_buffer_bytes), 1)
-
-    is_conv = (kind == "conv") | (kind == "deconv")
-    is_fc = kind == "fc"
-    is_dw = kind == "dwconv"
-    conv_tiles = groups * _c(cout_g, ocp)
-    # Channel augmentation packs k_w neighbouring pixels of a thin input (Cin < ICP) into the ICP lanes.
-    augment = is_conv & (groups == 1) & (cin_g < icp) & bool(dpu.channel_augmentation)
-    window = np.where(augment, kh * _c(kw * cin_g, icp), kh * kw * _c(cin_g, icp))
-    conv = np.where(is_conv, groups * out_h * _c(out_w, pp) * window * _c(cout_g, ocp), 0)
-    deconv = kind == "deconv"
-    conv = np.where(deconv, groups * in_h * _c(in_w, pp) * kh * kw * _c(cin_g, icp) * _c(cout_g, ocp), conv)
-    conv = np.where(is_fc, _c(in_c, icp) * _c(out_c, ocp), conv)
-    tiles = np.where(is_conv | is_fc, conv_tiles * spatial, 0)
-    dw = np.where(is_dw, _c(out_c, icp) * out_h * _c(out_w, dpp) * kh * kw, 0)
-    dw_rows = np.where(is_dw, _c(out_c, icp) * out_h, 0)
-    pool = np.isin(kind, ("maxpool", "avgpool"))
-    misc = np.where(pool, _c(out_c, icp) * out_h * _c(out_w, dpp) * kh * kw, 0)
-    misc = np.where(kind == "gap", _c(out_c, icp) * _c(in_h * in_w, dpp), misc)
-    misc = np.where(np.isin(kind, ("add", "mul")), _c(out_c, icp) * out_h * out_w, misc)
-    hard = np.array([o.act in ("hswish", "hsigmoid") for o in ops], dtype=bool)
-    act = np.where(hard, _c(out_c, icp) * out_h * out_w, 0)
-    misc = misc + np.where(residual, _c(out_c, icp) * out_h * out_w, 0)
-    res_bytes = np.where(residual, out_bytes, 0)
-    w_eff = np.where(is_conv | is_fc, weight_bytes * spatial, weight_bytes)
-    code = CODE_TILE_BYTES * tiles
-    layer_bytes = in_bytes + res_bytes + out_bytes + w_eff + code
-
-    on_dpu = np.zeros(n, dtype=bool)
-    member = node_membership(cn)
-    if len(cn.nodes):
-        on_dpu[np.flatnonzero(member.sum(axis=0))] = True
-    node_of = {j: i for i, node in enumerate(cn.nodes) for j in node.ops}
-    ext = np.zeros(len(cn.nodes))
-    consumers: dict[int, list[int]] = {i: [] for i in range(n)}
-    for o in ops:
-        for s in o.inputs:
-            if s >= 0:
-                consumers[s].append(o.index)
-    input_bytes = int(np.prod(cn.input_shape))
-    if dpu.tools.onchip_fmaps:
-        ext, tensor_bytes, traffic = _onchip_traffic(
-            cn, node_of, consumers, out_bytes, res_bytes, input_bytes
-        )
-    else:
-        tensor_bytes, traffic = np.zeros(0), np.zeros((len(cn.nodes), 0))
-        for i, node in enumerate(cn.nodes):
-            total = 0
-            for j in node.ops:
-                o = ops[j]
-                for s in o.inputs:
-                    if s < 0:
-                        total += input_bytes
-                    elif node_of.get(s) != i:
-                        total += _produced_bytes(ops, s, node_of, consumers)
-                if not consumers[j] or any(node_of.get(c) != i for c in consumers[j]):
-                    total += int(out_bytes[j])
-                total += int(res_bytes[j])
-            ext[i] = total
-    node_w = member @ w_eff.astype(float)
-    node_code = CODE_NODE_BYTES + member @ code.astype(float)
-    node_bytes = ext + node_w + node_code
-    node_mem = (
-        ext
-        + member @ weight_bytes.astype(float)
-        + CODE_NODE_BYTES
-        + member @ (CODE_TILE_BYTES * np.where(is_conv | is_fc, conv_tiles, 0)).astype(float)
-    )
-    cpu_ops = np.where(on_dpu, 0, np.maximum(2 * np.array([o.macs for o in ops], dtype=np.int64), out_bytes))
-    costs = OpCosts(
-        conv.astype(float),
-        dw.astype(float),
-        misc.astype(float),
-        act.astype(float),
-        tiles.astype(float),
-        dw_rows.astype(float),
-        layer_bytes.astype(float),
-        weight_bytes.astype(float),
-        member,
-        node_bytes,
-        node_w,
-        node_mem,
-        tensor_bytes,
-        traffic,
-        on_dpu,
-        cpu_ops.astype(float),
-    )
-    object.__setattr__(cn, "_op_costs", costs)
-    return costs
-
-
-def _onchip_traffic(cn: CompiledNet, node_of: dict, consumers: dict, out_bytes, res_bytes, input_bytes: int):
-    """``xir`` DDR traffic: per node, the bytes that always cross DDR (subgraph inputs and outputs, the
-    residual input), plus the tensors passed between nodes of one subgraph and how often each node
-    would move it if it spilled (producer writes once, every consuming node reads once)."""
-    ops = cn.ops
-    sub_of = {}
-    for s in cn.subgraphs:
-        for nid in s.nodes:
-            sub_of[nid - 1] = s.kernel
-    ext = np.zeros(len(cn.nodes))
-    internal: dict[int, int] = {}  # producing op -> tensor column
-    rows: list[tuple[int, int]] = []  # (node, column) per pass
-    for i, node in enumerate(cn.nodes):
-        for j in node.ops:
-            for s in ops[j].inputs:
-                if s < 0:
-                    ext[i] += input_bytes
-                elif node_of.get(s) != i:
-                    if s in node_of and sub_of[node_of[s]] == sub_of[i]:
-                        rows.append((i, internal.setdefault(s, len(internal))))
-                    else:
-                        ext[i] += _produced_bytes(ops, s, node_of, consumers)
-            outside = [c for c in consumers[j] if node_of.get(c) != i]
-            if not consumers[j] or any(c not in node_of or sub_of[node_of[c]] != sub_of[i] for c in outside):
-                ext[i] += int(out_bytes[j])
-            elif outside:
-                rows.append((i, internal.setdefault(j, len(internal))))
-            ext[i] += int(res_bytes[j])
-    tensor_bytes = np.zeros(len(internal))
-    for j, col in internal.items():
-        tensor_bytes[col] = float(out_bytes[j])
-    traffic = np.zeros((len(cn.nodes), len(internal)))
-    for i, col in rows:
-        traffic[i, col] += 1.0
-    return ext, tensor_bytes, traffic
+__all__ = [
+    "CODE_NODE_BYTES",
+    "CODE_TILE_BYTES",
+    "MIB",
+    "NodeTerms",
+    "OpCosts",
+    "node_terms",
+    "op_costs",
+    "stack_terms",
+    "spill_bytes",
+    "terms_times_ms",
+    "node_times_ms",
+    "node_overhead_ms",
+    "op_times_ms",
+    "layer_times_ms",
+    "profile_from_times",
+    "kernel_info_text",
+    "simulate",
+]
 
 
 def spill_bytes(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
@@ -244,79 +78,6 @@ def _spill(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     return t.tensor_traffic @ (t.tensor_bytes * spilled)
 
 
-@dataclass(frozen=True, eq=False)
-class NodeTerms:
-    """The cost terms of one or several compiled nets, before any constant is applied.
-
-    Per op: engine cycles, tiles and depthwise rows; per node: DDR bytes (and the weights among them);
-    a (nodes × ops) membership; the tensors that may spill. :func:`terms_times_ms` turns them into node
-    times under any constants; the calibration stacks the terms of all measured nets once
-    (:func:`stack_terms`) and evaluates thousands of candidate constants on them.
-    """
-
-    conv_cycles: np.ndarray
-    tiles: np.ndarray
-    dw_cycles: np.ndarray
-    dw_rows: np.ndarray
-    misc_cycles: np.ndarray
-    act_cycles: np.ndarray
-    membership: np.ndarray
-    node_bytes: np.ndarray
-    weight_bytes: np.ndarray
-    tensor_bytes: np.ndarray
-    tensor_traffic: np.ndarray
-
-
-def node_terms(cn: CompiledNet) -> NodeTerms:
-    """The :class:`NodeTerms` of ``cn`` (cached on the compiled net)."""
-    cached = cn.__dict__.get("_node_terms")
-    if cached is not None:
-        return cached
-    c = op_costs(cn)
-    t = NodeTerms(
-        c.conv_cycles,
-        c.tiles,
-        c.dw_cycles,
-        c.dw_rows,
-        c.misc_cycles,
-        c.act_cycles,
-        c.membership,
-        c.node_bytes,
-        c.node_weight_bytes,
-        c.tensor_bytes,
-        c.tensor_traffic,
-    )
-    object.__setattr__(cn, "_node_terms", t)
-    return t
-
-
-def _block_diag(mats: list[np.ndarray]) -> np.ndarray:
-    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
-    r = k = 0
-    for m in mats:
-        out[r : r + m.shape[0], k : k + m.shape[1]] = m
-        r, k = r + m.shape[0], k + m.shape[1]
-    return out
-
-
-def stack_terms(terms: list[NodeTerms]) -> NodeTerms:
-    """The ops and nodes of several nets as one :class:`NodeTerms` (memberships and spill tensors kept apart)."""
-    cat = lambda name: np.concatenate([getattr(t, name) for t in terms]) if terms else np.zeros(0)  # noqa: E731
-    return NodeTerms(
-        cat("conv_cycles"),
-        cat("tiles"),
-        cat("dw_cycles"),
-        cat("dw_rows"),
-        cat("misc_cycles"),
-        cat("act_cycles"),
-        _block_diag([t.membership for t in terms]),
-        cat("node_bytes"),
-        cat("weight_bytes"),
-        cat("tensor_bytes"),
-        _block_diag([t.tensor_traffic for t in terms]),
-    )
-
-
 def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     """Noise-free node times (ms) of ``t`` under ``dpu``'s constants (see the module docstring)."""
     f = dpu.freq_mhz * 1e3  # cycles per ms
@@ -328,22 +89,24 @@ def terms_times_ms(t: NodeTerms, dpu: DPUConfig) -> np.ndarray:
     longest = engines.max(axis=0)
     compute = longest + (1.0 - dpu.engine_overlap) * (engines.sum(axis=0) - longest)
     nbytes = t.node_bytes + _spill(t, dpu)
-    if dpu.weight_bw_ratio == 1.0:
-        mem = nbytes / (dpu.ddr_bw_gbps * 1e6)  # bytes / (bytes per ms)
-    else:  # weights stream through their own load path at weight_bw_ratio × the feature-map bandwidth
-        mem = (nbytes - t.weight_bytes) / (dpu.ddr_bw_gbps * 1e6) + t.weight_bytes / (
-            dpu.weight_bw_ratio * dpu.ddr_bw_gbps * 1e6
-        )
-    overhead = (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
-    return overhead + _combine(compute, mem, dpu.mem_overlap)
+    fm_bytes = nbytes - t.weight_bytes
+    if dpu.scatter_burst_bytes:
+        fm_bytes = fm_bytes + m @ (t.scatter_px * np.maximum(dpu.scatter_burst_bytes - t.scatter_c, 0.0))
+    w_bytes = t.weight_bytes - t.serial_weight_bytes
+    if dpu.weight_burst_bytes:
+        w_bytes = w_bytes + dpu.weight_burst_bytes * (m @ t.tiles)
+    bw = dpu.ddr_bw_gbps * 1e6  # bytes per ms
+    mem = fm_bytes / bw + w_bytes / (dpu.weight_bw_ratio * bw)
+    serial = t.serial_weight_bytes / (dpu.weight_bw_ratio * bw)
+    return _overhead(nbytes, dpu) + _combine(compute, mem, dpu.mem_overlap) + serial
 
 
-def _produced_bytes(ops, s: int, node_of: dict, consumers: dict) -> int:
-    """Bytes a consumer reads from op ``s``; an in-place concat (no node) reads its own producers."""
-    o = ops[s]
-    if o.kind == "concat" and s not in node_of:
-        return sum(_produced_bytes(ops, p, node_of, consumers) if p >= 0 else 0 for p in o.inputs)
-    return o.out_h * o.out_w * o.out_c
+def _overhead(nbytes: np.ndarray, dpu: DPUConfig) -> np.ndarray:
+    """Per-node fixed cost (ms): a floor that shrinks for tiny nodes, plus a part growing with the bytes."""
+    fixed: np.ndarray | float = dpu.node_overhead_us
+    if dpu.node_overhead_knee_kb:
+        fixed = fixed * -np.expm1(-nbytes / (1e3 * dpu.node_overhead_knee_kb))
+    return (fixed + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
 
 
 def _combine(a: np.ndarray, b: np.ndarray, overlap: float) -> np.ndarray:
@@ -357,10 +120,9 @@ def node_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
 
 
 def node_overhead_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:
-    """Fixed cost of every node (ms): ``node_overhead_us + node_overhead_us_per_mb · node DDR MB``."""
+    """Fixed cost of every node (ms): the shrinking floor plus ``node_overhead_us_per_mb · node DDR MB``."""
     dpu = dpu or cn.dpu
-    nbytes = op_costs(cn).node_bytes + spill_bytes(cn, dpu)
-    return (dpu.node_overhead_us + dpu.node_overhead_us_per_mb * nbytes / 1e6) * 1e-3
+    return _overhead(op_costs(cn).node_bytes + spill_bytes(cn, dpu), dpu)
 
 
 def op_times_ms(cn: CompiledNet, dpu: DPUConfig | None = None) -> np.ndarray:

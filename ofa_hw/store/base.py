@@ -22,6 +22,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -52,10 +53,15 @@ def _marks(n: int) -> str:
 class BaseStore(ABC):
     """A measurement store: the same records, keys and resume semantics on every backend.
 
-    Subclasses open a DB-API connection (``self._conn``), run the shared migrations, and implement
-    :meth:`_tx` and :meth:`_errors`. Every method is safe to call from several threads (one lock per
-    store); several processes and hosts are kept apart by the database's own transactions.
+    Subclasses open a DB-API connection (:attr:`_conn`), run the shared migrations, and implement
+    :meth:`from_config`, :meth:`_tx`, :meth:`_errors`, :meth:`try_claim` and :meth:`release`; a store
+    that hosts share (:attr:`multi_host`) also implements :meth:`advisory_lock`. Every method is safe to
+    call from several threads (one lock per store); several processes and hosts are kept apart by the
+    database's own transactions.
     """
+
+    #: The open DB-API connection (``execute``, ``close``), set by the subclass's constructor.
+    _conn: Any
 
     #: Backend name (``sqlite``, ``postgres``) as written in ``store=<name>``.
     kind: ClassVar[str]
@@ -71,6 +77,19 @@ class BaseStore(ABC):
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ backend hooks
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: Any, workspace: str | Path | None = None) -> BaseStore:
+        """Open the store a ``store`` config node describes (``workspace``: default location)."""
+
+    @classmethod
+    def advisory_lock(
+        cls, cfg: Any, name: str, timeout_s: float, poll_s: float = 0.2
+    ) -> AbstractContextManager[None]:
+        """Hold the exclusive lock ``name`` in the shared database ``cfg`` names (stores with
+        :attr:`multi_host`; host-local stores lock with files, :func:`ofa_hw.store.locks.file_lock`)."""
+        raise NotImplementedError(f"{cls.__name__} is host-local: lock '{name}' with a file lock")
+
     @property
     @abstractmethod
     def location(self) -> str:

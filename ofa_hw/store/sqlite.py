@@ -25,6 +25,16 @@ from ofa_hw.store import migrations
 from ofa_hw.store.base import BaseStore
 from ofa_hw.store.records import StoreError, utc_now
 
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write ``path``: the file and its directory (for the WAL files) are writable.
+
+    ``os.access`` (not a trial open: closing a descriptor of the database file would drop this process's
+    SQLite locks on it) knows both a read-only mount and root's exemption from permission bits.
+    """
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
 #: File name of the store inside a workspace directory.
 STORE_FILENAME = "store.sqlite"
 
@@ -48,21 +58,26 @@ class SQLiteStore(BaseStore):
         self.path = Path(path)
         self._claims_fd: int | None = None
         self._check_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: Opened read-only: the file or its directory cannot be written (a shared, archived or
+        #: mounted-read-only workspace); every read works, a write fails naming the file.
+        self.read_only = self.path.is_file() and not _writable(self.path)
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._conn = self._connect()
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot open ({exc})") from exc
         try:
             with self._errors("open"):
                 self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-                self._set_wal()
-                self._conn.execute("PRAGMA foreign_keys = ON")
-                # WAL + NORMAL: a killed process loses nothing committed; only a power cut may drop the last commits.
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-                self._init_schema()
+                if self.read_only:
+                    self._check_version()
+                else:
+                    self._set_wal()
+                    self._conn.execute("PRAGMA foreign_keys = ON")
+                    # WAL + NORMAL: a killed process loses nothing committed; only a power cut may drop the last commits.
+                    self._conn.execute("PRAGMA synchronous = NORMAL")
+                    self._init_schema()
                 problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
                 if problems != ["ok"]:
                     raise StoreError(f"store {self.path} is corrupt: {'; '.join(problems[:3])}")
@@ -70,10 +85,36 @@ class SQLiteStore(BaseStore):
             self._conn.close()
             raise
 
-    @classmethod
-    def for_workspace(cls, workspace: str | Path, timeout_s: float = 60.0) -> SQLiteStore:
-        """The store of a workspace directory (``<workspace>/store.sqlite``)."""
-        return cls(Path(workspace) / STORE_FILENAME, timeout_s=timeout_s)
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
+        # Read-only: ``mode=ro`` still needs the WAL index (``-shm``); where it cannot be created either,
+        # ``immutable=1`` reads the file as it is (nobody can write it there).
+        for flags in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(
+                f"file:{self.path}?{flags}",
+                uri=True,
+                timeout=self.timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.Error:
+                conn.close()
+        raise sqlite3.OperationalError("unable to open the read-only database")
+
+    def _check_version(self) -> None:
+        """A read-only store cannot be migrated: its schema version must be this release's."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != migrations.schema_version():
+            raise StoreError(
+                f"store {self.path} is read-only and has schema version {version}; this ofa_hw reads "
+                f"{migrations.schema_version()} (copy it somewhere writable to migrate it)"
+            )
 
     @classmethod
     def from_config(cls, cfg: Any, workspace: str | Path | None = None) -> SQLiteStore:

@@ -100,6 +100,13 @@ def make_dpu(cfg: DictConfig):
         return DPUConfig.from_dict(OmegaConf.to_container(cfg.dpu, resolve=True))
 
 
+def measured_on(backend_name: str) -> str:
+    """Few words saying what measured a run's figures, for plots: the simulator is never a board."""
+    if backend_name == "sim":
+        return "measured on the DPU simulator"
+    return f"measured on the board ({backend_name})"
+
+
 def make_backend(cfg: DictConfig, dpu=None):
     from ofa_hw.backends import make_backend as _make_backend
 

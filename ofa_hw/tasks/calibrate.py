@@ -49,9 +49,22 @@ def _base_dpu(cfg: DictConfig):
         raise CalibrationInputError(msg if str(path) in msg else f"{path}: {msg}") from None
     overrides = OmegaConf.to_container(c.overrides, resolve=True) if c.overrides else {}
     try:
-        return DPUConfig.from_dict({**base.to_dict(), **overrides, "name": c.name})
+        dpu = DPUConfig.from_dict({**base.to_dict(), **overrides, "name": c.name})
     except (TypeError, ValueError) as exc:
         raise CalibrationInputError(f"calibrate.overrides: {exc}") from None
+    if not c.dexplorer and not c.xdputil:
+        log.warning(assumed_dpu_warning(dpu, cfg.dpu.get("name", "?")))
+    return dpu
+
+
+def assumed_dpu_warning(dpu, preset: str) -> str:
+    """The one-line warning for a calibration without the board's own description: which DPU is assumed."""
+    return (
+        f"calibrate: no calibrate.dexplorer or calibrate.xdputil output of the board; its measurements are "
+        f"fitted as the DPU of dpu={preset}: {dpu.cores} x {dpu.arch} @ {dpu.freq_mhz:g} MHz, target "
+        f"{dpu.target_version}, {dpu.toolchain} toolchain. If the board is another (e.g. an Ultra96 B2304 "
+        f"with Vitis-AI >= 1.3), give its `xdputil query` (calibrate.xdputil=...) or dpu=<its preset>"
+    )
 
 
 def _dnndk_pairs(cfg: DictConfig, base):
@@ -102,7 +115,7 @@ def _dnndk_pairs(cfg: DictConfig, base):
 
 def run(cfg: DictConfig) -> dict:
     from ofa_hw.search.compilable import admitted_line, admitted_share
-    from ofa_hw.sim.calibrate import calibrate, sanity_figures
+    from ofa_hw.sim.calibrate import calibrate, per_network_figures, sanity_figures
     from ofa_hw.sim.measurements import CalibrationInputError, load_sources, sources_from_config
 
     c = cfg.calibrate
@@ -168,6 +181,10 @@ def run(cfg: DictConfig) -> dict:
             "preset": c.name,
             "preset_paths": [str(p) for p in written],
             "fingerprint": dpu.fingerprint(),
+            "assumed_dpu": None
+            if (c.dexplorer or c.xdputil)
+            else f"{dpu.arch} @ {dpu.freq_mhz:g} MHz, {dpu.toolchain} (dpu={cfg.dpu.get('name', '?')})",
+            "per_network": per_network_figures(cal.table),
             "sanity": sanity_figures(dpu),
         },
         "dpu": {**OmegaConf.to_container(OmegaConf.create(dpu.to_dict())), "admitted_share": admitted},

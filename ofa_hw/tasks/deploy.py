@@ -75,6 +75,26 @@ def resolve_arch(space: SearchSpace, task: Any, seed: int) -> tuple[dict, str]:
     )
 
 
+#: First line of every profile the simulator wrote into a run directory: neither a person nor ofa_hw
+#: (``task=calibrate`` refuses such a file, see :func:`ofa_hw.tasks.settings.check_settings`) takes it
+#: for a board log. The DNNDK parser skips it, so the package still reads its own files.
+SIMULATED_MARK = "# SIMULATED by ofa_hw's DPU simulator, not measured on a board"
+
+
+def mark_simulated(raw_text: str, backend: Any, dpu: Any) -> str:
+    """``raw_text`` with the :data:`SIMULATED_MARK` line first when ``backend`` is the simulator."""
+    if getattr(backend, "name", None) != "sim":
+        return raw_text
+    provenance = getattr(backend, "provenance", "")
+    provenance = provenance() if callable(provenance) else provenance
+    return f"{SIMULATED_MARK} ({provenance or 'sim'}; preset {dpu.name})\n{raw_text}"
+
+
+def is_simulated(text: str) -> bool:
+    """Whether ``text`` is a profile ofa_hw's simulator wrote (its first line is :data:`SIMULATED_MARK`)."""
+    return text.lstrip("\ufeff").startswith(SIMULATED_MARK)
+
+
 def run(cfg: DictConfig) -> dict:
     space, dpu = make_space(cfg), make_dpu(cfg)
     arch, default_name = resolve_arch(space, cfg.task, int(cfg.seed))
@@ -87,7 +107,7 @@ def run(cfg: DictConfig) -> dict:
         (outcome,) = profile_jobs(
             backend, store, [job], desc="deploy", retry_failed=bool(cfg.task.get("retry_failed", True))
         )
-    (outdir / f"profile_{net_name}.txt").write_text(outcome.raw_text)
+    (outdir / f"profile_{net_name}.txt").write_text(mark_simulated(outcome.raw_text, backend, dpu))
     deploy: dict[str, Any] = {
         "status": outcome.status,
         "net_name": net_name,

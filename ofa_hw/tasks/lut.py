@@ -2,8 +2,9 @@
 
 Writes into Hydra's run directory: a copy of the LUT CSV + JSON, its OFA YAML export, the coverage
 (``lut_coverage.csv``, ``lut_coverage.png``), the validation rows (``lut_validation.csv``) and
-``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.profiled_subnets``,
-``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.subnets_profiled``, ``lut.estimate.*`` (the cost
+``results.json`` with ``lut.path``, ``lut.keys``, ``lut.coverage``, ``lut.probe_subnets`` (the table
+aggregates them), ``lut.profiled_subnets`` (probes + validation subnets),
+``lut.validation_mape`` (fractions), ``lut.plan``, ``lut.estimate.*`` (the cost
 announced before profiling: ``host_s``, ``board_s``, ``wall_s``), ``lut.heldout_mape`` (budget plan),
 ``dpu.*`` and ``timings_s``. ``lut.dry_run=true`` prints the plan's cost and writes only ``lut.plan`` and
 ``lut.estimate``.
@@ -16,6 +17,7 @@ import logging
 from omegaconf import DictConfig
 
 from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
+from ofa_hw.lut.settings import LutSettings
 from ofa_hw.tasks import make_backend, make_dpu, make_space, open_store, output_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,15 @@ def granularity_of(cfg: DictConfig) -> str:
 
 def lut_for_config(cfg: DictConfig, rundir=None) -> LutResult:
     """The LUT of ``cfg``'s space and DPU (for other tasks, e.g. the pipeline), per ``cfg.lut``."""
+    from ofa_hw.lut.build import check_dpu_only
+
     space, dpu = make_space(cfg), make_dpu(cfg)
+    check_dpu_only(space, dpu)
     granularity = granularity_of(cfg)
     return ensure_lut(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=lambda: make_backend(cfg, dpu),
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -73,7 +78,7 @@ def dry_run(cfg: DictConfig) -> dict:
     plan, cost, reused = planned_cost(
         space,
         dpu,
-        cfg.lut,
+        LutSettings.from_config(cfg.lut),
         backend=identity,
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -112,7 +117,7 @@ def run(cfg: DictConfig) -> dict:
     print(
         f"LUT {result.source}: {result.path} (granularity {summary['granularity']})\n"
         f"  keys {summary['keys']}, coverage {cov['fraction']:.1%} of {cov['compilable']} compilable keys "
-        f"({cov['uncompilable']} uncompilable), {summary['profiled_subnets']} profiled subnets\n"
+        f"({cov['uncompilable']} uncompilable), {summary['probe_subnets']} probe subnets\n"
         f"  validation: LUT sum vs measured on {summary['validation_subnets']} subnets, MAPE "
         + (f"{mape:.2%}" if mape is not None else "n/a")
         + (

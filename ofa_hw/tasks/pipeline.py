@@ -26,7 +26,15 @@ from omegaconf import DictConfig
 
 from ofa_hw.errors import FailedWorkError
 from ofa_hw.report import summary_table, write_report
-from ofa_hw.tasks import job_label, make_dpu, open_store, output_dir, outputs_line, write_results
+from ofa_hw.tasks import (
+    job_label,
+    make_dpu,
+    measured_on,
+    open_store,
+    output_dir,
+    outputs_line,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +58,13 @@ class _StageClock:
 
 
 def run(cfg: DictConfig) -> dict:
+    from ofa_hw.search.settings import SearchSettings
     from ofa_hw.search.stage import run_search_stage
     from ofa_hw.tasks.lut import lut_for_config
-    from ofa_hw.tasks.search import build_context, make_measurer, preflight_search
+    from ofa_hw.tasks.search import build_context, make_measurer
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    preflight_search(cfg)  # before the LUT and training stages: a budget that cannot work fails at once
+    settings = SearchSettings.from_config(cfg.search)  # every setting was checked by the CLI
     outdir = output_dir()
     clock = _StageClock()
     start = time.perf_counter()
@@ -69,14 +78,14 @@ def run(cfg: DictConfig) -> dict:
     trained = clock.run(
         "train", f"latency predictor '{cfg.predictor.name}'", lambda: train_for_config(cfg, lut=lut)
     )
-    predictor_files = write_artefacts(trained, outdir)
+    predictor_files = write_artefacts(trained, outdir, measured_on(str(cfg.backend.name)))
 
     def search() -> dict[str, Any]:
         ctx = build_context(cfg, trained.predictor)
         with open_store(cfg) as store:
             measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
             return run_search_stage(
-                cfg.search,
+                settings,
                 ctx.space,
                 ctx.predictor,
                 ctx.accuracy,
@@ -84,7 +93,12 @@ def run(cfg: DictConfig) -> dict:
                 outdir,
                 seed=int(cfg.seed),
                 where=ctx.where,
-                refit=lambda: train_for_config(cfg, lut=lut).predictor,
+                measured_on=measured_on(str(cfg.backend.name)),
+                refit=lambda meas: (
+                    train_for_config(
+                        cfg, lut=lut, extra_calibration=[m.candidate.arch for m in meas]
+                    ).predictor
+                ),
             )
 
     search_section = clock.run(

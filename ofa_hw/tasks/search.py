@@ -23,16 +23,18 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from ofa_hw.errors import FailedWorkError, UserError
+from ofa_hw.errors import FailedWorkError
 from ofa_hw.search.floor import Floor
 from ofa_hw.search.latency import InfeasibleBudgetError
-from ofa_hw.search.stage import evolution_params, run_search_stage
+from ofa_hw.search.settings import SearchSettings
+from ofa_hw.search.stage import run_search_stage
 from ofa_hw.search.verify import BackendMeasurer
 from ofa_hw.tasks import (
     job_label,
     make_backend,
     make_dpu,
     make_space,
+    measured_on,
     open_store,
     output_dir,
     outputs_line,
@@ -102,31 +104,23 @@ def make_measurer(
 EARLY_FLOOR_SHARE = 0.95
 
 
-def preflight_search(cfg: DictConfig) -> None:
-    """Reject bad ``search`` settings before the LUT and training stages: the evolution parameters, a
-    negative ``k_sigma``, a negative, zero or clearly infeasible ``search.budget_ms``.
+def check_budget_against_lut(cfg: DictConfig) -> None:
+    """Reject a ``search.budget_ms`` clearly below the fastest subnet, before the LUT and training stages.
 
-    "Clearly infeasible" is below :data:`EARLY_FLOOR_SHARE` of the fastest compilable subnet by the
-    current LUT of the configured space and DPU (``lut.path``, the workspace's or the shipped one);
-    without a current LUT only the sign is checked here and the search checks the exact floor.
+    "Clearly" is below :data:`EARLY_FLOOR_SHARE` of the fastest compilable subnet by the current LUT of
+    the configured space and DPU (``lut.path``, the workspace's or the shipped one); without a current
+    LUT the search checks the exact floor. Called by :func:`ofa_hw.tasks.settings.check_settings`.
 
     Raises:
-        UserError: naming ``search.budget_ms`` (or ``search.k_sigma``); :class:`InfeasibleBudgetError`
-            with the LUT's floor.
+        InfeasibleBudgetError: with the LUT's floor.
     """
-    evolution_params(cfg.search)  # population, ratios, generations: a bad value fails now, naming it
     budget = cfg.search.budget_ms
-    if float(cfg.search.k_sigma) < 0:
-        raise UserError(f"search.k_sigma must be >= 0, got {cfg.search.k_sigma}")
     if budget is None:
         return  # the automatic budget lies inside the space's range by construction
-    budget = float(budget)
-    if not np.isfinite(budget) or budget <= 0:
-        raise UserError(f"search.budget_ms must be a positive number of ms, got {cfg.search.budget_ms}")
     found = current_lut_floor(cfg)
-    if found is not None and budget < EARLY_FLOOR_SHARE * found[0].mean_ms:
+    if found is not None and float(budget) < EARLY_FLOOR_SHARE * found[0].mean_ms:
         floor, path = found
-        raise InfeasibleBudgetError(budget, floor, 0.0, f"{cfg.dpu.name} (by the LUT {path.name})")
+        raise InfeasibleBudgetError(float(budget), floor, 0.0, f"{cfg.dpu.name} (by the LUT {path.name})")
 
 
 def current_lut_floor(cfg: DictConfig) -> tuple[Floor, Path] | None:
@@ -165,18 +159,21 @@ def run(cfg: DictConfig) -> dict:
     from ofa_hw.provenance import measurement_basis
     from ofa_hw.tasks.train import train_for_config, write_artefacts
 
-    preflight_search(cfg)
+    settings = SearchSettings.from_config(cfg.search)  # checked before any work by the CLI
     outdir = output_dir()
     t0 = time.perf_counter()
     trained = train_for_config(cfg)
     ctx = build_context(cfg, trained.predictor)
     ctx.timings_s["predictor_s"] = time.perf_counter() - t0
-    predictor_section = {**trained.section, **write_artefacts(trained, outdir)}
+    predictor_section = {
+        **trained.section,
+        **write_artefacts(trained, outdir, measured_on(str(cfg.backend.name))),
+    }
     t0 = time.perf_counter()
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store)
         section = run_search_stage(
-            cfg.search,
+            settings,
             ctx.space,
             ctx.predictor,
             ctx.accuracy,
@@ -184,7 +181,10 @@ def run(cfg: DictConfig) -> dict:
             outdir,
             seed=int(cfg.seed),
             where=ctx.where,
-            refit=lambda: fitted_predictor(cfg),
+            measured_on=measured_on(str(cfg.backend.name)),
+            refit=lambda meas: (
+                train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas]).predictor
+            ),
         )
     timings = {**ctx.timings_s, "search_stage_s": time.perf_counter() - t0}
     results = {

@@ -32,7 +32,16 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ofa_hw.errors import UserError
-from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, outputs_line, workspace, write_results
+from ofa_hw.tasks import (
+    make_dpu,
+    make_space,
+    measured_on,
+    open_store,
+    output_dir,
+    outputs_line,
+    workspace,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +75,27 @@ def _sample(space: Any, dpu: Any, n: int, seed: int) -> list[Any]:
     return sample_compilable(space, np.random.default_rng(seed), n, dpu_compile_check(dpu))
 
 
+#: Seed offsets of the held-out and the calibration samples (distinct draws from the run's seed).
+HELDOUT_SEED, CALIB_SEED = 7919, 104729
+
+
+def _pick(runs: list[Any], n_runs: int, seed: int) -> Any:
+    """One measurement of a network: the one made as this run would make it (same ``runs`` and ``seed``),
+    else the oldest; never "the most recent", which depends on what else ran in the workspace."""
+    return min(runs, key=lambda r: (r.runs != n_runs or r.seed != seed, r.id))
+
+
 def _measured_nets(
-    cfg: DictConfig, space: Any, dpu: Any, budget: bool = False
+    cfg: DictConfig, space: Any, dpu: Any, budget: bool = False, extra: list[Any] | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """``(probe runs, calibration runs, held-out runs)`` of this space/DPU/backend, one per network.
 
-    Held-out subnets are ``predictor.eval_subnets`` random compilable subnets drawn with the run's
-    seed; missing ones (and calibration subnets up to ``predictor.calib_subnets``) are profiled first,
-    except after a budget-plan LUT (``budget``): its ``lut.max_subnets`` is the whole board budget, so
-    only what the store already holds is used and the held-out error is the budget plan's.
+    Both sets are fixed by the run's seed, never by what else the store holds (a rerun into a workspace
+    with more measurements gives the same figures): held-out subnets are ``predictor.eval_subnets``
+    random compilable subnets, calibration subnets ``predictor.calib_subnets`` others, plus ``extra``
+    (archs measured earlier in this run, e.g. deployed candidates when the search refits). Missing ones
+    are profiled first, except after a budget-plan LUT (``budget``): its ``lut.max_subnets`` is the whole
+    board budget, so only what the store already holds is used and the held-out error is the budget plan's.
     """
     from ofa_hw.backends.base import ProfileJob
     from ofa_hw.store import profile_jobs
@@ -84,31 +105,26 @@ def _measured_nets(
     n_eval, n_calib = int(pcfg.eval_subnets), int(pcfg.calib_subnets)
     if n_eval < 0 or n_calib < 0:
         raise UserError("predictor.eval_subnets and predictor.calib_subnets must be >= 0")
-    heldout = _sample(space, dpu, n_eval, seed + 7919) if n_eval else []
+    heldout = _sample(space, dpu, n_eval, seed + HELDOUT_SEED) if n_eval else []
     heldout_ids = {space.arch_id(a) for a in heldout}
+    sampled = _sample(space, dpu, n_calib, seed + CALIB_SEED) if n_calib else []
+    calib_archs = [a for a in sampled if space.arch_id(a) not in heldout_ids]
+    calib_ids = {space.arch_id(a) for a in calib_archs}
+    calib_ids |= {space.arch_id(a) for a in extra or []} - heldout_ids
     with open_store(cfg) as store:
         stored = store.runs(
             backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name
         )
         seen = {r.arch_id for r in stored if r.total_ms is not None}
-        others = {
-            r.arch_id for r in stored if r.total_ms is not None and not r.net_name.startswith(PROBE_PREFIX)
-        }
         jobs = [
             ProfileJob.create(space, a, f"heldout_{i}", runs, seed)
             for i, a in enumerate(heldout)
             if space.arch_id(a) not in seen
+        ] + [
+            ProfileJob.create(space, a, f"calib_{i}", runs, seed)
+            for i, a in enumerate(calib_archs)
+            if space.arch_id(a) not in seen
         ]
-        n_missing = n_calib - len(others - heldout_ids)
-        if n_missing > 0:
-            extra = [
-                a for a in _sample(space, dpu, n_calib, seed + 104729) if space.arch_id(a) not in heldout_ids
-            ]
-            jobs += [
-                ProfileJob.create(space, a, f"calib_{i}", runs, seed)
-                for i, a in enumerate(extra)
-                if space.arch_id(a) not in seen
-            ][:n_missing]
         if jobs and budget:
             log.info(
                 "lut.plan=budget: %d held-out/calibration subnet(s) not profiled (board budget); "
@@ -126,17 +142,20 @@ def _measured_nets(
             stored = store.runs(
                 backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name
             )
-    latest: dict[str, Any] = {}
-    for run in stored:  # one measurement per network: the most recent
+    by_arch: dict[str, list[Any]] = {}
+    for run in stored:
         if run.total_ms is not None:
-            latest[run.arch_id] = run
-    nets = sorted(latest.values(), key=lambda r: r.arch_id)
-    probes = [r for r in nets if r.net_name.startswith(PROBE_PREFIX)]
-    evaluation = [r for r in nets if r.arch_id in heldout_ids]
-    calibration = [
-        r for r in nets if r.arch_id not in heldout_ids and not r.net_name.startswith(PROBE_PREFIX)
-    ]
-    return probes, calibration, evaluation
+            by_arch.setdefault(run.arch_id, []).append(run)
+    probes = sorted(
+        (r for r in stored if r.total_ms is not None and r.net_name.startswith(PROBE_PREFIX)),
+        key=lambda r: r.id,
+    )
+    latest_probe: dict[str, Any] = {}
+    for run in probes:  # the LUT's probes: one per network (as before: the most recent probe run)
+        latest_probe[run.arch_id] = run
+    evaluation = [_pick(by_arch[i], runs, seed) for i in sorted(heldout_ids) if i in by_arch]
+    calibration = [_pick(by_arch[i], runs, seed) for i in sorted(calib_ids) if i in by_arch]
+    return sorted(latest_probe.values(), key=lambda r: r.arch_id), calibration, evaluation
 
 
 def _net(run: Any, space: Any) -> Any:
@@ -174,12 +193,16 @@ def _cache_key(
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
+def train_for_config(
+    cfg: DictConfig, lut: Any = None, extra_calibration: list[Any] | None = None
+) -> TrainResult:
     """Fit (or reuse) ``cfg.predictor`` for ``cfg``'s space and DPU and score it on held-out subnets.
 
     Args:
         cfg: The root config.
         lut: A :class:`~ofa_hw.lut.manage.LutResult` already at hand (else found/built per ``cfg.lut``).
+        extra_calibration: Archs measured earlier in this run to add to the calibration subnets (the
+            search's refit between refinement rounds).
     """
     from ofa_hw.predictor import LatencyPredictor, make_predictor
 
@@ -200,7 +223,7 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
     # (one bootstrap group per subnet, so the uncertainty is calibrated out of bag), as source=store does.
     budget = lut.plan_kind == "budget"
     from_store = pcfg.source == "store" or budget
-    probes, calib, evaluation = _measured_nets(cfg, space, dpu, budget=budget)
+    probes, calib, evaluation = _measured_nets(cfg, space, dpu, budget=budget, extra=extra_calibration)
     calib_nets = [_net(r, space) for r in calib]
     timings["data_s"] = time.perf_counter() - t
 
@@ -236,6 +259,9 @@ def train_for_config(cfg: DictConfig, lut: Any = None) -> TrainResult:
             "cached": cached,
             "calibration_subnets": len(calib),
             "eval_subnets": len(evaluation),
+            # Which subnets each figure used: the overhead/σ calibration and the held-out scores.
+            "calibration_arch_ids": [r.arch_id for r in calib],
+            "eval_arch_ids": [r.arch_id for r in evaluation],
             "train_rows": predictor.info.get("train_rows"),
             "train_s": predictor.info.get("fit_s"),
             "uncertainty_scale": predictor.scale,
@@ -335,8 +361,9 @@ def predictor_for_config(cfg: DictConfig, lut: Any = None) -> Any:
     return train_for_config(cfg, lut=lut).predictor
 
 
-def write_artefacts(result: TrainResult, outdir: Path) -> dict[str, Any]:
-    """Copy the predictor file, write the evaluation CSV and scatter plot into ``outdir``."""
+def write_artefacts(result: TrainResult, outdir: Path, measured_on: str = "measured") -> dict[str, Any]:
+    """Copy the predictor file, write the evaluation CSV and scatter plot into ``outdir`` (``measured_on``:
+    what measured the held-out subnets, e.g. the simulator, said on the plot)."""
     from ofa_hw.predictor.metrics import scatter_plot
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -361,6 +388,7 @@ def write_artefacts(result: TrainResult, outdir: Path) -> dict[str, Any]:
             outdir / "predictor_scatter.png",
             title=title,
             std=f[f"{target}_std_ms"],
+            measured_on=measured_on,
         )
         files["scatter"] = str(outdir / "predictor_scatter.png")
     return files
@@ -370,7 +398,7 @@ def run(cfg: DictConfig) -> dict:
     """``ofa-hw task=train``."""
     outdir = output_dir()
     result = train_for_config(cfg)
-    result.section.update(write_artefacts(result, outdir))
+    result.section.update(write_artefacts(result, outdir, measured_on(str(cfg.backend.name))))
     dpu = make_dpu(cfg)
     results = {
         "predictor": result.section,
