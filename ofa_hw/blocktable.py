@@ -129,7 +129,7 @@ class BlockTable:
         the sum of per-cell stds, so the bound is conservative when ``k_sigma > 0``)."""
         cost = self.blocks
         fixed = self.fixed
-        if k_sigma and self.var_blocks is not None:
+        if k_sigma and self.var_blocks is not None and self.var_fixed is not None:
             cost = cost + k_sigma * np.sqrt(self.var_blocks)
             fixed = fixed + k_sigma * np.sqrt(self.var_fixed)
         best_per_cell = np.nanmin(cost.reshape(cost.shape[0], cost.shape[1], -1), axis=2)  # (R, nb)

@@ -7,6 +7,7 @@ a real DSN with a secret in it. Set ``OFA_HW_TEST_PG_DSN`` to test against a ser
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -105,10 +106,8 @@ class PgServer:
         return self
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(PgUnavailable):
             self._run(
                 str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"
             )
-        except PgUnavailable:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -118,3 +118,12 @@ def test_group_schemas_catch_typos_and_types(workspace):
         compose(["store.timeout_s=soon"], workspace=workspace)
     with pytest.raises(Exception, match="runs"):
         compose(["backend.runs=lots"], workspace=workspace)
+
+
+def test_model_version_follows_code_not_comments_or_formatting():
+    """A comment, docstring or layout change keeps stored runs and LUTs valid; a changed formula does not."""
+    from ofa_hw.sim.version import _code
+
+    base = '"""Doc."""\n\ndef t(x):\n    """Time."""\n    return 2 * x  # cycles\n'
+    assert _code(base) == _code('"""Other doc."""\ndef t( x ):\n    return 2*x\n')
+    assert _code(base) != _code("def t(x):\n    return 3 * x\n")

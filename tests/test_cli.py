@@ -102,8 +102,7 @@ def test_multirun_sweep_with_joblib_shares_one_store(tmp_path):
     results = sorted((tmp_path / "sweep").glob("*/results.json"))
     assert len(results) == 4
     seen = {
-        (r["dpu"]["preset"], r["search"]["budget_ms"])
-        for r in map(lambda p: json.loads(p.read_text()), results)
+        (r["dpu"]["preset"], r["search"]["budget_ms"]) for r in (json.loads(p.read_text()) for p in results)
     }
     assert seen == {(d, b) for d in ("zcu102_b4096", "zcu104_b4096") for b in (4.0, 5.0)}
     with sqlite3.connect(tmp_path / "ws" / "store.sqlite") as db:

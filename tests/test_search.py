@@ -19,7 +19,7 @@ from ofa_hw.search import (
     table_floor,
 )
 from ofa_hw.search.pareto import ParetoFinder, front_mask, nondominated_ranks
-from ofa_hw.space import SearchSpace, get_space
+from ofa_hw.space import PRESETS, SearchSpace, get_space
 
 SPACE = get_space("ofa_proxyless_w13")
 FAST = EvolutionParams(generations=60)
@@ -257,3 +257,28 @@ def test_ceiling_is_the_slowest_compilable_subnet(table, accuracy) -> None:
         mean = t.evaluate(sample)
         assert np.isfinite(top.mean_ms) and top.mean_ms >= mean[np.isfinite(mean)].max()
         assert t.evaluate(top.genes[None, :])[0] == pytest.approx(top.mean_ms)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_table_lookup_equals_the_masked_block_sum_on_every_space(name) -> None:
+    """The search's table lookup (depth folded into the cell index, mean and variance in one gather)
+    equals the plain definition: fixed[r] + Σ over active blocks of blocks[r, p, k, e]."""
+    space = PRESETS[name]
+    rng = np.random.default_rng(1)
+    macs = FlopsProxy(space).macs_table
+    var = rng.uniform(0.0, 1e-3, macs.blocks.shape)
+    table = BlockTable(
+        space, macs.fixed / 3e8, macs.blocks / 3e8 * rng.uniform(0.7, 1.5, macs.blocks.shape), None, None
+    )
+    with_var = BlockTable(space, table.fixed, table.blocks, np.full_like(table.fixed, 1e-4), var)
+    genes = GeneOps(space).sample(rng, 3000)
+    nb, r = space.n_blocks, genes[:, -1].astype(int)
+    active = space.active_mask(genes)
+    cells = (r[:, None], np.arange(nb), genes[:, :nb], genes[:, nb : 2 * nb])
+    expected = table.fixed[r] + np.where(active, table.blocks[cells], 0.0).sum(axis=1)
+    expected_var = 1e-4 + np.where(active, var[cells], 0.0).sum(axis=1)
+    np.testing.assert_allclose(table.evaluate(genes), expected, rtol=1e-12)
+    mean, std = with_var.evaluate_with_std(genes)
+    np.testing.assert_allclose(mean, expected, rtol=1e-12)
+    np.testing.assert_allclose(std, np.sqrt(expected_var), rtol=1e-12)
+    assert (~active).any()  # inactive blocks were drawn: the mask is exercised

@@ -69,7 +69,7 @@ def test_search_task_writes_results(shared_ws, tmp_path, monkeypatch) -> None:
     assert set(best["arch"]) == {"ks", "e", "d", "r"}
     assert s["floor_ms"] < s["budget_ms"] < s["ceiling_ms"]
     assert s["accuracy_model"]["is_proxy"] is True
-    rows = list(csv.DictReader(open(out / "candidates.csv")))
+    rows = list(csv.DictReader((out / "candidates.csv").read_text().splitlines()))
     assert 4 <= len(rows) <= 8 and all(float(r["bound_ms"]) <= s["budget_ms"] for r in rows)
     for name in ("pareto.csv", "pareto.png", "pred_vs_measured.png"):
         assert (out / name).stat().st_size > 0

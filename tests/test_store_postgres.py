@@ -365,9 +365,12 @@ def test_two_processes_cannot_hold_one_board(pg_store_cfg, tmp_path):
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "HELD", holder.stderr.read()
-        with pytest.raises(
-            LockTimeout, match="zcu102_22 busy for more than 0.5 s \\(advisory lock in postgresql host="
-        ), named_lock("zcu102_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5):
+        with (
+            pytest.raises(
+                LockTimeout, match="zcu102_22 busy for more than 0.5 s \\(advisory lock in postgresql host="
+            ),
+            named_lock("zcu102_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5),
+        ):
             pass
         with named_lock("zcu104_22", pg_store_cfg, tmp_path / "host_b", timeout_s=0.5):
             pass  # another board is free
@@ -384,9 +387,11 @@ def test_sqlite_store_keeps_the_host_flock(tmp_path):
     cfg = {"_target_": "ofa_hw.store.SQLiteStore", "path": str(tmp_path / "store.sqlite")}
     with named_lock("zcu102_22", cfg, tmp_path / "locks", timeout_s=1):
         assert (tmp_path / "locks" / "zcu102_22.lock").exists()
-        with pytest.raises(LockTimeout, match="zcu102_22 busy for more than 0.2 s \\(lock "):
-            with named_lock("zcu102_22", cfg, tmp_path / "locks", timeout_s=0.2):
-                pass
+        with (
+            pytest.raises(LockTimeout, match="zcu102_22 busy for more than 0.2 s \\(lock "),
+            named_lock("zcu102_22", cfg, tmp_path / "locks", timeout_s=0.2),
+        ):
+            pass
 
 
 BOARD_HOLDER = textwrap.dedent(
@@ -419,10 +424,11 @@ def test_vitis_board_lock_goes_through_the_shared_store(
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "HELD", holder.stderr.read()
-        with pytest.raises(
-            BoardError, match=r"board zcu102: lock: 10.0.0.5_22 busy for more than 0.3 s \(advisory lock"
-        ), board_lock(
-            Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=0.3, store=pg_store_cfg
+        with (
+            pytest.raises(
+                BoardError, match=r"board zcu102: lock: 10.0.0.5_22 busy for more than 0.3 s \(advisory lock"
+            ),
+            board_lock(Board("zcu102", "10.0.0.5"), tmp_path / "host_b", timeout_s=0.3, store=pg_store_cfg),
         ):
             pass
     finally:

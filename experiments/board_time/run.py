@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dpu,
             check,
             space.resolutions,
-            lambda a, names: bench.measure(a, [f"bt_act{seed}_{x}" for x in names]),
+            lambda a, names, seed=seed: bench.measure(a, [f"bt_act{seed}_{x}" for x in names]),
             bench.new_predictor,
             settings,
         )

@@ -170,7 +170,7 @@ def plot(
     import matplotlib.pyplot as plt
 
     names = list(labels)
-    colors = {n: c for n, c in zip(names, ["#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"])}
+    colors = dict(zip(names, ["#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]))
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     ax = axes[0, 0]
     bins = np.linspace(1.0, max(1.6, max((f["ratio"].max() for f in ratios.values()), default=1.6)), 50)

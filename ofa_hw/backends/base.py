@@ -114,6 +114,13 @@ class ProfileOutcome:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def measured(self) -> Profile:
+        """The profile of an ``ok`` outcome (a failed one has none: ``ValueError`` naming the net)."""
+        if self.profile is None:
+            raise ValueError(f"{self.job.net_name}: outcome '{self.status}' holds no profile ({self.error})")
+        return self.profile
+
 
 @runtime_checkable
 class Backend(Protocol):

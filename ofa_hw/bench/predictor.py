@@ -62,6 +62,7 @@ def model_from_config(name: str, seed: int) -> BlockModel:
         raise ValueError(f"bench.params.models: no predictor config {path.name} in {CONF_DIR}")
     node = OmegaConf.load(path)
     model = OmegaConf.to_container(node.model, resolve=False)
+    assert isinstance(model, dict), f"{path.name}: 'model' must be a mapping"
     if "random_state" in model:
         model["random_state"] = int(seed)
     return instantiate(model)

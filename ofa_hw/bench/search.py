@@ -36,7 +36,6 @@ from ofa_hw.tasks.search import (
     SearchContext,
     build_context,
     dpu_section,
-    fitted_predictor,
     make_measurer,
 )
 
@@ -109,7 +108,7 @@ def bench(cfg: DictConfig) -> dict:
     log.info("default run: %.3f s (CPU %.3f s), %d evaluations", search_s, search_cpu_s, ours.evaluations)
 
     # 2. OFA's finder, same predictor, same budget
-    ofa = (
+    ofa: dict[str, Any] = (
         _ofa_run(ctx, budget, k, int(p.ofa_generations), seed)
         if p.ofa
         else {"available": False, "reason": "disabled"}
@@ -119,8 +118,10 @@ def bench(cfg: DictConfig) -> dict:
 
     # 3. budget sweep with deployed verification
     fractions = np.linspace(float(p.sweep_lo), float(p.sweep_hi), int(p.sweep_budgets))
-    rows = []
+    rows: list[dict[str, Any]] = []
     sweep_params = evolution_params(node)
+    from ofa_hw.tasks.train import train_for_config
+
     with open_store(cfg) as store:
         measure = make_measurer(cfg, ctx.space, ctx.dpu, ctx.predictor, store, progress=False)
         from tqdm import tqdm
@@ -141,7 +142,14 @@ def bench(cfg: DictConfig) -> dict:
                 target_slack=float(node.target_slack),
                 target_hit_rate=float(node.target_hit_rate),
                 where=ctx.where,
-                refit=(lambda: fitted_predictor(cfg)) if node.refit else None,
+                # as task=search does: refit with the measured candidates as calibration subnets
+                refit=(
+                    lambda meas: (
+                        train_for_config(cfg, extra_calibration=[m.candidate.arch for m in meas]).predictor
+                    )
+                )
+                if node.refit
+                else None,
             )
             best = v.best
             final = v.final.measurements
@@ -157,7 +165,9 @@ def bench(cfg: DictConfig) -> dict:
                     else None,
                     "best_measured_ms": best.measured_ms if best else None,
                     "best_meets_budget": bool(best.meets(b)) if best else False,
-                    "best_slack": (b - best.measured_ms) / b if best and best.ok else None,
+                    "best_slack": (b - best.measured_ms) / b
+                    if best and best.ok and best.measured_ms is not None
+                    else None,
                     "best_accuracy": best.candidate.accuracy if best else None,
                     "hit_rate": v.hit_rate,
                     "first_round_hit_rate": v.rounds[0].hit_rate(b),
@@ -175,7 +185,7 @@ def bench(cfg: DictConfig) -> dict:
     hits = sum(r["hits"] for r in rows)
     total = sum(r["candidates"] for r in rows)
     slacks = [r["best_slack"] for r in rows if r["best_slack"] is not None]
-    results = {
+    results: dict[str, Any] = {
         "search_s": search_s,
         "search_s_runs": [r.elapsed_s for r in runs],
         "search_cpu_s": search_cpu_s,
@@ -191,7 +201,9 @@ def bench(cfg: DictConfig) -> dict:
         # CPU time of each search's thread: the cost of the algorithm on a machine other jobs share
         "ofa_cpu_s": ofa.get("cpu_s"),
         "speedup_cpu": ofa["cpu_s"] / search_cpu_s if ofa.get("available") else None,
-        "same_best": bool(ofa.get("available") and abs(ours.best.accuracy - ofa["best_accuracy"]) <= SAME_BEST_TOLERANCE),
+        "same_best": bool(
+            ofa.get("available") and abs(ours.best.accuracy - ofa["best_accuracy"]) <= SAME_BEST_TOLERANCE
+        ),
         "ofa": ofa,
         "k_sigma": k,
         "floor_ms": rng.floor.bound_ms,

@@ -147,7 +147,7 @@ def _conv(em: _Emitter, node: torch.fx.Node, mod: nn.Conv2d, inputs: list[torch.
 
 
 def _batchnorm(em: _Emitter, node: torch.fx.Node, mod: nn.BatchNorm2d, inputs: list[torch.fx.Node]) -> None:
-    if not mod.track_running_stats or mod.running_mean is None:
+    if not mod.track_running_stats or mod.running_mean is None or mod.running_var is None:
         raise CaffeExportError(f"node {node.name}: BatchNorm without running statistics cannot be exported")
     mean, var = _np(mod.running_mean), _np(mod.running_var)
     gamma = _np(mod.weight) if mod.affine else np.ones_like(mean)
@@ -253,7 +253,8 @@ def _add(em: _Emitter, node: torch.fx.Node, inputs: list[torch.fx.Node]) -> None
 def _window_pool(
     em: _Emitter, node: torch.fx.Node, mod: nn.Module, inputs: list[torch.fx.Node], method: int
 ) -> None:
-    k, s, p = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
+    size: Any = mod.kernel_size  # MaxPool2d/AvgPool2d: int or tuple
+    k, s, p = _pair(size), _pair(mod.stride or size), _pair(mod.padding)  # type: ignore[arg-type]
     in_shape, out_shape = _shape(inputs[0]), _shape(node)
     # Caffe rounds pooled sizes up; accept only windows where that equals torch's result.
     caffe_out = tuple(-(-(in_shape[2 + i] + 2 * p[i] - k[i]) // s[i]) + 1 for i in range(2))
@@ -342,7 +343,7 @@ _NO_DNNDK_LAYER = {
 def _handle(em: _Emitter, node: torch.fx.Node) -> None:
     tensor_inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
     if node.op == "call_module":
-        mod = em.modules[node.target]
+        mod = em.modules[str(node.target)]
         if isinstance(mod, _IDENTITY_MODULES):
             em.alias(node, tensor_inputs[0])
             return
@@ -365,7 +366,7 @@ def _handle(em: _Emitter, node: torch.fx.Node) -> None:
             )
         handler(em, node, node.args, node.kwargs)
     elif node.op == "call_method":
-        handler = _METHOD_HANDLERS.get(node.target)
+        handler = _METHOD_HANDLERS.get(str(node.target))
         if handler is None:
             raise CaffeExportError(f"node {node.name}: method .{node.target}() has no Caffe layer")
         handler(em, node, node.args, node.kwargs)

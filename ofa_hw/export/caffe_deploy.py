@@ -108,7 +108,7 @@ def remove_redundant_input(path: str | Path) -> list[str]:
         else:
             declared.update(layer_tops)
     legacy = [e for e in entries if e.key in ("input", "input_shape", "input_dim")]
-    legacy_blobs = {e.value for e in legacy if e.key == "input"}
+    legacy_blobs = {e.value for e in legacy if e.key == "input" and e.value is not None}
     if legacy and legacy_blobs <= declared:
         remove.extend((e, f"top-level {e.key} (blob already declared by an Input layer)") for e in legacy)
     elif legacy:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ def export_onnx(
     if dynamo:
         require_extra("onnxscript", "onnx", "ONNX export with dynamo=True")
         opset = max(opset, 18)
+    extra: dict[str, Any] = {"verbose": False} if dynamo else {}
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter announces its own deprecation on every call; the choice is deliberate.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -65,7 +67,7 @@ def export_onnx(
             opset_version=opset,
             do_constant_folding=True,
             dynamo=dynamo,
-            **({"verbose": False} if dynamo else {}),
+            **extra,
         )
     return path
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -172,7 +173,8 @@ def netspec_json(netspec: NetSpec, model: torch.nn.Module) -> str:
             layer = {f: getattr(netspec.layers[i], f) for f in fields}
             layer["producers"] = list(netspec.layers[i].producers)
             if netspec.layers[i].has_bn:
-                layer["bn_eps"] = float(model.layers[layer["name"]].bn.eps)  # not in the state dict
+                bn: Any = model.layers[layer["name"]].bn  # type: ignore[index,union-attr]  # a ModuleDict entry
+                layer["bn_eps"] = float(bn.eps)  # not in the state dict
             layers.append(layer)
         blocks.append(layers)
     return json.dumps(

@@ -11,6 +11,7 @@ yield a shorter table.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -29,11 +30,12 @@ _KERNEL_SUFFIX_RE = re.compile(r"_\d+$")
 def _lines(text: str | bytes, source: str | None) -> list[str]:
     """Split into lines, rejecting binary content (NUL, control characters, undecodable bytes)."""
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = text[: exc.start].count(b"\n") + 1
-            raise ParseError("binary data (not UTF-8 text)", line=line, source=source) from exc
+            at = raw[: exc.start].count(b"\n") + 1
+            raise ParseError("binary data (not UTF-8 text)", line=at, source=source) from exc
     if not text.strip():
         raise ParseError("empty input", line=1 if text == "" else None, source=source)
     lines = text.split("\n")
@@ -129,7 +131,7 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: st
         )
     name = tables[0][0]
     names = tables[0][2]["name"].tolist()
-    for k, task, run, _, start in tables[1:]:
+    for k, _task, run, _, start in tables[1:]:
         if k != name:
             raise ParseError(f"run of kernel {k!r} among runs of kernel {name!r}", line=start, source=source)
         if run["name"].tolist() != names:
@@ -145,7 +147,10 @@ def parse_dnndk_profile(text: str | bytes, source: str | None = None, kernel: st
 def _parse_table(lines: list[str], i: int, source: str | None) -> tuple[tuple, int]:
     """Parse the table whose title is ``lines[i]``; returns the table and the index after it."""
     start = i + 1
-    kernel, task = _TITLE_RE.match(lines[i]).groups()
+    title = _TITLE_RE.match(lines[i])
+    if title is None:  # callers pass the index of a title line
+        raise ParseError(f"not a profile title: {lines[i]!r}", line=i + 1, source=source)
+    kernel, task = title.groups()
 
     def need(j: int, what: str) -> str:
         if j >= len(lines) or (j == len(lines) - 1 and lines[j] == ""):
@@ -254,10 +259,8 @@ def parse_kernel_info(text: str | bytes, source: str | None = None) -> KernelLis
     ID table must be described. Line numbers in errors count lines of ``text``.
     """
     if isinstance(text, bytes):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):  # _lines reports the line of the undecodable byte
             text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # _lines reports the line of the undecodable byte
     if isinstance(text, str):
         text = _ANSI_RE.sub("", text)
     lines = _lines(text, source)
@@ -313,8 +316,8 @@ def _parse_kernel_list(lines: list[str], source: str | None) -> KernelList:
                 )
             )
 
-    for j in range(j, len(lines)):
-        line = lines[j]
+    first = j
+    for j, line in enumerate(lines[first:], start=first):
         s = line.strip()
         if not s or set(s) <= {"-"} or s.startswith("*"):
             section = None if not s else section

@@ -190,7 +190,7 @@ class Profile:
             and self.nodes.equals(other.nodes)
         )
 
-    __hash__ = None  # mutable DataFrames inside: not hashable
+    __hash__ = None  # type: ignore[assignment]  # mutable DataFrames inside: not hashable
 
     def __repr__(self) -> str:
         return f"Profile(kernel={self.kernel!r}, nodes={len(self.nodes)}, runs={len(self.runs)}, total_ms={self.total_ms:.3f})"

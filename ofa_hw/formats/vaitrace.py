@@ -30,6 +30,7 @@ Every version is returned in one frame, so that callers never branch on the vers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -163,7 +164,7 @@ def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.D
     """
     lines = _lines(text, source)
     start, layout = _find_header(lines, source)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(start + 1, len(lines)):
         s = lines[i].strip()
         if not s or set(s) <= set("-=+| "):
@@ -179,7 +180,7 @@ def parse_vaitrace_summary(text: str | bytes, source: str | None = None) -> pd.D
                 line=i + 1,
                 source=source,
             )
-        row: dict[str, object] = {"version": layout.version}
+        row: dict[str, Any] = {"version": layout.version}
         for key, cell in zip(layout.keys, cells):
             if key in ("dpu_id", "subgraph"):
                 if not cell:

@@ -88,7 +88,7 @@ class _Tracer:
         first = node.all_input_nodes[0]
         c_in, h_in, w_in = _shape(first)
         c, h, w = _shape(node)
-        fields = dict(in_h=h_in, in_w=w_in, in_c=c_in, out_h=h, out_w=w, out_c=c)
+        fields: dict[str, Any] = dict(in_h=h_in, in_w=w_in, in_c=c_in, out_h=h, out_w=w, out_c=c)
         fields.update(kw)
         op = Op(index=len(self.ops), name=self.name(family), kind=kind, inputs=tuple(inputs), **fields)
         self.ops.append(op)
@@ -205,7 +205,8 @@ def trace_ops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Op],
         else:
             label = type(mod).__name__.lower() if mod is not None else str(getattr(fn, "__name__", meth))
             t.add(node, label.strip("_") or "op", "cpu", ins)
-    return t.ops, tuple(shape[1:])
+    _, c, h, w = shape
+    return t.ops, (c, h, w)
 
 
 def _is_spatial_mean(node: fx.Node) -> bool:

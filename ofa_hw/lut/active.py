@@ -182,7 +182,7 @@ def heldout_error(
     if predictor is None or not ok:
         return None, None, len(ok)
     mean, _ = predictor.predict([o.job.arch for o in ok], target="profile")
-    measured = np.array([o.profile.total_ms for o in ok], dtype=float)
+    measured = np.array([o.measured.total_ms for o in ok], dtype=np.float64)
     ape = np.abs(mean - measured) / measured
     return float(ape.mean()), float(ape.max()), len(ok)
 

@@ -67,7 +67,9 @@ def block_samples(space: SearchSpace, dpu: DPUConfig, outcomes: Sequence[Profile
     Returns:
         Columns ``key, ms, net``.
     """
-    keys, times, nets = [], [], []
+    keys: list[str] = []
+    times: list[float] = []
+    nets: list[str] = []
     for outcome in outcomes:
         if not outcome.ok:
             continue
@@ -75,7 +77,7 @@ def block_samples(space: SearchSpace, dpu: DPUConfig, outcomes: Sequence[Profile
         layer_ms = np.asarray(layer_times_ms(ns, dpu), dtype=float)
         # the nodes the compiled network has: a profile of another network is refused, not stretched
         starts = [node.layers[0] for node in compile_net(ns, dpu).nodes if node.layers]
-        tables = list(outcome.profile.runs) or [outcome.profile.nodes]
+        tables = list(outcome.measured.runs) or [outcome.measured.nodes]
         for table in tables:
             bt = block_times(ns, table, layer_ms, starts)
             keys.extend(b.key for b in ns.blocks)
@@ -146,7 +148,7 @@ def validate_lut(
     for outcome in outcomes:
         if not outcome.ok:
             continue
-        measured = float(outcome.profile.total_ms)
+        measured = float(outcome.measured.total_ms)
         predicted = table.predict(space, outcome.job.arch)
         rows.append(
             {

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ofa_hw.errors import UserError
 from ofa_hw.export.xmodel import MODULE_CLASS
@@ -141,9 +142,7 @@ def xir_row_layers(netspec: NetSpec, names: Sequence[str]) -> list[tuple[int, ..
     return out
 
 
-def split_matrix(
-    netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: Sequence[float]
-) -> np.ndarray:
+def split_matrix(netspec: NetSpec, layers: Sequence[tuple[int, ...]], layer_ms: ArrayLike) -> np.ndarray:
     """Share of each node's time owed to each block: shape ``(n_nodes, n_blocks)``, rows sum to 1.
 
     Args:
@@ -166,7 +165,7 @@ def split_matrix(
 def block_times(
     netspec: NetSpec,
     nodes: pd.DataFrame,
-    layer_ms: Sequence[float],
+    layer_ms: ArrayLike,
     expected_starts: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Per-block times (ms) of one profile table: node runtimes distributed over the blocks.

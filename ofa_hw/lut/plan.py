@@ -54,7 +54,8 @@ class ProbePlan:
 
     def probe_names(self) -> list[str]:
         """Net names of the probes: ``probe_r<res>_<j>`` (``j`` counts within a resolution)."""
-        names, seen = [], {}
+        names: list[str] = []
+        seen: dict[int, int] = {}
         for arch in self.probes:
             j = seen.get(arch["r"], 0)
             seen[arch["r"]] = j + 1
@@ -159,7 +160,9 @@ def plot_coverage(frame: pd.DataFrame, path: str | Path, title: str = "LUT cover
     )
     cmap = plt.get_cmap("viridis").with_extremes(under="tab:red", bad="lightgrey")
     vmax = max(2.0, np.nanmax(counts) if np.isfinite(counts).any() else 2.0)
-    im = ax.imshow(counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=_COVERAGE_VMIN, vmax=vmax), origin="lower")
+    im = ax.imshow(
+        counts, aspect="auto", cmap=cmap, norm=LogNorm(vmin=_COVERAGE_VMIN, vmax=vmax), origin="lower"
+    )
     for i, j in zip(*np.nonzero(some_bad)):
         ax.text(j, i, "x", ha="center", va="center", fontsize=7, color="black")
     ax.set_xticks(
@@ -402,7 +405,7 @@ def _validation_archs(
         tries += 1
         if tries > 1000 * max(n, 1):
             raise ValueError(f"space '{space.name}': cannot sample compilable validation subnets")
-        arch = space.sample(rng)
+        arch = space.validate(space.sample(rng))
         arch["r"] = int(rng.choice(resolutions))
         if not bad_keys.intersection(build_netspec(space, arch).keys):
             out.append(space.validate(arch))

@@ -196,7 +196,7 @@ def net_measurement(
 ) -> NetMeasurement:
     """A :class:`NetMeasurement` from one successful backend outcome."""
     arch = space.validate(outcome.job.arch)
-    prof = outcome.profile
+    prof = outcome.measured
     block_ms: tuple[float, ...] = ()
     block_std: tuple[float, ...] = ()
     if with_blocks:
@@ -287,7 +287,7 @@ def sample_compilable(
     for _ in range(max_tries * max(n, 1)):
         if len(out) == n:
             break
-        arch = space.sample(rng)
+        arch = space.validate(space.sample(rng))
         arch["r"] = int(rng.choice(res))
         ns = build_netspec(space, arch)
         if compilable is None or all(compilable(b, ns) for b in ns.blocks):

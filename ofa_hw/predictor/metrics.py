@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 #: Error bounds of the ``acc<k>`` figures: share of networks whose relative error is within ±k %.
@@ -13,7 +13,7 @@ ACC_BOUNDS = (1, 5, 10)
 
 
 def latency_metrics(
-    measured: Sequence[float], predicted: Sequence[float], std: Sequence[float] | None = None
+    measured: ArrayLike, predicted: ArrayLike, std: ArrayLike | None = None
 ) -> dict[str, float]:
     """RMSE (ms), MAPE, ±1/5/10 % accuracy, Kendall τ, Spearman ρ (and 2σ coverage given ``std``).
 
@@ -46,11 +46,11 @@ def latency_metrics(
 
 
 def scatter_plot(
-    measured: Sequence[float],
-    predicted: Sequence[float],
+    measured: ArrayLike,
+    predicted: ArrayLike,
     path: str | Path,
     title: str = "",
-    std: Sequence[float] | None = None,
+    std: ArrayLike | None = None,
     measured_on: str = "measured",
 ) -> Path:
     """Predicted vs measured latency with the ±5 % band (PNG); ``measured_on`` names what measured them

@@ -167,12 +167,13 @@ class LatencyPredictor:
 
     def _block_members(self, archs: list[Arch]) -> np.ndarray:
         """``(M, n_nets, max_blocks)`` member predictions of every block of ``archs`` (0-padded)."""
-        pairs, owner = [], []
+        pairs: list[tuple[Any, Any]] = []
+        owners: list[int] = []
         for i, arch in enumerate(archs):
             ns = build_netspec(self.space, arch)
             pairs.extend((b, ns) for b in ns.blocks)
-            owner.extend([i] * len(ns.blocks))
-        owner = np.asarray(owner)
+            owners.extend([i] * len(ns.blocks))
+        owner = np.asarray(owners)
         members = self.model.predict_members(featurize(pairs, self.hw))
         out = np.zeros((members.shape[0], len(archs), int(np.bincount(owner).max())))
         slot = np.concatenate([np.arange(c) for c in np.bincount(owner, minlength=len(archs))])

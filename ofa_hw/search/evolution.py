@@ -16,10 +16,11 @@ constraint). Differences, all deliberate:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,11 +29,17 @@ from ofa_hw.schemas.search import SearchConfig
 from ofa_hw.search.floor import Floor
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.search.latency import LatencyConstraint
-from ofa_hw.space import Arch, SearchSpace
+
+# The result types live in ofa_hw.search.result; re-exported here, where callers have long found them.
+from ofa_hw.search.result import Candidate as Candidate
+from ofa_hw.search.result import Evaluated as Evaluated
+from ofa_hw.search.result import SearchResult as SearchResult
+from ofa_hw.search.result import candidates as candidates
+from ofa_hw.space import SearchSpace
 
 #: Share of slots a rejection round may leave unfilled (each costs another, small round).
 _FIRST_ROUND_MISS = 0.003
-_LOG_MISS = float(np.log(_FIRST_ROUND_MISS))
+_LOG_MISS = math.log(_FIRST_ROUND_MISS)
 
 
 @dataclass(frozen=True)
@@ -83,109 +90,14 @@ class EvolutionParams:
         return int(round(self.mutation_ratio * self.population))
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One subnet found by the search, with its predicted figures.
+@dataclass
+class _Group:
+    """Slots of one acceptance group still waiting for a feasible child in :meth:`FinderBase._redraw_rows`."""
 
-    Attributes:
-        arch: Canonical arch dict.
-        arch_id: :meth:`SearchSpace.arch_id` of the arch.
-        accuracy: Accuracy-model score (a proxy when the model says so).
-        predicted_ms: Predicted mean latency.
-        std_ms: Predicted σ.
-        bound_ms: ``predicted_ms + k·std_ms``, the constrained value.
-        genes: Encoded arch.
-    """
-
-    arch: Arch
-    arch_id: str
-    accuracy: float
-    predicted_ms: float
-    std_ms: float
-    bound_ms: float
-    genes: np.ndarray = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """Every feasible subnet a run scored (duplicates included), as parallel arrays."""
-
-    genes: np.ndarray
-    accuracy: np.ndarray
-    mean_ms: np.ndarray
-    std_ms: np.ndarray
-    bound_ms: np.ndarray
-
-    @staticmethod
-    def concat(parts: list[Evaluated]) -> Evaluated:
-        return Evaluated(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in Evaluated.__dataclass_fields__)
-        )
-
-    def take(self, idx: np.ndarray) -> Evaluated:
-        return Evaluated(*(getattr(self, f)[idx] for f in Evaluated.__dataclass_fields__))
-
-    def __len__(self) -> int:
-        return len(self.accuracy)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Outcome of one constrained search.
-
-    Attributes:
-        budget_ms: The latency budget.
-        k_sigma: Safety factor on σ.
-        floor_ms: Smallest ``mean + k·σ`` the space reaches (the feasibility floor).
-        best_history: Best accuracy at each generation.
-        population: Final population (feasible) with its scores.
-        evaluated: Every feasible subnet scored during the run.
-        evaluations: Latency-predictor evaluations (archs checked, rejected ones included).
-        accuracy_evaluations: Accuracy-model evaluations.
-        elapsed_s: Wall time of the run.
-        cpu_s: CPU time of the run's thread (what the search costs, whatever else the machine runs).
-    """
-
-    budget_ms: float
-    k_sigma: float
-    floor_ms: float
-    best_history: np.ndarray
-    population: Evaluated
-    evaluated: Evaluated
-    evaluations: int
-    accuracy_evaluations: int
-    elapsed_s: float
-    space: SearchSpace = field(repr=False)
-    cpu_s: float = 0.0
-
-    def top(self, k: int) -> list[Candidate]:
-        """The ``k`` most accurate *distinct* subnets seen (ties: first found first)."""
-        ev = self.evaluated
-        order = np.argsort(-ev.accuracy, kind="stable")
-        ops = GeneOps(self.space)
-        keep = order[ops.unique_first(ev.genes[order])][:k]
-        return candidates(self.space, ev.take(keep))
-
-    @property
-    def best(self) -> Candidate:
-        return self.top(1)[0]
-
-
-def candidates(space: SearchSpace, ev: Evaluated) -> list[Candidate]:
-    """Decode evaluated rows into :class:`Candidate` records."""
-    archs = space.decode(ev.genes)
-    return [
-        Candidate(
-            arch=space.validate(a),
-            arch_id=space.arch_id(a),
-            accuracy=float(ev.accuracy[i]),
-            predicted_ms=float(ev.mean_ms[i]),
-            std_ms=float(ev.std_ms[i]),
-            bound_ms=float(ev.bound_ms[i]),
-            genes=ev.genes[i].copy(),
-        )
-        for i, a in enumerate(archs)
-    ]
+    group: int  # key of the group's acceptance rate
+    rows: np.ndarray  # rows (of the fallback arrays) still without a feasible child
+    reps: int  # tries per slot in the next round
+    tried: int  # tries per slot so far
 
 
 @contextmanager
@@ -250,7 +162,8 @@ class FinderBase:
         """Tries per slot in a group's first round: enough for all but ``_FIRST_ROUND_MISS`` of the slots
         to succeed at the acceptance rate seen so far (one round per generation, mostly)."""
         accept = min(max(self._accept.get(group, 1.0), 1e-3), 1.0 - 1e-9)
-        return int(min(max(np.ceil(_LOG_MISS / np.log1p(-accept)), 1), 16))
+        # plain floats: numpy scalar maths costs microseconds, twice per generation
+        return min(max(math.ceil(_LOG_MISS / math.log1p(-accept)), 1), 16)
 
     def _redraw(
         self,
@@ -291,39 +204,38 @@ class FinderBase:
         genes, stats = genes.copy(), stats.copy()
         ids = np.arange(n) if ids is None else ids
         cuts = [0, *np.searchsorted(ids, groups).tolist(), n]
-        # per group: [group id, pending rows, tries per slot next round, tries so far]
         todo = [
-            [i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried]
+            _Group(i, np.arange(lo, hi), self._first_reps(i) * (2 if tried else 1), tried)
             for i, (lo, hi) in enumerate(zip(cuts, cuts[1:]))
             if hi > lo
         ]
         first = True
         max_rounds = self.params.max_rounds
+        width = genes.shape[1]
         while todo:
-            for t in todo:
-                t[2] = min(t[2], max_rounds - t[3])
-            parts = [make(ids[t[1]], t[2]) for t in todo]
-            width = genes.shape[1]
-            cand = np.concatenate([x.reshape(-1, width) for x in parts]) if len(parts) > 1 else parts[0]
-            cand = cand.reshape(-1, width)
+            for g in todo:
+                g.reps = min(g.reps, max_rounds - g.tried)
+            parts = [make(ids[g.rows], g.reps).reshape(-1, width) for g in todo]
+            cand = np.concatenate(parts) if len(parts) > 1 else parts[0]
             m, s, b = self._latency(cand)
             ok = (b <= limit) & (b < np.inf)  # inf = does not compile, even without a budget
             start = 0
-            for t in todo:
-                i, slots, r, _ = t
-                k = slots.size
-                ok_i = ok[start : start + k * r].reshape(k, r)
+            for g in todo:
+                k, r = g.rows.size, g.reps
+                ok_g = ok[start : start + k * r].reshape(k, r)
                 if first:  # running acceptance rate per group, for the next call's first round
-                    self._accept[i] = 0.7 * self._accept.get(i, 1.0) + 0.3 * float(ok_i.mean())
-                pick = ok_i.argmax(axis=1)
-                hit = ok_i[np.arange(k), pick]
+                    self._accept[g.group] = (
+                        0.7 * self._accept.get(g.group, 1.0) + 0.3 * np.count_nonzero(ok_g) / ok_g.size
+                    )
+                pick = ok_g.argmax(axis=1)
+                hit = ok_g[np.arange(k), pick]
                 rows = start + (np.arange(k) * r + pick)[hit]
-                done = slots[hit]
+                done = g.rows[hit]
                 genes[done] = cand[rows]
                 stats[done, 0], stats[done, 1], stats[done, 2] = m[rows], s[rows], b[rows]
                 start += k * r
-                t[1], t[2], t[3] = slots[~hit], 2 * r, t[3] + r
-            todo = [t for t in todo if t[1].size and t[3] < max_rounds]
+                g.rows, g.reps, g.tried = g.rows[~hit], 2 * r, g.tried + r
+            todo = [g for g in todo if g.rows.size and g.tried < max_rounds]
             first = False
         return genes, stats
 
@@ -431,8 +343,8 @@ class EvolutionFinder(FinderBase):
                 np.arange(n_mut * rm, ok.size, rc) + ok_c.argmax(axis=1),
             ]
         )
-        self._accept[0] = 0.7 * self._accept.get(0, 1.0) + 0.3 * float(ok_m.mean())
-        self._accept[1] = 0.7 * self._accept.get(1, 1.0) + 0.3 * float(ok_c.mean())
+        self._accept[0] = 0.7 * self._accept.get(0, 1.0) + 0.3 * np.count_nonzero(ok_m) / ok_m.size
+        self._accept[1] = 0.7 * self._accept.get(1, 1.0) + 0.3 * np.count_nonzero(ok_c) / ok_c.size
         genes = cand[rows]
         stats = np.stack([m, s, b], axis=1)[rows]
         miss = np.flatnonzero(~ok[rows])

@@ -46,7 +46,7 @@ def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
         np.isfinite(table.blocks), w_mean * np.nan_to_num(table.blocks, posinf=0.0, neginf=0.0), np.inf
     )
     fixed = w_mean * table.fixed
-    if w_var and table.var_blocks is not None:
+    if w_var and table.var_blocks is not None and table.var_fixed is not None:
         # inf/nan variances only occur on cells that are already unusable; keep them from making nan
         cost = cost + w_var * np.nan_to_num(table.var_blocks, nan=0.0, posinf=0.0)  # inf cost stays inf
         fixed = fixed + w_var * table.var_fixed

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -181,9 +182,7 @@ class ParetoFinder(FinderBase):
             pb = self._tournament(ranks, crowd, n, rng)
             children = self._score(
                 *self._redraw(
-                    lambda slots, reps, g=pop.genes, pa=pa, pb=pb: self._children(
-                        g, pa, pb, slots, reps, n_mut, rng
-                    ),
+                    partial(self._children, pop.genes, pa, pb, n_mut=n_mut, rng=rng),
                     pop.take(pa),
                     limit,
                     groups=(n_mut,),

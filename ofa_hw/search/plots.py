@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+#: A series of numbers: a list or a 1-D array.
+Floats = Sequence[float] | np.ndarray
+
 
 def _style(ax, title: str, fontsize: int, legend_loc: str = "lower right") -> None:
     if title:
@@ -57,8 +60,8 @@ def plot_pareto(
     front_acc: np.ndarray,
     budget_ms: float,
     accuracy_label: str,
-    candidates_ms: Sequence[float] = (),
-    candidates_acc: Sequence[float] = (),
+    candidates_ms: Floats = (),
+    candidates_acc: Floats = (),
     measured_ms: Sequence[float | None] = (),
     title: str = "",
     measured_on: str = "measured",
@@ -105,10 +108,10 @@ def plot_pareto(
 
 def plot_predicted_vs_measured(
     path: Path,
-    predicted_ms: Sequence[float],
-    measured_ms: Sequence[float],
+    predicted_ms: Floats,
+    measured_ms: Floats,
     budget_ms: float,
-    std_ms: Sequence[float] | None = None,
+    std_ms: Floats | None = None,
     title: str = "",
     measured_on: str = "measured",
 ) -> Path:
@@ -187,8 +190,8 @@ def plot_budget_sweep(path: Path, rows: Sequence[dict], title: str = "") -> Path
 
 def plot_convergence(
     path: Path,
-    ours: Sequence[float],
-    ofa: Sequence[float] | None,
+    ours: Floats,
+    ofa: Floats | None,
     ours_s: float,
     ofa_s: float | None,
     accuracy_label: str,

@@ -273,8 +273,8 @@ def calibrate(
         raise ValueError(f"calibrate: no bounds for {unknown}; free constants are {sorted(BOUNDS)}")
     if not data:
         raise ValueError("calibrate: no measurements")
-    data = [d if isinstance(d, Measurement) else _from_pair(d, base) for d in data]
-    problem = _Problem(data)
+    measurements = [d if isinstance(d, Measurement) else _from_pair(d, base) for d in data]
+    problem = _Problem(measurements)
     n_parts = len(problem.measured)
     w_total = np.sqrt(n_parts / max(len(problem.multi), 1)) if total_weight is None else total_weight
     informative = [k for k in (FREE if free is None else free) if _informative(problem, base, k)]
@@ -332,11 +332,11 @@ def calibrate(
     )
     constants = {k: round_sig(v) for k, v in zip(smooth, fitted)}
     constants.update({k: round_sig(getattr(best_base, k)) for k in thresholds})
-    dpu = base.replace(name=name or base.name, calibrated_on=provenance(data), **constants)
+    dpu = base.replace(name=name or base.name, calibrated_on=provenance(measurements), **constants)
     sims, rel, totals = problem.figures(dpu)
     rows = []
     k = 0
-    for i, m in enumerate(data):
+    for i, m in enumerate(measurements):
         for nm, mv in zip(m.names, m.measured_ms):
             rows.append(
                 {

@@ -274,21 +274,21 @@ def compile_ops(ops: list[Op], dpu: DPUConfig, name: str, input_shape: tuple[int
             group_of[i] = target
     nodes: list[DPUNode] = []
     subgraphs: list[tuple[str, list[int], list[int]]] = []
-    for g in groups:
-        device = dev[g[0]]
+    for members in groups:
+        device = dev[members[0]]
         if not subgraphs or subgraphs[-1][0] != device:
             subgraphs.append((device, [], []))
-        subgraphs[-1][1].extend(g)
+        subgraphs[-1][1].extend(members)
         if device == "dpu":
             subgraphs[-1][2].append(len(nodes) + 1)
             nodes.append(
                 DPUNode(
                     id=len(nodes) + 1,
-                    name=f"{name}_{ops[g[0]].name}" if name else ops[g[0]].name,
-                    ops=tuple(g),
-                    layers=tuple(layer for j in g for layer in ops[j].layers),
+                    name=f"{name}_{ops[members[0]].name}" if name else ops[members[0]].name,
+                    ops=tuple(members),
+                    layers=tuple(layer for j in members for layer in ops[j].layers),
                     kernel="",
-                    workload_mop=2.0 * sum(ops[j].macs for j in g) / 1e6,
+                    workload_mop=2.0 * sum(ops[j].macs for j in members) / 1e6,
                 )
             )
     single = len(subgraphs) == 1

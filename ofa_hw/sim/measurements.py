@@ -327,7 +327,10 @@ def sources_from_config(items: Sequence[Any]) -> list[Source]:
 
     out = []
     for k, item in enumerate(items):
-        d = OmegaConf.to_container(item, resolve=True) if OmegaConf.is_config(item) else dict(item)
+        raw = OmegaConf.to_container(item, resolve=True) if OmegaConf.is_config(item) else dict(item)
+        if not isinstance(raw, dict):
+            raise CalibrationInputError(f"calibrate.measurements[{k}]: expected a mapping with file:")
+        d: dict[str, Any] = {str(key): value for key, value in raw.items()}
         if not d.get("file"):
             raise CalibrationInputError(f"calibrate.measurements[{k}]: missing file:")
         out.append(

@@ -200,7 +200,9 @@ def profile_from_times(
         q = quantize(raw)
         tables.append(make_table(ids, names, q))
         tot = run_totals(_frame(raw), dpu.peak_gops)
-        totals.append({k: float(v[0]) for k, v in quantize({k: [v] for k, v in tot.items()}).items()})
+        totals.append(
+            {k: float(v[0]) for k, v in quantize({k: np.array([v]) for k, v in tot.items()}).items()}
+        )
         e2e.append(float(rt.sum()) + dpu.task_overhead_us * 1e-3 + cpu_ms)
     kernel = cn.dpu_parts[0].kernel if cn.dpu_parts else cn.name
     return Profile.from_runs(

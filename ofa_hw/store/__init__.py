@@ -50,7 +50,7 @@ def open_store(cfg: Any, workspace: str | Path | None = None) -> BaseStore:
     ``store=sqlite``: ``store.path`` (default ``<workspace>/store.sqlite``); ``store=postgres``:
     ``store.dsn`` (default ``$OFA_HW_PG_DSN``, then libpq's ``PG*`` variables) and ``store.namespace``.
     """
-    store_cfg = cfg["store"] if "store" in cfg else cfg
+    store_cfg = cfg.get("store", cfg)
     if workspace is None and "workspace" in cfg:
         workspace = cfg["workspace"]
     return store_class(store_cfg).from_config(store_cfg, workspace)

@@ -136,7 +136,7 @@ def _wait_for(
                     outcome = backend.profile(job)
                     store.record(outcome, backend)
                     fresh[key] = outcome
-                else:
+                elif run is not None:
                     stored[key] = run
             finally:
                 store.release(key)

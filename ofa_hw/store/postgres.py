@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ofa_hw.store import migrations
@@ -158,10 +158,8 @@ class PostgresStore(BaseStore):
 
     def _scrub(self, text: str) -> str:
         secrets = []
-        try:
+        with suppress(self._psycopg.ProgrammingError):
             secrets.append(self._psycopg.conninfo.conninfo_to_dict(self._dsn).get("password"))
-        except self._psycopg.ProgrammingError:
-            pass
         secrets.append(os.environ.get("PGPASSWORD"))
         for secret in filter(None, secrets):
             text = text.replace(str(secret), "***")
@@ -224,7 +222,8 @@ class PostgresStore(BaseStore):
             LockTimeout: another session held the lock for more than ``timeout_s``.
         """
         key = advisory_key(f"ofa_hw lock {name}")
-        with cls.from_config(cfg) as store:
+        store = cls.from_config(cfg)
+        with store:
             deadline = time.monotonic() + timeout_s
             while True:
                 with store._errors(f"lock {name}"):

@@ -120,7 +120,7 @@ class BlockModel(BaseEstimator, RegressorMixin):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BlockModel:
         """Rebuild a fitted model from :meth:`to_state` output (no code is executed from the data)."""
-        model_cls = MODELS.get(state.get("model"))
+        model_cls = MODELS.get(str(state.get("model")))
         if model_cls is None:
             raise ValueError(f"unknown block model '{state.get('model')}'; known: {sorted(MODELS)}")
         model = model_cls(**state["params"])

@@ -34,8 +34,14 @@ class TreeArrays:
     @classmethod
     def from_sklearn(cls, members: list[tuple[list[Any], float, float, float]]) -> TreeArrays:
         """``members``: per member ``(sklearn trees, base, scale of each tree's value, divisor)``."""
-        parts = {k: [] for k in ("left", "right", "feature", "threshold", "value")}
-        roots, owner, base, divisor, offset = [], [], [], [], 0
+        parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("left", "right", "feature", "threshold", "value")
+        }
+        roots: list[int] = []
+        owner: list[int] = []
+        base: list[float] = []
+        divisor: list[float] = []
+        offset = 0
         for m, (trees, b, scale, div) in enumerate(members):
             base.append(b)
             divisor.append(div)
@@ -50,7 +56,8 @@ class TreeArrays:
                 roots.append(offset)
                 owner.append(m)
                 offset += t.node_count
-        return cls(*(np.concatenate(parts[k]) for k in parts), roots, owner, base, divisor)
+        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        return cls(**arrays, roots=roots, member=owner, base=base, divisor=divisor)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``(M, N)`` member predictions."""
