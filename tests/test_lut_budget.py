@@ -427,7 +427,9 @@ def test_pipeline_trains_from_a_budget_lut_without_extra_board_subnets(tmp_path,
     assert sec["heldout_mape"] == lut.summary()["heldout_mape"] is not None
     assert sec["heldout_source"].startswith("budget plan: newest batch")
     text = budget_statement(lut.summary(), sec, "sim")
-    assert text.startswith(f"Measured for the LUT: {n} subnets on `sim` (plan `budget`, granularity `node`, stopped on ")
+    assert text.startswith(
+        f"Measured for the LUT: {n} subnets on `sim` (plan `budget`, granularity `node`, stopped on "
+    )
     assert f"Predictor error on {sec['heldout_subnets']} subnets it did not train on: MAPE" in text
     mean, _ = trained.predictor.predict(
         sample_subnets(SPACE, dpu_compile_check(DPU), [128], 3, np.random.default_rng(3))

@@ -427,8 +427,8 @@ def build(
     provenance = getattr(backend, "provenance", f"{backend.name} measurements")
     table = build_lut(space, backend, probes, plan.resolutions, plan.uncompilable, provenance)
     report = validate_lut(table, space, validation)
-    validation = {k: v for k, v in report.items() if k != "rows"} | {"granularity": "node"}
-    table = LatencyTable(table.frame, replace(table.meta, validation=validation))
+    figures = {k: v for k, v in report.items() if k != "rows"} | {"granularity": "node"}
+    table = LatencyTable(table.frame, replace(table.meta, validation=figures))
     path = table.save(out_dir)
     timings["build_s"] = time.perf_counter() - t
     coverage = table.coverage(space, plan.resolutions)
