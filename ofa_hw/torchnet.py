@@ -7,7 +7,6 @@ exporters, the simulator's tracer and the supernet weight extraction can all rel
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ofa_hw.netspec import AnySpace, Layer, NetSpec, build_netspec
@@ -53,8 +52,8 @@ class OFASubnet(nn.Module):
 
     Attributes:
         netspec: The netspec the module was built from.
-        layers: ``nn.ModuleDict`` keyed by netspec layer name (``conv_1`` … ``fc_1``; global pools and
-            the SE multiply have no parameters and are applied in :meth:`forward`).
+        layers: ``nn.ModuleDict`` keyed by netspec layer name (``conv_1`` … ``fc_1``, ResNet's pools and
+            post-add ReLUs; global pools and the SE multiply are applied in :meth:`forward`).
     """
 
     def __init__(self, netspec: NetSpec) -> None:
@@ -66,6 +65,12 @@ class OFASubnet(nn.Module):
                 modules[layer.name] = ConvBNAct(layer)
             elif layer.kind == "fc":
                 modules[layer.name] = nn.Linear(layer.in_c, layer.out_c)
+            elif layer.kind == "add":  # the activation after a ResNet add (no parameters)
+                modules[layer.name] = ACTIVATIONS[layer.act]()
+            elif layer.kind == "maxpool":
+                modules[layer.name] = nn.MaxPool2d(layer.kernel, layer.stride, layer.kernel // 2)
+            elif layer.kind == "avgpool":  # OFA's downsample pool: no padding, ceil mode
+                modules[layer.name] = nn.AvgPool2d(layer.kernel, layer.stride, 0, ceil_mode=True)
         self.layers = nn.ModuleDict(modules)
         self._blocks = [[netspec.layers[i] for i in block.layers] for block in netspec.blocks]
 
@@ -80,15 +85,8 @@ class OFASubnet(nn.Module):
                     a, b = (outputs[i] for i in layer.producers)
                     x = a * b
                 elif layer.kind == "add":
-                    x = ACTIVATIONS[layer.act]()(sum(outputs[i] for i in layer.producers))
-                elif layer.kind == "maxpool":
-                    x = F.max_pool2d(
-                        outputs[layer.producers[0]], layer.kernel, layer.stride, layer.kernel // 2
-                    )
-                elif layer.kind == "avgpool":
-                    x = F.avg_pool2d(
-                        outputs[layer.producers[0]], layer.kernel, layer.stride, 0, ceil_mode=True
-                    )
+                    a, b = (outputs[i] for i in layer.producers)
+                    x = self.layers[layer.name](a + b)
                 else:
                     x = outputs.get(layer.producers[0], x) if layer.inputs else x
                     if layer.kind == "fc":

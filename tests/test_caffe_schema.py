@@ -80,7 +80,9 @@ def _check(prototxt: Path, caffemodel: Path | None, xilinx_net: type[Message]) -
 
 
 @pytest.mark.parametrize("bn", ["scale", "fold"])
-@pytest.mark.parametrize("space_name", sorted(PRESETS))
+# MobileNetV3's h-swish and squeeze-excite have no DNNDK Caffe layer: their export is refused
+# (tests/test_mbv3.py::test_dnndk_caffe_export_refuses_hswish_in_one_line).
+@pytest.mark.parametrize("space_name", sorted(n for n, s in PRESETS.items() if s.family != "mbv3"))
 def test_exported_subnets_parse_with_xilinx_schema(space_name, bn, xilinx_net, tmp_path):
     space = PRESETS[space_name]
     model, _ = random_subnet(space, seed=3, r=min(space.resolutions), name="net")

@@ -181,6 +181,9 @@ def test_shipped_mbv3_lut_is_current_and_complete():
     path = SHIPPED_DIR / f"ofa_mbv3_w12-ultra96_b2304-{dpu.fingerprint()}.csv"
     assert path.is_file(), f"shipped LUT is stale or missing: expected {path.name}; see lut/README.md"
     table = LatencyTable.load(path, space=space, dpu_fingerprint=dpu.fingerprint())
+    from ofa_hw.sim.version import stale_reason
+
+    assert stale_reason(table.meta.toolchain) is None, "shipped LUT made by an older simulator model"
     assert table.coverage(space, space.resolutions)["fraction"] == 1.0
     assert table.meta.validation["mape"] < 0.02
 

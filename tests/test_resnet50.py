@@ -94,3 +94,115 @@ def test_keys_cover_every_subnet():
         "bottleneck-input:56x56x40-output:56x56x168-mid:32-stride:1-downsample:1",
     ]
     assert ns.keys[-1] == "Logits-input:7x7x1328-output:1000"
+
+
+def test_onnx_export_and_dnndk_caffe_refusal(tmp_path):
+    """ONNX carries the subnet exactly; Caffe's ceil-mode pooling cannot express OFA's stem max-pool."""
+    from ofa_hw.export.caffe import CaffeExportError, to_caffe
+    from ofa_hw.export.onnx import check_onnx, export_onnx
+
+    arch = SPACE.sample(np.random.default_rng(1))
+    arch["r"] = 160
+    model = build_model(SPACE, arch).eval()
+    assert check_onnx(model, export_onnx(model, tmp_path / "r50.onnx", 160), 160) < 1e-4
+    with pytest.raises(
+        CaffeExportError, match=r"Caffe pooling would give \(41, 41\), torch gives \(40, 40\)"
+    ):
+        to_caffe(model, name="net")
+
+
+def test_simulator_compiles_a_resnet_subnet():
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.sim import compile_net
+
+    arch = SPACE.sample(np.random.default_rng(2))
+    arch["r"] = 224
+    ns = build_netspec(SPACE, arch)
+    cn = compile_net(ns, DPUConfig.from_preset("zcu102_b4096"))
+    assert len(cn.subgraphs) == 1 and not cn.cpu_parts
+    assert sum(n.workload_mop for n in cn.nodes) == pytest.approx(2 * ns.macs / 1e6)
+
+
+def test_generated_xmodel_quantize_script_rebuilds_a_resnet_subnet(tmp_path):
+    import importlib.util
+
+    from ofa_hw.export.xmodel import write_quantize_script
+
+    arch = SPACE.sample(np.random.default_rng(3))
+    arch["r"] = 128
+    model = build_model(SPACE, arch, "x").eval()
+    script, weights = write_quantize_script(model.netspec, model, tmp_path, calib_iter=2)
+    spec = importlib.util.spec_from_file_location("generated_quantize_r50", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clone = mod.OFASubnet(mod.SPEC)
+    clone.load_state_dict(torch.load(weights))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(clone.eval()(x), model(x), atol=1e-5)
+
+
+def test_deploy_task_measures_a_resnet_subnet_on_the_simulator(tmp_path, monkeypatch):
+    import json
+
+    from conftest import compose
+
+    from ofa_hw.tasks.deploy import run
+
+    monkeypatch.chdir(tmp_path)
+    run(compose(["task=deploy", "space=ofa_resnet50", "task.random=true"], workspace=tmp_path / "ws"))
+    deploy = json.loads((tmp_path / "outputs" / "adhoc" / "results.json").read_text())["deploy"]
+    assert deploy["status"] == "ok" and deploy["total_ms"] > 0 and deploy["nodes"] > 40
+
+
+def test_lut_stages_refuse_the_space_in_one_line():
+    from ofa_hw.dpu import DPUConfig
+    from ofa_hw.lut import LutError
+    from ofa_hw.lut.build import check_dpu_only
+
+    with pytest.raises(
+        LutError, match=r"^space 'ofa_resnet50': the LUT, predictor and search stages handle"
+    ) as info:
+        check_dpu_only(SPACE, DPUConfig.from_preset("zcu102_b4096"))
+    assert "\n" not in str(info.value)
+
+
+def test_supernet_accuracy_model_on_an_ofa_resnet50_checkpoint(tmp_path, ofa_importable):
+    """``accuracy=supernet`` with OFA's ResNet-50 checkpoint (OFA's flat names): its subnet is OFA's."""
+    from PIL import Image
+
+    from ofa_hw.accuracy.imagefolder import ImageFolder
+    from ofa_hw.accuracy.supernet import SupernetAccuracyModel
+
+    net = ofa_resnet50(seed=7)
+    flat = {
+        k.replace(".bn.bn.", ".bn.")
+        .replace(".conv.conv.weight", ".conv.weight")
+        .replace(".linear.linear.", ".linear."): v
+        for k, v in net.state_dict().items()
+    }
+    path = tmp_path / "ofa_resnet50.pth"
+    torch.save({"state_dict": flat}, path)
+    rng = np.random.default_rng(0)
+    for name in ("n01", "n02"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)).save(
+            tmp_path / "val" / name / "0.png"
+        )
+    model = SupernetAccuracyModel(
+        SPACE,
+        SupernetWeights.load(path, SPACE),
+        ImageFolder.scan(tmp_path / "val"),
+        calib_images=2,
+        batch_size=2,
+        workers=1,
+        threads=1,
+    )
+    arch = SPACE.sample(np.random.default_rng(8))
+    arch["r"] = 128
+    net.set_active_subnet(d=arch["d"], e=arch["e"], w=arch["w"])
+    reference = net.get_active_subnet(preserve_weight=True).eval()
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(model.subnet(arch)(x), reference(x), atol=1e-4, rtol=0)
+    assert model.evaluate(arch).n_images == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ofa_hw.accuracy.flops import FlopsProxy
+from ofa_hw.dpu import DPUConfig
 from ofa_hw.lut.table import LatencyTable
 from ofa_hw.search import EvolutionFinder, EvolutionParams, TableLatency
 from ofa_hw.search.floor import table_ceiling, table_floor
@@ -26,7 +27,12 @@ from ofa_hw.search.pareto import ParetoFinder
 from ofa_hw.space import get_space
 
 HERE = Path(__file__).resolve().parent
-LUT = HERE.parents[1] / "lut" / "ofa_proxyless_w13-zcu102_b4096-64a7b89ab114.csv"
+# The shipped LUT of the current zcu102_b4096 preset (its file name carries the DPU fingerprint).
+LUT = (
+    HERE.parents[1]
+    / "lut"
+    / f"ofa_proxyless_w13-zcu102_b4096-{DPUConfig.from_preset('zcu102_b4096').fingerprint()}.csv"
+)
 
 
 def dominated_count(front, lat: np.ndarray, acc: np.ndarray) -> int:

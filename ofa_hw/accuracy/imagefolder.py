@@ -57,7 +57,7 @@ class ImageFolder:
         classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")))
         if not classes:
             raise ImageFolderError(f"{root}: no class directories (expected <root>/<class>/<image>)")
-        samples = []
+        samples: list[tuple[Path, int]] = []
         for label, name in enumerate(classes):
             files = sorted(
                 p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
@@ -89,7 +89,7 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
         new_w, new_h = size, int(size * h / w)
     else:
         new_w, new_h = int(size * w / h), size
-    return img.resize((new_w, new_h), Image.BILINEAR)
+    return img.resize((new_w, new_h), Image.Resampling.BILINEAR)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
@@ -138,9 +138,9 @@ def train_crop(path: Path, resolution: int, rng: np.random.Generator) -> np.ndar
     """Train-style crop (random resized crop + horizontal flip): ``uint8 (r, r, 3)``."""
     img = open_rgb(path)
     left, top, w, h = random_resized_box(*img.size, rng)
-    img = img.resize((resolution, resolution), Image.BILINEAR, box=(left, top, left + w, top + h))
+    img = img.resize((resolution, resolution), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
     if rng.random() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -224,6 +224,10 @@ class SupernetWeights:
     # ------------------------------------------------------------------ extraction
     def depthwise_kernel(self, block: int, channels: int, kernel: int) -> torch.Tensor:
         """Depthwise weight ``(channels, 1, kernel, kernel)`` of elastic block ``block`` (0-based)."""
+        if not isinstance(self.space, SearchSpace):
+            raise CheckpointError(
+                f"{self.source}: space '{self.space.name}' has no elastic depthwise kernels"
+            )
         p = f"blocks.{block + 1}.conv.depth_conv.conv"
         weight = self.tensors[f"{p}.conv.weight"][:channels]
         for big, small in kernel_pairs(self.space.ks_list):

@@ -16,8 +16,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def _batch_stat_bn(model: nn.Module) -> Iterator[dict[nn.BatchNorm2d, list]]:
                 acc[2] += var * x.shape[0]
                 return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
-            module.forward = forward  # instance attribute shadows the class method until removed below
+            module.forward = forward  # type: ignore[method-assign,assignment]  # instance attribute shadows the class method until removed below
     try:
         yield stats
     finally:
@@ -88,7 +89,7 @@ def recalibrate_bn(model: nn.Module, data: Iterable[tuple[torch.Tensor, torch.Te
             model(images)
     n = 0
     for bn, (count, sum_mean, sum_var) in stats.items():
-        if count:
+        if count and bn.running_mean is not None and bn.running_var is not None:
             bn.running_mean.copy_(sum_mean / count)
             bn.running_var.copy_(sum_var / count)
         n = count
@@ -250,7 +251,7 @@ class SupernetAccuracyModel:
         chunk = self.batch_size * 8
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
-            images, labels = load_crops(part, lambda i, p, s=start: crop(s + i, p), self.workers)
+            images, labels = load_crops(part, partial(_offset_crop, crop, start), self.workers)
             yield from batches(images, labels, self.batch_size)
 
     # ------------------------------------------------------------------ evaluation
@@ -327,3 +328,8 @@ def from_config(cfg: Any, space: SearchSpace) -> SupernetAccuracyModel:
         workers=opts.workers,
         threads=opts.threads,
     )
+
+
+def _offset_crop(crop: Callable[[int, Path], np.ndarray], offset: int, i: int, path: Path) -> np.ndarray:
+    """``crop`` at position ``offset + i``: a chunk's images keep their place in the whole set."""
+    return crop(offset + i, path)

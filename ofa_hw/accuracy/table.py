@@ -255,7 +255,7 @@ def _train(
     net.eval()
     train_s = time.perf_counter() - start
     with torch.no_grad():
-        metrics = {"train": _regression_metrics(net(x_tr).numpy(), y_tr.numpy())}
+        metrics: dict[str, Any] = {"train": _regression_metrics(net(x_tr).numpy(), y_tr.numpy())}
         if len(y_va):
             metrics["val"] = _regression_metrics(net(x_va).numpy(), y_va.numpy())
     metrics["train_s"] = train_s

@@ -73,11 +73,17 @@ class {cls}(nn.Module):
                     modules[layer["name"]] = ConvBNAct(layer)
                 elif layer["kind"] == "fc":
                     modules[layer["name"]] = nn.Linear(layer["in_c"], layer["out_c"])
+                elif layer["kind"] == "add":  # ResNet: ReLU after the residual add
+                    modules[layer["name"]] = ACTS[layer["act"]]()
+                elif layer["kind"] == "maxpool":
+                    modules[layer["name"]] = nn.MaxPool2d(layer["kernel"], layer["stride"], layer["kernel"] // 2)
+                elif layer["kind"] == "avgpool":
+                    modules[layer["name"]] = nn.AvgPool2d(layer["kernel"], layer["stride"], 0, ceil_mode=True)
         self.layers = nn.ModuleDict(modules)
         self.blocks = spec["blocks"]
 
     def forward(self, x):
-        outputs = {{}}
+        outputs = {{-1: x}}
         for block in self.blocks:
             shortcut = x
             for layer in block:
@@ -85,7 +91,10 @@ class {cls}(nn.Module):
                     x = x.mean(dim=(2, 3), keepdim=True)
                 elif layer["kind"] == "mul":  # squeeze-excite: depthwise output x per-channel scale
                     x = outputs[layer["producers"][0]] * outputs[layer["producers"][1]]
+                elif layer["kind"] == "add":
+                    x = self.layers[layer["name"]](outputs[layer["producers"][0]] + outputs[layer["producers"][1]])
                 else:
+                    x = outputs[layer["producers"][0]]
                     if layer["kind"] == "fc":
                         x = torch.flatten(x, 1)
                     x = self.layers[layer["name"]](x)

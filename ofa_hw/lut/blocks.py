@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ofa_hw.backends.base import ProfileJob
-from ofa_hw.netspec import Block, NetSpec, build_netspec
+from ofa_hw.netspec import Block, Layer, NetSpec, build_netspec
 from ofa_hw.space import Arch, SearchSpace
 
 #: Net-name prefix of key networks (``probe_`` marks LUT probes everywhere).
@@ -23,15 +23,22 @@ KEY_PREFIX = "probe_k"
 
 def block_netspec(ns: NetSpec, block: Block, name: str) -> NetSpec:
     """The netspec of ``block`` of ``ns`` as a network of its own (layers renumbered as the exporter names them)."""
-    layers, convs = [], 0
+    layers: list[Layer] = []
+    counts: dict[str, int] = {}
+    position = {i: j for j, i in enumerate(block.layers)}
     for j, i in enumerate(block.layers):
         layer = ns.layers[i]
-        if layer.kind in ("conv", "dwconv"):
-            convs += 1
-            new_name = f"conv_{convs}"
-        else:
-            new_name = {"gap": "pool_1", "fc": "fc_1"}[layer.kind]
-        layers.append(dataclasses.replace(layer, index=j, block=0, name=new_name))
+        family = (
+            "conv"
+            if layer.kind in ("conv", "dwconv")
+            else ("pool" if "pool" in layer.kind or layer.kind == "gap" else layer.kind)
+        )
+        counts[family] = counts.get(family, 0) + 1
+        # Explicit producers (the SE multiply, ResNet adds) are renumbered; outside the block = the input.
+        inputs = tuple(position.get(k, -1) for k in layer.inputs)
+        layers.append(
+            dataclasses.replace(layer, index=j, block=0, name=f"{family}_{counts[family]}", inputs=inputs)
+        )
     only = dataclasses.replace(block, index=0, layers=tuple(range(len(layers))))
     return NetSpec(name=name, input_hw=block.in_hw, input_c=block.in_c, layers=tuple(layers), blocks=(only,))
 

@@ -93,12 +93,13 @@ def _check_nodes(netspec: NetSpec, names: list[str], firsts: list[int], expected
         if got == want:
             continue
         where = f"{len(firsts)}-node profile, {len(expected)}-node compiled network {netspec.name}"
-        if got is None and want is not None:
+        if got is None:
+            assert want is not None  # one side ran out first, so the other has an entry here
             raise NodeMappingError(
                 f"profile has no node for layers {layers[want].name} onward of the compiled network ({where}): "
                 "the profile is of another network"
             )
-        node = names[firsts.index(got)] if got is not None else "?"
+        node = names[firsts.index(got)]
         want_text = f"a node starting at {layers[want].name}" if want is not None else "no further node"
         raise NodeMappingError(
             f"profile node {node!r} does not match the compiled network: expected {want_text} ({where}); "

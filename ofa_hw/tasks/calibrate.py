@@ -48,8 +48,12 @@ def _base_dpu(cfg: DictConfig):
         msg = str(exc)
         raise CalibrationInputError(msg if str(path) in msg else f"{path}: {msg}") from None
     overrides = OmegaConf.to_container(c.overrides, resolve=True) if c.overrides else {}
+    if not isinstance(overrides, dict):
+        raise CalibrationInputError("calibrate.overrides: expected a mapping of DPU fields")
     try:
-        dpu = DPUConfig.from_dict({**base.to_dict(), **overrides, "name": c.name})
+        dpu = DPUConfig.from_dict(
+            {**base.to_dict(), **{str(k): v for k, v in overrides.items()}, "name": c.name}
+        )
     except (TypeError, ValueError) as exc:
         raise CalibrationInputError(f"calibrate.overrides: {exc}") from None
     if not c.dexplorer and not c.xdputil:
@@ -187,7 +191,7 @@ def run(cfg: DictConfig) -> dict:
             "per_network": per_network_figures(cal.table),
             "sanity": sanity_figures(dpu),
         },
-        "dpu": {**OmegaConf.to_container(OmegaConf.create(dpu.to_dict())), "admitted_share": admitted},
+        "dpu": {**dpu.to_dict(), "admitted_share": admitted},
     }
     write_results(results, outdir)
     print(

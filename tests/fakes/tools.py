@@ -99,8 +99,14 @@ def write_fake_elf(path: Path, profile: str, mode: str = "debug") -> None:
 _YELLOW, _RESET = "\x1b[1;33m", "\x1b[0m"
 
 
-def dnnc_console(kernel: str, listing: str) -> str:
-    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the kernel list."""
+def dnnc_console(kernel: str, listing: str | None = None) -> str:
+    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the kernel list (default:
+    the seed's real one, renamed to ``kernel``)."""
+    if listing is None:
+        from ofa_hw.data import SEED_DIR
+
+        real = (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text()
+        listing = real.replace(SEED_KERNEL, kernel)
     return (
         f"{_YELLOW}[VAI_C][Warning] layer [{kernel}_fc_1] (type: InnerProduct) output will be dequantized on CPU{_RESET}\n"
         f'Kernel topology "{kernel}_kernel_graph.jpg" for network "{kernel}"\n' + listing
