@@ -210,3 +210,18 @@ def test_preflight_reports_every_kind_of_board_failure(fake_tools, tmp_path, mon
     monkeypatch.setattr(pf, "_check_board", unreachable)
     with pytest.raises(BackendUnavailable, match="no board reachable: board a: connect: refused"):
         pf.check_boards(target)
+
+
+@needs_gcc
+def test_fake_quantizer_checks_the_calibration_input_fits_the_network(fake_tools, tmp_path):
+    """A LUT key's own network takes a feature map: the Caffe flow's image calibration (ImageData: 1 or 3
+    channels) cannot feed it (why lut.granularity=block is refused on vitis_dnndk); the fake says so."""
+    from ofa_hw.lut.blocks import key_jobs
+
+    job = key_jobs(SPACE, [SPACE.validate({**SPACE.sample(np.random.default_rng(0)), "r": 128})], 1, 0)[3]
+    assert job.netspec.input_c != 3
+    settings = make_settings(fake_tools, [{"name": "b", "host": "127.0.0.1"}], tmp_path / "w")
+    outcome = VitisBackend("vitis_dnndk", B4096, settings).compile(job)
+    assert (
+        outcome.status == "failed" and "the ImageData input has 1 channels, its weights take" in outcome.error
+    )

@@ -145,7 +145,9 @@ def test_deploy_vart_end_to_end(fake_tools, fake_board, tmp_path, monkeypatch, v
     results = deploy.run(compose(overrides, workspace=ws))["deploy"]
     assert results["status"] == "ok", results["error"]
     assert results["backend"] == "vitis_vart" and results["toolchain"] == label
-    assert sum(traced in c for c in fake_board.commands) == 1
+    (traced_cmd,) = [c for c in fake_board.commands if traced in c]
+    # vaitrace averages every run of the traced process: no warm-up runs there (the timed run has them)
+    assert traced_cmd.endswith(f"proxylessmobile05.xmodel {RUNS} 0")
     assert not any("--fine_grained" in c for c in fake_board.commands)
     # the xmodel flow ran the generated script through the (fake) quantizer: calib, then test + export
     (xmodel,) = (tmp_path / "vitis").glob("*/compiled/proxylessmobile05.xmodel")

@@ -59,10 +59,12 @@ def test_granularity_defaults_and_refusals():
     assert resolve("auto", "sim", "sim-1") == "node"
     assert resolve("auto", "vitis_dnndk", "vitis-ai-1.0/dnndk-3.1") == "node"
     for label in ("vitis-ai-2.5/vart", "vitis-ai-3.0/vart", "vitis-ai-3.5/vart"):
-        assert resolve("auto", "vitis_vart", label) == "block"
+        assert resolve("auto", "vitis_vart", label) == "network"
     assert resolve("node", "vitis_vart", "vitis-ai-3.0/vart") == "node"
     with pytest.raises(GranularityError, match="use lut.granularity=block or network"):
         resolve("node", "vitis_vart", "vitis-ai-3.5/vart")
+    with pytest.raises(GranularityError, match="calibrates vai_q_caffe with images"):
+        resolve("block", "vitis_dnndk", "vitis-ai-1.2/dnndk")
     with pytest.raises(GranularityError, match="one of auto, node, block, network"):
         resolve("layer", "sim", "sim-1")
 
@@ -92,10 +94,9 @@ def test_network_granularity_end_to_end(fake_tools, fake_board, tmp_path, capsys
 
 def test_block_granularity_end_to_end(fake_tools, fake_board, tmp_path):
     """Each key of a shallow subnet compiled as its own network (15 keys at r=128); the overhead fitted
-    on that subnet timed whole. On the DNNDK flow (Vitis-AI 1.2), whose fake tools start faster than
-    the PyTorch quantizer's: 16 networks."""
+    on that subnet timed whole: 16 networks."""
     result, runs = _build(
-        fake_tools, fake_board, tmp_path, "block", "lut.max_subnets=4", "lut.overhead_subnets=1", flow="dnndk"
+        fake_tools, fake_board, tmp_path, "block", "lut.max_subnets=4", "lut.overhead_subnets=1"
     )
     keys = [r for r in runs if r.net_name.startswith("probe_k")]
     assert len(keys) == len(result.table) and len(runs) == len(keys) + 1
@@ -104,3 +105,28 @@ def test_block_granularity_end_to_end(fake_tools, fake_board, tmp_path):
     # the keys' own networks add up to less than the subnet: no on-chip hand-over between blocks lost,
     # but each key network pays its own start; the overhead closes the gap exactly on this one subnet
     assert result.validation["mape"] < 1e-6 and result.validation["mape_sum"] > 0
+
+
+@pytest.mark.parametrize("toolchain", ["vitis-ai-2.5/vart", "vitis-ai-3.0/vart"])
+def test_dry_run_states_granularity_and_cost(toolchain, tmp_path, capsys):
+    """``ofa-hw task=lut backend=vitis_vart lut.dry_run=true``: no container, no board; the line and
+    results.json state the granularity and its compiles and board runs."""
+    from ofa_hw.tasks.lut import dry_run
+
+    cfg = compose(
+        ["task=lut", "backend=vitis_vart", "lut.dry_run=true", f"backend.vitis.toolchain={toolchain}"],
+        workspace=tmp_path / "ws",
+    )
+    results = dry_run(cfg)
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "LUT plan budget: granularity network: up to 20 subnets, up to 20 compiles and 40 board runs"
+    )
+    est = results["lut"]["estimate"]
+    assert results["lut"]["granularity"] == "network" and est["compiles"] == est["networks"] == 20
+    block = dry_run(compose(
+        ["task=lut", "backend=vitis_vart", "lut.dry_run=true", "lut.granularity=block", f"backend.vitis.toolchain={toolchain}"],
+        workspace=tmp_path / "ws",
+    ))  # fmt: skip
+    assert "networks: one per LUT key of them + whole subnets for the overhead" in capsys.readouterr().out
+    assert block["lut"]["estimate"]["board_runs"] == 2 * block["lut"]["estimate"]["networks"] > 40

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from ofa_hw.backends.base import Backend, ProfileJob, ProfileOutcome
 from ofa_hw.lut.active import active_settings, run_active
@@ -139,8 +139,9 @@ def build(
             keys: list[ProfileOutcome] = []
         else:
             p = plan(space, backend, lut_cfg, resolutions, runs, granularity, plan_kind)
-            keys = profile_jobs(metered, store, list(p.keys), retry_failed=retry, progress=False)
-            outcomes = profile_jobs(metered, store, list(p.whole), retry_failed=retry, progress=False)
+            proxy = cast(Backend, metered)  # delegates the backend's identity and profile_many
+            keys = profile_jobs(proxy, store, list(p.keys), retry_failed=retry, progress=False)
+            outcomes = profile_jobs(proxy, store, list(p.whole), retry_failed=retry, progress=False)
     timings["profile_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if granularity == "block":

@@ -51,9 +51,10 @@ def _version(toolchain: str) -> tuple[int, int] | None:
 
 
 def _vart_default(toolchain: str) -> str:
-    # Per-block normal-mode times exist on every version (no debug compile, no --fine_grained) and
-    # predicted best on the benchmark (experiments/granularity); see its README for the figures.
-    return "block"
+    # Whole-subnet normal-mode times exist on every version (no debug compile, no --fine_grained), and at
+    # the budget plan's few subnets they predicted as well as or better than per-key networks at the same
+    # number of compiles, which cover too few keys (experiments/granularity/README.md for the figures).
+    return "network"
 
 
 #: backend name -> toolchain label -> default granularity.
@@ -76,6 +77,12 @@ def resolve(value: str | None, backend_name: str, toolchain: str) -> str:
         return DEFAULTS.get(backend_name, lambda t: "node")(toolchain)
     if value not in NAMES:
         raise GranularityError(f"lut.granularity must be one of auto, {', '.join(NAMES)}; got {value!r}")
+    if value == "block" and backend_name == "vitis_dnndk":
+        # a key's network takes a feature map; vai_q_caffe calibrates through an ImageData layer of images
+        raise GranularityError(
+            "lut.granularity=block: the DNNDK flow calibrates vai_q_caffe with images, which a LUT key's own "
+            "network (a feature-map input) cannot take; use backend=vitis_vart, or lut.granularity=node or network"
+        )
     if value == "node" and backend_name == "vitis_vart":
         from ofa_hw.backends.vitis.versions import fine_grained
 

@@ -99,8 +99,14 @@ def write_fake_elf(path: Path, profile: str, mode: str = "debug") -> None:
 _YELLOW, _RESET = "\x1b[1;33m", "\x1b[0m"
 
 
-def dnnc_console(kernel: str, listing: str) -> str:
-    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the kernel list."""
+def dnnc_console(kernel: str, listing: str | None = None) -> str:
+    """What DNNC's ``vai_c_caffe`` prints: warnings, the topology line, then the kernel list (default:
+    the seed's real one, renamed to ``kernel``)."""
+    if listing is None:
+        from ofa_hw.data import SEED_DIR
+
+        real = (SEED_DIR / "vai_c_kernel_info_proxylessmobile05.txt").read_text()
+        listing = real.replace(SEED_KERNEL, kernel)
     return (
         f"{_YELLOW}[VAI_C][Warning] layer [{kernel}_fc_1] (type: InnerProduct) output will be dequantized on CPU{_RESET}\n"
         f'Kernel topology "{kernel}_kernel_graph.jpg" for network "{kernel}"\n' + listing
@@ -244,6 +250,18 @@ def vai_q_caffe(argv: list[str]) -> int:
     }
     if needs - blobs:
         return _fail("vai_q_caffe", f"weights missing for layers {sorted(needs - blobs)[:3]}")
+    # the calibration images must fit the first conv (the wording is ours; Caffe fails a shape check)
+    channels = 3 if p.is_color else 1
+    by_name = {layer.name: layer for layer in weights.layer}
+    for layer in net.layer:
+        if layer.type == "Convolution" and data[0].top[0] in layer.bottom:
+            dims = list(by_name[layer.name].blobs[0].shape.dim)
+            expected = dims[1] * max(1, layer.convolution_param.group)
+            if expected != channels:
+                return _fail(
+                    "vai_q_caffe",
+                    f"layer {layer.name}: the ImageData input has {channels} channels, its weights take {expected}",
+                )
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     # deploy.prototxt: an Input layer instead of ImageData — plus the redundant legacy input declaration

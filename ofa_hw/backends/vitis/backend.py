@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -63,7 +63,7 @@ def vitis_settings(node: Any) -> VitisConfig:
     if OmegaConf.is_config(node):
         node = OmegaConf.to_container(node, resolve=True)  # resolves ${workspace} against the root config
     merged = OmegaConf.merge(OmegaConf.structured(VitisConfig), node if node is not None else {})
-    settings = OmegaConf.to_object(merged)
+    settings = cast(VitisConfig, OmegaConf.to_object(merged))
     if settings.flow not in FLOWS:
         raise ValueError(f"backend.vitis.flow: {settings.flow!r} is not one of {sorted(FLOWS)}")
     if not settings.boards:

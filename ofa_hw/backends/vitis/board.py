@@ -323,7 +323,8 @@ class BoardClient:
             ) from None
         except (OSError, asyncssh.Error) as exc:
             raise BoardUnreachable(self.board.name, step, f"connection lost: {exc}") from None
-        return data.decode("utf-8", errors="replace")
+        # opened in binary mode: bytes (asyncssh types read() as str | bytes)
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
 
     async def mkdtemp(self) -> str:
         """A fresh private directory under the board's ``remote_tmp``."""

@@ -35,7 +35,7 @@ from ofa_hw.export.caffe import save_caffe, to_caffe, with_image_data
 from ofa_hw.export.caffe_deploy import remove_redundant_input
 from ofa_hw.export.xmodel import QUANTIZED_XMODEL, compile_argv, quantize_argv, write_quantize_script
 from ofa_hw.formats import ParseError, parse_kernel_info
-from ofa_hw.netspec import build_netspec
+from ofa_hw.netspec import NetSpec, build_netspec
 from ofa_hw.schemas.vitis import VitisConfig
 from ofa_hw.torchnet import OFASubnet, build_model
 
@@ -100,7 +100,7 @@ def job_dir(workdir: Path, job: ProfileJob) -> Path:
     return workdir / f"{job.net_name}-{digest}"
 
 
-def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, object]:
+def _model(job: ProfileJob, name: str) -> tuple[torch.nn.Module, NetSpec]:
     """The job's subnet (or key network of a ``BlockJob``) with seeded random weights (latency does
     not depend on weight values)."""
     torch.manual_seed(job.seed)

@@ -202,10 +202,18 @@ async def _check_board(backend: Target, board: Board) -> None:
     s = backend.settings
     if s.flow == "dnndk":
         need, what = ["command", "-v", board.cxx], f"{board.cxx} (N2Cube's profiler is built on the board)"
+        fix = (
+            f"install g++ on the board image or set the board's cxx (backend.vitis.boards[{board.name}].cxx)"
+        )
     elif vai_version(s.toolchain) >= (2, 0):
         need, what = [board.python, "-c", "import vaitrace_py"], f"{board.python} with vaitrace_py"
+        fix = (
+            "use the board image's Python (the board's python) or, if the board runs Vitis-AI 1.4-1.x, "
+            "set backend.vitis.toolchain to that version (vaitrace_py exists from 2.0 on)"
+        )
     else:
         need, what = ["command", "-v", s.vaitrace], s.vaitrace
+        fix = "install Vitis-AI's vaitrace on the board or set backend.vitis.vaitrace to its path"
     exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in board.env)
     client = BoardClient(
         board, s.connect_timeout_s, min(CHECK_TIMEOUT_S, s.step_timeout_s), s.retries, s.backoff_s
@@ -213,5 +221,5 @@ async def _check_board(backend: Target, board: Board) -> None:
     async with client:
         result = await client.run(exports + quote_cmd(need), "preflight", check=False)
     if result.exit_status != 0:
-        raise BoardError(board.name, "preflight", f"{what} not found on the board")
+        raise BoardError(board.name, "preflight", f"{what} not found on the board: {fix}")
     return None

@@ -6,7 +6,8 @@
   tables, ``total_ms``).
 * :class:`VartProfiler` (Vitis-AI >= 1.4): the shipped Python runner times the xmodel on its own
   (``e2e_ms``), then runs again under vaitrace with the options of the configured toolchain version,
-  whose ``--txt`` DPU summary gives the per-subgraph times.
+  whose ``--txt`` DPU summary gives the per-subgraph hardware times; with a debug-mode xmodel
+  (``backend.vitis.fine_grained``) once more with ``--fine_grained`` for per-layer rows.
 
 Both name the figures the same way, so nothing downstream can tell the flows apart.
 """
