@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -410,8 +410,9 @@ def build(
     cost = full_plan_cost(backend, store, probe_jobs + val_jobs, retry)
     announce("full", cost)
     with MeteredBackend(backend, cost, desc=f"LUT probes {backend.dpu.name}") as metered:
-        probes = profile_jobs(metered, store, probe_jobs, retry_failed=retry, progress=False)
-        validation = profile_jobs(metered, store, val_jobs, retry_failed=retry, progress=False)
+        proxy = cast(Backend, metered)  # delegates the backend's identity and profile_many
+        probes = profile_jobs(proxy, store, probe_jobs, retry_failed=retry, progress=False)
+        validation = profile_jobs(proxy, store, val_jobs, retry_failed=retry, progress=False)
     timings["profile_s"] = time.perf_counter() - t
     failed = [o for o in probes if not o.ok]
     if probes and len(failed) == len(probes):  # nothing to build from: say why, in one line
@@ -467,7 +468,7 @@ def build_budget(
 
         def measure(archs: list, names: list[str]) -> list:
             jobs = [ProfileJob.create(space, a, n, runs, seed) for a, n in zip(archs, names)]
-            return profile_jobs(metered, store, jobs, retry_failed=retry, progress=False)
+            return profile_jobs(cast(Backend, metered), store, jobs, retry_failed=retry, progress=False)
 
         try:
             active = run_active(space, backend.dpu, check, resolutions, measure, new_predictor, settings)

@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -145,7 +145,7 @@ def _measured_nets(
             cost = estimate(backend, store, len(jobs))
             print(f"{desc}: {cost.line()}", flush=True)  # the cost, before any work
             with MeteredBackend(backend, cost, desc=desc) as metered:
-                profile_jobs(metered, store, jobs, progress=False)
+                profile_jobs(cast(Any, metered), store, jobs, progress=False)  # a delegating proxy
             stored = store.runs(
                 backend=str(cfg.backend.name), dpu_fingerprint=dpu.fingerprint(), space=space.name
             )
