@@ -133,3 +133,34 @@ def test_search_bench_small(shared_ws, tmp_path, monkeypatch) -> None:
     if res["ofa"]["available"]:
         assert res["speedup"] > 0 and res["ofa_evaluations"] > 0
     assert (tmp_path / "outputs" / "adhoc" / "budget_sweep.png").exists()
+
+
+def test_search_bench_says_when_ofa_is_not_timed(shared_ws, tmp_path, monkeypatch, capsys) -> None:
+    """Without OFA's finder the benchmark names why there is no speedup figure instead of dropping it."""
+    import builtins
+
+    from ofa_hw.bench.search import bench
+
+    real_import = builtins.__import__
+
+    def no_ofa(name, *args, **kwargs):
+        if name == "ofa" or name.startswith("ofa."):
+            raise ImportError("No module named 'ofa'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ofa)
+    monkeypatch.chdir(tmp_path)
+    cfg = compose(
+        [
+            "task=bench",
+            "bench=search",
+            *SMALL,
+            "bench.params.timing_repeats=1",
+            "bench.params.sweep_budgets=2",
+        ],
+        workspace=shared_ws,
+    )
+    res = bench(cfg)
+    assert res["ofa"]["available"] is False and "ofa not importable" in res["ofa"]["reason"]
+    assert res["speedup"] is None
+    assert "OFA EvolutionFinder not timed (ofa not importable" in capsys.readouterr().out

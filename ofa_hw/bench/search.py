@@ -115,6 +115,8 @@ def bench(cfg: DictConfig) -> dict:
     )
     if ofa.get("available"):
         log.info("OFA EvolutionFinder: %.2f s, %d evaluations", ofa["s"], ofa["evaluations"])
+    else:  # say so: a benchmark that quietly drops its baseline reads like a missing figure
+        log.warning("OFA's EvolutionFinder not timed (%s): no speedup figure", ofa.get("reason"))
 
     # 3. budget sweep with deployed verification
     fractions = np.linspace(float(p.sweep_lo), float(p.sweep_hi), int(p.sweep_budgets))
@@ -243,7 +245,7 @@ def bench(cfg: DictConfig) -> dict:
             f" (CPU time {search_cpu_s:.3f} s vs {ofa['cpu_s']:.1f} s: {results['speedup_cpu']:.0f}x);"
             f" best score {ours.best.accuracy:.2f} vs OFA's {ofa['best_accuracy']:.2f}"
             if ofa.get("available")
-            else ""
+            else f"; OFA EvolutionFinder not timed ({ofa.get('reason')}): no speedup figure"
         )
         + f"\n  sweep over {len(rows)} budgets {rows[0]['budget_ms']:.2f}..{rows[-1]['budget_ms']:.2f} ms: hit rate "
         f"{results['sweep']['hit_rate']:.1%}, best within 3 % of the budget in {results['sweep']['best_within_3pct']}/{len(rows)}"
