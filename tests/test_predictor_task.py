@@ -211,3 +211,51 @@ def test_train_from_the_store_probes(workspace, tmp_path, monkeypatch):
     sec = train_task.run(compose(base + own_lut, workspace=workspace))["predictor"]
     assert sec["source"] == "store" and sec["train_rows"] == 18 * 21 + 18 * 4  # 18 max-depth probes
     assert sec["calibration_subnets"] >= 2 and sec["mape"] < 0.03
+
+
+def test_predictor_bench_compares_models_at_one_budget():
+    """The best model is picked among rows of the same budget, never a model with more subnets."""
+    import pandas as pd
+
+    from ofa_hw.bench.predictor import _best_and_targets
+
+    frame = pd.DataFrame(
+        [
+            {
+                "model": "lut",
+                "profiled_subnets": 10,
+                "mape": 0.010,
+                "acc5": 1.0,
+                "kendall_tau": 0.99,
+                "archs_per_s": 1e6,
+            },
+            {
+                "model": "xgb",
+                "profiled_subnets": 20,
+                "mape": 0.020,
+                "acc5": 1.0,
+                "kendall_tau": 0.99,
+                "archs_per_s": 1e6,
+            },
+            {
+                "model": "rf",
+                "profiled_subnets": 20,
+                "mape": 0.015,
+                "acc5": 1.0,
+                "kendall_tau": 0.99,
+                "archs_per_s": 1e6,
+            },
+            {
+                "model": "lut",
+                "profiled_subnets": 50,
+                "mape": 0.001,
+                "acc5": 1.0,
+                "kendall_tau": 0.99,
+                "archs_per_s": 1e6,
+            },
+        ]
+    )
+    best, _ = _best_and_targets(frame, 20)
+    assert (best["model"], best["profiled_subnets"]) == ("rf", 20)
+    best, _ = _best_and_targets(frame, 15)
+    assert (best["model"], best["profiled_subnets"]) == ("lut", 10)
