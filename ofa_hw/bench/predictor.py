@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "export": None,
 }
 
-#: The issue's targets for the best model with at most ``target_budget`` profiled subnets.
+#: The issue's targets for the best model at ``target_budget`` profiled subnets.
 TARGETS = {"mape": 0.01, "acc5": 1.0, "kendall_tau": 0.98, "archs_per_s": 1_000_000}
 
 
