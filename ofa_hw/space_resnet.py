@@ -136,10 +136,14 @@ class ResNetSpace:
             raise ArchError(f"field '{key}' must be a list, got {type(value).__name__}")
         if len(value) != length:
             raise ArchError(f"field '{key}' must have {length} entries, got {len(value)}")
+        out = []
         for i, v in enumerate(value):
-            if isinstance(v, bool) or not any(np.isclose(v, c) for c in choices):
+            # np.isclose's tolerance in plain Python (np.isclose per entry dominated netspec builds)
+            match = None if isinstance(v, bool) else next((c for c in choices if _close(v, c)), None)
+            if match is None:
                 raise ArchError(f"field '{key}'[{i}] = {v!r} is not one of {list(choices)}")
-        return [next(c for c in choices if np.isclose(v, c)) for v in value]
+            out.append(match)
+        return out
 
     def arch_id(self, arch: Arch) -> str:
         """A stable string naming the network ``arch`` builds (inactive expands and a skipped stem ignored)."""
@@ -213,6 +217,14 @@ class ResNetSpace:
             }
             for g in genes
         ]
+
+
+def _close(value: Any, choice: float) -> bool:
+    """``np.isclose(value, choice)`` for scalars (``False`` for non-numbers)."""
+    try:
+        return abs(float(value) - choice) <= 1e-8 + 1e-5 * abs(choice)
+    except (TypeError, ValueError):
+        return False
 
 
 RESNET_PRESETS: dict[str, ResNetSpace] = {"ofa_resnet50": ResNetSpace(name="ofa_resnet50")}
