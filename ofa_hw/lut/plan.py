@@ -22,9 +22,11 @@ import pandas as pd
 
 from ofa_hw.blocktable import space_blocks
 from ofa_hw.dpu.config import DPUConfig
+from ofa_hw.lut.plan_resnet import resnet_coverage_rows, resnet_probes, resnet_uncompilable
 from ofa_hw.netspec import Block, NetSpec, build_netspec, space_keys
 from ofa_hw.sim.compiler import layer_violation
 from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 #: ``compilable(block, netspec) -> bool``: can the DPU run this block (in this network)?
 CompileCheck = Callable[[Block, NetSpec], bool]
@@ -93,8 +95,12 @@ def coverage_frame(
     ``measured`` counts.
     """
     bad = set(uncompilable)
-    sb = space_blocks(space)
     rows = []
+    if isinstance(space, ResNetSpace):
+        rows = resnet_coverage_rows(space, resolutions)
+        resolutions = ()
+    else:
+        sb = space_blocks(space)
     for r in resolutions:
         ri = space.resolutions.index(r)
         for block, _ in sb.fixed(ri):
@@ -119,7 +125,8 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
+    fixed = {"Conv": -5, "ResConv": -4, "MaxPool": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101}
+    fixed |= {"Conv_2": 102, "Logits": 103}  # ResNet's Conv_1 is its 3rd stem conv: shown after the blocks
     return fixed[label] if label in fixed else int(label[1:])
 
 
@@ -268,6 +275,8 @@ def plan_probes(
         raise ValueError(f"resolutions {bad} are not resolutions of space '{space.name}'")
     if coverage < 1:
         raise ValueError(f"coverage must be >= 1, got {coverage}")
+    if isinstance(space, ResNetSpace):
+        return _plan_resnet(space, compilable, res, coverage, validation_subnets, seed)
     cells, fixed_bad = uncompilable_cells(space, res, compilable)
     if fixed_bad:
         raise ValueError(
@@ -287,6 +296,19 @@ def plan_probes(
     return ProbePlan(
         space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys))
     )
+
+
+def _plan_resnet(
+    space: ResNetSpace, compilable: CompileCheck, res: tuple[int, ...], coverage: int, n_val: int, seed: int
+) -> ProbePlan:
+    """:func:`plan_probes` for ResNet-50 (:mod:`ofa_hw.lut.plan_resnet`; every key must compile)."""
+    bad_keys = resnet_uncompilable(space, res, compilable)
+    if bad_keys:
+        raise ValueError(f"space '{space.name}': blocks cannot compile on this DPU: {sorted(bad_keys)[:3]}")
+    probes = resnet_probes(space, res, coverage, seed)
+    validation = _validation_archs(space, res, set(), n_val, np.random.default_rng(seed))  # type: ignore[arg-type]
+    keys = tuple(space_keys(space, res))
+    return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), keys, ())  # type: ignore[arg-type]
 
 
 def _choices(
