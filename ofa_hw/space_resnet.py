@@ -105,6 +105,15 @@ class ResNetSpace:
             blocks.extend(list(self.stage_blocks(stage))[: BASE_DEPTHS[stage] + arch["d"][stage + 1]])
         return blocks
 
+    def active_mask(self, genes: np.ndarray) -> np.ndarray:
+        """Boolean ``(N, n_blocks)``: which bottlenecks exist for each encoded arch (vectorised)."""
+        genes = np.atleast_2d(genes)
+        nb = self.n_blocks
+        extra = np.asarray(self.depth_list)[genes[:, nb + 1 : nb + 5].astype(np.intp)]  # (N, 4)
+        pos = np.concatenate([np.arange(n) for n in self.stage_max_blocks])
+        stage = np.repeat(np.arange(4), self.stage_max_blocks)
+        return pos[None, :] < (np.asarray(BASE_DEPTHS)[stage][None, :] + extra[:, stage])
+
     # --------------------------------------------------------------- validation
     def validate(self, arch: Arch) -> Arch:
         """Check an arch dict and return its canonical form (``image_size`` accepted for ``r``).

@@ -17,10 +17,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 import numpy as np
 
-from ofa_hw.blocktable import _Cells, _mean_var
+from ofa_hw.blocktable import BlockTable, _Cells, _mean_var
 from ofa_hw.netspec import Block, NetSpec, build_netspec
 from ofa_hw.space_resnet import BASE_DEPTHS, ResNetSpace
 
@@ -190,54 +191,67 @@ class TermTable:
         both = self._cells.total(genes)
         return both.real, np.sqrt(np.maximum(both.imag, 0.0))
 
-    def argmin(self, k_sigma: float = 0.0) -> tuple[np.ndarray, float]:
-        """An encoded arch minimising ``value + k_sigma·Σ std`` and that minimum (exact for ``k_sigma = 0``).
+    def linear_argmin(self, w_mean: float, w_var: float) -> np.ndarray:
+        """Gene row minimising ``w_mean·mean + w_var·variance`` over the space (exact).
 
-        Genes that only one term reads (expands) are minimised inside their term; the genes several
-        terms share (widths, depths, resolution) are enumerated, one resolution at a time.
+        Genes only one term reads (expands) are minimised inside their term; the genes several terms
+        share (widths, depths) are enumerated, one resolution at a time. Cells without a finite value
+        cannot be chosen, whatever the sign of the weights.
         """
         card = self.space.gene_cardinality.astype(np.int64)
+        r_col = self.space.n_genes - 1
         readers = np.zeros(self.space.n_genes, dtype=int)
         for term in self.terms:
             readers[list(term.columns)] += 1
-        shared = [int(c) for c in np.flatnonzero(readers > 1) if c != self.space.n_genes - 1]
-        r_col = self.space.n_genes - 1
+        shared = [int(c) for c in np.flatnonzero(readers > 1) if c != r_col]
         grid = np.array(list(itertools.product(*(range(card[c]) for c in shared))), dtype=np.int64)
-        reduced = []  # per term: (min over local genes, argmin of the local gene or -1)
+        reduced = []  # per term: (cost minimised over its local gene, argmin, axis of that gene or -1)
         for t, term in enumerate(self.terms):
-            cost = self.means[t]
-            if k_sigma and self.variances is not None:
-                cost = cost + k_sigma * np.sqrt(self.variances[t])
+            m = self.means[t]
+            cost = np.where(np.isfinite(m), w_mean * np.nan_to_num(m, posinf=0.0, neginf=0.0), np.inf)
+            if w_var and self.variances is not None:
+                cost = cost + w_var * np.nan_to_num(self.variances[t], nan=0.0, posinf=0.0)
             local = [i for i, c in enumerate(term.columns) if readers[c] == 1]
             if local:
                 moved = np.moveaxis(cost, local[0], -1)
-                reduced.append(
-                    (
-                        np.nanmin(moved, axis=-1),
-                        np.nanargmin(np.where(np.isnan(moved), np.inf, moved), axis=-1),
-                        local[0],
-                    )
-                )
+                reduced.append((moved.min(axis=-1), moved.argmin(axis=-1), local[0]))
             else:
                 reduced.append((cost, None, -1))
-        best, best_genes = np.inf, np.zeros(self.space.n_genes, dtype=np.int8)
+        best, genes = np.inf, np.zeros(self.space.n_genes, dtype=np.int8)
         for ri in range(card[r_col]):
             total = np.zeros(len(grid))
             for term, (cost, _, li) in zip(self.terms, reduced, strict=True):
                 cols = [c for i, c in enumerate(term.columns) if i != li]
-                idx = tuple(grid[:, shared.index(c)] if c != r_col else ri for c in cols)
-                total += cost[idx]
+                total += cost[tuple(grid[:, shared.index(c)] if c != r_col else ri for c in cols)]
             j = int(np.argmin(total))
-            if total[j] < best:
+            if total[j] < best or ri == 0:
                 best = float(total[j])
-                best_genes[shared] = grid[j]
-                best_genes[r_col] = ri
+                genes[shared] = grid[j]
+                genes[r_col] = ri
         for term, (_, arg, li) in zip(self.terms, reduced, strict=True):
             if arg is not None:
                 cols = [c for i, c in enumerate(term.columns) if i != li]
-                best_genes[term.columns[li]] = arg[tuple(int(best_genes[c]) for c in cols)]
-        return best_genes, best
+                genes[term.columns[li]] = arg[tuple(int(genes[c]) for c in cols)]
+        return genes
+
+    def argmin(self, k_sigma: float = 0.0) -> tuple[np.ndarray, float]:
+        """An encoded arch minimising the mean (``k_sigma = 0``) and its ``mean + k_sigma·std``."""
+        genes = self.linear_argmin(1.0, 1e-9)
+        mean, std = self.evaluate_with_std(genes[None, :])
+        return genes, float(mean[0] + k_sigma * std[0])
 
     def min_total(self, k_sigma: float = 0.0) -> float:
-        """The minimum of ``value + k_sigma·std`` over the space (conservative bound for ``k_sigma > 0``)."""
-        return self.argmin(k_sigma)[1]
+        """The minimum of ``value + k_sigma·std`` over the space (exact: :func:`ofa_hw.search.floor.table_floor`)."""
+        from ofa_hw.search.floor import table_floor
+
+        return table_floor(self, k_sigma).bound_ms
+
+
+def table_for(
+    space: Any, fn: Callable[[Block, NetSpec], float | tuple[float, float]]
+) -> BlockTable | TermTable:
+    """The compiled table of a per-block quantity over any space: a :class:`TermTable` for ResNet-50,
+    a :class:`~ofa_hw.blocktable.BlockTable` for the MBConv spaces (same ``evaluate`` interface)."""
+    if isinstance(space, ResNetSpace):
+        return TermTable.from_block_fn(space, fn)
+    return BlockTable.from_block_fn(space, fn)
