@@ -14,7 +14,8 @@ An architecture is OFA's own dict ``{'d': [5], 'e': [18], 'w': [6], 'r': int}``:
 
 Gene layout (``int8``, one row per arch): 18 expand indices | 5 depth indices | 6 width indices | 1
 resolution index. Unlike the MBConv spaces, a block's cost depends on its neighbours' widths, so the
-per-block additive tables of the MBConv search (``BlockTable``) do not apply to this space.
+compiled tables of the LUT, the predictors and the search are term tables (:class:`ofa_hw.termtable.TermTable`:
+each term's cells indexed by the genes it depends on) rather than ``BlockTable`` objects.
 """
 
 from __future__ import annotations
