@@ -82,3 +82,11 @@ def test_resnet50_gene_ops_and_network_identity():
     net, _ = network_keys(space, np.stack([a, b, c]))
     assert net[0] == net[1] != net[2]
     assert (ops.keys(a[None]) == ops.keys(b[None])).all()
+
+
+def test_resnet50_budget_plan_lut(tmp_path):
+    """The budget plan (what the Vitis backends use) on ResNet-50: seed probes, active learning, a LUT."""
+    args = ["task=lut", "space=ofa_resnet50", "lut.plan=budget", "lut.max_subnets=10", "lut.reuse=false"]
+    proc = ofa_hw([f"hydra.run.dir={tmp_path / 'run'}", *args], tmp_path / "ws", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "10 probe subnets" in proc.stdout and "budget plan: held-out MAPE" in proc.stdout

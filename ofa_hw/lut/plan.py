@@ -230,9 +230,13 @@ def uncompilable_cells(
         ``(cells, fixed_keys)``: bad elastic cells mapped to their key, and bad fixed-block keys
         (stem, first block, head) — a resolution with one of those cannot be profiled at all.
     """
-    sb = space_blocks(space)
     cells: dict[tuple[int, int, int, int], str] = {}
     fixed: set[str] = set()
+    if isinstance(space, ResNetSpace):  # keyed (r, term index, cell index, 0): callers read the keys
+        for i, key in enumerate(sorted(resnet_uncompilable(space, resolutions, compilable))):
+            cells[(0, -1, i, 0)] = key
+        return cells, fixed
+    sb = space_blocks(space)
     for r in resolutions:
         ri = space.resolutions.index(r)
         for block, ns in sb.fixed(ri):
@@ -311,6 +315,50 @@ def _plan_resnet(
     return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), keys, ())  # type: ignore[arg-type]
 
 
+def _resnet_seed_probes(
+    space: ResNetSpace, compilable: CompileCheck, picked: list[int], seed: int, vary_depth: bool
+) -> list[Arch]:
+    """:func:`plan_seed_probes` for ResNet-50: probe ``j`` is probe ``j`` of the full plan at its resolution
+    (balanced over widths and expands); ``vary_depth`` cycles every stage through the depths."""
+    if resnet_uncompilable(space, sorted(set(picked)), compilable):
+        raise ValueError(
+            f"space '{space.name}': some blocks cannot compile on this DPU (budget plan needs all)"
+        )
+    out = []
+    for j, r in enumerate(picked):
+        arch = resnet_probes(space, [r], 1, seed)[
+            j % (len(space.width_mult_list) ** 2 * len(space.expand_list))
+        ]
+        if vary_depth:
+            arch["d"] = [space.depth_list[(j + s) % len(space.depth_list)] for s in range(5)]
+        out.append(arch)
+    return out
+
+
+def _resnet_subnets(
+    space: ResNetSpace,
+    compilable: CompileCheck,
+    res: list[int],
+    n: int,
+    rng: np.random.Generator,
+    max_depth: bool,
+) -> list[Arch]:
+    """:func:`sample_subnets` for ResNet-50 (OFA's sampling; rejection of any arch holding an uncompilable key)."""
+    bad = resnet_uncompilable(space, res, compilable)
+    out: list[Arch] = []
+    for _ in range(1000 * max(n, 1)):
+        if len(out) == n:
+            break
+        arch = space.sample(rng) | {"r": int(rng.choice(res))}
+        if max_depth:
+            arch["d"] = [space.max_depth] * 5
+        if not bad.intersection(build_netspec(space, arch).keys):
+            out.append(space.validate(arch))
+    if len(out) < n:
+        raise ValueError(f"space '{space.name}': found only {len(out)} of {n} compilable random subnets")
+    return out
+
+
 def _choices(
     space: SearchSpace, cells: dict[tuple[int, int, int, int], str], r: int
 ) -> list[list[tuple[int, int]]]:
@@ -370,6 +418,8 @@ def plan_seed_probes(
         ValueError: fixed blocks or a whole position cannot compile at one of the resolutions.
     """
     picked = spread_resolutions(resolutions, n)
+    if isinstance(space, ResNetSpace):
+        return _resnet_seed_probes(space, compilable, picked, seed, vary_depth)
     cells, fixed_bad = uncompilable_cells(space, sorted(set(picked)), compilable)
     if fixed_bad:
         raise ValueError(
@@ -404,6 +454,8 @@ def sample_subnets(
     over the space's (or the maximum with ``max_depth``), so no rejection sampling is needed.
     """
     res = sorted({int(r) for r in resolutions})
+    if isinstance(space, ResNetSpace):
+        return _resnet_subnets(space, compilable, res, n, rng, max_depth)
     cells, _ = uncompilable_cells(space, res, compilable)
     choices = {r: _choices(space, cells, r) for r in res}
     out = []
