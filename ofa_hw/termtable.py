@@ -113,6 +113,28 @@ def resnet_cell(space: ResNetSpace, term: Term, values: tuple[int, ...]) -> tupl
     return next(b for b in ns.blocks if b.kind == term.name), ns
 
 
+@lru_cache(maxsize=8)
+def term_cells(space: ResNetSpace) -> tuple[tuple[tuple[tuple[Any, ...], Block, NetSpec], ...], ...]:
+    """Per term of :func:`resnet_terms`, its distinct cells: ``(index into the term's cell array, block,
+    netspec)`` — depth axes are a full slice (the block is the same at every depth). Cached: tables of
+    several quantities (latency, MACs, compilability) reuse the netspecs."""
+    card = space.gene_cardinality
+    d_cols = set(_gene_columns(space)[1])
+    out = []
+    for term in resnet_terms(space):
+        shape = tuple(int(card[c]) for c in term.columns)
+        free = [i for i, c in enumerate(term.columns) if c not in d_cols]
+        cells = []
+        for values in itertools.product(*(range(shape[i]) for i in free)):
+            full = [0] * len(shape)
+            for i, val in zip(free, values, strict=True):
+                full[i] = val
+            block, ns = resnet_cell(space, term, tuple(full))
+            cells.append((tuple(val if i in free else slice(None) for i, val in enumerate(full)), block, ns))
+        out.append(tuple(cells))
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class TermTable:
     """``value(arch) = Σ_terms cells_t[genes[t.columns]]`` over encoded archs (ResNet-50).
@@ -143,19 +165,12 @@ class TermTable:
         """Fill a table by calling ``fn(block, netspec)`` once per distinct cell (a value or ``(mean, var)``)."""
         terms = resnet_terms(space)
         card = space.gene_cardinality
-        d_cols = set(_gene_columns(space)[1])
         means, variances = [], []
-        for term in terms:
+        for term, cells in zip(terms, term_cells(space), strict=True):
             shape = tuple(int(card[c]) for c in term.columns)
             m, v = np.zeros(shape), np.zeros(shape)
-            free = [i for i, c in enumerate(term.columns) if c not in d_cols]
-            for values in itertools.product(*(range(shape[i]) for i in free)):
-                full = [0] * len(shape)
-                for i, val in zip(free, values, strict=True):
-                    full[i] = val
-                mean, var = _mean_var(fn(*resnet_cell(space, term, tuple(full))))
-                index = tuple(val if i in free else slice(None) for i, val in enumerate(full))
-                m[index], v[index] = mean, var
+            for index, block, ns in cells:
+                m[index], v[index] = _mean_var(fn(block, ns))
             on = np.broadcast_to(term.active, shape)
             means.append(np.where(on, m, 0.0))
             variances.append(np.where(on, v, 0.0))
