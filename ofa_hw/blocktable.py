@@ -5,6 +5,10 @@ its position, kernel and expand ratio; the stem, the first block and the head de
 resolution. So anything that sums over blocks compiles into ``fixed[r]`` plus
 ``blocks[r, position, k, e]``, and evaluating a population of encoded archs is one gather and one
 masked sum — no model in the loop. Latency predictors, the FLOPs proxy and the search all use it.
+
+OFA's ResNet-50, whose block cells also depend on neighbouring stage widths, uses the generalisation in
+:mod:`ofa_hw.termtable` (each term declares the gene columns its cells depend on; the same gather, via
+:class:`_Cells`); :func:`ofa_hw.termtable.table_for` picks the right one for a space.
 """
 
 from __future__ import annotations

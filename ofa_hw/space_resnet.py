@@ -14,7 +14,8 @@ An architecture is OFA's own dict ``{'d': [5], 'e': [18], 'w': [6], 'r': int}``:
 
 Gene layout (``int8``, one row per arch): 18 expand indices | 5 depth indices | 6 width indices | 1
 resolution index. Unlike the MBConv spaces, a block's cost depends on its neighbours' widths, so the
-per-block additive tables of the MBConv search (``BlockTable``) do not apply to this space.
+compiled tables of the LUT, the predictors and the search are term tables (:class:`ofa_hw.termtable.TermTable`:
+each term's cells indexed by the genes it depends on) rather than ``BlockTable`` objects.
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ class ResNetSpace:
             blocks.extend(list(self.stage_blocks(stage))[: BASE_DEPTHS[stage] + arch["d"][stage + 1]])
         return blocks
 
+    def active_mask(self, genes: np.ndarray) -> np.ndarray:
+        """Boolean ``(N, n_blocks)``: which bottlenecks exist for each encoded arch (vectorised)."""
+        genes = np.atleast_2d(genes)
+        nb = self.n_blocks
+        extra = np.asarray(self.depth_list)[genes[:, nb + 1 : nb + 5].astype(np.intp)]  # (N, 4)
+        pos = np.concatenate([np.arange(n) for n in self.stage_max_blocks])
+        stage = np.repeat(np.arange(4), self.stage_max_blocks)
+        return pos[None, :] < (np.asarray(BASE_DEPTHS)[stage][None, :] + extra[:, stage])
+
     # --------------------------------------------------------------- validation
     def validate(self, arch: Arch) -> Arch:
         """Check an arch dict and return its canonical form (``image_size`` accepted for ``r``).
@@ -136,10 +146,14 @@ class ResNetSpace:
             raise ArchError(f"field '{key}' must be a list, got {type(value).__name__}")
         if len(value) != length:
             raise ArchError(f"field '{key}' must have {length} entries, got {len(value)}")
+        out = []
         for i, v in enumerate(value):
-            if isinstance(v, bool) or not any(np.isclose(v, c) for c in choices):
+            # np.isclose's tolerance in plain Python (np.isclose per entry dominated netspec builds)
+            match = None if isinstance(v, bool) else next((c for c in choices if _close(v, c)), None)
+            if match is None:
                 raise ArchError(f"field '{key}'[{i}] = {v!r} is not one of {list(choices)}")
-        return [next(c for c in choices if np.isclose(v, c)) for v in value]
+            out.append(match)
+        return out
 
     def arch_id(self, arch: Arch) -> str:
         """A stable string naming the network ``arch`` builds (inactive expands and a skipped stem ignored)."""
@@ -213,6 +227,14 @@ class ResNetSpace:
             }
             for g in genes
         ]
+
+
+def _close(value: Any, choice: float) -> bool:
+    """``np.isclose(value, choice)`` for scalars (``False`` for non-numbers)."""
+    try:
+        return abs(float(value) - choice) <= 1e-8 + 1e-5 * abs(choice)
+    except (TypeError, ValueError):
+        return False
 
 
 RESNET_PRESETS: dict[str, ResNetSpace] = {"ofa_resnet50": ResNetSpace(name="ofa_resnet50")}

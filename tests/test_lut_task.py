@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import compose
 
@@ -157,3 +158,20 @@ def test_luts_of_other_backends_are_kept_apart(tmp_path):
     matching, stale = find_luts(space, dpu, [tmp_path], "vitis_dnndk")
     assert matching == [tmp_path / f"{board_stem}.csv"]
     assert [p.name for p in stale] == ["ofa_proxyless_w13-zcu102_b4096.vitis_dnndk-0123456789ab.csv"]
+
+
+def test_shipped_resnet50_lut_is_current_and_complete():
+    """ResNet-50's shipped table (lut/README.md) matches the preset, covers every key, and its sums track the
+    simulator's whole-network times (consistency with the simulator, not hardware)."""
+    space = get_space("ofa_resnet50")
+    dpu = DPUConfig.from_preset("zcu102_b4096")
+    path = SHIPPED_DIR / f"ofa_resnet50-zcu102_b4096-{dpu.fingerprint()}.csv"
+    assert path.is_file(), f"shipped LUT is stale or missing: expected {path.name}; see lut/README.md"
+    assert path.stat().st_size < 400_000
+    table = LatencyTable.load(path, space=space, dpu_fingerprint=dpu.fingerprint())
+    assert table.meta.backend == "sim" and table.meta.validation["mape"] < 0.02
+    assert table.coverage(space, space.resolutions)["fraction"] == 1.0
+    block = table.to_block_table(space)
+    archs = space.sample(np.random.default_rng(0), 50)
+    expected = [table.predict(space, a) for a in archs]
+    assert np.allclose(block.evaluate(space.encode(archs)), expected)

@@ -92,3 +92,22 @@ def test_block_table_reproduces_netspec_sums(name):
     assert np.array_equal(table.evaluate(space.encode(archs)), expected)
     smallest = {"ks": [3] * 21, "e": [3] * 21, "d": [2] * 5 + [1], "r": 128}
     assert table.min_total() == build_netspec(space, smallest).macs
+
+
+def test_resnet50_term_table_reproduces_netspec_sums():
+    """ResNet-50: cells depend on widths of neighbouring stages; the table must still equal the per-block sum."""
+    from ofa_hw.termtable import TermTable
+
+    space = get_space("ofa_resnet50")
+    table = TermTable.from_block_fn(space, lambda block, ns: sum(ns.layers[i].macs for i in block.layers))
+    archs = space.sample(np.random.default_rng(2), 200)
+    expected = [build_netspec(space, a).macs for a in archs]
+    assert np.array_equal(table.evaluate(space.encode(archs)), expected)
+    genes, least = table.argmin()
+    smallest = {"d": [0] * 5, "e": [0.2] * 18, "w": [0] * 6, "r": 128}
+    assert least == build_netspec(space, smallest).macs
+    assert build_netspec(space, space.decode(genes[None])[0]).macs == least
+    ones = TermTable.from_block_fn(space, lambda block, ns: 1.0)  # counts blocks: activity is in the index
+    assert np.array_equal(
+        ones.evaluate(space.encode(archs)), [len(build_netspec(space, a).blocks) for a in archs]
+    )

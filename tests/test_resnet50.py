@@ -155,16 +155,17 @@ def test_deploy_task_measures_a_resnet_subnet_on_the_simulator(tmp_path, monkeyp
     assert deploy["status"] == "ok" and deploy["total_ms"] > 0 and deploy["nodes"] > 40
 
 
-def test_lut_stages_refuse_the_space_in_one_line():
+def test_every_resnet50_op_runs_on_the_zcu102_dpu():
+    """The LUT stages accept the space (issue 19): the largest subnet has no CPU part under DNNDK and no
+    cell of the space violates a compile limit (so the LUT needs no ``inf`` cells)."""
     from ofa_hw.dpu import DPUConfig
-    from ofa_hw.lut import LutError
     from ofa_hw.lut.build import check_dpu_only
+    from ofa_hw.lut.plan import dpu_compile_check
+    from ofa_hw.lut.plan_resnet import resnet_uncompilable
 
-    with pytest.raises(
-        LutError, match=r"^space 'ofa_resnet50': the LUT, predictor and search stages handle"
-    ) as info:
-        check_dpu_only(SPACE, DPUConfig.from_preset("zcu102_b4096"))
-    assert "\n" not in str(info.value)
+    dpu = DPUConfig.from_preset("zcu102_b4096")
+    check_dpu_only(SPACE, dpu)  # raises on CPU subgraphs
+    assert resnet_uncompilable(SPACE, [128, 224], dpu_compile_check(dpu)) == set()
 
 
 def test_supernet_accuracy_model_on_an_ofa_resnet50_checkpoint(tmp_path, ofa_importable):

@@ -282,3 +282,32 @@ def test_table_lookup_equals_the_masked_block_sum_on_every_space(name) -> None:
     np.testing.assert_allclose(mean, expected, rtol=1e-12)
     np.testing.assert_allclose(std, np.sqrt(expected_var), rtol=1e-12)
     assert (~active).any()  # inactive blocks were drawn: the mask is exercised
+
+
+def test_resnet50_table_lookup_equals_the_plain_block_sum() -> None:
+    """ResNet-50 (cells depend on neighbouring widths and depth genes): the one-gather lookup of the
+    TermTable, mean and variance, equals the plain sum over the netspec's blocks of per-key values."""
+    from ofa_hw.netspec import build_netspec
+    from ofa_hw.search.floor import table_ceiling, table_floor
+    from ofa_hw.termtable import TermTable
+
+    space = get_space("ofa_resnet50")
+    rng = np.random.default_rng(3)
+    values: dict[str, tuple[float, float]] = {}
+
+    def cell(block, _ns):  # a random (mean, var) per key, the same wherever the key occurs
+        return values.setdefault(block.key, (float(rng.uniform(0.1, 2.0)), float(rng.uniform(0, 1e-3))))
+
+    table = TermTable.from_block_fn(space, cell)
+    archs = space.sample(rng, 300)
+    archs += [a | {"d": [1] + a["d"][1:]} for a in archs[:50]]  # d[0] = 1: OFA never samples it; a skip too
+    blocks = [build_netspec(space, a).blocks for a in archs]
+    mean, std = table.evaluate_with_std(space.encode(archs))
+    np.testing.assert_allclose(mean, [sum(values[b.key][0] for b in bs) for bs in blocks], rtol=1e-12)
+    np.testing.assert_allclose(std**2, [sum(values[b.key][1] for b in bs) for bs in blocks], rtol=1e-9)
+    ops = GeneOps(space)
+    floor = table_floor(table, 1.0)
+    sample = ops.sample(rng, 20000)
+    m, s = table.evaluate_with_std(sample)
+    assert floor.bound_ms <= (m + s).min() + 1e-12
+    assert table_ceiling(table).mean_ms >= m.max()

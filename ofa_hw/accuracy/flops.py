@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ofa_hw.blocktable import BlockTable
 from ofa_hw.netspec import Block, NetSpec
 from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.termtable import table_for
 
 
 def _block_macs(block: Block, netspec: NetSpec) -> float:
@@ -47,24 +47,12 @@ class FlopsProxy:
             )
         self.space = space
         self.resolution_weight = float(resolution_weight)
-        self.macs_table = BlockTable.from_block_fn(space, _block_macs)
+        self.macs_table = table_for(space, _block_macs)
         self._log_r = np.log(np.asarray(space.resolutions, dtype=np.float64))
-        nb, ns = space.n_blocks, space.n_elastic_stages
         smallest = np.zeros((1, space.n_genes), dtype=np.int8)  # index 0 = smallest choice (sorted lists)
-        largest = np.concatenate(
-            [
-                np.full(nb, len(space.ks_list) - 1),
-                np.full(nb, len(space.expand_list) - 1),
-                np.full(ns, len(space.depth_list) - 1),
-                [len(space.resolutions) - 1],
-            ]
-        ).astype(np.int8)[None, :]
-        if (
-            list(space.ks_list) != sorted(space.ks_list)
-            or list(space.expand_list) != sorted(space.expand_list)
-            or list(space.depth_list) != sorted(space.depth_list)
-            or list(space.resolutions) != sorted(space.resolutions)
-        ):
+        largest = (space.gene_cardinality - 1).astype(np.int8)[None, :]
+        lists = ("ks_list", "expand_list", "depth_list", "width_mult_list", "resolutions")
+        if any(list(getattr(space, n)) != sorted(getattr(space, n)) for n in lists if hasattr(space, n)):
             raise ValueError(
                 f"space '{space.name}': choice lists must be sorted ascending for the FLOPs proxy bounds"
             )

@@ -26,27 +26,24 @@ def check_dpu_only(space: SearchSpace, dpu: DPUConfig) -> None:
     the CPU (MobileNetV3's h-swish and squeeze-excite under the ``dnndk`` toolchain, which has no hard
     activations) the CPU parts and extra subgraph launches would be missing from every key.
 
-    Also refuses the ResNet-50 space: its block costs depend on neighbouring widths, so the per-block
-    tables of the LUT planner, the predictors and the search do not apply (yet).
-
     Raises:
         LutError: one line naming the space, the DPU and the operators on the CPU.
     """
-    if not isinstance(space, SearchSpace):
-        raise LutError(
-            f"space '{space.name}': the LUT, predictor and search stages handle OFA's MBConv spaces "
-            "(ProxylessNAS, MobileNetV3) only; ResNet-50 has netspecs, static modules, supernet weights, "
-            "exports and the simulator (ofa_hw.sim.compile_net), but no LUT-based search yet"
+    if not isinstance(space, SearchSpace):  # ResNet-50: the largest arch has every operator kind
+        arch = {"d": [space.max_depth] * 5, "e": [max(space.expand_list)] * space.n_blocks}
+        ns = build_netspec(
+            space, arch | {"w": [len(space.width_mult_list) - 1] * 6, "r": max(space.resolutions)}
         )
-    ns = build_netspec(
-        space,
-        {
-            "ks": [min(space.ks_list)] * space.n_blocks,
-            "e": [min(space.expand_list)] * space.n_blocks,
-            "d": space.max_depth_d,
-            "r": max(space.resolutions),
-        },
-    )
+    else:
+        ns = build_netspec(
+            space,
+            {
+                "ks": [min(space.ks_list)] * space.n_blocks,
+                "e": [min(space.expand_list)] * space.n_blocks,
+                "d": space.max_depth_d,
+                "r": max(space.resolutions),
+            },
+        )
     cn = compile_net(ns, dpu)
     cpu = cn.cpu_parts
     if cpu:

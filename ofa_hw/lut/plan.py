@@ -22,9 +22,11 @@ import pandas as pd
 
 from ofa_hw.blocktable import space_blocks
 from ofa_hw.dpu.config import DPUConfig
+from ofa_hw.lut.plan_resnet import resnet_coverage_rows, resnet_probes, resnet_uncompilable
 from ofa_hw.netspec import Block, NetSpec, build_netspec, space_keys
 from ofa_hw.sim.compiler import layer_violation
 from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 #: ``compilable(block, netspec) -> bool``: can the DPU run this block (in this network)?
 CompileCheck = Callable[[Block, NetSpec], bool]
@@ -93,8 +95,12 @@ def coverage_frame(
     ``measured`` counts.
     """
     bad = set(uncompilable)
-    sb = space_blocks(space)
     rows = []
+    if isinstance(space, ResNetSpace):
+        rows = resnet_coverage_rows(space, resolutions)
+        resolutions = ()
+    else:
+        sb = space_blocks(space)
     for r in resolutions:
         ri = space.resolutions.index(r)
         for block, _ in sb.fixed(ri):
@@ -119,7 +125,8 @@ def coverage_frame(
 
 
 def _position_order(label: str) -> int:
-    fixed = {"Conv": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101, "Conv_2": 102, "Logits": 103}
+    fixed = {"Conv": -5, "ResConv": -4, "MaxPool": -2, "expanded_conv": -1, "Conv_1": 100, "AvgPool2D": 101}
+    fixed |= {"Conv_2": 102, "Logits": 103}  # ResNet's Conv_1 is its 3rd stem conv: shown after the blocks
     return fixed[label] if label in fixed else int(label[1:])
 
 
@@ -223,9 +230,13 @@ def uncompilable_cells(
         ``(cells, fixed_keys)``: bad elastic cells mapped to their key, and bad fixed-block keys
         (stem, first block, head) — a resolution with one of those cannot be profiled at all.
     """
-    sb = space_blocks(space)
     cells: dict[tuple[int, int, int, int], str] = {}
     fixed: set[str] = set()
+    if isinstance(space, ResNetSpace):  # keyed (r, term index, cell index, 0): callers read the keys
+        for i, key in enumerate(sorted(resnet_uncompilable(space, resolutions, compilable))):
+            cells[(0, -1, i, 0)] = key
+        return cells, fixed
+    sb = space_blocks(space)
     for r in resolutions:
         ri = space.resolutions.index(r)
         for block, ns in sb.fixed(ri):
@@ -268,6 +279,8 @@ def plan_probes(
         raise ValueError(f"resolutions {bad} are not resolutions of space '{space.name}'")
     if coverage < 1:
         raise ValueError(f"coverage must be >= 1, got {coverage}")
+    if isinstance(space, ResNetSpace):
+        return _plan_resnet(space, compilable, res, coverage, validation_subnets, seed)
     cells, fixed_bad = uncompilable_cells(space, res, compilable)
     if fixed_bad:
         raise ValueError(
@@ -287,6 +300,63 @@ def plan_probes(
     return ProbePlan(
         space, res, coverage, tuple(probes), tuple(validation), tuple(keys), tuple(sorted(bad_keys))
     )
+
+
+def _plan_resnet(
+    space: ResNetSpace, compilable: CompileCheck, res: tuple[int, ...], coverage: int, n_val: int, seed: int
+) -> ProbePlan:
+    """:func:`plan_probes` for ResNet-50 (:mod:`ofa_hw.lut.plan_resnet`; every key must compile)."""
+    bad_keys = resnet_uncompilable(space, res, compilable)
+    if bad_keys:
+        raise ValueError(f"space '{space.name}': blocks cannot compile on this DPU: {sorted(bad_keys)[:3]}")
+    probes = resnet_probes(space, res, coverage, seed)
+    validation = _validation_archs(space, res, set(), n_val, np.random.default_rng(seed))  # type: ignore[arg-type]
+    keys = tuple(space_keys(space, res))
+    return ProbePlan(space, res, coverage, tuple(probes), tuple(validation), keys, ())  # type: ignore[arg-type]
+
+
+def _resnet_seed_probes(
+    space: ResNetSpace, compilable: CompileCheck, picked: list[int], seed: int, vary_depth: bool
+) -> list[Arch]:
+    """:func:`plan_seed_probes` for ResNet-50: probe ``j`` is probe ``j`` of the full plan at its resolution
+    (balanced over widths and expands); ``vary_depth`` cycles every stage through the depths."""
+    if resnet_uncompilable(space, sorted(set(picked)), compilable):
+        raise ValueError(
+            f"space '{space.name}': some blocks cannot compile on this DPU (budget plan needs all)"
+        )
+    out = []
+    for j, r in enumerate(picked):
+        arch = resnet_probes(space, [r], 1, seed)[
+            j % (len(space.width_mult_list) ** 2 * len(space.expand_list))
+        ]
+        if vary_depth:
+            arch["d"] = [space.depth_list[(j + s) % len(space.depth_list)] for s in range(5)]
+        out.append(arch)
+    return out
+
+
+def _resnet_subnets(
+    space: ResNetSpace,
+    compilable: CompileCheck,
+    res: list[int],
+    n: int,
+    rng: np.random.Generator,
+    max_depth: bool,
+) -> list[Arch]:
+    """:func:`sample_subnets` for ResNet-50 (OFA's sampling; rejection of any arch holding an uncompilable key)."""
+    bad = resnet_uncompilable(space, res, compilable)
+    out: list[Arch] = []
+    for _ in range(1000 * max(n, 1)):
+        if len(out) == n:
+            break
+        arch = space.sample(rng) | {"r": int(rng.choice(res))}
+        if max_depth:
+            arch["d"] = [space.max_depth] * 5
+        if not bad.intersection(build_netspec(space, arch).keys):
+            out.append(space.validate(arch))
+    if len(out) < n:
+        raise ValueError(f"space '{space.name}': found only {len(out)} of {n} compilable random subnets")
+    return out
 
 
 def _choices(
@@ -348,6 +418,8 @@ def plan_seed_probes(
         ValueError: fixed blocks or a whole position cannot compile at one of the resolutions.
     """
     picked = spread_resolutions(resolutions, n)
+    if isinstance(space, ResNetSpace):
+        return _resnet_seed_probes(space, compilable, picked, seed, vary_depth)
     cells, fixed_bad = uncompilable_cells(space, sorted(set(picked)), compilable)
     if fixed_bad:
         raise ValueError(
@@ -382,6 +454,8 @@ def sample_subnets(
     over the space's (or the maximum with ``max_depth``), so no rejection sampling is needed.
     """
     res = sorted({int(r) for r in resolutions})
+    if isinstance(space, ResNetSpace):
+        return _resnet_subnets(space, compilable, res, n, rng, max_depth)
     cells, _ = uncompilable_cells(space, res, compilable)
     choices = {r: _choices(space, cells, r) for r in res}
     out = []

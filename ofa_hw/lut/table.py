@@ -236,6 +236,10 @@ class LatencyTable:
                 return float(self._means[i]), float(stds[i]) ** 2  # type: ignore[attr-defined]
             return (math.inf, 0.0) if block.key in uncompilable else (math.nan, 0.0)
 
+        if not isinstance(space, SearchSpace):  # ResNet-50: cells over the genes each term depends on
+            from ofa_hw.termtable import TermTable
+
+            return TermTable.from_block_fn(space, cell)
         return BlockTable.from_block_fn(space, cell)
 
     # ------------------------------------------------------------------ files

@@ -25,6 +25,7 @@ from ofa_hw.blocktable import space_blocks
 from ofa_hw.netspec import Block, NetSpec, build_netspec
 from ofa_hw.predictor.features import HwParams, featurize
 from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 if TYPE_CHECKING:
     from ofa_hw.backends.base import ProfileOutcome
@@ -245,6 +246,10 @@ _KEY_BLOCKS: dict[SearchSpace, dict[str, tuple[Block, NetSpec]]] = {}
 
 def all_cells(space: SearchSpace) -> list[tuple[Block, NetSpec]]:
     """The ``(block, netspec)`` of every fixed block and every table cell, in :func:`cell_layout` order."""
+    if isinstance(space, ResNetSpace):  # every distinct cell of every term (:mod:`ofa_hw.termtable`)
+        from ofa_hw.lut.plan_resnet import resnet_cells
+
+        return [(b, ns) for _, _, _, b, ns in resnet_cells(space, space.resolutions)]
     sb = space_blocks(space)
     out: list[tuple[Block, NetSpec]] = []
     for ri in range(len(space.resolutions)):

@@ -24,7 +24,10 @@ import pandas as pd
 from ofa_hw.netspec import Block, Layer, NetSpec
 
 #: Block kinds in a stable order (a numeric code is a feature; MobileNetV3's head kinds are appended).
-BLOCK_KINDS: tuple[str, ...] = ("Conv", "first", "expanded_conv", "Conv_1", "Logits", "AvgPool2D", "Conv_2")
+BLOCK_KINDS: tuple[str, ...] = (
+    *("Conv", "first", "expanded_conv", "Conv_1", "Logits", "AvgPool2D", "Conv_2"),
+    *("ResConv", "MaxPool", "bottleneck"),  # ResNet-50 (appended: the MBConv codes stay)
+)
 
 #: The numeric feature columns, in the order the models see them (saved with every predictor).
 FEATURES: tuple[str, ...] = (
@@ -169,7 +172,7 @@ def _layer_cost(layer: Layer, hw: HwParams) -> dict[str, float]:
         out["conv"] = float(_ceil(layer.in_c, hw.icp) * _ceil(layer.out_c, hw.ocp))
         out["padded"] = out["conv"] * hw.icp * hw.ocp
         out["oc_tiles"] = float(_ceil(layer.out_c, hw.ocp))
-    else:  # global pooling on the pooling engine
+    else:  # pooling (global, max, average) and ResNet's adds on the pooling / element-wise engine
         out["misc"] = float(_ceil(layer.in_hw**2, hw.dw_pp) * _ceil(layer.in_c, hw.icp))
     if layer.residual:  # the shortcut add runs one pixel per cycle per ICP channels
         out["misc"] += float(oh * ow * _ceil(layer.out_c, hw.icp))

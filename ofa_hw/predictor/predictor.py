@@ -36,6 +36,7 @@ from ofa_hw.predictor.data import TARGETS, TrainingSet, all_cells, cell_layout
 from ofa_hw.predictor.features import HwParams, featurize
 from ofa_hw.predictor.models import MODELS, BlockModel, member_spread
 from ofa_hw.space import Arch, SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 #: ``compilable(block, netspec) -> bool`` (see :func:`ofa_hw.lut.dpu_compile_check`).
 CompileCheck = Callable[[Block, NetSpec], bool]
@@ -241,6 +242,10 @@ class LatencyPredictor:
             bad = np.array([not check(b, ns) for b, ns in cells])
             mean = np.where(bad, np.inf, mean)
             var = np.where(bad, np.inf, var)
+        if isinstance(space, ResNetSpace):
+            table = _term_table(space, cells, mean, var, self.overheads[target])
+            self._tables[target] = table
+            return table
         r_of, n_fixed = cell_layout(space)
         nr = len(space.resolutions)
         shape = (nr, space.n_blocks, len(space.ks_list), len(space.expand_list))
@@ -333,3 +338,17 @@ def make_model(name: str, **params: Any) -> BlockModel:
     if name not in MODELS:
         raise PredictorError(f"unknown predictor model '{name}'; known: {sorted(MODELS)}")
     return MODELS[name](**params)
+
+
+def _term_table(space: ResNetSpace, cells: list, mean: np.ndarray, var: np.ndarray, overhead: Any) -> Any:
+    """ResNet-50's compiled form: a :class:`~ofa_hw.termtable.TermTable` of the per-key predictions, the
+    overhead (a function of the resolution) added to the stem conv's term, which every arch has."""
+    from ofa_hw.termtable import TermTable
+
+    by_key = {b.key: (float(m), float(v)) for (b, _), m, v in zip(cells, mean, var, strict=True)}
+    table = TermTable.from_block_fn(space, lambda block, _ns: by_key[block.key])
+    res = np.asarray(space.resolutions, dtype=float)
+    means, variances = list(table.means), list(table.variances or [np.zeros_like(m) for m in table.means])
+    means[0] = means[0] + overhead(res)[None, :]
+    variances[0] = variances[0] + overhead.var
+    return TermTable(space, table.terms, tuple(means), tuple(variances))

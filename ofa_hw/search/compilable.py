@@ -21,13 +21,22 @@ from ofa_hw.blocktable import BlockTable
 from ofa_hw.dpu.generations import TOOLCHAINS
 from ofa_hw.search.genes import GeneOps
 from ofa_hw.space import SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
+from ofa_hw.termtable import table_for
 
 #: Subnets sampled by default; the standard error of the share is then at most 0.35 percentage points.
 DEFAULT_SAMPLES = 20_000
 
 
-def largest_arch(space: SearchSpace) -> dict[str, Any]:
+def largest_arch(space: SearchSpace | ResNetSpace) -> dict[str, Any]:
     """Every choice at its maximum: the subnet most likely to hit a compile limit."""
+    if isinstance(space, ResNetSpace):
+        top = len(space.width_mult_list) - 1
+        return {
+            "d": [space.max_depth] * 5,
+            "e": [max(space.expand_list)] * space.n_blocks,
+            "w": [top] * 6,
+        } | {"r": max(space.resolutions)}
     return {
         "ks": [max(space.ks_list)] * space.n_blocks,
         "e": [max(space.expand_list)] * space.n_blocks,
@@ -41,8 +50,9 @@ def _uncompilable(space: SearchSpace, dpu: Any, genes: np.ndarray) -> tuple[np.n
     from ofa_hw.lut.plan import dpu_compile_check
 
     check = dpu_compile_check(dpu)
-    table = BlockTable.from_block_fn(space, lambda block, ns: 0.0 if check(block, ns) else np.inf)
-    return ~np.isfinite(table.evaluate(genes)), int((~np.isfinite(table.blocks)).sum())
+    table = table_for(space, lambda block, ns: 0.0 if check(block, ns) else np.inf)
+    cells = [table.blocks] if isinstance(table, BlockTable) else list(table.means)
+    return ~np.isfinite(table.evaluate(genes)), int(sum((~np.isfinite(c)).sum() for c in cells))
 
 
 def admitted_share(space: SearchSpace, dpu: Any, n: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:

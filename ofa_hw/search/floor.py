@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ofa_hw.blocktable import BlockTable
+from ofa_hw.termtable import TermTable
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class Floor:
     genes: np.ndarray
 
 
-def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
+def linear_argmin(table: BlockTable | TermTable, w_mean: float, w_var: float) -> np.ndarray:
     """Gene row minimising ``w_mean·mean + w_var·variance`` over the space (separable per block)."""
+    if isinstance(table, TermTable):  # ResNet-50: neighbouring widths couple the blocks
+        return table.linear_argmin(w_mean, w_var)
     space = table.space
     nr, nb, nk, ne = table.blocks.shape
     # cells without a finite value cannot be chosen, whatever the sign of the weights
@@ -72,7 +75,7 @@ def linear_argmin(table: BlockTable, w_mean: float, w_var: float) -> np.ndarray:
     return genes
 
 
-def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
+def table_floor(table: BlockTable | TermTable, k_sigma: float = 0.0) -> Floor:
     """Exact minimum of ``mean + k_sigma·σ`` over ``table``'s space (see the module docstring)."""
 
     def point(genes: np.ndarray) -> tuple[float, float]:
@@ -86,7 +89,11 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
     # The two ends of the hull: smallest mean (ties → smallest variance) and smallest variance.
     tiny = 1e-9
     lo = linear_argmin(table, 1.0, tiny)
-    if k_sigma == 0 or table.var_blocks is None or not np.isfinite(point(lo)[0]):
+    if (
+        k_sigma == 0
+        or getattr(table, "var_blocks", getattr(table, "variances", None)) is None
+        or not np.isfinite(point(lo)[0])
+    ):
         return result(lo)
     hi = linear_argmin(table, tiny, 1.0)
     vertices = {lo.tobytes(): lo, hi.tobytes(): hi}
@@ -106,7 +113,7 @@ def table_floor(table: BlockTable, k_sigma: float = 0.0) -> Floor:
     return min((result(g) for g in vertices.values()), key=lambda f: f.bound_ms)
 
 
-def table_ceiling(table: BlockTable) -> Floor:
+def table_ceiling(table: BlockTable | TermTable) -> Floor:
     """The slowest compilable subnet by predicted mean (the top of the space's latency range)."""
     genes = linear_argmin(table, -1.0, 0.0)
     mean, std = table.evaluate_with_std(genes[None, :])

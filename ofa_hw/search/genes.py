@@ -10,6 +10,10 @@ only over whole populations at once:
   block) with ``prob``, and each stage depth with ``prob``;
 * crossover takes every gene from either parent with probability 1/2.
 
+ResNet-50 (``expand | depth | width | resolution``, :mod:`ofa_hw.space_resnet`) has no kernel genes: every
+expand, depth and width gene mutates on its own coin (OFA's ``ResNetArchEncoder``), the resolution with
+``r_prob``.
+
 Inactive blocks keep their genes (OFA keeps them too), so a later depth mutation can bring a block
 back with the choices it carried. Two gene rows can therefore describe the same network;
 :meth:`GeneOps.canonical` zeroes the inactive genes so that such duplicates compare equal.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ofa_hw.space import SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 #: Random draws are 16-bit (four per 64-bit output of the generator, several times cheaper than float64
 #: draws): a coin with probability ``p`` hits when ``u < round(p·2¹⁶)``, a uniform value of a gene with
@@ -38,15 +43,20 @@ class GeneOps:
         space: The search space whose gene layout the populations follow.
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace | ResNetSpace) -> None:
         self.space = space
         self.n_blocks = space.n_blocks
         self.n_genes = space.n_genes
         self.cardinality = space.gene_cardinality.astype(np.int64)
         nb = self.n_blocks
-        self._ks = slice(0, nb)
-        self._e = slice(nb, 2 * nb)
-        self._d = slice(2 * nb, self.n_genes - 1)
+        self._resnet = getattr(space, "family", "") == "resnet"
+        if self._resnet:  # expand | depth | width | r: no kernel genes, every gene has its own coin
+            self._ks, self._e = slice(0, 0), slice(0, 0)
+            self._d = slice(nb, self.n_genes - 1)
+        else:
+            self._ks = slice(0, nb)
+            self._e = slice(nb, 2 * nb)
+            self._d = slice(2 * nb, self.n_genes - 1)
         self._scale = (self.cardinality / _ONE).astype(np.float32)  # exact: u·c < 2²⁴
         self._draw_cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -115,6 +125,11 @@ class GeneOps:
         """Copies of ``genes`` with the kernel/expand genes of inactive blocks set to 0."""
         genes = np.atleast_2d(genes).copy()
         inactive = ~self.space.active_mask(genes)
+        if self._resnet:  # expands of inactive blocks, and a skipped stem's depth gene (any non-max: 0)
+            genes[:, : self.n_blocks][inactive] = 0
+            d0 = genes[:, self.n_blocks]
+            genes[:, self.n_blocks] = np.where(d0 == self.cardinality[self.n_blocks] - 1, d0, 0)
+            return genes
         genes[:, self._ks][inactive] = 0  # basic slices are views: this writes into ``genes``
         genes[:, self._e][inactive] = 0
         return genes

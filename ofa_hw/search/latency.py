@@ -18,6 +18,7 @@ import numpy as np
 from ofa_hw.blocktable import BlockTable
 from ofa_hw.errors import UserError
 from ofa_hw.search.floor import Floor, table_floor
+from ofa_hw.termtable import TermTable
 
 
 class InfeasibleBudgetError(UserError, ValueError):
@@ -51,7 +52,7 @@ class TableLatency:
         name: Label for reports.
     """
 
-    def __init__(self, table: BlockTable, name: str = "table") -> None:
+    def __init__(self, table: BlockTable | TermTable, name: str = "table") -> None:
         self.block_table = table
         self.name = name
 
@@ -59,18 +60,19 @@ class TableLatency:
         return self.block_table.evaluate_with_std(genes)
 
 
-def block_table_of(model: Any) -> BlockTable | None:
-    """The compiled table behind a latency model, if it exposes one."""
-    if isinstance(model, BlockTable):
+def block_table_of(model: Any) -> BlockTable | TermTable | None:
+    """The compiled table behind a latency model, if it exposes one (ResNet-50: a :class:`TermTable`)."""
+    tables = (BlockTable, TermTable)
+    if isinstance(model, tables):
         return model
     for attr in ("block_table", "table"):
         table = getattr(model, attr, None)
-        if isinstance(table, BlockTable):
+        if isinstance(table, tables):
             return table
     compile_fn = getattr(model, "compile", None)
     if callable(compile_fn):
         table = compile_fn()
-        if isinstance(table, BlockTable):
+        if isinstance(table, tables):
             return table
     return None
 

@@ -28,6 +28,7 @@ from ofa_hw.search.evolution import Candidate, Evaluated, FinderBase, candidates
 from ofa_hw.search.floor import linear_argmin, table_ceiling
 from ofa_hw.search.latency import block_table_of
 from ofa_hw.space import SearchSpace
+from ofa_hw.termtable import TermTable
 
 
 def front_mask(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -136,12 +137,22 @@ class ParetoFinder(FinderBase):
         if table is None:
             return np.empty((0, self.space.n_genes), dtype=np.int8)
         macs = getattr(self.accuracy, "macs_table", None)
-        if not isinstance(macs, BlockTable):
+        if not isinstance(macs, (BlockTable, TermTable)):
             from ofa_hw.accuracy.flops import FlopsProxy
 
             macs = FlopsProxy(self.space).macs_table
         # the MACs of the cells that compile (inf = unusable for linear_argmin), maximised
-        usable = BlockTable(self.space, macs.fixed, np.where(np.isfinite(table.blocks), macs.blocks, np.inf))
+        usable: BlockTable | TermTable
+        if isinstance(table, TermTable) and isinstance(macs, TermTable):
+            cells = zip(table.means, macs.means, strict=True)
+            usable = TermTable(
+                table.space, table.terms, tuple(np.where(np.isfinite(t), m, np.inf) for t, m in cells)
+            )
+        else:
+            assert isinstance(table, BlockTable) and isinstance(macs, BlockTable)
+            usable = BlockTable(
+                self.space, macs.fixed, np.where(np.isfinite(table.blocks), macs.blocks, np.inf)
+            )
         rows = [self.constraint.floor().genes, table_ceiling(table).genes, linear_argmin(usable, -1.0, 0.0)]
         return np.stack(rows).astype(np.int8)
 

@@ -29,6 +29,7 @@ from ofa_hw.search.evolution import Candidate, EvolutionFinder, EvolutionParams,
 from ofa_hw.search.floor import Floor, table_floor
 from ofa_hw.search.latency import InfeasibleBudgetError, LatencyConstraint, block_table_of
 from ofa_hw.space import SearchSpace
+from ofa_hw.space_resnet import ResNetSpace
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Measurement:
         return self.ok and self.ms <= budget_ms
 
 
-def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def network_keys(space: SearchSpace | ResNetSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(network id, subnet id)`` per encoded arch: equal network ids = the same network to the DPU.
 
     Within a stage every block after the first has the same input and output shape, so reordering
@@ -78,17 +79,25 @@ def network_keys(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.
     if not _mbconv_layout(space, g):
         return _network_keys_generic(space, g)  # another layout (ResNet-50): through the archs
     nb = space.n_blocks
-    pair = g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb]
+    if isinstance(space, ResNetSpace):  # expand | depth | width | r; a skipped stem: any d[0] < max
+        pair, tail, n_stages = g[:, :nb].copy(), g[:, nb:].copy(), len(space.stage_max_blocks)
+        tail[:, 0] = np.where(tail[:, 0] == len(space.depth_list) - 1, tail[:, 0], 0)
+    else:
+        pair, tail, n_stages = (
+            g[:, :nb] * len(space.expand_list) + g[:, nb : 2 * nb],
+            g[:, 2 * nb :],
+            space.n_stages,
+        )
     pair[~space.active_mask(g)] = -1
-    exact = np.concatenate([pair, g[:, 2 * nb :]], axis=1)
+    exact = np.concatenate([pair, tail], axis=1)
     parts = []
-    for stage in range(space.n_stages):  # per stage: the first block as is, the later ones as a multiset
+    for stage in range(n_stages):  # per stage: the first block as is, the later ones as a multiset
         blocks = list(space.stage_blocks(stage))
         parts.append(pair[:, blocks[:1]])
         if len(blocks) > 1:
             rest = pair[:, blocks[1:]]
             parts.append(np.sort(np.where(rest < 0, np.iinfo(np.int32).max, rest), axis=1))
-    canon = np.concatenate([*parts, g[:, 2 * nb :]], axis=1)
+    canon = np.concatenate([*parts, tail], axis=1)
     _, net = np.unique(canon, axis=0, return_inverse=True)
     _, sub = np.unique(exact, axis=0, return_inverse=True)
     return net.ravel(), sub.ravel()
