@@ -103,20 +103,22 @@ def network_keys(space: SearchSpace | ResNetSpace, genes: np.ndarray) -> tuple[n
     return net.ravel(), sub.ravel()
 
 
-def _mbconv_layout(space: SearchSpace, genes: np.ndarray) -> bool:
+def _mbconv_layout(space: SearchSpace | ResNetSpace, genes: np.ndarray) -> bool:
     """Whether ``genes`` are ``[ks × n_blocks, e × n_blocks, …]`` of an MBConv space with an active mask
     (the vectorised path of :func:`network_keys`)."""
     needed = ("active_mask", "ks_list", "expand_list", "n_stages", "stage_blocks")
     return all(hasattr(space, n) for n in needed) and genes.shape[1] > 2 * space.n_blocks
 
 
-def _stages(space: SearchSpace) -> int:
+def _stages(space: SearchSpace | ResNetSpace) -> int:
     if hasattr(space, "stage_max_blocks"):
         return len(space.stage_max_blocks)
     return int(space.n_stages)
 
 
-def _network_keys_generic(space: SearchSpace, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _network_keys_generic(
+    space: SearchSpace | ResNetSpace, genes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`network_keys` through the arch dicts, for any space with ``stage_blocks``/``active_blocks``:
     per-block settings (lists with one entry per block) of a stage's later active blocks sorted."""
     uniq, back = np.unique(genes, axis=0, return_inverse=True)  # the search re-scores many subnets
