@@ -76,8 +76,8 @@ def network_keys(space: SearchSpace | ResNetSpace, genes: np.ndarray) -> tuple[n
     sorted; the subnet id ignores inactive blocks only (the space's ``arch_id``).
     """
     g = np.atleast_2d(np.asarray(genes)).astype(np.int32)
-    if not _mbconv_layout(space, g):
-        return _network_keys_generic(space, g)  # another layout (ResNet-50): through the archs
+    if not isinstance(space, ResNetSpace) and not _mbconv_layout(space, g):
+        return _network_keys_generic(space, g)  # a layout without a vectorised form: through the archs
     nb = space.n_blocks
     if isinstance(space, ResNetSpace):  # expand | depth | width | r; a skipped stem: any d[0] < max
         pair, tail, n_stages = g[:, :nb].copy(), g[:, nb:].copy(), len(space.stage_max_blocks)
