@@ -18,8 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ofa_hw.lut.manage import LutResult, ensure_lut, planned_cost
-from ofa_hw.lut.settings import LutSettings
-from ofa_hw.tasks import make_dpu, make_space, open_store, output_dir, write_results
+from ofa_hw.tasks import open_store, output_dir, write_results
 from ofa_hw.tasks.run import RunObjects
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,8 @@ def dry_run(cfg: DictConfig) -> dict:
     """``lut.dry_run=true``: say what building the LUT would profile and cost; profile nothing."""
     from hydra.utils import get_class
 
-    space, dpu = make_space(cfg), make_dpu(cfg)
+    run = RunObjects.build(cfg)
+    space, dpu = run.space, run.dpu
     granularity = granularity_of(cfg)
     # The backend object only for its identity and parallelism (name, toolchain, build jobs, boards):
     # built without make_backend's checks, since a dry run touches no container and no board.
@@ -86,7 +86,7 @@ def dry_run(cfg: DictConfig) -> dict:
     plan, cost, reused = planned_cost(
         space,
         dpu,
-        LutSettings.from_config(cfg.lut),
+        run.lut,
         backend=identity,
         store=lambda: open_store(cfg),
         runs=int(cfg.backend.runs),
@@ -118,7 +118,8 @@ def run(cfg: DictConfig) -> dict:
         results = dry_run(cfg)
         write_results(results, outdir)
         return results
-    result = lut_for_config(cfg, rundir=outdir)
+    run_objects = RunObjects.build(cfg)
+    result = lut_for_config(cfg, rundir=outdir, run=run_objects)
     summary = result.summary()
     cov = result.coverage
     mape = summary["validation_mape"]
@@ -141,7 +142,7 @@ def run(cfg: DictConfig) -> dict:
         )
         + f"\n  wall time {result.timings_s['total_s']:.1f} s"
     )
-    dpu = make_dpu(cfg)
+    dpu = run_objects.dpu
     results = {
         "lut": summary,
         "dpu": {"preset": dpu.name, "fingerprint": dpu.fingerprint()},
